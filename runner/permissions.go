@@ -1,0 +1,28 @@
+package runner
+
+import rbacv1 "k8s.io/api/rbac/v1"
+
+// RequiredRules are the namespaced RBAC rules the runner needs, and nothing more.
+// They are derived from the API calls the runner and the gkexec binary make:
+//
+//   - configmaps create/patch/delete: the code and input files travel in a ConfigMap; after the Job
+//     exists the ConfigMap is patched to be owned by it, so deleting the Job (or its TTL) removes both.
+//   - configmaps list, jobs list: `gkexec gc` finds leftovers of crashed callers by label.
+//   - jobs create/delete: one Job per execution, deleted with background propagation (its Pod goes too).
+//   - pods list/watch: one shared, label-filtered watch follows every execution's Pod.
+//   - pods/log get: stdout, stderr and the result record are read from the container log.
+//   - events list/watch: failures before a Pod exists (quota, missing RuntimeClass, admission) are only
+//     reported as events on the Job, so the runner fails fast instead of waiting for the timeout.
+//   - resourcequotas list: `gkexec doctor` reports quota headroom.
+//
+// The Terraform namespace module and manifests/ grant exactly these; a test keeps them in step.
+func RequiredRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "delete", "list", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"resourcequotas"}, Verbs: []string{"list"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "delete", "list"}},
+	}
+}
