@@ -1,0 +1,24 @@
+# gkexec: targets are thin; each delegates to a script under test/ or hack/. `make help` lists them.
+
+SHELL := /bin/bash
+LOCALCLUSTER := test/localcluster/cluster.sh
+
+.DEFAULT_GOAL := help
+.PHONY: help cluster-up cluster-down cluster-status cluster-smoke
+
+help: ## List the targets
+	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Local cluster (single-node Kubernetes + gVisor; see test/localcluster/README.md)
+
+cluster-up: ## Build what is missing and start the local GKE-Sandbox stand-in (idempotent)
+	$(LOCALCLUSTER) up
+
+cluster-down: ## Stop the local cluster and undo its host changes
+	$(LOCALCLUSTER) down
+
+cluster-status: ## Show what the local cluster runs
+	$(LOCALCLUSTER) status
+
+cluster-smoke: ## Run one pod under gVisor on the local cluster and print what it sees
+	$(LOCALCLUSTER) smoke

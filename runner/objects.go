@@ -1,0 +1,252 @@
+package runner
+
+import (
+	_ "embed"
+	"fmt"
+	"maps"
+	"math"
+	"sort"
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+//go:embed sandbox/entrypoint.py
+var entrypointPy string
+
+const (
+	containerName = "sandbox"
+	codeMount     = "/gkexec/code"
+	codeKey       = "main.py"
+	entrypointKey = "entrypoint.py"
+	// maxConfigMapBytes is the API server's limit on a ConfigMap's data (keys and values).
+	maxConfigMapBytes = 1 << 20
+	// terminationGrace: killing untrusted code needs no courtesy; the Pod should vanish at once.
+	terminationGrace = 1
+	// deadlineSlack is added to the Job's activeDeadlineSeconds beyond start and run timeouts:
+	// the backstop must never fire before the runner's own, friendlier, timeout handling.
+	deadlineSlack = 30
+)
+
+// objectName is the name of an execution's ConfigMap and Job.
+func objectName(executionID string) string { return "gkexec-" + executionID }
+
+// inputKey is the ConfigMap key of the i-th input file: ConfigMap keys cannot hold slashes, so
+// files are stored under plain keys and projected to their paths by the volume's items.
+func inputKey(i int) string { return "input-" + strconv.Itoa(i) }
+
+func (o *Options) labels(executionID string) map[string]string {
+	l := make(map[string]string, len(o.Labels)+3)
+	maps.Copy(l, o.Labels)
+	l[LabelManagedBy] = ManagedByValue
+	l[LabelComponent] = ComponentSandbox
+	l[LabelExecutionID] = executionID
+	return l
+}
+
+// requestSize is what the request adds to the ConfigMap, checked before anything is created.
+func requestSize(req Request) int {
+	n := len(codeKey) + len(req.Code) + len(entrypointKey) + len(entrypointPy)
+	i := 0
+	for _, data := range req.Files {
+		n += len(inputKey(i)) + len(data)
+		i++
+	}
+	return n
+}
+
+func sortedFileNames(files map[string][]byte) []string {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// newConfigMap holds the code, the entrypoint and the input files. Immutable: nothing should
+// change the code under a running execution, and the kubelet need not watch it.
+func newConfigMap(o *Options, req Request) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        objectName(req.ExecutionID),
+			Namespace:   o.Namespace,
+			Labels:      o.labels(req.ExecutionID),
+			Annotations: maps.Clone(o.Annotations),
+		},
+		Immutable: ptr.To(true),
+		Data:      map[string]string{codeKey: req.Code, entrypointKey: entrypointPy},
+	}
+	for i, name := range sortedFileNames(req.Files) {
+		if cm.BinaryData == nil {
+			cm.BinaryData = make(map[string][]byte, len(req.Files))
+		}
+		cm.BinaryData[inputKey(i)] = req.Files[name]
+	}
+	return cm
+}
+
+// newJob runs the entrypoint in a Pod that passes the Pod Security Standards "restricted" profile,
+// under the sandbox RuntimeClass, with no credentials, no service links and no way to escalate.
+func newJob(o *Options, req Request) *batchv1.Job {
+	name := objectName(req.ExecutionID)
+	labels := o.labels(req.ExecutionID)
+
+	items := []corev1.KeyToPath{
+		{Key: codeKey, Path: codeKey},
+		{Key: entrypointKey, Path: entrypointKey},
+	}
+	for i, file := range sortedFileNames(req.Files) {
+		items = append(items, corev1.KeyToPath{Key: inputKey(i), Path: "inputs/" + file})
+	}
+	scratch := resource.MustParse(o.ScratchSizeLimit)
+	timeoutSeconds := int64(math.Ceil(o.Timeout.Seconds()))
+
+	pod := corev1.PodSpec{
+		RuntimeClassName:              runtimeClass(o),
+		RestartPolicy:                 corev1.RestartPolicyNever,
+		AutomountServiceAccountToken:  ptr.To(false),
+		EnableServiceLinks:            ptr.To(false),
+		TerminationGracePeriodSeconds: ptr.To[int64](terminationGrace),
+		NodeSelector:                  nodeSelector(o),
+		Tolerations:                   tolerations(o),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To(o.RunAsUser),
+			RunAsGroup:     ptr.To(o.RunAsGroup),
+			FSGroup:        ptr.To(o.RunAsGroup),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Containers: []corev1.Container{{
+			Name:            containerName,
+			Image:           o.Image,
+			ImagePullPolicy: o.ImagePullPolicy,
+			Command:         []string{"python3", "-I", "-S", codeMount + "/" + entrypointKey},
+			WorkingDir:      WorkDir,
+			Env: []corev1.EnvVar{
+				{Name: "GKEXEC_CODE", Value: codeMount + "/" + codeKey},
+				{Name: "GKEXEC_INPUTS", Value: codeMount + "/inputs"},
+				{Name: "GKEXEC_WORKDIR", Value: WorkDir},
+				{Name: "GKEXEC_OUTPUT_DIR", Value: OutputDir},
+				{Name: "GKEXEC_TIMEOUT_SECONDS", Value: strconv.FormatFloat(o.Timeout.Seconds(), 'f', -1, 64)},
+				{Name: "GKEXEC_MAX_OUTPUT_BYTES", Value: strconv.FormatInt(o.MaxOutputBytes, 10)},
+				{Name: "GKEXEC_MAX_FILE_BYTES", Value: strconv.FormatInt(o.MaxFileBytes, 10)},
+				{Name: "GKEXEC_MAX_PROCESSES", Value: strconv.FormatInt(max(o.MaxProcesses, 0), 10)},
+				{Name: "HOME", Value: "/tmp"},
+				{Name: "TMPDIR", Value: "/tmp"},
+				{Name: "PYTHONDONTWRITEBYTECODE", Value: "1"},
+				{Name: "PYTHONUNBUFFERED", Value: "1"},
+			},
+			Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{
+					corev1.ResourceCPU:    resource.MustParse(o.CPURequest),
+					corev1.ResourceMemory: resource.MustParse(o.MemoryRequest),
+				},
+				Limits: corev1.ResourceList{
+					corev1.ResourceCPU:              resource.MustParse(o.CPULimit),
+					corev1.ResourceMemory:           resource.MustParse(o.MemoryLimit),
+					corev1.ResourceEphemeralStorage: resource.MustParse(o.EphemeralStorageLimit),
+				},
+			},
+			SecurityContext: &corev1.SecurityContext{
+				RunAsNonRoot:             ptr.To(true),
+				RunAsUser:                ptr.To(o.RunAsUser),
+				RunAsGroup:               ptr.To(o.RunAsGroup),
+				ReadOnlyRootFilesystem:   ptr.To(true),
+				AllowPrivilegeEscalation: ptr.To(false),
+				Privileged:               ptr.To(false),
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: "code", MountPath: codeMount, ReadOnly: true},
+				{Name: "tmp", MountPath: "/tmp"},
+				{Name: "workspace", MountPath: WorkDir},
+			},
+			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		}},
+		Volumes: []corev1.Volume{
+			{Name: "code", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: name},
+				Items:                items,
+				DefaultMode:          ptr.To[int32](0o444),
+			}}},
+			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				Medium: corev1.StorageMediumMemory, SizeLimit: &scratch,
+			}}},
+			{Name: "workspace", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(scratch.DeepCopy()),
+			}}},
+		},
+	}
+
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Namespace:   o.Namespace,
+			Labels:      labels,
+			Annotations: maps.Clone(o.Annotations),
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To[int32](0),
+			Completions:             ptr.To[int32](1),
+			Parallelism:             ptr.To[int32](1),
+			ActiveDeadlineSeconds:   ptr.To(int64(math.Ceil(o.StartTimeout.Seconds())) + timeoutSeconds + deadlineSlack),
+			TTLSecondsAfterFinished: ptr.To(int32(math.Ceil(o.TTLAfterFinished.Seconds()))),
+			// Pods are not replaced while terminating: a killed sandbox must stay killed.
+			PodReplacementPolicy: ptr.To(batchv1.Failed),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: maps.Clone(o.Annotations)},
+				Spec:       pod,
+			},
+		},
+	}
+}
+
+func runtimeClass(o *Options) *string {
+	if o.NoRuntimeClass {
+		return nil
+	}
+	return ptr.To(o.RuntimeClassName)
+}
+
+func nodeSelector(o *Options) map[string]string {
+	sel := maps.Clone(o.NodeSelector)
+	if !o.DisableSandboxNodeSelector {
+		if sel == nil {
+			sel = map[string]string{}
+		}
+		sel[GKESandboxLabel] = GKESandboxValue
+	}
+	return sel
+}
+
+func tolerations(o *Options) []corev1.Toleration {
+	t := append([]corev1.Toleration(nil), o.Tolerations...)
+	if !o.DisableSandboxNodeSelector {
+		t = append(t, corev1.Toleration{
+			Key: GKESandboxLabel, Operator: corev1.TolerationOpEqual, Value: GKESandboxValue,
+			Effect: corev1.TaintEffectNoSchedule,
+		})
+	}
+	return t
+}
+
+// ownerReference makes the Job own the ConfigMap, so that whoever deletes the Job (the runner, gc,
+// or the TTL controller) deletes the code with it.
+func ownerReference(job *batchv1.Job) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion: "batch/v1",
+		Kind:       "Job",
+		Name:       job.Name,
+		UID:        job.UID,
+	}
+}
+
+func describeSize(n int) string {
+	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
+}

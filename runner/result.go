@@ -1,0 +1,249 @@
+package runner
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Request is one execution.
+type Request struct {
+	// Code is the Python program to run, as main.py, with /workspace as its working directory.
+	Code string
+	// Files are input files: slash-separated relative paths to contents. The code finds them,
+	// writable, under its working directory (/workspace/<path>).
+	Files map[string][]byte
+	// ExecutionID names the objects (gkexec-<id>) and labels them; it must be a DNS label of at
+	// most 40 characters. Empty means a random one.
+	ExecutionID string
+}
+
+// OutputDir is where the code writes files it wants returned: every regular file below it comes
+// back in Result.Files, path order, until Options.MaxFileBytes are spent.
+const OutputDir = "/workspace/output"
+
+// WorkDir is the code's working directory; input files are copied into it.
+const WorkDir = "/workspace"
+
+const maxExecutionIDLength = 40
+
+// Result is what an execution produced. A non-zero exit code is a result, not an error.
+type Result struct {
+	ExecutionID string
+	// Stdout and Stderr are the code's two streams, kept apart, byte for byte.
+	Stdout []byte
+	Stderr []byte
+	// ExitCode is the code's exit status; 128+N when killed by signal N.
+	ExitCode int
+	// Signal that ended the code, 0 if it exited by itself.
+	Signal int
+	// TimedOut: the code was killed at Options.Timeout (Execute also returns ErrTimeout).
+	TimedOut bool
+	// OOMKilled: the sandbox ran out of memory (Options.MemoryLimit) and was killed.
+	OOMKilled bool
+	// StdoutTruncated, StderrTruncated, FilesTruncated: a size cap dropped the rest.
+	StdoutTruncated bool
+	StderrTruncated bool
+	FilesTruncated  bool
+	// Files written under OutputDir, in path order.
+	Files []File
+	// PodName and NodeName: where it ran.
+	PodName  string
+	NodeName string
+	// Timings of each phase, as the runner observed them.
+	Timings Timings
+	// CodeDuration is the code's own run time, measured inside the sandbox.
+	CodeDuration time.Duration
+	// MaxRSSBytes is the peak resident memory of the code's processes, measured inside the sandbox.
+	MaxRSSBytes int64
+}
+
+// File is one output file.
+type File struct {
+	// Path relative to OutputDir, slash separated.
+	Path string
+	// Data holds the content, at most Size bytes (less when Truncated).
+	Data []byte
+	// Size is the file's size in the sandbox.
+	Size      int64
+	Truncated bool
+}
+
+// Timings records when the runner saw each phase; zero when a phase was not reached.
+type Timings struct {
+	Requested time.Time // Execute was called
+	Created   time.Time // ConfigMap and Job accepted by the API server
+	Scheduled time.Time // the Pod was bound to a node
+	Started   time.Time // the container was seen running (or already finished)
+	Finished  time.Time // the end-of-output record (or the container's termination) was seen
+	LogsRead  time.Time // the log stream was fully read
+	CleanedUp time.Time // the Job and ConfigMap deletions were accepted
+}
+
+// Outcome summarises the result in one word, for logs and metrics.
+func (r *Result) Outcome() string {
+	switch {
+	case r.TimedOut:
+		return "timeout"
+	case r.OOMKilled:
+		return "oom"
+	case r.ExitCode != 0:
+		return "error"
+	default:
+		return "success"
+	}
+}
+
+// MarshalJSON gives the documented JSON form: text fields as strings, with a lossless base64 twin
+// only when the bytes are not valid UTF-8; file contents always base64.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type file struct {
+		Path      string `json:"path"`
+		Size      int64  `json:"size"`
+		Truncated bool   `json:"truncated,omitempty"`
+		Content   string `json:"content_base64"`
+	}
+	type timings struct {
+		Requested *time.Time `json:"requested,omitempty"`
+		Created   *time.Time `json:"created,omitempty"`
+		Scheduled *time.Time `json:"scheduled,omitempty"`
+		Started   *time.Time `json:"started,omitempty"`
+		Finished  *time.Time `json:"finished,omitempty"`
+		LogsRead  *time.Time `json:"logs_read,omitempty"`
+		CleanedUp *time.Time `json:"cleaned_up,omitempty"`
+	}
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	out := struct {
+		ExecutionID     string             `json:"execution_id"`
+		ExitCode        int                `json:"exit_code"`
+		Signal          int                `json:"signal,omitempty"`
+		Outcome         string             `json:"outcome"`
+		Stdout          string             `json:"stdout"`
+		StdoutBase64    string             `json:"stdout_base64,omitempty"`
+		Stderr          string             `json:"stderr"`
+		StderrBase64    string             `json:"stderr_base64,omitempty"`
+		TimedOut        bool               `json:"timed_out"`
+		OOMKilled       bool               `json:"oom_killed"`
+		StdoutTruncated bool               `json:"stdout_truncated"`
+		StderrTruncated bool               `json:"stderr_truncated"`
+		FilesTruncated  bool               `json:"files_truncated"`
+		Files           []file             `json:"files"`
+		PodName         string             `json:"pod_name,omitempty"`
+		NodeName        string             `json:"node_name,omitempty"`
+		Timings         timings            `json:"timings"`
+		CodeSeconds     float64            `json:"code_seconds"`
+		MaxRSSBytes     int64              `json:"max_rss_bytes,omitempty"`
+		PhaseSeconds    map[string]float64 `json:"phase_seconds"`
+	}{
+		ExecutionID: r.ExecutionID, ExitCode: r.ExitCode, Signal: r.Signal, Outcome: r.Outcome(),
+		TimedOut: r.TimedOut, OOMKilled: r.OOMKilled,
+		StdoutTruncated: r.StdoutTruncated, StderrTruncated: r.StderrTruncated, FilesTruncated: r.FilesTruncated,
+		Files: []file{}, PodName: r.PodName, NodeName: r.NodeName,
+		Timings: timings{at(r.Timings.Requested), at(r.Timings.Created), at(r.Timings.Scheduled), at(r.Timings.Started),
+			at(r.Timings.Finished), at(r.Timings.LogsRead), at(r.Timings.CleanedUp)},
+		CodeSeconds: r.CodeDuration.Seconds(), MaxRSSBytes: r.MaxRSSBytes, PhaseSeconds: map[string]float64{},
+	}
+	for name, d := range r.Timings.Phases() {
+		out.PhaseSeconds[name] = d.Seconds()
+	}
+	out.Stdout, out.StdoutBase64 = textAndBase64(r.Stdout)
+	out.Stderr, out.StderrBase64 = textAndBase64(r.Stderr)
+	for _, f := range r.Files {
+		out.Files = append(out.Files, file{f.Path, f.Size, f.Truncated, base64.StdEncoding.EncodeToString(f.Data)})
+	}
+	return json.Marshal(out)
+}
+
+func textAndBase64(b []byte) (string, string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD"), base64.StdEncoding.EncodeToString(b)
+}
+
+// PhaseNames are the consecutive phases of an execution, in order.
+var PhaseNames = []string{"create", "schedule", "start", "run", "read_logs", "cleanup"}
+
+// Phases breaks the execution into consecutive phases from Requested on: create (ConfigMap and Job
+// accepted), schedule (Pod bound), start (container running), run (end record seen), read_logs,
+// cleanup. A phase not reached is absent; the next one is measured from the last one seen.
+func (t Timings) Phases() map[string]time.Duration {
+	marks := []time.Time{t.Created, t.Scheduled, t.Started, t.Finished, t.LogsRead, t.CleanedUp}
+	out := make(map[string]time.Duration, len(marks))
+	prev := t.Requested
+	for i, at := range marks {
+		if at.IsZero() || prev.IsZero() {
+			continue
+		}
+		out[PhaseNames[i]] = max(at.Sub(prev), 0)
+		prev = at
+	}
+	return out
+}
+
+// validate checks the request and returns it normalised (an execution ID filled in).
+func (req Request) validate(newID func() string) (Request, error) {
+	var problems []string
+	if strings.TrimSpace(req.Code) == "" {
+		problems = append(problems, "Code is empty")
+	}
+	if req.ExecutionID == "" {
+		req.ExecutionID = newID()
+	} else {
+		if len(req.ExecutionID) > maxExecutionIDLength {
+			problems = append(problems, fmt.Sprintf("ExecutionID %q is longer than %d characters", req.ExecutionID, maxExecutionIDLength))
+		}
+		for _, msg := range validation.IsDNS1123Label(req.ExecutionID) {
+			problems = append(problems, fmt.Sprintf("ExecutionID %q: %s", req.ExecutionID, msg))
+		}
+	}
+	names := make([]string, 0, len(req.Files))
+	for name := range req.Files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if why := checkFilePath(name); why != "" {
+			problems = append(problems, fmt.Sprintf("input file %q: %s", name, why))
+		}
+	}
+	if len(problems) > 0 {
+		return req, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.Join(problems, "; "))
+	}
+	return req, nil
+}
+
+func checkFilePath(name string) string {
+	switch {
+	case name == "":
+		return "empty name"
+	case strings.HasPrefix(name, "/"):
+		return "must be a relative path"
+	case path.Clean(name) != name:
+		return "must be a clean path (no //, ./ or trailing /)"
+	case name == ".." || strings.HasPrefix(name, "../"):
+		return "must stay inside the working directory"
+	case len(name) > 1024:
+		return "path longer than 1024 characters"
+	case strings.ContainsAny(name, "\x00\n\r"):
+		return "contains a NUL or newline"
+	}
+	for _, part := range strings.Split(name, "/") {
+		if strings.HasPrefix(part, "..") {
+			return "path elements may not start with '..' (reserved by ConfigMap volumes)"
+		}
+	}
+	return ""
+}

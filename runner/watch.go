@@ -1,0 +1,203 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// hub follows every execution of one runner through three shared watches in its namespace —
+// sandbox Pods (by label), Warning events and autoscaler scale-up events — and routes each
+// change to the execution it belongs to. However many executions run, the API server sees three
+// watches, not one per execution.
+type hub struct {
+	mu       sync.Mutex
+	trackers map[string]*tracker // by execution ID
+	stop     chan struct{}
+	done     sync.WaitGroup
+}
+
+// tracker is one execution's view: the latest Pod and the warnings seen, plus a wake-up channel.
+type tracker struct {
+	id      string
+	wake    chan struct{}
+	mu      sync.Mutex
+	pod     *corev1.Pod
+	podGone bool
+	// events by UID, so that a repeated event (count++) replaces its earlier copy.
+	events  map[string]*corev1.Event
+	scaleUp bool
+}
+
+func (t *tracker) signal() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// snapshot returns the latest state; the Pod must not be modified.
+func (t *tracker) snapshot() (pod *corev1.Pod, gone bool, events []*corev1.Event, scaleUp bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.events {
+		events = append(events, e)
+	}
+	return t.pod, t.podGone, events, t.scaleUp
+}
+
+func newHub() *hub {
+	return &hub{trackers: map[string]*tracker{}, stop: make(chan struct{})}
+}
+
+// start checks that the runner may list what it watches (so RBAC problems surface as a clear error
+// instead of a reflector retrying forever), then starts the informers and waits for their first list.
+func (h *hub) start(ctx context.Context, client kubernetes.Interface, namespace string) error {
+	podSelector := labels.Set{LabelManagedBy: ManagedByValue, LabelComponent: ComponentSandbox}.String()
+	warnings := fields.OneTermEqualSelector("type", corev1.EventTypeWarning).String()
+	scaleUps := fields.OneTermEqualSelector("reason", "TriggeredScaleUp").String()
+
+	if _, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: podSelector, Limit: 1}); err != nil {
+		return apiError(err, "list", "pods", namespace, "")
+	}
+	if _, err := client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: warnings, Limit: 1}); err != nil {
+		return apiError(err, "list", "events", namespace, "")
+	}
+
+	pods := coreinformers.NewFilteredPodInformer(client, namespace, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.LabelSelector = podSelector })
+	events := coreinformers.NewFilteredEventInformer(client, namespace, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.FieldSelector = warnings })
+	scale := coreinformers.NewFilteredEventInformer(client, namespace, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.FieldSelector = scaleUps })
+	informers := []cache.SharedIndexInformer{pods, events, scale}
+	for _, inf := range informers {
+		_ = inf.SetTransform(stripManagedFields)
+	}
+	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { h.onPod(obj, false) },
+		UpdateFunc: func(_, obj any) { h.onPod(obj, false) },
+		DeleteFunc: func(obj any) { h.onPod(obj, true) },
+	})
+	for _, inf := range informers[1:] {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    h.onEvent,
+			UpdateFunc: func(_, obj any) { h.onEvent(obj) },
+		})
+	}
+	for _, inf := range informers {
+		h.done.Add(1)
+		go func() {
+			defer h.done.Done()
+			inf.Run(h.stop)
+		}()
+	}
+	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), pods.HasSynced, events.HasSynced, scale.HasSynced) {
+		return fmt.Errorf("%w: watching pods and events in namespace %s did not start: %v", ErrCluster, namespace, syncCtx.Err())
+	}
+	return nil
+}
+
+// stripManagedFields keeps the caches small: nothing here reads field ownership.
+func stripManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+func (h *hub) close() {
+	close(h.stop)
+	h.done.Wait()
+}
+
+func (h *hub) track(id string) *tracker {
+	t := &tracker{id: id, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
+	h.mu.Lock()
+	h.trackers[id] = t
+	h.mu.Unlock()
+	return t
+}
+
+func (h *hub) untrack(id string) {
+	h.mu.Lock()
+	delete(h.trackers, id)
+	h.mu.Unlock()
+}
+
+func (h *hub) lookup(id string) *tracker {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.trackers[id]
+}
+
+func (h *hub) onPod(obj any, deleted bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	t := h.lookup(pod.Labels[LabelExecutionID])
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.pod, t.podGone = pod, deleted
+	t.mu.Unlock()
+	t.signal()
+}
+
+func (h *hub) onEvent(obj any) {
+	ev, ok := obj.(*corev1.Event)
+	if !ok {
+		return
+	}
+	id := executionIDOf(ev.InvolvedObject)
+	if id == "" {
+		return
+	}
+	t := h.lookup(id)
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	if ev.Reason == "TriggeredScaleUp" {
+		t.scaleUp = true
+	} else {
+		t.events[string(ev.UID)] = ev
+	}
+	t.mu.Unlock()
+	t.signal()
+}
+
+// executionIDOf maps an event's object to an execution: Jobs are named gkexec-<id>, and their Pods
+// gkexec-<id>-<suffix>.
+func executionIDOf(ref corev1.ObjectReference) string {
+	name, ok := strings.CutPrefix(ref.Name, "gkexec-")
+	if !ok {
+		return ""
+	}
+	switch ref.Kind {
+	case "Job":
+		return name
+	case "Pod":
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			return name[:i]
+		}
+	}
+	return ""
+}

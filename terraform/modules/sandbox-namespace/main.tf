@@ -1,0 +1,77 @@
+locals {
+  # Kubernetes quantities without exponents: digits, optional fraction, optional suffix.
+  quantity_pattern = "^([0-9]+(?:\\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|)$"
+  quantity_multiplier = {
+    "" = 1, m = 0.001, k = 1e3, M = 1e6, G = 1e9, T = 1e12, P = 1e15, E = 1e18,
+    Ki = pow(2, 10), Mi = pow(2, 20), Gi = pow(2, 30), Ti = pow(2, 40), Pi = pow(2, 50), Ei = pow(2, 60)
+  }
+  # Numeric value of every quantity in var.quota and var.container_resources, for the cross-field
+  # validations. Invalid quantities are left out; their own validation reports them.
+  quantity_value = {
+    for q in distinct(concat(
+      [var.quota.requests_cpu, var.quota.requests_memory, var.quota.limits_cpu, var.quota.limits_memory, var.quota.limits_ephemeral_storage],
+      values(var.container_resources),
+    )) : q => tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]]
+    if can(regex(local.quantity_pattern, q))
+  }
+
+  dns_egress = [{
+    to = [{
+      namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = "kube-system" } }
+      podSelector       = { matchLabels = { "k8s-app" = "kube-dns" } }
+    }]
+    ports = [{ protocol = "UDP", port = 53 }, { protocol = "TCP", port = 53 }]
+  }]
+  # Keys with empty values are left out rather than rendered as [] or null, so the applied objects
+  # match what the API server stores.
+  destination_egress = [for d in var.sandbox_egress.destinations : merge(
+    { to = [{ ipBlock = merge({ cidr = d.cidr }, { for k, v in { except = d.except } : k => v if length(v) > 0 }) }] },
+    { for k, v in { ports = [for p in d.ports : merge({ protocol = p.protocol, port = p.port }, { for k, v in { endPort = p.end_port } : k => v if v != null })] } : k => v if length(v) > 0 },
+  )]
+  egress = concat(var.sandbox_egress.allow_dns ? local.dns_egress : [], local.destination_egress)
+
+  namespace_manifest = templatefile("${path.module}/templates/namespace.yaml.tftpl", { namespace = var.namespace })
+
+  # Every object but the Namespace, keyed by a stable name (not the object's name, so renaming the
+  # ServiceAccount updates in place where Kubernetes allows it).
+  manifests = merge(
+    {
+      serviceaccount = templatefile("${path.module}/templates/serviceaccount.yaml.tftpl", {
+        namespace           = var.namespace
+        name                = var.agent_service_account.name
+        gcp_service_account = var.agent_service_account.gcp_service_account
+      })
+      role = templatefile("${path.module}/templates/role.yaml.tftpl", { namespace = var.namespace })
+      rolebinding = templatefile("${path.module}/templates/rolebinding.yaml.tftpl", {
+        namespace       = var.namespace
+        service_account = var.agent_service_account.name
+      })
+      networkpolicy-default-deny = templatefile("${path.module}/templates/networkpolicy-default-deny.yaml.tftpl", { namespace = var.namespace })
+      resourcequota              = templatefile("${path.module}/templates/resourcequota.yaml.tftpl", { namespace = var.namespace, quota = var.quota })
+      limitrange                 = templatefile("${path.module}/templates/limitrange.yaml.tftpl", { namespace = var.namespace, limits = var.container_resources })
+    },
+    length(local.egress) == 0 ? {} : {
+      networkpolicy-egress = templatefile("${path.module}/templates/networkpolicy-egress.yaml.tftpl", { namespace = var.namespace, egress = local.egress })
+    },
+    var.create_runtime_class ? { runtimeclass = file("${path.module}/templates/runtimeclass.yaml.tftpl") } : {},
+  )
+}
+
+# The Namespace first, and waited for on destroy, so everything in it is gone when destroy returns.
+resource "kubectl_manifest" "namespace" {
+  yaml_body         = local.namespace_manifest
+  server_side_apply = true
+  # Take back fields someone changed out of band instead of failing on a field-manager conflict.
+  force_conflicts = true
+  wait            = true
+}
+
+resource "kubectl_manifest" "object" {
+  for_each = local.manifests
+
+  yaml_body         = each.value
+  server_side_apply = true
+  force_conflicts   = true
+
+  depends_on = [kubectl_manifest.namespace]
+}

@@ -1,0 +1,22 @@
+output "namespace" {
+  description = "Namespace to give the runner (runner.Options.Namespace, gkexec --namespace). Known once the Namespace and every object in it exist."
+  value       = var.namespace
+  depends_on  = [kubectl_manifest.namespace, kubectl_manifest.object]
+}
+
+output "agent_service_account" {
+  description = "Name of the agent's ServiceAccount in the namespace; a Pod running as it may use the runner once this output is known (the Role and RoleBinding exist)."
+  value       = var.agent_service_account.name
+  depends_on  = [kubectl_manifest.object]
+}
+
+output "runtime_class_name" {
+  description = "RuntimeClass sandbox Pods run with: gvisor, provided by GKE Sandbox or, with create_runtime_class, by this module."
+  value       = "gvisor"
+  depends_on  = [kubectl_manifest.object]
+}
+
+output "manifests" {
+  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange and, when enabled, networkpolicy-egress and runtimeclass). For review; test/parity compares it with manifests/."
+  value       = merge({ namespace = local.namespace_manifest }, local.manifests)
+}

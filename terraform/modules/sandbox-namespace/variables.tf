@@ -1,0 +1,168 @@
+variable "namespace" {
+  description = "Namespace the runner creates its ConfigMaps, Jobs and Pods in. The module creates it and deletes it on destroy, so it must be dedicated to gkexec."
+  type        = string
+  default     = "gkexec"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.namespace))
+    error_message = "namespace \"${var.namespace}\" is not a valid Kubernetes namespace name: use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit."
+  }
+  validation {
+    condition     = !contains(["default", "kube-system", "kube-public", "kube-node-lease"], var.namespace)
+    error_message = "namespace \"${var.namespace}\" is a system namespace; this module deletes its namespace on destroy, so give gkexec a dedicated one such as \"gkexec\"."
+  }
+}
+
+variable "agent_service_account" {
+  description = <<-EOT
+    The Kubernetes ServiceAccount the agent (the process that calls the runner) runs as; the Role is
+    bound to it. gcp_service_account, when set, is the Google service account it impersonates through
+    GKE Workload Identity (annotation iam.gke.io/gcp-service-account); see the workload-identity module.
+  EOT
+  type = object({
+    name                = optional(string, "gkexec-agent")
+    gcp_service_account = optional(string)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", var.agent_service_account.name))
+    error_message = "agent_service_account.name \"${var.agent_service_account.name}\" is not a valid ServiceAccount name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit."
+  }
+  validation {
+    condition     = var.agent_service_account.gcp_service_account == null || can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\\.gserviceaccount\\.com$", var.agent_service_account.gcp_service_account))
+    error_message = "agent_service_account.gcp_service_account must be a Google service account email such as gkexec-agent@PROJECT_ID.iam.gserviceaccount.com (the workload-identity module outputs it), or null for no Workload Identity."
+  }
+}
+
+variable "sandbox_egress" {
+  description = <<-EOT
+    Egress allowed to sandbox Pods on top of the default deny (which blocks all ingress and egress).
+    DNS is NOT implied: set allow_dns to let sandbox Pods query kube-dns (Pods labelled
+    k8s-app=kube-dns in kube-system, port 53). destinations are CIDRs (with optional exceptions), each
+    with optional ports; no ports means every port. With Dataplane V2, Service IPs are translated before
+    the policy applies: allow the backends' Pod or external IPs, not a ClusterIP.
+  EOT
+  type = object({
+    allow_dns = optional(bool, false)
+    destinations = optional(list(object({
+      cidr   = string
+      except = optional(list(string), [])
+      ports = optional(list(object({
+        port     = number
+        end_port = optional(number)
+        protocol = optional(string, "TCP")
+      })), [])
+    })), [])
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for d in var.sandbox_egress.destinations : can(cidrhost(d.cidr, 0)) && alltrue([for e in d.except : can(cidrhost(e, 0))])])
+    error_message = "sandbox_egress.destinations: every cidr and except entry must be a CIDR block such as 203.0.113.0/24 or 2001:db8::/32."
+  }
+  validation {
+    condition = alltrue(flatten([for d in var.sandbox_egress.destinations : [
+      for p in d.ports : contains(["TCP", "UDP", "SCTP"], p.protocol) && p.port >= 1 && p.port <= 65535 && floor(p.port) == p.port &&
+      (p.end_port == null || try(p.end_port >= p.port && p.end_port <= 65535 && floor(p.end_port) == p.end_port, false))
+    ]]))
+    error_message = "sandbox_egress.destinations[*].ports: protocol must be TCP, UDP or SCTP, port a whole number from 1 to 65535, and end_port (for a range) at least port and at most 65535."
+  }
+}
+
+variable "quota" {
+  description = <<-EOT
+    ResourceQuota of the namespace. Each execution holds one Job, one Pod and one ConfigMap while it
+    runs, so jobs caps concurrent executions. The defaults fit 50 executions at the runner's default
+    resources (request 200m CPU / 256Mi, limit 500m / 512Mi / 1Gi ephemeral storage) plus the agent.
+    CPU and memory are Kubernetes quantities ("12", "500m", "16Gi").
+  EOT
+  type = object({
+    jobs                     = optional(number, 50)
+    pods                     = optional(number, 55)
+    configmaps               = optional(number, 55)
+    requests_cpu             = optional(string, "12")
+    requests_memory          = optional(string, "16Gi")
+    limits_cpu               = optional(string, "30")
+    limits_memory            = optional(string, "32Gi")
+    limits_ephemeral_storage = optional(string, "64Gi")
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for n in [var.quota.jobs, var.quota.pods, var.quota.configmaps] : n >= 1 && floor(n) == n])
+    error_message = "quota.jobs, quota.pods and quota.configmaps must be whole numbers of at least 1."
+  }
+  validation {
+    condition     = var.quota.pods >= var.quota.jobs
+    error_message = "quota.pods (${var.quota.pods}) must be at least quota.jobs (${var.quota.jobs}): every running Job has a Pod, and the agent's Pods count too."
+  }
+  validation {
+    condition     = var.quota.configmaps >= var.quota.jobs + 1
+    error_message = "quota.configmaps (${var.quota.configmaps}) must be at least quota.jobs + 1 (${var.quota.jobs + 1}): every execution holds a ConfigMap, and kube-root-ca.crt counts too."
+  }
+  validation {
+    condition = alltrue([for q in [var.quota.requests_cpu, var.quota.requests_memory, var.quota.limits_cpu, var.quota.limits_memory, var.quota.limits_ephemeral_storage] :
+    can(regex(local.quantity_pattern, q))])
+    error_message = "quota: requests_cpu, requests_memory, limits_cpu, limits_memory and limits_ephemeral_storage must be Kubernetes quantities such as \"12\", \"500m\" or \"16Gi\"."
+  }
+  validation {
+    condition = try(
+      local.quantity_value[var.quota.requests_cpu] <= local.quantity_value[var.quota.limits_cpu] &&
+      local.quantity_value[var.quota.requests_memory] <= local.quantity_value[var.quota.limits_memory],
+    true)
+    error_message = "quota: requests_cpu must not exceed limits_cpu, nor requests_memory limits_memory: every container's request is at most its limit."
+  }
+}
+
+variable "container_resources" {
+  description = <<-EOT
+    LimitRange for containers in the namespace: the request and limit given to containers that set
+    none (equal to the runner's defaults), and the largest limit a container may ask for. Values are
+    Kubernetes quantities.
+  EOT
+  type = object({
+    request_cpu               = optional(string, "200m")
+    request_memory            = optional(string, "256Mi")
+    request_ephemeral_storage = optional(string, "256Mi")
+    limit_cpu                 = optional(string, "500m")
+    limit_memory              = optional(string, "512Mi")
+    limit_ephemeral_storage   = optional(string, "1Gi")
+    max_cpu                   = optional(string, "2")
+    max_memory                = optional(string, "4Gi")
+    max_ephemeral_storage     = optional(string, "4Gi")
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for k, q in var.container_resources : can(regex(local.quantity_pattern, q))])
+    error_message = "container_resources: every value must be a Kubernetes quantity such as \"500m\", \"2\" or \"512Mi\"."
+  }
+  validation {
+    condition = try(alltrue([for r in ["cpu", "memory", "ephemeral_storage"] :
+      local.quantity_value[var.container_resources["request_${r}"]] <= local.quantity_value[var.container_resources["limit_${r}"]] &&
+      local.quantity_value[var.container_resources["limit_${r}"]] <= local.quantity_value[var.container_resources["max_${r}"]]
+    ]), true)
+    error_message = "container_resources: for cpu, memory and ephemeral_storage, request_* <= limit_* <= max_* must hold, or the API server rejects the LimitRange."
+  }
+  validation {
+    condition = try(
+      local.quantity_value[var.container_resources.limit_cpu] <= local.quantity_value[var.quota.limits_cpu] &&
+      local.quantity_value[var.container_resources.limit_memory] <= local.quantity_value[var.quota.limits_memory] &&
+      local.quantity_value[var.container_resources.limit_ephemeral_storage] <= local.quantity_value[var.quota.limits_ephemeral_storage],
+    true)
+    error_message = "container_resources: the default limits exceed the namespace quota, so not even one execution would fit; raise quota.limits_* or lower container_resources.limit_*."
+  }
+}
+
+variable "create_runtime_class" {
+  description = "Create the cluster-wide RuntimeClass gvisor (handler gvisor, scheduled onto nodes labelled and tainted sandbox.gke.io/runtime=gvisor), for clusters that are not GKE Sandbox. Leave false on GKE, which provides it; note that destroy deletes it."
+  type        = bool
+  default     = false
+  nullable    = false
+}

@@ -1,0 +1,127 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # settings are used by the other libraries cluster.sh sources
+# Shared settings and helpers for the local GKE-Sandbox stand-in cluster. Sourced by cluster.sh only.
+#
+# Layout of the cache directory (everything this cluster builds, runs or writes lives here, except the few
+# host paths the kubelet hardcodes; see teardown.sh):
+#   $CACHE/go/{mod,build}   GOMODCACHE and GOCACHE of our builds (kept apart from the user's own caches)
+#   $CACHE/build/           Go build modules (gVisor source copy with its one-line patch, Kubernetes tool module)
+#   $CACHE/bin/             final binaries: etcd, kube-*, kubectl, runsc, containerd-shim-runsc-v1 (+ .real)
+#   $CACHE/image/           python.tar and pause.tar (docker-archive tarballs imported into containerd)
+#   $CACHE/logs/            one log per stage and per daemon
+#   $CACHE/cluster/         runtime state: pki, kubeconfigs, etcd data, containerd root/state, kubelet root, pids
+
+# Versions. Kubernetes v1.37.2 needs failCgroupV1: false on this cgroup-v1 host (see kubelet.sh).
+K8S_VERSION=${K8S_VERSION:-1.37.2}
+# The "go" branch of gVisor as published on the Go proxy (`go list -m gvisor.dev/gvisor@latest`).
+GVISOR_VERSION=${GVISOR_VERSION:-v0.0.0-20260905035102-160fafc42237}
+DEBIAN_SUITE=bookworm
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+CACHE=${GKEXEC_CACHE:-$HOME/.cache/gkexec}
+BIN=$CACHE/bin
+LOGS=$CACHE/logs
+STATE=$CACHE/cluster
+PKI=$STATE/pki
+PIDS=$STATE/pids
+CTRD=$STATE/containerd
+KUBELET_ROOT=$STATE/kubelet
+ADMIN_KUBECONFIG=$STATE/admin.kubeconfig
+CTRD_SOCK=$CTRD/containerd.sock
+
+CLUSTER_NAME=gkexec-local
+BRIDGE=gkexec0
+POD_SUBNET=10.244.0.0/24
+SERVICE_RANGE=10.96.0.0/16
+API_PORT=6443
+# Name the node after the host: the apiserver dials the kubelet by node name (the kubelet refuses a loopback
+# node IP), so the name must resolve to 127.0.0.1 via /etc/hosts.
+NODE_NAME=$(hostname)
+
+# The daemons in start order; teardown stops them in reverse.
+CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+
+# Debian's containerd/runc/CNI and our builds come first; nothing from the user's PATH that could shadow them.
+export PATH=$BIN:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export KUBECONFIG=$ADMIN_KUBECONFIG
+
+START_TIME=$(date +%s.%N)
+
+# --- output ------------------------------------------------------------------------------------------------
+
+elapsed() { awk -v a="$START_TIME" -v b="$(date +%s.%N)" 'BEGIN { printf "%6.1fs", b - a }'; }
+say() { printf '[%s] %s\n' "$(elapsed)" "$*" >&2; }
+die() {
+	printf '[%s] ERROR: %s\n' "$(elapsed)" "$1" >&2
+	[ -n "${2:-}" ] && printf '          read: %s\n' "$2" >&2
+	exit 1
+}
+
+# run_stage NAME FUNCTION: runs FUNCTION with its output in $LOGS/NAME.log, prints one line with the elapsed
+# time, and on failure names the log and shows its tail. Stage functions run in a subshell with errexit so a
+# failing command stops the stage without leaving cluster.sh in an unknown state.
+run_stage() {
+	local name=$1 fn=$2 log=$LOGS/$1.log t0 rc=0
+	mkdir -p "$LOGS"
+	t0=$(date +%s.%N)
+	say "$name ..."
+	( set -Eeuo pipefail; "$fn" ) >"$log" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		tail -n 15 "$log" | sed 's/^/          | /' >&2
+		die "stage $name failed (exit $rc)" "$log"
+	fi
+	say "$name done in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }')"
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s. The components have no push signal for
+# readiness, so polling their health endpoints is the real check.
+wait_for() {
+	local timeout=$1 what=$2 deadline
+	shift 2
+	deadline=$(($(date +%s) + timeout))
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$deadline" ] || { echo "timed out after ${timeout}s waiting for $what" >&2; return 1; }
+		sleep 0.2
+	done
+}
+
+# --- processes ---------------------------------------------------------------------------------------------
+
+# start_daemon NAME COMMAND...: starts COMMAND detached (own session, so a Ctrl-C of `make` does not kill the
+# cluster), logging to $LOGS/NAME.log, and records "PID STARTTIME". Teardown only ever signals recorded PIDs.
+start_daemon() {
+	local name=$1 pid
+	shift
+	mkdir -p "$PIDS" "$LOGS"
+	setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid $(proc_starttime "$pid")" >"$PIDS/$name.pid"
+}
+
+# proc_starttime PID: the process start time in clock ticks since boot (/proc/PID/stat field 22). Together with
+# the PID it identifies a process uniquely, so a stale PID file never makes us signal an unrelated process.
+proc_starttime() { awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null; }
+
+# daemon_pid NAME: prints the recorded PID if that very process is still alive, else fails.
+daemon_pid() {
+	local f=$PIDS/$1.pid pid start
+	[ -f "$f" ] || return 1
+	read -r pid start <"$f" || return 1
+	[ -n "$pid" ] && [ -n "$start" ] && [ "$(proc_starttime "$pid")" = "$start" ] || return 1
+	echo "$pid"
+}
+
+ctr_() { ctr --address "$CTRD_SOCK" --namespace k8s.io "$@"; }
+
+# --- readiness probes (also used by status) ------------------------------------------------------------------
+
+etcd_healthy() { curl -sf --max-time 2 http://127.0.0.1:2379/health | grep -q '"health":"true"'; }
+apiserver_ready() {
+	curl -sf --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+		"https://127.0.0.1:$API_PORT/readyz" >/dev/null
+}
+containerd_up() { [ -S "$CTRD_SOCK" ] && ctr_ version >/dev/null 2>&1; }
+kubelet_healthy() { curl -sf --max-time 2 http://127.0.0.1:10248/healthz >/dev/null; }
+node_ready() {
+	[ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
