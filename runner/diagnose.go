@@ -207,3 +207,5 @@ func podFinished(pod *corev1.Pod) bool {
 func scheduled(pod *corev1.Pod) bool {
 	return pod != nil && pod.Spec.NodeName != ""
 }
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

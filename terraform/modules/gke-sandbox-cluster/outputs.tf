@@ -22,7 +22,7 @@ output "endpoint" {
 
 output "ca_certificate" {
   description = "Base64-encoded CA certificate of the control plane, for provider configuration (base64decode it)."
-  value       = google_container_cluster.this.master_auth[0].cluster_ca_certificate
+  value       = one(google_container_cluster.this.master_auth[*].cluster_ca_certificate)
   sensitive   = true
 }
 

@@ -1,20 +1,12 @@
 locals {
-  # Kubernetes quantities without exponents: digits, optional fraction, optional suffix.
+  # Kubernetes quantities without exponents: digits, optional fraction, optional suffix. The
+  # validations in variables.tf turn them into numbers with these two constants (validations may
+  # only refer to locals that do not depend on the variable they check).
   quantity_pattern = "^([0-9]+(?:\\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|)$"
   quantity_multiplier = {
     "" = 1, m = 0.001, k = 1e3, M = 1e6, G = 1e9, T = 1e12, P = 1e15, E = 1e18,
     Ki = pow(2, 10), Mi = pow(2, 20), Gi = pow(2, 30), Ti = pow(2, 40), Pi = pow(2, 50), Ei = pow(2, 60)
   }
-  # Numeric value of every quantity in var.quota and var.container_resources, for the cross-field
-  # validations. Invalid quantities are left out; their own validation reports them.
-  quantity_value = {
-    for q in distinct(concat(
-      [var.quota.requests_cpu, var.quota.requests_memory, var.quota.limits_cpu, var.quota.limits_memory, var.quota.limits_ephemeral_storage],
-      values(var.container_resources),
-    )) : q => tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]]
-    if can(regex(local.quantity_pattern, q))
-  }
-
   dns_egress = [{
     to = [{
       namespaceSelector = { matchLabels = { "kubernetes.io/metadata.name" = "kube-system" } }

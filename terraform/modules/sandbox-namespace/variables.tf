@@ -111,10 +111,10 @@ variable "quota" {
     error_message = "quota: requests_cpu, requests_memory, limits_cpu, limits_memory and limits_ephemeral_storage must be Kubernetes quantities such as \"12\", \"500m\" or \"16Gi\"."
   }
   validation {
-    condition = try(
-      local.quantity_value[var.quota.requests_cpu] <= local.quantity_value[var.quota.limits_cpu] &&
-      local.quantity_value[var.quota.requests_memory] <= local.quantity_value[var.quota.limits_memory],
-    true)
+    # `for v in [...]` binds v to the quota's quantities as numbers.
+    condition = try(alltrue([for v in [{ for k, q in var.quota : k => tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]] if endswith(k, "_cpu") || endswith(k, "_memory") }] :
+      v.requests_cpu <= v.limits_cpu && v.requests_memory <= v.limits_memory
+    ]), true)
     error_message = "quota: requests_cpu must not exceed limits_cpu, nor requests_memory limits_memory: every container's request is at most its limit."
   }
 }
@@ -144,18 +144,17 @@ variable "container_resources" {
     error_message = "container_resources: every value must be a Kubernetes quantity such as \"500m\", \"2\" or \"512Mi\"."
   }
   validation {
-    condition = try(alltrue([for r in ["cpu", "memory", "ephemeral_storage"] :
-      local.quantity_value[var.container_resources["request_${r}"]] <= local.quantity_value[var.container_resources["limit_${r}"]] &&
-      local.quantity_value[var.container_resources["limit_${r}"]] <= local.quantity_value[var.container_resources["max_${r}"]]
+    # v binds the values as numbers.
+    condition = try(alltrue([for v in [{ for k, q in var.container_resources : k => tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]] }] :
+      alltrue([for r in ["cpu", "memory", "ephemeral_storage"] : v["request_${r}"] <= v["limit_${r}"] && v["limit_${r}"] <= v["max_${r}"]])
     ]), true)
     error_message = "container_resources: for cpu, memory and ephemeral_storage, request_* <= limit_* <= max_* must hold, or the API server rejects the LimitRange."
   }
   validation {
-    condition = try(
-      local.quantity_value[var.container_resources.limit_cpu] <= local.quantity_value[var.quota.limits_cpu] &&
-      local.quantity_value[var.container_resources.limit_memory] <= local.quantity_value[var.quota.limits_memory] &&
-      local.quantity_value[var.container_resources.limit_ephemeral_storage] <= local.quantity_value[var.quota.limits_ephemeral_storage],
-    true)
+    # For each resource, v = [default limit, quota limit] as numbers.
+    condition = try(alltrue([for r in ["cpu", "memory", "ephemeral_storage"] :
+      alltrue([for v in [[for q in [var.container_resources["limit_${r}"], var.quota["limits_${r}"]] : tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]]]] : v[0] <= v[1]])
+    ]), true)
     error_message = "container_resources: the default limits exceed the namespace quota, so not even one execution would fit; raise quota.limits_* or lower container_resources.limit_*."
   }
 }

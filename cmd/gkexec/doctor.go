@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+const flagSmoke = "smoke"
+
+func doctorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "doctor",
+		Usage: "check that a namespace is ready for the runner, with the runner's own identity",
+		Description: `Checks, as the identity gkexec runs with: the API server answers, the namespace exists, RBAC
+allows every verb the runner uses (SelfSubjectAccessReview), the RuntimeClass exists, a
+schedulable gVisor node exists, the ResourceQuota has room, and (--smoke, on by default) a real
+execution reports gVisor's kernel. Checks this identity may not perform (cluster-scoped reads)
+are warnings, not failures. Exits 1 if any check fails.
+
+Examples:
+   gkexec doctor -n agent-sandbox
+   gkexec doctor -n agent-sandbox --smoke=false --json`,
+		Flags: append(append([]cli.Flag{
+			&cli.BoolFlag{Name: flagSmoke, Value: true, Usage: "run a real execution in the sandbox"},
+			&cli.BoolFlag{Name: flagJSON, Usage: "print the checks as JSON"},
+		}, clusterFlags()...), sandboxFlags()...),
+		Action: func(c *cli.Context) error {
+			opts, err := optionsFromFlags(c, c.App.ErrWriter)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			r, err := runner.New(opts)
+			if err != nil {
+				return cli.Exit(err, exitCodeFor(err))
+			}
+			defer r.Close()
+			checks := r.Doctor(c.Context, runner.DoctorOptions{Smoke: c.Bool(flagSmoke)})
+			failed := 0
+			for _, ch := range checks {
+				if ch.Status == runner.CheckFail {
+					failed++
+				}
+			}
+			if c.Bool(flagJSON) {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				_ = enc.Encode(checks)
+			} else {
+				for _, ch := range checks {
+					mark := map[runner.CheckStatus]string{runner.CheckPass: "[ok]  ", runner.CheckWarn: "[warn]", runner.CheckFail: "[FAIL]"}[ch.Status]
+					fmt.Fprintf(c.App.Writer, "%s %s: %s\n", mark, ch.Name, ch.Detail)
+					if ch.Fix != "" && ch.Status != runner.CheckPass {
+						fmt.Fprintf(c.App.Writer, "       fix: %s\n", ch.Fix)
+					}
+				}
+			}
+			if failed > 0 {
+				return cli.Exit(fmt.Sprintf("%d check(s) failed in namespace %s", failed, opts.Namespace), 1)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+// Flag names shared by the commands that talk to a cluster; kubectl's where kubectl has one.
+const (
+	flagKubeconfig        = "kubeconfig"
+	flagContext           = "context"
+	flagNamespace         = "namespace"
+	flagImage             = "image"
+	flagImagePullPolicy   = "image-pull-policy"
+	flagTimeout           = "timeout"
+	flagStartTimeout      = "start-timeout"
+	flagCPURequest        = "cpu-request"
+	flagMemoryRequest     = "memory-request"
+	flagCPULimit          = "cpu-limit"
+	flagMemoryLimit       = "memory-limit"
+	flagEphemeralStorage  = "ephemeral-storage-limit"
+	flagScratchSize       = "scratch-size"
+	flagMaxOutputBytes    = "max-output-bytes"
+	flagMaxFileBytes      = "max-file-bytes"
+	flagMaxProcesses      = "max-processes"
+	flagRuntimeClass      = "runtime-class"
+	flagNoRuntimeClass    = "no-runtime-class"
+	flagNoSandboxSelector = "no-sandbox-node-selector"
+	flagNodeSelector      = "node-selector"
+	flagUnschedGrace      = "unschedulable-grace"
+	flagRunAsUser         = "run-as-user"
+	flagLabel             = "label"
+	flagAnnotation        = "annotation"
+	flagTTL               = "ttl-after-finished"
+	flagKeep              = "keep"
+	flagQPS               = "qps"
+	flagBurst             = "burst"
+	flagVerbose           = "verbose"
+)
+
+func env(name string) []string { return []string{"GKEXEC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))} }
+
+// clusterFlags select the cluster and namespace; every command that talks to one has them.
+func clusterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagKubeconfig, Usage: "kubeconfig file (default: in-cluster config, then KUBECONFIG or ~/.kube/config)", EnvVars: env(flagKubeconfig), TakesFile: true},
+		&cli.StringFlag{Name: flagContext, Usage: "kubeconfig context", EnvVars: env(flagContext)},
+		&cli.StringFlag{Name: flagNamespace, Aliases: []string{"n"}, Value: runner.DefaultNamespace, Usage: "namespace for the ConfigMaps and Jobs", EnvVars: env(flagNamespace)},
+		&cli.Float64Flag{Name: flagQPS, Value: runner.DefaultQPS, Usage: "client-side API rate limit, requests per second", EnvVars: env(flagQPS)},
+		&cli.IntFlag{Name: flagBurst, Value: runner.DefaultBurst, Usage: "client-side API burst", EnvVars: env(flagBurst)},
+		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"}, Usage: "log each phase to stderr", EnvVars: env(flagVerbose)},
+	}
+}
+
+// sandboxFlags shape the sandbox; one per runner.Options field.
+func sandboxFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagImage, Value: runner.DefaultImage, Usage: "sandbox image (needs python3)", EnvVars: env(flagImage)},
+		&cli.StringFlag{Name: flagImagePullPolicy, Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never", EnvVars: env(flagImagePullPolicy)},
+		&cli.DurationFlag{Name: flagTimeout, Value: runner.DefaultTimeout, Usage: "kill the code after this long", EnvVars: env(flagTimeout)},
+		&cli.DurationFlag{Name: flagStartTimeout, Value: runner.DefaultStartTimeout, Usage: "give up if the sandbox has not started after this long", EnvVars: env(flagStartTimeout)},
+		&cli.StringFlag{Name: flagCPURequest, Value: runner.DefaultCPURequest, EnvVars: env(flagCPURequest), Usage: "CPU request"},
+		&cli.StringFlag{Name: flagMemoryRequest, Value: runner.DefaultMemoryRequest, EnvVars: env(flagMemoryRequest), Usage: "memory request"},
+		&cli.StringFlag{Name: flagCPULimit, Value: runner.DefaultCPULimit, EnvVars: env(flagCPULimit), Usage: "CPU limit"},
+		&cli.StringFlag{Name: flagMemoryLimit, Value: runner.DefaultMemoryLimit, EnvVars: env(flagMemoryLimit), Usage: "memory limit (exceeding it is reported as oom_killed)"},
+		&cli.StringFlag{Name: flagEphemeralStorage, Value: runner.DefaultEphemeralStorageLimit, EnvVars: env(flagEphemeralStorage), Usage: "ephemeral-storage limit"},
+		&cli.StringFlag{Name: flagScratchSize, Value: runner.DefaultScratchSizeLimit, EnvVars: env(flagScratchSize), Usage: "size of each writable volume, /tmp and /workspace (memory backed)"},
+		&cli.Int64Flag{Name: flagMaxOutputBytes, Value: runner.DefaultMaxOutputBytes, EnvVars: env(flagMaxOutputBytes), Usage: "cap on stdout and on stderr, each"},
+		&cli.Int64Flag{Name: flagMaxFileBytes, Value: runner.DefaultMaxFileBytes, EnvVars: env(flagMaxFileBytes), Usage: "cap on the total size of output files"},
+		&cli.Int64Flag{Name: flagMaxProcesses, Value: runner.DefaultMaxProcesses, EnvVars: env(flagMaxProcesses), Usage: "RLIMIT_NPROC for the code (negative: none)"},
+		&cli.StringFlag{Name: flagRuntimeClass, Value: runner.DefaultRuntimeClassName, EnvVars: env(flagRuntimeClass), Usage: "RuntimeClass of the sandbox pod"},
+		&cli.BoolFlag{Name: flagNoRuntimeClass, EnvVars: env(flagNoRuntimeClass), Usage: "run without a RuntimeClass (NOT a sandbox; for clusters without gVisor)"},
+		&cli.BoolFlag{Name: flagNoSandboxSelector, EnvVars: env(flagNoSandboxSelector), Usage: "drop the node selector and toleration for GKE Sandbox nodes"},
+		&cli.StringSliceFlag{Name: flagNodeSelector, EnvVars: env(flagNodeSelector), Usage: "extra node selector `KEY=VALUE` (repeatable)"},
+		&cli.DurationFlag{Name: flagUnschedGrace, Value: runner.DefaultUnschedulableGrace, EnvVars: env(flagUnschedGrace), Usage: "fail when no node matches the pod for this long (raise it for autoscaled pools)"},
+		&cli.Int64Flag{Name: flagRunAsUser, Value: runner.DefaultRunAsUser, EnvVars: env(flagRunAsUser), Usage: "non-root UID and GID of the code"},
+		&cli.StringSliceFlag{Name: flagLabel, EnvVars: env(flagLabel), Usage: "extra label `KEY=VALUE` on every object (repeatable)"},
+		&cli.StringSliceFlag{Name: flagAnnotation, EnvVars: env(flagAnnotation), Usage: "extra annotation `KEY=VALUE` on every object (repeatable)"},
+		&cli.DurationFlag{Name: flagTTL, Value: runner.DefaultTTLAfterFinished, EnvVars: env(flagTTL), Usage: "Job ttlSecondsAfterFinished, a backstop if gkexec dies"},
+		&cli.BoolFlag{Name: flagKeep, EnvVars: env(flagKeep), Usage: "keep the Job and ConfigMap afterwards, for debugging"},
+	}
+}
+
+// optionsFromFlags maps flags onto runner.Options; validation is the runner's job.
+func optionsFromFlags(c *cli.Context, stderr io.Writer) (runner.Options, error) {
+	o := runner.Options{
+		KubeconfigPath:    c.String(flagKubeconfig),
+		KubeconfigContext: c.String(flagContext),
+		Namespace:         c.String(flagNamespace),
+		QPS:               float32(c.Float64(flagQPS)),
+		Burst:             c.Int(flagBurst),
+		Logger:            logger(c, stderr),
+	}
+	if !hasFlag(c, flagImage) {
+		return o, nil // commands without sandbox flags use the defaults
+	}
+	o.Image = c.String(flagImage)
+	o.ImagePullPolicy = corev1.PullPolicy(c.String(flagImagePullPolicy))
+	o.Timeout = c.Duration(flagTimeout)
+	o.StartTimeout = c.Duration(flagStartTimeout)
+	o.CPURequest, o.MemoryRequest = c.String(flagCPURequest), c.String(flagMemoryRequest)
+	o.CPULimit, o.MemoryLimit = c.String(flagCPULimit), c.String(flagMemoryLimit)
+	o.EphemeralStorageLimit = c.String(flagEphemeralStorage)
+	o.ScratchSizeLimit = c.String(flagScratchSize)
+	o.MaxOutputBytes, o.MaxFileBytes = c.Int64(flagMaxOutputBytes), c.Int64(flagMaxFileBytes)
+	o.MaxProcesses = c.Int64(flagMaxProcesses)
+	o.RuntimeClassName, o.NoRuntimeClass = c.String(flagRuntimeClass), c.Bool(flagNoRuntimeClass)
+	o.DisableSandboxNodeSelector = c.Bool(flagNoSandboxSelector)
+	o.UnschedulableGrace = c.Duration(flagUnschedGrace)
+	o.RunAsUser = c.Int64(flagRunAsUser)
+	o.RunAsGroup = o.RunAsUser
+	o.TTLAfterFinished = c.Duration(flagTTL)
+	o.KeepObjects = c.Bool(flagKeep)
+	var err error
+	if o.NodeSelector, err = keyValues(flagNodeSelector, c.StringSlice(flagNodeSelector)); err != nil {
+		return o, err
+	}
+	if o.Labels, err = keyValues(flagLabel, c.StringSlice(flagLabel)); err != nil {
+		return o, err
+	}
+	if o.Annotations, err = keyValues(flagAnnotation, c.StringSlice(flagAnnotation)); err != nil {
+		return o, err
+	}
+	if o.Timeout <= 0 || o.StartTimeout <= 0 {
+		// Options treat zero as "default"; on the command line zero is a mistake worth naming.
+		return o, fmt.Errorf("--%s and --%s must be positive", flagTimeout, flagStartTimeout)
+	}
+	return o, nil
+}
+
+func hasFlag(c *cli.Context, name string) bool {
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func keyValues(flag string, pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--%s %q: want KEY=VALUE", flag, p)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// logger writes the runner's phase messages to stderr with -v; otherwise nowhere.
+func logger(c *cli.Context, stderr io.Writer) *slog.Logger {
+	if !c.Bool(flagVerbose) {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.String(slog.TimeKey, a.Value.Time().Format(time.TimeOnly+".000"))
+			}
+			return a
+		},
+	}))
+}
+
+// usageError is a bad flag or argument: nothing was created.
+func usageError(format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf(format, args...), exitUsage)
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+const (
+	flagCode      = "code"
+	flagInput     = "input"
+	flagOutputDir = "output-dir"
+	flagJSON      = "json"
+	flagID        = "id"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run Python code in a new sandbox and print its output",
+		ArgsUsage: "[FILE | -]",
+		Description: `The code comes from -c, from FILE, or from standard input. Its stdout goes to stdout, its stderr
+to stderr, and gkexec exits with the code's exit status. Files the code writes under
+` + runner.OutputDir + ` are saved to --output-dir.
+
+Exit codes of gkexec itself: 2 usage or invalid request, 124 timeout, 125 runner failure
+(cluster unreachable, RBAC, API error), 126 the sandbox cannot start (image, RuntimeClass,
+no matching node, quota, namespace), 130 interrupted. Everything created is deleted on every
+path, Ctrl-C included.
+
+Examples:
+   gkexec run -c 'print(1)'
+   gkexec run -n agent-sandbox --timeout 30s --input data.csv --output-dir out/ analysis.py
+   echo 'import sys; sys.exit(3)' | gkexec run -
+   gkexec run --json -c 'open("output/r.txt","w").write("hi")'`,
+		Flags: append(append([]cli.Flag{
+			&cli.StringFlag{Name: flagCode, Aliases: []string{"c"}, Usage: "the code to run"},
+			&cli.StringSliceFlag{Name: flagInput, Aliases: []string{"i"}, Usage: "input file `[NAME=]PATH`, copied to /workspace/NAME (repeatable)", TakesFile: true},
+			&cli.StringFlag{Name: flagOutputDir, Aliases: []string{"o"}, Usage: "save output files here (created if missing)", TakesFile: true},
+			&cli.BoolFlag{Name: flagJSON, Usage: "print the whole result as one JSON document on stdout"},
+			&cli.StringFlag{Name: flagID, Usage: "execution ID (a DNS label, <= 40 chars; default random)"},
+		}, clusterFlags()...), sandboxFlags()...),
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	stdout, stderr := c.App.Writer, c.App.ErrWriter
+	code, err := readCode(c)
+	if err != nil {
+		return err
+	}
+	files, err := readInputs(c.StringSlice(flagInput))
+	if err != nil {
+		return err
+	}
+	outDir := c.String(flagOutputDir)
+	if outDir != "" {
+		if err := os.MkdirAll(outDir, 0o755); err != nil {
+			return usageError("--%s: %v", flagOutputDir, err)
+		}
+	}
+	opts, err := optionsFromFlags(c, stderr)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	r, err := runner.New(opts)
+	if err != nil {
+		return cli.Exit(err, exitCodeFor(err))
+	}
+	defer r.Close()
+
+	res, execErr := r.Execute(c.Context, runner.Request{Code: code, Files: files, ExecutionID: c.String(flagID)})
+	if execErr != nil && res.Timings.Started.IsZero() {
+		return cli.Exit(execErr, exitCodeFor(execErr))
+	}
+	var saveErr error
+	if outDir != "" {
+		saveErr = saveFiles(outDir, res.Files)
+	}
+	if c.Bool(flagJSON) {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return cli.Exit(err, exitRunner)
+		}
+	} else {
+		_, _ = stdout.Write(res.Stdout)
+		_, _ = stderr.Write(res.Stderr)
+		notes(stderr, res)
+	}
+	switch {
+	case execErr != nil:
+		return cli.Exit(execErr, exitCodeFor(execErr))
+	case saveErr != nil:
+		return cli.Exit(saveErr, exitRunner)
+	}
+	return cli.Exit("", res.ExitCode)
+}
+
+// notes tells the user, on stderr, what the streams themselves do not show.
+func notes(w io.Writer, res runner.Result) {
+	if res.OOMKilled {
+		fmt.Fprintln(w, "gkexec: the code was killed: out of memory (raise --memory-limit)")
+	}
+	for _, s := range []struct {
+		cut  bool
+		what string
+	}{{res.StdoutTruncated, "stdout"}, {res.StderrTruncated, "stderr"}, {res.FilesTruncated, "output files"}} {
+		if s.cut {
+			fmt.Fprintf(w, "gkexec: %s truncated at the size cap\n", s.what)
+		}
+	}
+}
+
+func readCode(c *cli.Context) (string, error) {
+	code, args := c.String(flagCode), c.Args()
+	switch {
+	case c.IsSet(flagCode) && args.Len() > 0:
+		return "", usageError("give the code with -c or as FILE, not both")
+	case args.Len() > 1:
+		return "", usageError("one FILE at most, got %d: %s", args.Len(), strings.Join(args.Slice(), " "))
+	case c.IsSet(flagCode):
+		return code, nil
+	case args.Len() == 1 && args.First() != "-":
+		b, err := os.ReadFile(args.First())
+		if err != nil {
+			return "", usageError("%v", err)
+		}
+		return string(b), nil
+	}
+	if f, ok := c.App.Reader.(*os.File); ok && args.Len() == 0 {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return "", usageError("no code: use -c CODE, a FILE, or pipe it on stdin (see gkexec run --help)")
+		}
+	}
+	b, err := io.ReadAll(c.App.Reader)
+	if err != nil {
+		return "", usageError("reading stdin: %v", err)
+	}
+	return string(b), nil
+}
+
+// readInputs reads --input [NAME=]PATH flags; NAME defaults to the file's base name.
+func readInputs(specs []string) (map[string][]byte, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	files := make(map[string][]byte, len(specs))
+	for _, spec := range specs {
+		name, path, ok := strings.Cut(spec, "=")
+		if !ok {
+			name, path = filepath.Base(spec), spec
+		}
+		if _, dup := files[name]; dup {
+			return nil, usageError("--%s: two inputs named %q", flagInput, name)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, usageError("--%s: %v", flagInput, err)
+		}
+		files[name] = b
+	}
+	return files, nil
+}
+
+// saveFiles writes output files under dir, each through a temporary file and a rename, so that a
+// failure never leaves a half-written file; paths that would leave dir are refused.
+func saveFiles(dir string, files []runner.File) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", flagOutputDir, err)
+	}
+	defer root.Close()
+	var errs []error
+	for _, f := range files {
+		rel := filepath.FromSlash(f.Path)
+		if !filepath.IsLocal(rel) {
+			errs = append(errs, fmt.Errorf("output file %q: path leaves the output directory; skipped", f.Path))
+			continue
+		}
+		if err := writeAtomic(root, rel, f.Data); err != nil {
+			errs = append(errs, fmt.Errorf("output file %q: %w", f.Path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writeAtomic(root *os.Root, rel string, data []byte) error {
+	if d := filepath.Dir(rel); d != "." {
+		if err := root.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	tmp := rel + ".gkexec-partial"
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = root.Remove(tmp)
+		return err
+	}
+	if err := root.Rename(tmp, rel); err != nil {
+		_ = root.Remove(tmp)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+# Every validation block rejects what it should (plan-only, nothing is applied).
+mock_provider "kubectl" {}
+
+run "namespace_invalid_name" {
+  command = plan
+  variables { namespace = "Sandbox_1" }
+  expect_failures = [var.namespace]
+}
+
+run "namespace_system" {
+  command = plan
+  variables { namespace = "kube-system" }
+  expect_failures = [var.namespace]
+}
+
+run "service_account_invalid_name" {
+  command = plan
+  variables { agent_service_account = { name = "Agent!" } }
+  expect_failures = [var.agent_service_account]
+}
+
+run "gcp_service_account_not_an_email" {
+  command = plan
+  variables { agent_service_account = { gcp_service_account = "gkexec-agent" } }
+  expect_failures = [var.agent_service_account]
+}
+
+run "egress_invalid_cidr" {
+  command = plan
+  variables { sandbox_egress = { destinations = [{ cidr = "10.0.0.0/33" }] } }
+  expect_failures = [var.sandbox_egress]
+}
+
+run "egress_invalid_except" {
+  command = plan
+  variables { sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", except = ["example.com"] }] } }
+  expect_failures = [var.sandbox_egress]
+}
+
+run "egress_invalid_protocol" {
+  command = plan
+  variables { sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", ports = [{ port = 53, protocol = "ICMP" }] }] } }
+  expect_failures = [var.sandbox_egress]
+}
+
+run "egress_invalid_port_range" {
+  command = plan
+  variables { sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", ports = [{ port = 443, end_port = 80 }] }] } }
+  expect_failures = [var.sandbox_egress]
+}
+
+run "quota_fractional_count" {
+  command = plan
+  variables { quota = { jobs = 2.5 } }
+  expect_failures = [var.quota]
+}
+
+run "quota_fewer_pods_than_jobs" {
+  command = plan
+  variables { quota = { jobs = 50, pods = 40 } }
+  expect_failures = [var.quota]
+}
+
+run "quota_configmaps_without_root_ca_room" {
+  command = plan
+  variables { quota = { jobs = 50, configmaps = 50 } }
+  expect_failures = [var.quota]
+}
+
+run "quota_invalid_quantity" {
+  command = plan
+  variables { quota = { requests_memory = "16 GB" } }
+  expect_failures = [var.quota]
+}
+
+run "quota_requests_above_limits" {
+  command = plan
+  variables { quota = { requests_cpu = "40", limits_cpu = "30" } }
+  expect_failures = [var.quota]
+}
+
+run "container_invalid_quantity" {
+  command = plan
+  variables { container_resources = { limit_memory = "lots" } }
+  expect_failures = [var.container_resources]
+}
+
+run "container_request_above_limit" {
+  command = plan
+  variables { container_resources = { request_memory = "1Gi", limit_memory = "512Mi" } }
+  expect_failures = [var.container_resources]
+}
+
+run "container_limit_above_max" {
+  command = plan
+  variables { container_resources = { limit_cpu = "4", max_cpu = "2" } }
+  expect_failures = [var.container_resources]
+}
+
+run "container_limit_above_quota" {
+  command = plan
+  variables {
+    quota               = { requests_memory = "2Gi", limits_memory = "4Gi" }
+    container_resources = { limit_memory = "6Gi", max_memory = "8Gi" }
+  }
+  expect_failures = [var.container_resources]
+}
