@@ -65,6 +65,9 @@ cmd_reset() {
 	run_stage reset stage_reset
 }
 
+# errexit stops on any unhandled failure; say where, rather than exiting silently.
+trap 'die "unexpected failure in ${FUNCNAME[0]:-main} (${BASH_SOURCE[0]##*/}:$LINENO): $BASH_COMMAND"' ERR
+
 main() {
 	local cmd=${1:-}
 	shift || true

@@ -12,7 +12,7 @@ declare -A COMPONENT_PORTS=(
 
 # listener_pids PORT: PIDs listening on 127.0.0.1/any TCP PORT (from ss), empty if free.
 listener_pids() {
-	ss -Hltnp "sport = :$1" 2>/dev/null | grep -oE 'pid=[0-9]+' | cut -d= -f2 | sort -u
+	ss -Hltnp "sport = :$1" 2>/dev/null | grep -oE 'pid=[0-9]+' | cut -d= -f2 | sort -u || true
 }
 
 preflight() {
