@@ -1,0 +1,13 @@
+provider "kubectl" {
+  config_path    = var.kubeconfig_path
+  config_context = var.kubeconfig_context
+}
+
+module "sandbox_namespace" {
+  source = "../../terraform/modules/sandbox-namespace"
+
+  namespace             = var.namespace
+  agent_service_account = { gcp_service_account = var.gcp_service_account }
+  sandbox_egress        = var.sandbox_egress
+  create_runtime_class  = !var.gke_sandbox
+}

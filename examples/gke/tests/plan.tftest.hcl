@@ -1,0 +1,39 @@
+# The example plans as a whole against the real provider schemas, without a project or a cluster.
+mock_provider "google" {}
+mock_provider "kubectl" {}
+
+variables {
+  project_id = "gkexec-example"
+  agent = {
+    image         = "us-docker.pkg.dev/gkexec-example/agents/agent:1.0"
+    args          = ["--listen", ":8080"]
+    project_roles = ["roles/aiplatform.user"]
+  }
+}
+
+run "plan" {
+  command = plan
+
+  assert {
+    condition     = module.cluster.runtime_class_name == "gvisor"
+    error_message = "The cluster must provide the gvisor RuntimeClass."
+  }
+  assert {
+    condition     = output.namespace == "gkexec"
+    error_message = "The example must create the gkexec namespace."
+  }
+  assert {
+    condition = yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.serviceAccountName == "gkexec-agent" && yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.containers[0].env == [
+      { name = "GKEXEC_NAMESPACE", value = "gkexec" },
+    ]
+    error_message = "The agent must run as gkexec-agent with GKEXEC_NAMESPACE set."
+  }
+  assert {
+    condition     = !can(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.metadata.labels["app.kubernetes.io/component"]) && !can(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.runtimeClassName)
+    error_message = "The agent is not a sandbox: no component=sandbox label (the NetworkPolicy would cut it off) and no RuntimeClass."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.containers[0].args == ["--listen", ":8080"] && !can(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.containers[0].command)
+    error_message = "Only the given command and args may be rendered."
+  }
+}

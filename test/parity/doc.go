@@ -1,0 +1,9 @@
+// Package parity proves that the two ways of installing gkexec's sandbox namespace cannot drift:
+// the kustomize base in manifests/ and the Terraform module terraform/modules/sandbox-namespace
+// must declare the same objects, and the Role in both must grant exactly runner.RequiredRules().
+//
+// The tests render both for real: `kubectl kustomize` for the manifests, and `terraform console`
+// on the module's manifests output, offline through the CLI config that test/terraform/providers.sh
+// writes. They skip when kubectl, terraform or that CLI config is missing, unless
+// GKEXEC_REQUIRE_TOOLS is set (make tf-test sets it, so CI never skips).
+package parity

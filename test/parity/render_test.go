@@ -1,0 +1,296 @@
+package parity
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// object is one Kubernetes object as generic JSON, the form both renderers are compared in.
+type object = map[string]any
+
+// objects maps objectKey(o) to o.
+type objects map[string]object
+
+func objectKey(o object) string {
+	meta, _ := o["metadata"].(map[string]any)
+	return fmt.Sprintf("%v %v %v/%v", o["apiVersion"], o["kind"], meta["namespace"], meta["name"])
+}
+
+func (objs objects) keys() []string {
+	keys := make([]string, 0, len(objs))
+	for k := range objs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ofKind returns the single object of kind, failing the test unless there is exactly one.
+func (objs objects) ofKind(t *testing.T, kind string) object {
+	t.Helper()
+	var found []object
+	for _, o := range objs {
+		if o["kind"] == kind {
+			found = append(found, o)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want exactly one %s, found %d among %v", kind, len(found), objs.keys())
+	}
+	return found[0]
+}
+
+// decodeYAML reads a stream of YAML documents into objects, rejecting duplicates.
+func decodeYAML(r io.Reader) (objects, error) {
+	out := objects{}
+	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
+	for {
+		var o object
+		if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+		if o == nil { // an empty document
+			continue
+		}
+		k := objectKey(o)
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("object %s declared twice", k)
+		}
+		out[k] = o
+	}
+}
+
+// repoRoot is the repository's top directory, found from this file's location.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the test's source file")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func cacheDir() string {
+	if d := os.Getenv("GKEXEC_CACHE"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "gkexec")
+}
+
+// missingTool skips the test, or fails it when GKEXEC_REQUIRE_TOOLS is set, so that CI (make
+// tf-test) can never pass by skipping.
+func missingTool(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("GKEXEC_REQUIRE_TOOLS") != "" {
+		t.Fatalf("%s (GKEXEC_REQUIRE_TOOLS is set, so this is an error)", msg)
+	}
+	t.Skip(msg + "; run `make tf-test`, which provides it")
+}
+
+// findKubectl returns $KUBECTL, the local cluster's kubectl, or kubectl on PATH.
+func findKubectl(t *testing.T) string {
+	t.Helper()
+	candidates := []string{os.Getenv("KUBECTL"), filepath.Join(cacheDir(), "bin", "kubectl")}
+	if p, err := exec.LookPath("kubectl"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if info, err := os.Stat(c); err == nil && !info.IsDir() {
+			return c
+		}
+	}
+	missingTool(t, "kubectl not found ($KUBECTL, %s/bin/kubectl or PATH): it renders manifests/ with `kubectl kustomize`", cacheDir())
+	return ""
+}
+
+// findTerraform returns $GKEXEC_TERRAFORM, terraform or tofu on PATH, or the OpenTofu that
+// test/terraform builds into the cache.
+func findTerraform(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("GKEXEC_TERRAFORM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"terraform", "tofu"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	matches, _ := filepath.Glob(filepath.Join(cacheDir(), "terraform", "opentofu-v*", "tofu"))
+	if len(matches) > 0 {
+		return matches[len(matches)-1]
+	}
+	missingTool(t, "neither terraform nor tofu found ($GKEXEC_TERRAFORM, PATH, %s/terraform/opentofu-*)", cacheDir())
+	return ""
+}
+
+// offlineCLIConfig is the CLI config test/terraform/providers.sh writes. Only it is used: it
+// installs providers from local mirrors and never from a registry.
+func offlineCLIConfig(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(cacheDir(), "terraform", "cli.tfrc")
+	if _, err := os.Stat(p); err != nil {
+		missingTool(t, "no offline Terraform CLI config at %s (test/terraform/providers.sh writes it)", p)
+	}
+	return p
+}
+
+func run(ctx context.Context, dir string, env []string, stdin string, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s %s in %s: %w\n%s%s", name, strings.Join(args, " "), dir, err, stdout.String(), stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// kustomize renders dir (relative to the repository, or absolute) with `kubectl kustomize`.
+func kustomize(t *testing.T, dir string) objects {
+	t.Helper()
+	kubectl := findKubectl(t)
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(repoRoot(t), dir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := run(ctx, dir, nil, "", kubectl, "kustomize", ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := decodeYAML(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
+	}
+	return objs
+}
+
+// retargetOverlay writes an overlay that moves base (a directory relative to the repository)
+// to namespace, the way the e2e tests retarget manifests/ to a fresh namespace.
+func retargetOverlay(t *testing.T, base, namespace string) string {
+	t.Helper()
+	dir := t.TempDir()
+	rel, err := filepath.Rel(dir, filepath.Join(repoRoot(t), base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomization := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\n", namespace, rel)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// copyModule copies a module's configuration, leaving out what `terraform init` may have left
+// in a developer's checkout.
+func copyModule(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		switch {
+		case d.IsDir() && d.Name() == ".terraform":
+			return filepath.SkipDir
+		case d.IsDir():
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		case d.Name() == ".terraform.lock.hcl" || strings.Contains(d.Name(), ".tfstate"):
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+}
+
+// renderModule evaluates the namespace module's manifests output for vars with `terraform
+// console`, in a copy of the module called from a generated root module, with the offline CLI
+// config. Nothing is planned or applied and no cluster is contacted.
+func renderModule(t *testing.T, vars map[string]any) objects {
+	t.Helper()
+	tf := findTerraform(t)
+	cliConfig := offlineCLIConfig(t)
+
+	work := t.TempDir()
+	if err := copyModule(filepath.Join(repoRoot(t), "terraform", "modules", "sandbox-namespace"), filepath.Join(work, "module")); err != nil {
+		t.Fatal(err)
+	}
+	call := map[string]any{"source": "../module"}
+	for k, v := range vars {
+		call[k] = v
+	}
+	root := filepath.Join(work, "root")
+	mainTF, err := json.Marshal(map[string]any{"module": map[string]any{"namespace": call}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "main.tf.json"), mainTF, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	env := []string{"TF_CLI_CONFIG_FILE=" + cliConfig, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1", "TF_INPUT=0"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := run(ctx, root, env, "", tf, "init", "-backend=false", "-input=false", "-no-color"); err != nil {
+		t.Fatalf("terraform init with the offline providers (if the kubectl provider is missing, run test/terraform/providers.sh): %v", err)
+	}
+	// Base64 keeps the value free of the quoting and escaping console applies to strings.
+	out, err := run(ctx, root, env, "base64encode(jsonencode(module.namespace.manifests))\n", tf, "console", "-no-color")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.Trim(strings.TrimSpace(string(out)), `"`))
+	if err != nil {
+		t.Fatalf("terraform console printed %q: %v", out, err)
+	}
+	var manifests map[string]string
+	if err := json.Unmarshal(raw, &manifests); err != nil {
+		t.Fatal(err)
+	}
+	all := objects{}
+	for name, doc := range manifests {
+		objs, err := decodeYAML(strings.NewReader(doc))
+		if err != nil {
+			t.Fatalf("module manifest %s: %v", name, err)
+		}
+		if len(objs) != 1 {
+			t.Fatalf("module manifest %s holds %d objects, want 1 (kubectl_manifest applies one)", name, len(objs))
+		}
+		for k, o := range objs {
+			if _, dup := all[k]; dup {
+				t.Fatalf("module declares %s twice", k)
+			}
+			all[k] = o
+		}
+	}
+	return all
+}
