@@ -24,12 +24,12 @@ const (
 	// cleanupTimeout bounds the deletions after an execution; they run on their own context so
 	// that a cancelled caller still removes what it made.
 	cleanupTimeout = 30 * time.Second
-	// killGrace is how long past Timeout the runner waits for the sandbox's own timeout record
-	// before it deletes the Job itself.
-	killGrace = 10 * time.Second
-	// exitGrace is how long the runner waits, after the log ends without an end record, for the
-	// kubelet to report why the container stopped (OOM kill, eviction).
-	exitGrace = 20 * time.Second
+	// defaultKillGrace is how long past Timeout the runner waits for the sandbox's own timeout
+	// record before it deletes the Job itself.
+	defaultKillGrace = 10 * time.Second
+	// defaultExitGrace is how long the runner waits, after the log ends without an end record, for
+	// the kubelet to report why the container stopped (OOM kill, eviction).
+	defaultExitGrace = 20 * time.Second
 )
 
 // Runner executes code in sandboxed Jobs. It is safe for concurrent use; create one per namespace
@@ -41,6 +41,8 @@ type Runner struct {
 	// openLogs streams the sandbox container's log; tests replace it, since fake clientsets
 	// cannot serve logs.
 	openLogs func(ctx context.Context, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error)
+	// killGrace and exitGrace: see their defaults; tests shorten them.
+	killGrace, exitGrace time.Duration
 
 	startMu sync.Mutex
 	hub     *hub
@@ -60,7 +62,8 @@ func New(opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{opts: opts, client: client, log: opts.Logger, closed: make(chan struct{})}
+	r := &Runner{opts: opts, client: client, log: opts.Logger, closed: make(chan struct{}),
+		killGrace: defaultKillGrace, exitGrace: defaultExitGrace}
 	r.openLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
 		return r.client.CoreV1().Pods(r.opts.Namespace).GetLogs(pod, lo).Stream(ctx)
 	}
@@ -136,8 +139,8 @@ func (r *Runner) CheckRequest(req Request) error {
 // result, not an error. On timeout it returns the partial Result and an error wrapping ErrTimeout.
 // Whatever happens, the Job, its Pod and the ConfigMap are deleted before Execute returns (unless
 // Options.KeepObjects).
-func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
-	res := Result{Timings: Timings{Requested: time.Now()}}
+func (r *Runner) Execute(ctx context.Context, req Request) (res Result, err error) {
+	res.Timings.Requested = time.Now()
 	if err := r.CheckRequest(req); err != nil {
 		return res, err
 	}
@@ -147,15 +150,15 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 	res.ExecutionID = req.ExecutionID
 	log := r.log.With("execution", req.ExecutionID, "namespace", r.opts.Namespace)
 
-	h, err := r.ensureWatching(ctx)
-	if err != nil {
-		return res, err
+	h, werr := r.ensureWatching(ctx)
+	if werr != nil {
+		return res, werr
 	}
 	t := h.track(req.ExecutionID)
 	defer h.untrack(req.ExecutionID)
 
 	cm, job := newConfigMap(&r.opts, req), newJob(&r.opts, req)
-	made, err := r.create(ctx, cm, job)
+	made, cerr := r.create(ctx, cm, job)
 	if !r.opts.KeepObjects {
 		defer func() {
 			r.cleanup(log, made, cm.Name)
@@ -164,8 +167,8 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 			}
 		}()
 	}
-	if err != nil {
-		return res, err
+	if cerr != nil {
+		return res, cerr
 	}
 	res.Timings.Created = time.Now()
 	log.Debug("created", "job", job.Name)
@@ -306,7 +309,7 @@ func (r *Runner) await(ctx context.Context, log *slog.Logger, t *tracker, jobNam
 // was OOM-killed or deleted), the container's final state explains why.
 func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podName string, res *Result) error {
 	dec := newDecoder(r.opts.MaxOutputBytes)
-	runDeadline := time.NewTimer(r.opts.Timeout + killGrace)
+	runDeadline := time.NewTimer(r.opts.Timeout + r.killGrace)
 	defer runDeadline.Stop()
 
 	streamCtx, stopStream := context.WithCancel(ctx)
@@ -395,7 +398,7 @@ func (r *Runner) follow(ctx context.Context, t *tracker, podName string, dec *de
 
 // awaitTermination waits for the kubelet to report the container's final state.
 func (r *Runner) awaitTermination(ctx context.Context, t *tracker) (*corev1.ContainerStateTerminated, error) {
-	deadline := time.After(exitGrace)
+	deadline := time.After(r.exitGrace)
 	for {
 		pod, gone, _, _ := t.snapshot()
 		if term := terminated(pod); term != nil {

@@ -1,0 +1,317 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+func TestExecuteReturnsStreamsExitCodeAndFiles(t *testing.T) {
+	t.Parallel()
+	binary := []byte{0, 1, 2, 0xff, 0xfe}
+	log := new(framed).out("hello ✓\n").err("warning\n").out("second\n").
+		file("plots/a.bin", binary).end(endRecord{ExitCode: 3, StartedAt: 100, FinishedAt: 100.5, MaxRSSKiB: 2048})
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("node-1"), running}, log: log})
+	r := fc.runner(Options{})
+
+	res, err := r.Execute(context.Background(), Request{Code: "print(1)", Files: map[string][]byte{"in/data.csv": []byte("a,b")}, ExecutionID: "ok1"})
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	if got := string(res.Stdout); got != "hello ✓\nsecond\n" {
+		t.Errorf("stdout = %q", got)
+	}
+	if got := string(res.Stderr); got != "warning\n" {
+		t.Errorf("stderr = %q", got)
+	}
+	if res.ExitCode != 3 || res.TimedOut || res.OOMKilled {
+		t.Errorf("exit=%d timedOut=%v oom=%v, want 3 false false", res.ExitCode, res.TimedOut, res.OOMKilled)
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "plots/a.bin" || string(res.Files[0].Data) != string(binary) {
+		t.Errorf("files = %+v", res.Files)
+	}
+	if res.PodName != "gkexec-ok1-abcde" || res.NodeName != "node-1" {
+		t.Errorf("pod %q node %q", res.PodName, res.NodeName)
+	}
+	if res.CodeDuration != 500*time.Millisecond || res.MaxRSSBytes != 2048*1024 {
+		t.Errorf("code duration %v rss %d", res.CodeDuration, res.MaxRSSBytes)
+	}
+	tm := res.Timings
+	order := []time.Time{tm.Requested, tm.Created, tm.Scheduled, tm.Started, tm.Finished, tm.LogsRead, tm.CleanedUp}
+	for i := 1; i < len(order); i++ {
+		if order[i].IsZero() || order[i].Before(order[i-1]) {
+			t.Errorf("timings out of order at %s: %+v", PhaseNames[i-1], tm)
+		}
+	}
+	if left := fc.leftovers(); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	_ = r.Close()
+	if !hasAction(fc.client.Actions(), "patch", "configmaps") {
+		t.Error("the ConfigMap was never patched to be owned by its Job")
+	}
+}
+
+func hasAction(actions []k8stesting.Action, verb, resource string) bool {
+	for _, a := range actions {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource {
+			return true
+		}
+	}
+	return false
+}
+
+func TestExecuteFailurePathsCleanUp(t *testing.T) {
+	t.Parallel()
+	forbidden := func(verb, resource string) func(*fakeCluster) {
+		return func(fc *fakeCluster) {
+			fc.client.PrependReactor(verb, resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: resource}, "x", errors.New("denied"))
+			})
+		}
+	}
+	cases := []struct {
+		name    string
+		sc      scenario
+		opts    Options
+		setup   func(*fakeCluster)
+		ctx     func() (context.Context, context.CancelFunc)
+		want    error
+		message string
+		check   func(*testing.T, Result)
+	}{
+		{
+			name: "configmap create forbidden", setup: forbidden("create", "configmaps"),
+			want: ErrForbidden, message: `verb "create" on "configmaps"`,
+		},
+		{
+			name: "job create forbidden removes the configmap", setup: forbidden("create", "jobs"),
+			want: ErrForbidden, message: `verb "create" on "jobs"`,
+		},
+		{
+			name: "watching pods forbidden", setup: forbidden("list", "pods"),
+			want: ErrForbidden, message: `verb "list" on "pods"`,
+		},
+		{
+			name: "namespace missing",
+			setup: func(fc *fakeCluster) {
+				fc.client.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "sandbox")
+				})
+			},
+			want: ErrNamespaceNotFound, message: `namespace "sandbox" does not exist`,
+		},
+		{
+			name: "image cannot be pulled",
+			sc:   scenario{steps: []func(*corev1.Pod){scheduledOn("n"), waiting("ErrImageNeverPull", "not present")}},
+			want: ErrImagePull, message: "pull policy is Never",
+		},
+		{
+			name: "no node matches the selector",
+			sc:   scenario{steps: []func(*corev1.Pod){unschedulable("0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.")}},
+			opts: Options{UnschedulableGrace: 100 * time.Millisecond},
+			want: ErrUnschedulable, message: "sandbox.gke.io/runtime=gvisor",
+		},
+		{
+			name: "quota exceeded",
+			sc: scenario{noPod: true, events: []corev1.Event{{Type: corev1.EventTypeWarning, Reason: "FailedCreate",
+				InvolvedObject: corev1.ObjectReference{Kind: "Job"},
+				Message:        `Error creating: pods "x" is forbidden: exceeded quota: sandbox, requested: pods=1, used: pods=10, limited: pods=10`}}},
+			want: ErrQuotaExceeded, message: "ResourceQuota",
+		},
+		{
+			name: "runtime class missing",
+			sc: scenario{noPod: true, events: []corev1.Event{{Type: corev1.EventTypeWarning, Reason: "FailedCreate",
+				InvolvedObject: corev1.ObjectReference{Kind: "Job"},
+				Message:        `Error creating: pods "x" is forbidden: pod rejected: RuntimeClass "gvisor" not found`}}},
+			want: ErrRuntimeClass, message: "GKE Sandbox",
+		},
+		{
+			name: "node has no runtime handler",
+			sc: scenario{steps: []func(*corev1.Pod){scheduledOn("n")}, events: []corev1.Event{{Type: corev1.EventTypeWarning,
+				Reason: "FailedCreatePodSandBox", InvolvedObject: corev1.ObjectReference{Kind: "Pod"},
+				Message: `Failed to create pod sandbox: rpc error: no runtime for "gvisor" is configured`}}},
+			want: ErrRuntimeClass, message: "no container runtime handler",
+		},
+		{
+			name: "never starts",
+			sc:   scenario{steps: []func(*corev1.Pod){scheduledOn("n"), waiting("ContainerCreating", "")}},
+			opts: Options{StartTimeout: 200 * time.Millisecond},
+			want: ErrTimeout, message: "did not start within",
+		},
+		{
+			name: "code runs past the timeout",
+			sc:   scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}},
+			opts: Options{Timeout: 100 * time.Millisecond},
+			want: ErrTimeout, message: "ran past",
+			check: func(t *testing.T, r Result) {
+				if !r.TimedOut || r.ExitCode != 137 {
+					t.Errorf("timedOut=%v exit=%d, want true 137", r.TimedOut, r.ExitCode)
+				}
+			},
+		},
+		{
+			name: "sandbox reports its own timeout with the output so far",
+			sc: scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running},
+				log: new(framed).out("partial").end(endRecord{ExitCode: 137, Signal: 9, TimedOut: true})},
+			want: ErrTimeout,
+			check: func(t *testing.T, r Result) {
+				if !r.TimedOut || string(r.Stdout) != "partial" {
+					t.Errorf("timedOut=%v stdout=%q", r.TimedOut, r.Stdout)
+				}
+			},
+		},
+		{
+			name: "caller cancels",
+			sc:   scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}},
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 300*time.Millisecond)
+			},
+			want: ErrCanceled,
+		},
+		{
+			name: "out of memory",
+			sc: scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running, terminatedWith("OOMKilled", 137)},
+				log: new(framed).out("allocating\n").Bytes()},
+			check: func(t *testing.T, r Result) {
+				if !r.OOMKilled || r.ExitCode != 137 || string(r.Stdout) != "allocating\n" {
+					t.Errorf("oom=%v exit=%d stdout=%q", r.OOMKilled, r.ExitCode, r.Stdout)
+				}
+			},
+		},
+		{
+			name: "log ends without a result",
+			sc: scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running, terminatedWith("Error", 1)},
+				log: []byte("Traceback: python3 not happy\n")},
+			want: ErrSandboxFailed, message: "without a result",
+			check: func(t *testing.T, r Result) {
+				if !strings.Contains(string(r.Stderr), "python3 not happy") {
+					t.Errorf("stderr = %q, want the unframed output kept", r.Stderr)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fc := newFakeCluster(t, tc.sc)
+			if tc.setup != nil {
+				tc.setup(fc)
+			}
+			r := fc.runner(tc.opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if tc.ctx != nil {
+				ctx, cancel = tc.ctx()
+			}
+			defer cancel()
+			res, err := r.Execute(ctx, Request{Code: "print(1)"})
+			if tc.want == nil && err != nil {
+				t.Fatalf("Execute: unexpected error %v", err)
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("Execute error = %v, want %v", err, tc.want)
+			}
+			if tc.message != "" && !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("error %q does not mention %q", err, tc.message)
+			}
+			if tc.check != nil {
+				tc.check(t, res)
+			}
+			if left := fc.leftovers(); len(left) != 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+func TestExecuteRejectsBadRequestsBeforeCreatingAnything(t *testing.T) {
+	t.Parallel()
+	cases := map[string]Request{
+		"empty code":           {Code: "  \n"},
+		"absolute input":       {Code: "x", Files: map[string][]byte{"/etc/passwd": nil}},
+		"escaping input":       {Code: "x", Files: map[string][]byte{"../x": nil}},
+		"unclean input":        {Code: "x", Files: map[string][]byte{"a//b": nil}},
+		"reserved input":       {Code: "x", Files: map[string][]byte{"..data/x": nil}},
+		"bad execution ID":     {Code: "x", ExecutionID: "Not_A_Label"},
+		"long execution ID":    {Code: "x", ExecutionID: strings.Repeat("a", 41)},
+		"larger than a config": {Code: strings.Repeat("x", maxConfigMapBytes)},
+	}
+	for name, req := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fc := newFakeCluster(t, scenario{})
+			r := fc.runner(Options{})
+			_, err := r.Execute(context.Background(), req)
+			if !errors.Is(err, ErrInvalidRequest) {
+				t.Fatalf("error = %v, want ErrInvalidRequest", err)
+			}
+			if name == "larger than a config" && !errors.Is(err, ErrRequestTooLarge) {
+				t.Errorf("error = %v, want ErrRequestTooLarge", err)
+			}
+			for _, a := range fc.client.Actions() {
+				if a.GetVerb() == "create" && a.GetResource().Resource != "jobs" {
+					t.Errorf("created %s before rejecting the request", a.GetResource().Resource)
+				}
+			}
+			if left := fc.leftovers(); len(left) != 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+func TestConcurrentExecutionsShareOneSetOfWatches(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
+	r := fc.runner(Options{})
+	// Each execution prints its own ID, so crossed wires would show.
+	r.openLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
+		id := strings.TrimSuffix(strings.TrimPrefix(pod, "gkexec-"), "-abcde")
+		return nopCloser(new(framed).out(id).end(endRecord{})), nil
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("c%02d", i)
+			res, err := r.Execute(context.Background(), Request{Code: "x", ExecutionID: id})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if string(res.Stdout) != id {
+				errs <- fmt.Errorf("execution %s got stdout %q", id, res.Stdout)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	watches := 0
+	for _, a := range fc.client.Actions() {
+		if a.GetVerb() == "watch" && a.GetResource().Resource != "jobs" {
+			watches++
+		}
+	}
+	if watches != 3 {
+		t.Errorf("%d watches for %d executions, want 3 shared ones", watches, n)
+	}
+	if left := fc.leftovers(); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
