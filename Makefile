@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LOCALCLUSTER := test/localcluster/cluster.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help cluster-up cluster-down cluster-status cluster-smoke
+.PHONY: help cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -22,3 +22,14 @@ cluster-status: ## Show what the local cluster runs
 
 cluster-smoke: ## Run one pod under gVisor on the local cluster and print what it sees
 	$(LOCALCLUSTER) smoke
+
+##@ Terraform and manifests (offline; see test/terraform/ and terraform/README.md)
+
+tf-test: ## fmt check, validate and terraform test of every module and example, and the manifests parity test
+	test/terraform/test.sh
+
+tf-fmt: ## Format the .tf and .tftest.hcl files of terraform/ and examples/
+	test/terraform/fmt.sh
+
+tf-providers: ## Build the offline providers (kubectl, schema replay) and print the CLI config path
+	test/terraform/providers.sh
