@@ -1,0 +1,192 @@
+package runner
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func defaults(t *testing.T, o Options) *Options {
+	t.Helper()
+	o.setDefaults()
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	return &o
+}
+
+func TestDefaultsMatchADKGkeCodeExecutor(t *testing.T) {
+	t.Parallel()
+	o := defaults(t, Options{})
+	got := map[string]string{
+		"namespace": o.Namespace, "image": o.Image, "timeout": o.Timeout.String(),
+		"cpu_requested": o.CPURequest, "mem_requested": o.MemoryRequest, "cpu_limit": o.CPULimit, "mem_limit": o.MemoryLimit,
+		"runtime class": o.RuntimeClassName,
+	}
+	want := map[string]string{
+		"namespace": "default", "image": "python:3.11-slim", "timeout": "5m0s",
+		"cpu_requested": "200m", "mem_requested": "256Mi", "cpu_limit": "500m", "mem_limit": "512Mi",
+		"runtime class": "gvisor",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s = %q, want %q", k, got[k], w)
+		}
+	}
+}
+
+func TestValidateNamesEveryBadField(t *testing.T) {
+	t.Parallel()
+	o := Options{
+		Namespace: "Bad_NS", CPURequest: "2", CPULimit: "1", MemoryLimit: "lots", Timeout: -time.Second,
+		ImagePullPolicy: "Sometimes", ScratchSizeLimit: "-1Mi", RunAsUser: -5,
+		Labels: map[string]string{LabelManagedBy: "me"}, MaxOutputBytes: 8 << 20,
+	}
+	o.setDefaults()
+	err := o.validate()
+	if !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("error = %v, want ErrInvalidOptions", err)
+	}
+	for _, field := range []string{"Namespace", "CPURequest", "MemoryLimit", "Timeout", "ImagePullPolicy",
+		"ScratchSizeLimit", "RunAsUser", "reserved by gkexec", "MaxOutputBytes"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error does not name %s:\n%v", field, err)
+		}
+	}
+}
+
+func TestNewJobIsHardened(t *testing.T) {
+	t.Parallel()
+	o := defaults(t, Options{Namespace: "sb", Labels: map[string]string{"team": "ai"}, NodeSelector: map[string]string{"pool": "x"}})
+	req := Request{Code: "print(1)", ExecutionID: "abc", Files: map[string][]byte{"b.txt": nil, "a/c.csv": nil}}
+	job := newJob(o, req)
+	pod := job.Spec.Template.Spec
+	c := pod.Containers[0]
+
+	checks := map[string]bool{
+		"job name":                      job.Name == "gkexec-abc" && job.Namespace == "sb",
+		"backoffLimit 0":                *job.Spec.BackoffLimit == 0,
+		"activeDeadlineSeconds":         *job.Spec.ActiveDeadlineSeconds == 120+300+deadlineSlack,
+		"ttlSecondsAfterFinished":       *job.Spec.TTLSecondsAfterFinished == 300,
+		"runtimeClassName gvisor":       *pod.RuntimeClassName == "gvisor",
+		"restartPolicy Never":           pod.RestartPolicy == corev1.RestartPolicyNever,
+		"no service account token":      !*pod.AutomountServiceAccountToken,
+		"no service links":              !*pod.EnableServiceLinks,
+		"short termination grace":       *pod.TerminationGracePeriodSeconds == 1,
+		"pod runAsNonRoot":              *pod.SecurityContext.RunAsNonRoot,
+		"pod uid/gid fixed":             *pod.SecurityContext.RunAsUser == 65534 && *pod.SecurityContext.RunAsGroup == 65534,
+		"pod seccomp RuntimeDefault":    pod.SecurityContext.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault,
+		"read-only root filesystem":     *c.SecurityContext.ReadOnlyRootFilesystem,
+		"no privilege escalation":       !*c.SecurityContext.AllowPrivilegeEscalation,
+		"not privileged":                !*c.SecurityContext.Privileged,
+		"all capabilities dropped":      len(c.SecurityContext.Capabilities.Drop) == 1 && c.SecurityContext.Capabilities.Drop[0] == "ALL" && len(c.SecurityContext.Capabilities.Add) == 0,
+		"container seccomp":             c.SecurityContext.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault,
+		"container runAsNonRoot":        *c.SecurityContext.RunAsNonRoot,
+		"image and policy":              c.Image == "python:3.11-slim" && c.ImagePullPolicy == corev1.PullIfNotPresent,
+		"gke sandbox node selector":     pod.NodeSelector[GKESandboxLabel] == GKESandboxValue && pod.NodeSelector["pool"] == "x",
+		"gke sandbox toleration":        len(pod.Tolerations) == 1 && pod.Tolerations[0].Key == GKESandboxLabel && pod.Tolerations[0].Effect == corev1.TaintEffectNoSchedule,
+		"managed-by label":              job.Labels[LabelManagedBy] == ManagedByValue && job.Spec.Template.Labels[LabelManagedBy] == ManagedByValue,
+		"execution id label":            job.Labels[LabelExecutionID] == "abc" && job.Spec.Template.Labels[LabelExecutionID] == "abc",
+		"sandbox component label":       job.Spec.Template.Labels[LabelComponent] == ComponentSandbox,
+		"user label":                    job.Labels["team"] == "ai" && job.Spec.Template.Labels["team"] == "ai",
+		"no host namespaces":            !pod.HostNetwork && !pod.HostPID && !pod.HostIPC,
+		"cpu/memory requests":           c.Resources.Requests.Cpu().String() == "200m" && c.Resources.Requests.Memory().String() == "256Mi",
+		"cpu/memory limits":             c.Resources.Limits.Cpu().String() == "500m" && c.Resources.Limits.Memory().String() == "512Mi",
+		"ephemeral storage limit":       c.Resources.Limits.StorageEphemeral().String() == "1Gi",
+		"working dir":                   c.WorkingDir == WorkDir,
+		"output dir for the entrypoint": envOf(c, "GKEXEC_OUTPUT_DIR") == OutputDir,
+		"timeout for the entrypoint":    envOf(c, "GKEXEC_TIMEOUT_SECONDS") == "300",
+	}
+	for name, ok := range checks {
+		if !ok {
+			t.Errorf("%s: not as required", name)
+		}
+	}
+
+	mounts := map[string]corev1.VolumeMount{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m
+	}
+	if !mounts[codeMount].ReadOnly {
+		t.Error("code mount must be read-only")
+	}
+	for _, path := range []string{"/tmp", WorkDir} {
+		if _, ok := mounts[path]; !ok {
+			t.Errorf("%s is not a writable volume", path)
+		}
+	}
+	scratch := resource.MustParse(DefaultScratchSizeLimit)
+	for _, v := range pod.Volumes {
+		switch {
+		case v.EmptyDir != nil:
+			if v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.Cmp(scratch) != 0 || v.EmptyDir.Medium != corev1.StorageMediumMemory {
+				t.Errorf("volume %s: emptyDir must be memory backed and limited to %s", v.Name, DefaultScratchSizeLimit)
+			}
+		case v.ConfigMap != nil:
+			if v.ConfigMap.Name != job.Name {
+				t.Errorf("code volume names ConfigMap %q", v.ConfigMap.Name)
+			}
+			var paths []string
+			for _, it := range v.ConfigMap.Items {
+				paths = append(paths, it.Key+"="+it.Path)
+			}
+			want := "main.py=main.py entrypoint.py=entrypoint.py input-0=inputs/a/c.csv input-1=inputs/b.txt"
+			if strings.Join(paths, " ") != want {
+				t.Errorf("items = %v, want %s", paths, want)
+			}
+		default:
+			t.Errorf("unexpected volume %s (no hostPath, no secrets)", v.Name)
+		}
+	}
+}
+
+func envOf(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+func TestNewJobWithoutSandboxSelectorOrRuntimeClass(t *testing.T) {
+	t.Parallel()
+	o := defaults(t, Options{NoRuntimeClass: true, DisableSandboxNodeSelector: true})
+	pod := newJob(o, Request{Code: "x", ExecutionID: "a"}).Spec.Template.Spec
+	if pod.RuntimeClassName != nil || len(pod.NodeSelector) != 0 || len(pod.Tolerations) != 0 {
+		t.Errorf("runtimeClass %v selector %v tolerations %v, want none", pod.RuntimeClassName, pod.NodeSelector, pod.Tolerations)
+	}
+}
+
+func TestNewConfigMapHoldsCodeEntrypointAndInputs(t *testing.T) {
+	t.Parallel()
+	o := defaults(t, Options{Namespace: "sb"})
+	cm := newConfigMap(o, Request{Code: "print(2)", ExecutionID: "x1", Files: map[string][]byte{"z.bin": {0, 1}, "a.txt": []byte("a")}})
+	switch {
+	case cm.Name != "gkexec-x1" || cm.Namespace != "sb":
+		t.Errorf("name %s/%s", cm.Namespace, cm.Name)
+	case !*cm.Immutable:
+		t.Error("ConfigMap must be immutable")
+	case cm.Data[codeKey] != "print(2)" || cm.Data[entrypointKey] != entrypointPy:
+		t.Error("code or entrypoint missing")
+	case string(cm.BinaryData["input-0"]) != "a" || string(cm.BinaryData["input-1"]) != "\x00\x01":
+		t.Errorf("inputs not stored in name order: %v", cm.BinaryData)
+	case cm.Labels[LabelManagedBy] != ManagedByValue || cm.Labels[LabelExecutionID] != "x1":
+		t.Errorf("labels %v", cm.Labels)
+	}
+}
+
+func BenchmarkNewJob(b *testing.B) {
+	o := Options{}
+	o.setDefaults()
+	req := Request{Code: "print(1)", ExecutionID: "bench", Files: map[string][]byte{"a": []byte("x")}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = newConfigMap(&o, req)
+		_ = newJob(&o, req)
+	}
+}

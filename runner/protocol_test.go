@@ -1,0 +1,188 @@
+package runner
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestDecoderCapsAndKeepsForeignLines(t *testing.T) {
+	t.Parallel()
+	log := new(framed).out("12345").out("67890").err("e").Bytes()
+	log = append(log, "plain text from a crashed interpreter\n"...)
+	d := newDecoder(8)
+	if err := d.readFrom(bytes.NewReader(log)); err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	d.apply(&res)
+	if string(res.Stdout) != "12345678" || !res.StdoutTruncated {
+		t.Errorf("stdout %q truncated=%v, want capped at 8 bytes", res.Stdout, res.StdoutTruncated)
+	}
+	if !strings.HasPrefix(string(res.Stderr), "eplain t") || !res.StderrTruncated {
+		t.Errorf("stderr %q truncated=%v", res.Stderr, res.StderrTruncated)
+	}
+}
+
+func TestDecoderStopsAtTheEndRecord(t *testing.T) {
+	t.Parallel()
+	log := new(framed).out("a").end(endRecord{ExitCode: 2})
+	log = append(log, new(framed).out("after the end").Bytes()...)
+	d := newDecoder(1 << 20)
+	if err := d.readFrom(bytes.NewReader(log)); err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	d.apply(&res)
+	if string(res.Stdout) != "a" || res.ExitCode != 2 {
+		t.Errorf("stdout %q exit %d", res.Stdout, res.ExitCode)
+	}
+}
+
+func TestDecoderRejectsFileDataWithoutHeader(t *testing.T) {
+	t.Parallel()
+	d := newDecoder(10)
+	if err := d.readFrom(bytes.NewReader(new(framed).rec('D', []byte("x")).Bytes())); err == nil {
+		t.Error("want an error for file data without a header")
+	}
+}
+
+// TestEntrypointWithRealPython runs sandbox/entrypoint.py with the machine's python3 and decodes
+// what it writes: the framing contract between the two halves, end to end.
+func TestEntrypointWithRealPython(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is required for this test (the sandbox image runs the same entrypoint)")
+	}
+	dir := t.TempDir()
+	code := filepath.Join(dir, "main.py")
+	inputs := filepath.Join(dir, "inputs")
+	work := filepath.Join(dir, "work")
+	for _, d := range []string{filepath.Join(inputs, "sub"), work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(inputs, "sub", "in.txt"), []byte("input ✓"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, code string
+		timeout    string
+		check      func(*testing.T, Result)
+	}{
+		{"streams, exit code, files", `
+import os, sys
+print("out ✓"); print("err", file=sys.stderr)
+print(open("sub/in.txt").read())
+os.makedirs("output/d", exist_ok=True)
+open("output/d/b.bin", "wb").write(bytes(range(256)))
+sys.exit(3)`, "10", func(t *testing.T, r Result) {
+			if string(r.Stdout) != "out ✓\ninput ✓\n" || string(r.Stderr) != "err\n" || r.ExitCode != 3 {
+				t.Errorf("stdout %q stderr %q exit %d", r.Stdout, r.Stderr, r.ExitCode)
+			}
+			if len(r.Files) != 1 || r.Files[0].Path != "d/b.bin" || len(r.Files[0].Data) != 256 || r.Files[0].Data[255] != 255 {
+				t.Errorf("files %+v", r.Files)
+			}
+		}},
+		{"timeout kills and keeps output", "print('started', flush=True)\nwhile True: pass", "1", func(t *testing.T, r Result) {
+			if !r.TimedOut || r.ExitCode != 137 || string(r.Stdout) != "started\n" {
+				t.Errorf("timedOut %v exit %d stdout %q", r.TimedOut, r.ExitCode, r.Stdout)
+			}
+		}},
+		{"background child does not hold the result", "import subprocess\nsubprocess.Popen(['sleep', '60'])\nprint('done')", "20", func(t *testing.T, r Result) {
+			if r.TimedOut || string(r.Stdout) != "done\n" || r.CodeDuration.Seconds() > 10 {
+				t.Errorf("timedOut %v stdout %q took %v", r.TimedOut, r.Stdout, r.CodeDuration)
+			}
+		}},
+		{"output flood is capped", "import sys\nsys.stdout.write('x' * 5000000)", "20", func(t *testing.T, r Result) {
+			if len(r.Stdout) != 1000 || !r.StdoutTruncated {
+				t.Errorf("stdout %d bytes truncated=%v, want 1000 and true", len(r.Stdout), r.StdoutTruncated)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(code, []byte(tc.code), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ws := filepath.Join(work, strconv.Itoa(len(tc.name)))
+			_ = os.MkdirAll(ws, 0o755)
+			cmd := exec.Command(python, "-I", "-S", "sandbox/entrypoint.py")
+			cmd.Env = []string{"GKEXEC_CODE=" + code, "GKEXEC_INPUTS=" + inputs, "GKEXEC_WORKDIR=" + ws,
+				"GKEXEC_OUTPUT_DIR=" + filepath.Join(ws, "output"), "GKEXEC_TIMEOUT_SECONDS=" + tc.timeout,
+				"GKEXEC_MAX_OUTPUT_BYTES=1000", "PATH=/usr/bin:/bin"}
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("entrypoint: %v", err)
+			}
+			d := newDecoder(1000)
+			if err := d.readFrom(bytes.NewReader(out)); err != nil {
+				t.Fatal(err)
+			}
+			if d.end == nil {
+				t.Fatalf("no end record in %q", out)
+			}
+			var res Result
+			d.apply(&res)
+			tc.check(t, res)
+		})
+	}
+}
+
+func TestResultJSONIsLosslessForBinaryOutput(t *testing.T) {
+	t.Parallel()
+	res := Result{ExecutionID: "x", Stdout: []byte("ok ✓"), Stderr: []byte{0xff, 'a'}, Files: []File{{Path: "a", Data: []byte{0}, Size: 1}}}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if m["stdout"] != "ok ✓" || m["stdout_base64"] != nil {
+		t.Errorf("stdout fields: %v %v", m["stdout"], m["stdout_base64"])
+	}
+	if m["stderr_base64"] != "/2E=" {
+		t.Errorf("stderr_base64 = %v, want /2E=", m["stderr_base64"])
+	}
+	if m["outcome"] != "success" {
+		t.Errorf("outcome = %v", m["outcome"])
+	}
+}
+
+func FuzzDecoder(f *testing.F) {
+	f.Add(new(framed).out("a").err("b").file("f", []byte{1}).end(endRecord{ExitCode: 1}))
+	f.Add([]byte("X:not base64\nO:\n\n"))
+	f.Fuzz(func(t *testing.T, log []byte) {
+		d := newDecoder(64)
+		_ = d.readFrom(bytes.NewReader(log))
+		var res Result
+		d.apply(&res)
+		if len(res.Stdout) > 64 || len(res.Stderr) > 64 {
+			t.Fatalf("cap exceeded: %d %d", len(res.Stdout), len(res.Stderr))
+		}
+	})
+}
+
+func BenchmarkDecodeLog(b *testing.B) {
+	f := new(framed)
+	chunk := strings.Repeat("y", 6*1024)
+	for range 170 { // ~1 MiB of stdout, as the default cap allows
+		f.out(chunk)
+	}
+	log := f.end(endRecord{})
+	b.SetBytes(int64(len(log)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d := newDecoder(DefaultMaxOutputBytes)
+		if err := d.readFrom(bytes.NewReader(log)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
