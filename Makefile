@@ -4,10 +4,32 @@ SHELL := /bin/bash
 LOCALCLUSTER := test/localcluster/cluster.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
+.PHONY: help demo test build unit e2e clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Main
+
+demo: ## Bring the local gVisor cluster up if needed and run a sample in the sandbox
+	hack/demo.sh
+
+test: ## Every test: unit, Terraform offline, local cluster up, end-to-end, cluster down
+	test/run.sh
+
+##@ Development
+
+build: ## Build bin/gkexec
+	go build -o bin/gkexec ./cmd/gkexec
+
+unit: ## Unit tests only (no cluster)
+	go vet ./... && go test -race ./...
+
+e2e: build ## End-to-end tests against an already running local cluster
+	GKEXEC_E2E_KUBECONFIG=$$($(LOCALCLUSTER) kubeconfig) GKEXEC_BIN=$(CURDIR)/bin/gkexec go test -tags integration -count=1 -timeout 50m ./test/...
+
+clean: ## Remove build outputs (not the cache in ~/.cache/gkexec)
+	rm -rf bin
 
 ##@ Local cluster (single-node Kubernetes + gVisor; see test/localcluster/README.md)
 

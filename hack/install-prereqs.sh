@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# install-prereqs.sh: Debian packages the unit tests need on a fresh machine (the cluster and Terraform
+# scripts install their own). Idempotent and quiet when all is there.
+set -euo pipefail
+need=()
+command -v python3 >/dev/null || need+=(python3)
+command -v flock >/dev/null || need+=(util-linux)
+if [ "${#need[@]}" -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || { echo "need root to install: ${need[*]}" >&2; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+echo "prerequisites present: go $(go env GOVERSION), $(python3 --version)"

@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Stage runner for the project's long scripts (test/run.sh, hack/demo.sh): every stage prints one line
+# with its elapsed time, keeps its full output in a log file, and on failure names that log and shows
+# its tail. Source it; set STAGE_LOGS first.
+
+STAGES_T0=$(date +%s.%N)
+: "${STAGE_LOGS:=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/logs}"
+
+stages_elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }'; }
+note() { printf '[%7s] %s\n' "$(stages_elapsed "$STAGES_T0")" "$*" >&2; }
+
+# stage NAME CMD...: runs CMD with output to $STAGE_LOGS/NAME.log.
+stage() {
+	local name=$1 log t0 rc=0
+	shift
+	mkdir -p "$STAGE_LOGS"
+	log=$STAGE_LOGS/$name.log
+	t0=$(date +%s.%N)
+	note "$name ..."
+	"$@" >"$log" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		tail -n 30 "$log" | sed 's/^/          | /' >&2
+		note "$name FAILED after $(stages_elapsed "$t0") (exit $rc); full log: $log"
+		return "$rc"
+	fi
+	note "$name done in $(stages_elapsed "$t0")"
+}
+
+# stage_tee NAME CMD...: like stage, but also shows the output as it comes (test runners, whose
+# summary lines belong in the console).
+stage_tee() {
+	local name=$1 log t0 rc=0
+	shift
+	mkdir -p "$STAGE_LOGS"
+	log=$STAGE_LOGS/$name.log
+	t0=$(date +%s.%N)
+	note "$name ..."
+	"$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+	if [ "$rc" -ne 0 ]; then
+		note "$name FAILED after $(stages_elapsed "$t0") (exit $rc); full log: $log"
+		return "$rc"
+	fi
+	note "$name done in $(stages_elapsed "$t0")"
+}

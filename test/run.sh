@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# test/run.sh: the whole test suite, exactly as CI runs it (`make test`, called by .ci/run).
+#
+#   1. go vet and the unit tests (fake clientset, real python3 for the sandbox entrypoint)
+#   2. Terraform offline: fmt, validate, terraform test of every module and example, manifests parity
+#   3. the local gVisor cluster, brought up (built on first use, cached in ~/.cache/gkexec)
+#   4. the end-to-end suites against it (go test -tags integration ./test/...)
+#   5. the cluster brought down again, even on failure, unless it was already up before (or KEEP_CLUSTER=1)
+#
+# Environment: GKEXEC_CACHE (default ~/.cache/gkexec), KEEP_CLUSTER=1, E2E_RUN (a go test -run pattern).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export STAGE_LOGS=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/logs/test
+# shellcheck source=../hack/stages.sh
+source hack/stages.sh
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+
+cluster=test/localcluster/cluster.sh
+was_up=false
+if "$cluster" status >/dev/null 2>&1; then was_up=true; fi
+cleanup() {
+	local rc=$?
+	if [ "$was_up" = false ] && [ "${KEEP_CLUSTER:-}" != 1 ]; then
+		stage cluster-down "$cluster" down || rc=1
+	fi
+	if [ "$rc" -eq 0 ]; then note "all tests passed"; else note "tests FAILED (exit $rc); logs: $STAGE_LOGS"; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+stage prerequisites hack/install-prereqs.sh
+stage vet go vet ./...
+stage_tee unit go test -race -count=1 ./...
+stage_tee terraform test/terraform/test.sh
+stage cluster-up "$cluster" up
+stage build go build -o bin/gkexec ./cmd/gkexec
+export GKEXEC_E2E_KUBECONFIG GKEXEC_BIN
+GKEXEC_E2E_KUBECONFIG=$("$cluster" kubeconfig)
+GKEXEC_BIN=$PWD/bin/gkexec
+stage_tee e2e go test -tags integration -count=1 -timeout 50m ${E2E_RUN:+-run "$E2E_RUN"} ./test/...
