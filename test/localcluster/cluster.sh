@@ -74,7 +74,7 @@ main() {
 	case $cmd in
 	up) cmd_up ;;
 	down) cmd_down ;;
-	status) cmd_status ;;
+	status) cmd_status || exit $? ;; # its exit code is the answer, not an error
 	smoke) cmd_smoke ;;
 	build) build ;;
 	kubeconfig) echo "$ADMIN_KUBECONFIG" ;;

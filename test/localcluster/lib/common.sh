@@ -44,6 +44,8 @@ CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 # Debian's containerd/runc/CNI and our builds come first; nothing from the user's PATH that could shadow them.
 export PATH=$BIN:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export KUBECONFIG=$ADMIN_KUBECONFIG
+# kubectl's discovery cache would otherwise appear in ~/.kube/cache.
+export KUBECACHEDIR=$CACHE/kubectl-cache
 
 START_TIME=$(date +%s.%N)
 
@@ -65,7 +67,8 @@ run_stage() {
 	mkdir -p "$LOGS"
 	t0=$(date +%s.%N)
 	say "$name ..."
-	( set -Eeuo pipefail; "$fn" ) >"$log" 2>&1 || rc=$?
+	# The stage's own failure is reported below, with its log: no ERR trap inside.
+	( trap - ERR; set -Eeuo pipefail; "$fn" ) >"$log" 2>&1 || rc=$?
 	if [ "$rc" -ne 0 ]; then
 		tail -n 15 "$log" | sed 's/^/          | /' >&2
 		die "stage $name failed (exit $rc)" "$log"
@@ -85,6 +88,27 @@ wait_for() {
 	done
 }
 
+# wait_daemon NAME SECONDS COMMAND...: like wait_for, for a daemon we just started, but fails at once (with the
+# tail of the daemon's log) if the daemon exits, e.g. on a bad flag or a port taken meanwhile.
+wait_daemon() {
+	local name=$1 timeout=$2 deadline
+	shift 2
+	deadline=$(($(date +%s) + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if ! daemon_pid "$name" >/dev/null; then
+			echo "$name exited during start-up; the end of $LOGS/$name.log:"
+			tail -n 20 "$LOGS/$name.log"
+			return 1
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			echo "$name not ready after ${timeout}s; the end of $LOGS/$name.log:"
+			tail -n 20 "$LOGS/$name.log"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
 # --- processes ---------------------------------------------------------------------------------------------
 
 # start_daemon NAME COMMAND...: starts COMMAND detached (own session, so a Ctrl-C of `make` does not kill the
@@ -100,7 +124,8 @@ start_daemon() {
 
 # proc_starttime PID: the process start time in clock ticks since boot (/proc/PID/stat field 22). Together with
 # the PID it identifies a process uniquely, so a stale PID file never makes us signal an unrelated process.
-proc_starttime() { awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null; }
+# Prints nothing for a zombie: PID 1 in this VM may take a while to reap a killed daemon.
+proc_starttime() { awk '{ sub(/^.*\) /, ""); if ($1 != "Z") print $20 }' "/proc/$1/stat" 2>/dev/null; }
 
 # daemon_pid NAME: prints the recorded PID if that very process is still alive, else fails.
 daemon_pid() {
@@ -122,6 +147,11 @@ apiserver_ready() {
 }
 containerd_up() { [ -S "$CTRD_SOCK" ] && ctr_ version >/dev/null 2>&1; }
 kubelet_healthy() { curl -sf --max-time 2 http://127.0.0.1:10248/healthz >/dev/null; }
+# node_ready [SINCE]: the node reports Ready, in a heartbeat not older than SINCE (RFC 3339, UTC) if given: after a
+# restart the node object still says Ready from the previous run until the node controller notices (40 s).
 node_ready() {
-	[ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+	local status heartbeat
+	read -r status heartbeat < <(kubectl get node "$NODE_NAME" -o \
+		jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null)
+	[ "$status" = True ] && [[ ! "$heartbeat" < "${1:-}" ]]
 }

@@ -112,7 +112,7 @@ stage_containerd() {
 		# client still hands the request to the closed loopback port instead of resolving the registry.
 		start_daemon containerd env HTTP_PROXY=$REGISTRY_BLACKHOLE HTTPS_PROXY=$REGISTRY_BLACKHOLE NO_PROXY= \
 			containerd --config "$CTRD/config.toml"
-		wait_for 30 containerd containerd_up || return 1
+		wait_daemon containerd 30 containerd_up
 	fi
 	import_image "$IMAGE_DIR/pause.tar" "$PAUSE_IMAGE"
 	import_image "$IMAGE_DIR/python.tar" "$PYTHON_IMAGE_CRI"

@@ -73,7 +73,7 @@ start_etcd() {
 		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
 		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
 		--initial-cluster "$CLUSTER_NAME=http://127.0.0.1:2380" --listen-metrics-urls http://127.0.0.1:2381
-	wait_for 60 "etcd /health" etcd_healthy
+	wait_daemon etcd 60 etcd_healthy
 }
 
 start_apiserver() {
@@ -92,7 +92,7 @@ start_apiserver() {
 		--service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
 		--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
 		--allow-privileged=true --profiling=false
-	wait_for 120 "kube-apiserver /readyz" apiserver_ready
+	wait_daemon kube-apiserver 120 apiserver_ready
 }
 
 start_controller_manager() {
@@ -104,7 +104,7 @@ start_controller_manager() {
 		--bind-address=127.0.0.1 --leader-elect=false --use-service-account-credentials=true \
 		--service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
 		--cluster-name="$CLUSTER_NAME" --flex-volume-plugin-dir="$STATE/kcm-flexvolume"
-	wait_for 60 "kube-controller-manager /healthz" curl -skf --max-time 2 https://127.0.0.1:10257/healthz
+	wait_daemon kube-controller-manager 60 curl -skf --max-time 2 https://127.0.0.1:10257/healthz
 }
 
 start_scheduler() {
@@ -113,7 +113,7 @@ start_scheduler() {
 	start_daemon kube-scheduler kube-scheduler --kubeconfig="$kc" \
 		--authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
 		--bind-address=127.0.0.1 --leader-elect=false
-	wait_for 60 "kube-scheduler /healthz" curl -skf --max-time 2 https://127.0.0.1:10259/healthz
+	wait_daemon kube-scheduler 60 curl -skf --max-time 2 https://127.0.0.1:10259/healthz
 }
 
 stage_controlplane() {

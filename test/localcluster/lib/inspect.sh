@@ -17,7 +17,8 @@ cmd_status() {
 	for d in "${ALL_DAEMONS[@]}"; do
 		if pid=$(daemon_pid "$d"); then
 			running=$((running + 1))
-			printf '%-24s running  pid %-7s rss %s MB\n' "$d" "$pid" "$(($(awk '/VmRSS/ { print $2 }' "/proc/$pid/status") / 1024))"
+			printf '%-24s running  pid %-7s rss %s MB\n' "$d" "$pid" \
+				"$(awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status" 2>/dev/null)"
 		else
 			printf '%-24s stopped\n' "$d"
 		fi
@@ -65,11 +66,14 @@ spec:
     - python3
     - -c
     - |
-      import os
+      import ipaddress, socket
+      def ip(h): return str(ipaddress.IPv4Address(socket.ntohl(int(h, 16))))
       print("kernel:", open("/proc/version").read().strip())
-      print("interfaces:", sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else open("/proc/net/dev").read().split("\n")[2:])
-      print("routes:", [l.split()[:3] for l in open("/proc/net/route").read().splitlines()[1:]])
-      print("resolv.conf:", open("/etc/resolv.conf").read().split())
+      print("interfaces:", " ".join(l.split(":")[0].strip() for l in open("/proc/net/dev").read().splitlines()[2:]))
+      for l in open("/proc/net/route").read().splitlines()[1:]:
+          f = l.split()
+          print("route: %s/%s via %s dev %s" % (ip(f[1]), ip(f[7]), ip(f[2]), f[0]))
+      print("resolv.conf:", " ".join(open("/etc/resolv.conf").read().split()))
     securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: ["ALL"]}}
 EOF
 	if ! wait_for 120 "smoke pod to finish" pod_finished "$ns" "$pod" || [ "$(pod_phase "$ns" "$pod")" != Succeeded ]; then
@@ -107,5 +111,6 @@ EOF
 
 # env: shell assignments for scripts and Makefiles: eval "$(test/localcluster/cluster.sh env)".
 cmd_env() {
-	printf 'export GKEXEC_CACHE=%q\nexport KUBECONFIG=%q\nexport KUBECTL=%q\n' "$CACHE" "$ADMIN_KUBECONFIG" "$BIN/kubectl"
+	printf 'export GKEXEC_CACHE=%q\nexport KUBECONFIG=%q\nexport KUBECTL=%q\nexport KUBECACHEDIR=%q\n' \
+		"$CACHE" "$ADMIN_KUBECONFIG" "$BIN/kubectl" "$KUBECACHEDIR"
 }

@@ -71,13 +71,15 @@ start_kubelet() {
 		exec kubelet --config=$STATE/kubelet-config.yaml --kubeconfig=$STATE/kubelet.kubeconfig \
 			--root-dir=$KUBELET_ROOT --hostname-override=$NODE_NAME \
 			--node-labels=$SANDBOX_LABEL_KEY=$SANDBOX_LABEL_VALUE"
-	wait_for 60 "kubelet /healthz" kubelet_healthy
+	wait_daemon kubelet 60 kubelet_healthy
 }
 
 stage_kubelet() {
+	local since
 	write_kubelet_config
+	since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 	start_kubelet
-	wait_for 120 "node $NODE_NAME Ready" node_ready
+	wait_daemon kubelet 120 node_ready "$since"
 }
 
 # Label, taint and RuntimeClass are applied on every up: --node-labels and registerWithTaints only act when the

@@ -7,7 +7,8 @@
 # Host paths outside the cache that the kubelet or containerd create and cannot be told to put elsewhere.
 # up records which of them did not exist before (host-paths file); down removes only those, and only what
 # belongs to this cluster inside them.
-HOST_PATHS=(/var/lib/kubelet /var/log/containers /var/lib/cni /run/containerd)
+# /run/mount is util-linux's utab directory, created by our first `mount --make-shared`.
+HOST_PATHS=(/var/lib/kubelet /var/log/containers /var/lib/cni /run/containerd /run/mount)
 HOST_PATHS_FILE=$STATE/created-host-paths
 
 record_host_paths() {
@@ -19,21 +20,32 @@ record_host_paths() {
 	done
 }
 
-# stop_pid NAME PID: SIGTERM, wait up to 15 s, then SIGKILL.
-stop_pid() {
-	local name=$1 pid=$2 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 75); do
-		kill -0 "$pid" 2>/dev/null || { echo "stopped $name (pid $pid)"; return 0; }
+# stop_daemons NAME...: SIGTERM to each recorded, still-running daemon at once, wait up to 15 s for all of
+# them, then SIGKILL the rest. In parallel because each takes 1-3 s to shut down.
+stop_daemons() {
+	local name pid alive
+	declare -A running=()
+	for name in "$@"; do
+		if pid=$(daemon_pid "$name"); then
+			kill -TERM "$pid" 2>/dev/null && running[$name]=$pid
+		fi
+	done
+	for _ in $(seq 1 75); do
+		alive=0
+		for name in "${!running[@]}"; do
+			if kill -0 "${running[$name]}" 2>/dev/null; then alive=1; fi
+		done
+		[ "$alive" -eq 1 ] || break
 		sleep 0.2
 	done
-	kill -KILL "$pid" 2>/dev/null && echo "killed $name (pid $pid) after 15 s"
-}
-
-stop_daemon() {
-	local pid
-	if pid=$(daemon_pid "$1"); then stop_pid "$1" "$pid"; fi
-	rm -f "$PIDS/$1.pid"
+	for name in "${!running[@]}"; do
+		if kill -KILL "${running[$name]}" 2>/dev/null; then
+			echo "killed $name (pid ${running[$name]}) after 15 s"
+		else
+			echo "stopped $name (pid ${running[$name]})"
+		fi
+	done
+	for name in "$@"; do rm -f "$PIDS/$name.pid"; done
 }
 
 # Pods outlive the kubelet (their shims are children of init); containerd, while it runs, knows all of them.
@@ -61,10 +73,12 @@ kill_leftover_processes() {
 		case "$(readlink "$d/exe" 2>/dev/null)" in
 		"$BIN/runsc" | "$BIN/containerd-shim-runsc-v1.real") pids+=("$pid"); continue ;;
 		esac
-		cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
 		case "$cmd" in *"-address $CTRD_SOCK "*) pids+=("$pid") ;; esac
 	done
 	[ ${#pids[@]} -eq 0 ] && return 0
+	# Each v1 hierarchy lists the same processes.
+	mapfile -t pids < <(printf '%s\n' "${pids[@]}" | sort -un)
 	echo "killing ${#pids[@]} leftover pod/shim processes: ${pids[*]}"
 	kill -KILL "${pids[@]}" 2>/dev/null || true
 	sleep 0.5
@@ -96,15 +110,24 @@ remove_host_paths() {
 	rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint \
 		/var/lib/kubelet/device-plugins/DEPRECATION
 	rmdir /var/lib/kubelet/device-plugins 2>/dev/null || true
-	# libcni's result cache for our network (containerd cannot move it). Pods removed without CNI DEL leave it.
-	find /var/lib/cni -path "*$CLUSTER_NAME*" -delete 2>/dev/null || true
+	# libcni's result cache (containerd 1.6 cannot move it): entries of our network, and of containerd's
+	# built-in loopback network for our sandboxes. Pods removed without a CNI DEL leave them behind.
+	find /var/lib/cni/results -name "$CLUSTER_NAME-*" -delete 2>/dev/null || true
+	local id
+	for id in "${SANDBOX_IDS[@]}"; do rm -f /var/lib/cni/results/cni-loopback-"$id"-*; done
 	# Directories we created (e.g. containerd 1.6's hardcoded shim socket dir /run/containerd/s): removed once
 	# empty. A path that existed before up is never removed, only cleaned of our files above.
 	local p kept=()
 	[ -f "$HOST_PATHS_FILE" ] || return 0
 	while read -r p; do
 		[ -e "$p" ] || continue
-		find "$p" -depth -type d -empty -delete 2>/dev/null || true
+		# Created by us, these hold only our cluster's files: libcni's cache, and the shim sockets killed shims
+		# leave in /run/containerd/s (unless a system containerd has started there since).
+		case $p in
+		/var/lib/cni) rm -rf "$p" ;;
+		/run/containerd) [ -S /run/containerd/containerd.sock ] || rm -rf "$p" ;;
+		esac
+		find "$p" -depth \( -type d -o -type f \) -empty -delete 2>/dev/null || true
 		if [ -e "$p" ]; then
 			echo "left $p: not empty"
 			kept+=("$p")
@@ -115,12 +138,23 @@ remove_host_paths() {
 	if [ ${#kept[@]} -eq 0 ]; then rm -f "$HOST_PATHS_FILE"; else printf '%s\n' "${kept[@]}" >"$HOST_PATHS_FILE"; fi
 }
 
+# The CRI keeps a directory per pod sandbox until the sandbox is removed through it; what is left there after
+# a crash or our ctr-based removal names the sandboxes whose host leftovers (CNI cache) we must remove.
+sandbox_ids() {
+	local d
+	for d in "$CTRD"/{root,state}/io.containerd.grpc.v1.cri/sandboxes/*/; do
+		[ -d "$d" ] && basename "$d"
+	done | sort -u
+}
+
 stage_down() {
-	stop_daemon kubelet
+	mapfile -t SANDBOX_IDS < <(sandbox_ids)
+	# The kubelet first, or it restarts the pods we remove; containerd must still run to remove them.
+	stop_daemons kubelet
 	remove_pod_containers
-	stop_daemon containerd
-	local i
-	for ((i = ${#CONTROL_PLANE[@]} - 1; i >= 0; i--)); do stop_daemon "${CONTROL_PLANE[i]}"; done
+	# etcd last: the apiserver's graceful shutdown hangs when etcd vanishes under it.
+	stop_daemons containerd kube-scheduler kube-controller-manager kube-apiserver
+	stop_daemons etcd
 	kill_leftover_processes
 	unmount_state
 	remove_cgroups
