@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -37,7 +39,19 @@ func apiError(err error, verb, resource, namespace, name string) error {
 	case apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err):
 		return fmt.Errorf("%w: %s %s: %v", ErrInvalidRequest, verb, obj, err)
 	}
+	if isUnreachable(err) {
+		return fmt.Errorf("%w: %s %s: cannot reach the Kubernetes API server; is the cluster running, and do --kubeconfig/--context point at it? %v",
+			ErrCluster, verb, obj, err)
+	}
 	return fmt.Errorf("%w: %s %s: %v", ErrCluster, verb, obj, err)
+}
+
+// isUnreachable: the API server did not answer at all (as opposed to answering with an error).
+func isUnreachable(err error) bool {
+	var netErr net.Error
+	var opErr *net.OpError
+	return errors.As(err, &opErr) || (errors.As(err, &netErr) && netErr.Timeout()) ||
+		strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no such host")
 }
 
 func isNamespaceNotFound(err error, namespace string) bool {

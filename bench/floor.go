@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+// floor runs the workload the way the cluster allows at its fastest: one bare Pod with the same
+// image, RuntimeClass, node placement and command, created, watched until it succeeds, deleted.
+// No ConfigMap, no Job controller, no log read: what is left is scheduling, sandbox start, the
+// code itself and the kubelet's status reporting.
+type floor struct {
+	client kubernetes.Interface
+	opts   runner.Options
+	code   string
+}
+
+func (f *floor) pod() *corev1.Pod {
+	o := f.opts
+	sel := map[string]string{}
+	var tol []corev1.Toleration
+	if !o.DisableSandboxNodeSelector {
+		sel[runner.GKESandboxLabel] = runner.GKESandboxValue
+		tol = append(tol, corev1.Toleration{Key: runner.GKESandboxLabel, Operator: corev1.TolerationOpEqual,
+			Value: runner.GKESandboxValue, Effect: corev1.TaintEffectNoSchedule})
+	}
+	var rc *string
+	if !o.NoRuntimeClass {
+		rc = ptr.To(o.RuntimeClassName)
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "gkexec-floor-",
+			Namespace:    o.Namespace,
+			Labels:       map[string]string{"app.kubernetes.io/name": "gkexec-bench-floor"},
+		},
+		Spec: corev1.PodSpec{
+			RuntimeClassName:              rc,
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			AutomountServiceAccountToken:  ptr.To(false),
+			EnableServiceLinks:            ptr.To(false),
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			NodeSelector:                  sel,
+			Tolerations:                   tol,
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(o.RunAsUser),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{
+				Name: "floor", Image: o.Image, ImagePullPolicy: o.ImagePullPolicy,
+				Command: []string{"python3", "-c", f.code},
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: mustQ(o.CPURequest), corev1.ResourceMemory: mustQ(o.MemoryRequest)},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQ(o.CPULimit), corev1.ResourceMemory: mustQ(o.MemoryLimit)},
+				},
+			}},
+		},
+	}
+}
+
+// run returns the time from create to the deletion being accepted after the Pod succeeded.
+func (f *floor) run(ctx context.Context) (time.Duration, error) {
+	ns := f.opts.Namespace
+	t0 := time.Now()
+	pod, err := f.client.CoreV1().Pods(ns).Create(ctx, f.pod(), metav1.CreateOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("create floor pod (the benchmark's own identity needs pods create/delete): %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = f.client.CoreV1().Pods(ns).Delete(dctx, pod.Name, metav1.DeleteOptions{})
+	}()
+	w, err := f.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{
+		FieldSelector:   fields.OneTermEqualSelector("metadata.name", pod.Name).String(),
+		ResourceVersion: pod.ResourceVersion,
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	deadline := time.After(f.opts.StartTimeout + f.opts.Timeout)
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return 0, fmt.Errorf("watch on floor pod %s closed", pod.Name)
+			}
+			p, isPod := ev.Object.(*corev1.Pod)
+			if !isPod || ev.Type == watch.Error {
+				continue
+			}
+			switch p.Status.Phase {
+			case corev1.PodSucceeded:
+				err := f.client.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{})
+				return time.Since(t0), err
+			case corev1.PodFailed:
+				return 0, fmt.Errorf("floor pod %s failed: %s", pod.Name, p.Status.Message)
+			}
+		case <-deadline:
+			return 0, fmt.Errorf("floor pod %s did not finish in time", pod.Name)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func mustQ(s string) resource.Quantity { return resource.MustParse(s) }
