@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LOCALCLUSTER := test/localcluster/cluster.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test build unit e2e clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
+.PHONY: help demo test build unit e2e bench clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -27,6 +27,9 @@ unit: ## Unit tests only (no cluster)
 
 e2e: build ## End-to-end tests against an already running local cluster
 	GKEXEC_E2E_KUBECONFIG=$$($(LOCALCLUSTER) kubeconfig) GKEXEC_BIN=$(CURDIR)/bin/gkexec go test -tags integration -count=1 -timeout 50m ./test/...
+
+bench: ## Benchmark against the local cluster's floor (docs/performance.md)
+	hack/bench.sh
 
 clean: ## Remove build outputs (not the cache in ~/.cache/gkexec)
 	rm -rf bin
