@@ -24,6 +24,18 @@ export CHECKPOINT_DISABLE=1
 log() { printf '%s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# terraform_dirs prints the module and example directories (relative to the repository) that hold
+# Terraform configuration; examples/ also has non-Terraform examples.
+terraform_dirs() {
+	local dir
+	for dir in "$REPO_ROOT"/terraform/modules/*/ "$REPO_ROOT"/examples/*/; do
+		if compgen -G "$dir*.tf" >/dev/null; then
+			dir=${dir#"$REPO_ROOT"/}
+			echo "${dir%/}"
+		fi
+	done
+}
+
 go_platform() { echo "$(go env GOOS)_$(go env GOARCH)"; }
 
 # with_cache_lock CMD...: one builder at a time per cache, so parallel test runs share a build.

@@ -38,6 +38,7 @@ build_kubectl_provider() {
 	fi
 	log "kubectl provider v$KUBECTL_PROVIDER_VERSION: building from the Go module proxy (about 2.5 minutes)..."
 	tmp=$(mktemp -d "$TF_CACHE/kubectl-build.XXXXXX")
+	rm -rf "$mirror.new"
 	if ! GOBIN=$tmp CGO_ENABLED=0 go install -trimpath "github.com/gavinbunney/terraform-provider-kubectl@v$KUBECTL_PROVIDER_VERSION"; then
 		rm -rf "$tmp"
 		die "building github.com/gavinbunney/terraform-provider-kubectl@v$KUBECTL_PROVIDER_VERSION failed"

@@ -4,6 +4,8 @@
 #   fmt          terraform fmt -check over terraform/ and examples/
 #   coverage     every validation block has an expect_failures run
 #   providers    the offline providers (built once, then cached; see providers.sh)
+#   replay-provider  unit tests of test/tfprovider-replay (its own Go module)
+#   canary       the schema replay provider rejects a config the real provider rejects
 #   <dir>        init, validate and `terraform test` for each module and example, in a scratch copy
 #   parity       go test ./test/parity: manifests/ = the namespace module = runner.RequiredRules()
 #
@@ -57,6 +59,41 @@ check_dir() {
 	fi
 }
 
+replay_unit() {
+	cd "$REPO_ROOT/test/tfprovider-replay"
+	GKEXEC_SHARED_DIR=$GKEXEC_SHARED_DIR go test -count=1 ./...
+}
+
+# canary: the replay provider must reject what the real google provider rejects (here the
+# pre-7.22 sandbox_type argument), or every validate would pass for nothing.
+canary() {
+	local dir=$WORK/canary
+	mkdir -p "$dir" && cd "$dir"
+	cat >main.tf <<-'EOF'
+		terraform {
+		  required_providers {
+		    google = { source = "hashicorp/google", version = ">= 7.22, < 8.0" }
+		  }
+		}
+		resource "google_container_node_pool" "canary" {
+		  cluster = "c"
+		  node_config {
+		    sandbox_config {
+		      sandbox_type = "gvisor"
+		    }
+		  }
+		}
+	EOF
+	"$TF" init -backend=false -input=false -no-color
+	local out
+	if out=$("$TF" validate -no-color 2>&1); then
+		echo "the replay provider accepted sandbox_type, which google >= 7.22 rejects: it does not enforce the schema" >&2
+		return 1
+	fi
+	echo "$out"
+	grep -q 'An argument named "sandbox_type" is not expected here' <<<"$out"
+}
+
 parity() {
 	cd "$REPO_ROOT"
 	GKEXEC_REQUIRE_TOOLS=1 GKEXEC_TERRAFORM=$TF go test -count=1 -v ./test/parity/
@@ -69,11 +106,12 @@ main() {
 	stage fmt tf_fmt
 	stage coverage "$REPO_ROOT/test/terraform/validation-coverage.sh"
 	stage providers "$REPO_ROOT/test/terraform/providers.sh"
+	stage replay-provider replay_unit
 	export TF_CLI_CONFIG_FILE=$TF_CLI_CONFIG TF_IN_AUTOMATION=1 TF_INPUT=0
 	stage copy copy_tree
-	for dir in "$REPO_ROOT"/terraform/modules/*/ "$REPO_ROOT"/examples/*/; do
-		dir=${dir#"$REPO_ROOT"/}
-		stage "${dir%/}" check_dir "${dir%/}"
+	stage canary canary
+	for dir in $(terraform_dirs); do
+		stage "$dir" check_dir "$dir"
 	done
 	stage parity parity
 	log "all Terraform checks passed in $((SECONDS - total))s; logs in $LOG_DIR"

@@ -6,9 +6,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 status=0
-for dir in "$REPO_ROOT"/terraform/modules/*/ "$REPO_ROOT"/examples/*/; do
-	name=${dir#"$REPO_ROOT"/}
-	name=${name%/}
+for name in $(terraform_dirs); do
+	dir=$REPO_ROOT/$name/
 	declare -A blocks=() runs=()
 	# variable "name" { ... validation { ... } ... }: count validation blocks per variable.
 	while read -r var count; do
