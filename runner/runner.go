@@ -149,6 +149,12 @@ func (r *Runner) Execute(ctx context.Context, req Request) (res Result, err erro
 	}
 	res.ExecutionID = req.ExecutionID
 	log := r.log.With("execution", req.ExecutionID, "namespace", r.opts.Namespace)
+	defer func() {
+		// Whatever step the caller's cancellation interrupted, it is reported as a cancellation.
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrCanceled) && !errors.Is(err, ErrTimeout) {
+			err = fmt.Errorf("%w: execution %s in namespace %s: %w", ErrCanceled, req.ExecutionID, r.opts.Namespace, ctx.Err())
+		}
+	}()
 
 	h, werr := r.ensureWatching(ctx)
 	if werr != nil {
@@ -173,13 +179,7 @@ func (r *Runner) Execute(ctx context.Context, req Request) (res Result, err erro
 	res.Timings.Created = time.Now()
 	log.Debug("created", "job", job.Name)
 
-	err = r.await(ctx, log, t, job.Name, &res)
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w: job %s/%s: %w", ErrCanceled, r.opts.Namespace, job.Name, ctx.Err())
-		}
-	}
-	return res, err
+	return res, r.await(ctx, log, t, job.Name, &res)
 }
 
 // made records which objects exist, so that cleanup deletes exactly those.
