@@ -18,28 +18,34 @@ import (
 // installation is one way of installing the sandbox namespace, rendered in both forms.
 type installation struct {
 	name      string
-	kustomize func(t *testing.T) objects
+	manifests string         // kustomize directory
+	retarget  string         // namespace an overlay moves manifests to; "" for none
 	module    map[string]any // variables of terraform/modules/sandbox-namespace
-	namespace string
+	namespace string         // where the objects must land
+}
+
+func (inst installation) fromKustomize(t *testing.T) objects {
+	return kustomize(t, inst.manifests, inst.retarget)
 }
 
 var installations = []installation{
 	{
 		name:      "GKE: manifests/base = module defaults",
-		kustomize: func(t *testing.T) objects { return kustomize(t, "manifests/base") },
+		manifests: "manifests/base",
 		module:    map[string]any{},
 		namespace: "gkexec",
 	},
 	{
 		name:      "non-GKE: manifests/overlays/non-gke = module with create_runtime_class",
-		kustomize: func(t *testing.T) objects { return kustomize(t, "manifests/overlays/non-gke") },
+		manifests: "manifests/overlays/non-gke",
 		module:    map[string]any{"create_runtime_class": true},
 		namespace: "gkexec",
 	},
 	{
 		// The e2e tests retarget the base into a fresh namespace with an overlay's `namespace:`.
 		name:      "retargeted: overlay with namespace: = module with namespace",
-		kustomize: func(t *testing.T) objects { return kustomize(t, retargetOverlay(t, "manifests/base", "e2e-parity")) },
+		manifests: "manifests/base",
+		retarget:  "e2e-parity",
 		module:    map[string]any{"namespace": "e2e-parity"},
 		namespace: "e2e-parity",
 	},
@@ -52,7 +58,7 @@ func TestManifestsMatchModule(t *testing.T) {
 	for _, inst := range installations {
 		t.Run(inst.name, func(t *testing.T) {
 			t.Parallel()
-			fromKustomize := inst.kustomize(t)
+			fromKustomize := inst.fromKustomize(t)
 			fromModule := renderModule(t, inst.module)
 
 			if got, want := fromModule.keys(), fromKustomize.keys(); !slices.Equal(got, want) {
@@ -85,7 +91,7 @@ func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 	for _, inst := range installations {
 		t.Run(inst.name, func(t *testing.T) {
 			t.Parallel()
-			for source, objs := range map[string]objects{"kustomize": inst.kustomize(t), "module": renderModule(t, inst.module)} {
+			for source, objs := range map[string]objects{"kustomize": inst.fromKustomize(t), "module": renderModule(t, inst.module)} {
 				var role rbacv1.Role
 				convert(t, objs.ofKind(t, "Role"), &role)
 				if got := normalizeRules(role.Rules); !reflect.DeepEqual(got, want) {
@@ -114,7 +120,7 @@ func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 // change to the runner's labels or defaults fails here rather than in a cluster.
 func TestObjectsHonourRunnerContract(t *testing.T) {
 	t.Parallel()
-	objs := kustomize(t, "manifests/base") // equal to the module's, by TestManifestsMatchModule
+	objs := kustomize(t, "manifests/base", "") // equal to the module's, by TestManifestsMatchModule
 
 	t.Run("namespace enforces Pod Security restricted", func(t *testing.T) {
 		labels := objs.ofKind(t, "Namespace")["metadata"].(map[string]any)["labels"].(map[string]any)
@@ -197,7 +203,7 @@ func TestObjectsHonourRunnerContract(t *testing.T) {
 	})
 
 	t.Run("RuntimeClass of the non-GKE overlay is GKE Sandbox's", func(t *testing.T) {
-		rc := kustomize(t, "manifests/overlays/non-gke").ofKind(t, "RuntimeClass")
+		rc := kustomize(t, "manifests/overlays/non-gke", "").ofKind(t, "RuntimeClass")
 		delete(rc["metadata"].(map[string]any), "labels")
 		want := map[string]any{
 			"apiVersion": "node.k8s.io/v1",

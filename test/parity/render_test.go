@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,40 +170,34 @@ func run(ctx context.Context, dir string, env []string, stdin string, name strin
 	return stdout.Bytes(), nil
 }
 
-// kustomize renders dir (relative to the repository, or absolute) with `kubectl kustomize`.
-func kustomize(t *testing.T, dir string) objects {
+// kustomize renders base (a directory relative to the repository) with `kubectl kustomize`;
+// with a namespace, through an overlay that sets `namespace:`, the way the e2e tests retarget
+// manifests/ into a fresh namespace.
+func kustomize(t *testing.T, base, namespace string) objects {
 	t.Helper()
 	kubectl := findKubectl(t)
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(repoRoot(t), dir)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := run(ctx, dir, nil, "", kubectl, "kustomize", ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := decodeYAML(bytes.NewReader(out))
-	if err != nil {
-		t.Fatalf("kubectl kustomize %s: %v", dir, err)
-	}
-	return objs
-}
-
-// retargetOverlay writes an overlay that moves base (a directory relative to the repository)
-// to namespace, the way the e2e tests retarget manifests/ to a fresh namespace.
-func retargetOverlay(t *testing.T, base, namespace string) string {
-	t.Helper()
-	dir := t.TempDir()
-	rel, err := filepath.Rel(dir, filepath.Join(repoRoot(t), base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kustomization := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\n", namespace, rel)
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	baseDir := filepath.Join(repoRoot(t), base)
+	return renderOnce(t, "kustomize "+base+" "+namespace, func(work string) (objects, error) {
+		dir := baseDir
+		if namespace != "" {
+			dir = work
+			rel, err := filepath.Rel(dir, baseDir)
+			if err != nil {
+				return nil, err
+			}
+			kustomization := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\n", namespace, rel)
+			if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+				return nil, err
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := run(ctx, dir, nil, "", kubectl, "kustomize", ".")
+		if err != nil {
+			return nil, err
+		}
+		return decodeYAML(bytes.NewReader(out))
+	})
 }
 
 // copyModule copies a module's configuration, leaving out what `terraform init` may have left
@@ -236,61 +231,128 @@ func renderModule(t *testing.T, vars map[string]any) objects {
 	t.Helper()
 	tf := findTerraform(t)
 	cliConfig := offlineCLIConfig(t)
-
-	work := t.TempDir()
-	if err := copyModule(filepath.Join(repoRoot(t), "terraform", "modules", "sandbox-namespace"), filepath.Join(work, "module")); err != nil {
-		t.Fatal(err)
-	}
-	call := map[string]any{"source": "../module"}
-	for k, v := range vars {
-		call[k] = v
-	}
-	root := filepath.Join(work, "root")
-	mainTF, err := json.Marshal(map[string]any{"module": map[string]any{"namespace": call}})
+	moduleDir := filepath.Join(repoRoot(t), "terraform", "modules", "sandbox-namespace")
+	key, err := json.Marshal(vars)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "main.tf.json"), mainTF, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	env := []string{"TF_CLI_CONFIG_FILE=" + cliConfig, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1", "TF_INPUT=0"}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := run(ctx, root, env, "", tf, "init", "-backend=false", "-input=false", "-no-color"); err != nil {
-		t.Fatalf("terraform init with the offline providers (if the kubectl provider is missing, run test/terraform/providers.sh): %v", err)
-	}
-	// Base64 keeps the value free of the quoting and escaping console applies to strings.
-	out, err := run(ctx, root, env, "base64encode(jsonencode(module.namespace.manifests))\n", tf, "console", "-no-color")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.Trim(strings.TrimSpace(string(out)), `"`))
-	if err != nil {
-		t.Fatalf("terraform console printed %q: %v", out, err)
-	}
-	var manifests map[string]string
-	if err := json.Unmarshal(raw, &manifests); err != nil {
-		t.Fatal(err)
-	}
-	all := objects{}
-	for name, doc := range manifests {
-		objs, err := decodeYAML(strings.NewReader(doc))
+	return renderOnce(t, "module "+string(key), func(work string) (objects, error) {
+		if err := copyModule(moduleDir, filepath.Join(work, "module")); err != nil {
+			return nil, err
+		}
+		call := map[string]any{"source": "../module"}
+		for k, v := range vars {
+			call[k] = v
+		}
+		mainTF, err := json.Marshal(map[string]any{"module": map[string]any{"namespace": call}})
 		if err != nil {
-			t.Fatalf("module manifest %s: %v", name, err)
+			return nil, err
 		}
-		if len(objs) != 1 {
-			t.Fatalf("module manifest %s holds %d objects, want 1 (kubectl_manifest applies one)", name, len(objs))
+		root := filepath.Join(work, "root")
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return nil, err
 		}
-		for k, o := range objs {
-			if _, dup := all[k]; dup {
-				t.Fatalf("module declares %s twice", k)
+		if err := os.WriteFile(filepath.Join(root, "main.tf.json"), mainTF, 0o644); err != nil {
+			return nil, err
+		}
+
+		env := []string{"TF_CLI_CONFIG_FILE=" + cliConfig, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1", "TF_INPUT=0"}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if _, err := run(ctx, root, env, "", tf, "init", "-backend=false", "-input=false", "-no-color"); err != nil {
+			return nil, fmt.Errorf("terraform init with the offline providers (if the kubectl provider is missing, run test/terraform/providers.sh): %w", err)
+		}
+		// Base64 keeps the value free of the quoting and escaping console applies to strings.
+		out, err := run(ctx, root, env, "base64encode(jsonencode(module.namespace.manifests))\n", tf, "console", "-no-color")
+		if err != nil {
+			return nil, err
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.Trim(strings.TrimSpace(string(out)), `"`))
+		if err != nil {
+			return nil, fmt.Errorf("terraform console printed %q: %w", out, err)
+		}
+		var manifests map[string]string
+		if err := json.Unmarshal(raw, &manifests); err != nil {
+			return nil, err
+		}
+		all := objects{}
+		for name, doc := range manifests {
+			objs, err := decodeYAML(strings.NewReader(doc))
+			if err != nil {
+				return nil, fmt.Errorf("module manifest %s: %w", name, err)
 			}
-			all[k] = o
+			if len(objs) != 1 {
+				return nil, fmt.Errorf("module manifest %s holds %d objects, want 1 (kubectl_manifest applies one)", name, len(objs))
+			}
+			for k, o := range objs {
+				if _, dup := all[k]; dup {
+					return nil, fmt.Errorf("module declares %s twice", k)
+				}
+				all[k] = o
+			}
 		}
+		return all, nil
+	})
+}
+
+// Several tests compare the same renderings; each is made once per test binary.
+var (
+	renders    sync.Map // key -> *rendering
+	workRoot   string   // scratch space of the renderings, removed by TestMain
+	workRootMu sync.Mutex
+)
+
+type rendering struct {
+	once sync.Once
+	objs objects
+	err  error
+}
+
+// renderOnce runs render (in a fresh scratch directory) the first time key is asked for, and
+// returns a deep copy of its result, so that tests may modify what they get.
+func renderOnce(t *testing.T, key string, render func(work string) (objects, error)) objects {
+	t.Helper()
+	v, _ := renders.LoadOrStore(key, &rendering{})
+	r := v.(*rendering)
+	r.once.Do(func() {
+		work, err := scratchDir()
+		if err != nil {
+			r.err = err
+			return
+		}
+		r.objs, r.err = render(work)
+	})
+	if r.err != nil {
+		t.Fatalf("%s: %v", key, r.err)
 	}
-	return all
+	raw, err := json.Marshal(r.objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied objects
+	if err := json.Unmarshal(raw, &copied); err != nil {
+		t.Fatal(err)
+	}
+	return copied
+}
+
+func scratchDir() (string, error) {
+	workRootMu.Lock()
+	defer workRootMu.Unlock()
+	if workRoot == "" {
+		dir, err := os.MkdirTemp("", "gkexec-parity-")
+		if err != nil {
+			return "", err
+		}
+		workRoot = dir
+	}
+	return os.MkdirTemp(workRoot, "render-")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if workRoot != "" {
+		_ = os.RemoveAll(workRoot)
+	}
+	os.Exit(code)
 }
