@@ -342,17 +342,34 @@ func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podN
 		}
 		return nil
 	}
-	if readErr != nil && ctx.Err() != nil {
+	if readErr != nil && (ctx.Err() != nil || errors.Is(readErr, ErrForbidden)) {
 		dec.apply(res)
-		return ctx.Err()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return readErr
 	}
 	// No end record: find out from the kubelet how the container ended.
 	term, err := r.awaitTermination(ctx, t)
 	res.Timings.Finished = time.Now()
+	if err != nil {
+		dec.apply(res)
+		return err
+	}
+	if term != nil {
+		// A follow stream can break before the container ends (API server or kubelet restarts);
+		// the finished container's whole log is still there to read once more.
+		if again := r.reread(ctx, podName); again != nil && again.end != nil {
+			dec = again
+		}
+	}
 	dec.apply(res)
 	res.Timings.LogsRead = time.Now()
-	if err != nil {
-		return err
+	if dec.end != nil {
+		if res.TimedOut {
+			return fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, r.opts.Timeout, r.opts.Namespace, podName)
+		}
+		return nil
 	}
 	if term == nil {
 		return fmt.Errorf("%w: pod %s/%s: the log ended without a result and the pod is gone (%v)", ErrSandboxFailed, r.opts.Namespace, podName, readErr)
@@ -394,6 +411,21 @@ func (r *Runner) follow(ctx context.Context, t *tracker, podName string, dec *de
 			backoff = min(backoff*2, time.Second)
 		}
 	}
+}
+
+// reread reads a finished container's whole log without following it.
+func (r *Runner) reread(ctx context.Context, podName string) *decoder {
+	stream, err := r.openLogs(ctx, podName, &corev1.PodLogOptions{Container: containerName,
+		LimitBytes: ptr.To(int64(maxLogBytes + 1<<20))})
+	if err != nil {
+		return nil
+	}
+	defer stream.Close()
+	dec := newDecoder(r.opts.MaxOutputBytes)
+	if err := dec.readFrom(stream); err != nil {
+		return nil
+	}
+	return dec
 }
 
 // awaitTermination waits for the kubelet to report the container's final state.

@@ -315,3 +315,28 @@ func TestConcurrentExecutionsShareOneSetOfWatches(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+func TestBrokenLogStreamIsReadAgainOnceTheContainerEnded(t *testing.T) {
+	t.Parallel()
+	full := new(framed).out("first ").out("second").end(endRecord{ExitCode: 0})
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running, terminatedWith("Completed", 0)}})
+	r := fc.runner(Options{})
+	var mu sync.Mutex
+	calls := 0
+	r.openLogs = func(ctx context.Context, pod string, o *corev1.PodLogOptions) (ioReadCloser, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if o.Follow {
+			return nopCloser(new(framed).out("first ").Bytes()), nil // the stream breaks here
+		}
+		return nopCloser(full), nil
+	}
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	if string(res.Stdout) != "first second" || calls != 2 {
+		t.Errorf("stdout %q after %d log requests, want the whole output after 2", res.Stdout, calls)
+	}
+}
