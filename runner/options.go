@@ -35,8 +35,8 @@ const (
 	DefaultTTLAfterFinished      = 5 * time.Minute
 	DefaultUnschedulableGrace    = 15 * time.Second
 	DefaultRunAsUser             = 65534 // "nobody" in Debian-based images, python:3.11-slim included
-	DefaultQPS                   = 50
-	DefaultBurst                 = 100
+	DefaultQPS                   = 100
+	DefaultBurst                 = 300
 
 	// GKESandboxLabel is the label and taint key GKE puts on GKE Sandbox (gVisor) nodes.
 	GKESandboxLabel = "sandbox.gke.io/runtime"
@@ -120,8 +120,10 @@ type Options struct {
 	RESTConfig *rest.Config
 	// Client, if set, is used for every API call (tests inject a fake clientset here).
 	Client kubernetes.Interface
-	// QPS and Burst of the client-side rate limiter when the runner builds its own client. Each
-	// execution costs about six requests, so the defaults (50, 100) allow ~8 starts a second.
+	// QPS and Burst of the client-side rate limiter when the runner builds its own client. An
+	// execution costs six requests (two creates, an ownership patch, a log stream, two deletes),
+	// so the defaults (100, 300) let 50 executions start at once without waiting on the limiter;
+	// the API server's priority and fairness still protects it. Default 100 and 300.
 	QPS   float32
 	Burst int
 

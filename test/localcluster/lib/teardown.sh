@@ -2,7 +2,7 @@
 # Stopping the cluster and undoing every change it made to the host. Written to work from any state: a healthy
 # cluster, a half-finished up, or the debris of a crash (stale PID files, containerd gone, pods still running).
 # Processes are only ever found through what this cluster recorded or owns: PID files, containerd's socket
-# path in a shim's command line, binaries under $BIN, membership of the kubepods cgroups. Never by name.
+# path in a shim's command line, our runsc and shim binaries, membership of the kubepods cgroups. Never by name.
 
 # Host paths outside the cache that the kubelet or containerd create and cannot be told to put elsewhere.
 # up records which of them did not exist before (host-paths file); down removes only those, and only what
@@ -20,6 +20,9 @@ record_host_paths() {
 	done
 }
 
+# is_alive PID: running and not a zombie waiting for PID 1 to reap it.
+is_alive() { [ -n "$(proc_starttime "$1")" ]; }
+
 # stop_daemons NAME...: SIGTERM to each recorded, still-running daemon at once, wait up to 15 s for all of
 # them, then SIGKILL the rest. In parallel because each takes 1-3 s to shut down.
 stop_daemons() {
@@ -33,13 +36,13 @@ stop_daemons() {
 	for _ in $(seq 1 75); do
 		alive=0
 		for name in "${!running[@]}"; do
-			if kill -0 "${running[$name]}" 2>/dev/null; then alive=1; fi
+			if is_alive "${running[$name]}"; then alive=1; fi
 		done
 		[ "$alive" -eq 1 ] || break
 		sleep 0.2
 	done
 	for name in "${!running[@]}"; do
-		if kill -KILL "${running[$name]}" 2>/dev/null; then
+		if is_alive "${running[$name]}" && kill -KILL "${running[$name]}" 2>/dev/null; then
 			echo "killed $name (pid ${running[$name]}) after 15 s"
 		else
 			echo "stopped $name (pid ${running[$name]})"
