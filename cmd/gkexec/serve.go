@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/server"
+)
+
+const (
+	flagListen        = "listen"
+	flagProbeListen   = "probe-listen"
+	flagTokenFile     = "token-file"
+	flagMaxConcurrent = "max-concurrent"
+	flagMaxBodyBytes  = "max-body-bytes"
+
+	// envServeToken holds the bearer token itself, for platforms that inject secrets as
+	// variables; --token-file is preferred (a variable shows in `ps e` and crash dumps).
+	envServeToken = "GKEXEC_SERVE_TOKEN"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve an HTTP/JSON API that runs code in the sandbox, as a sidecar for agents in any language",
+		Description: `Runs until SIGTERM or SIGINT, then stops accepting, cancels the executions in flight, waits
+until everything they created is deleted, and exits 0. Listens on loopback by default: in a
+sidecar the agent's containers share the Pod's loopback, and the Kubernetes credentials stay in
+this container. Listening elsewhere requires a token.
+
+   POST /v1/executions  {"code": "print(1)", "files": {"data.csv": "<base64>"}}  -> the result JSON
+   GET  /v1/config      the sandbox every execution gets (namespace, image, limits, timeouts)
+   GET  /healthz        the process is alive
+   GET  /readyz         the API server answers and RBAC allows every call the runner makes
+   GET  /metrics        Prometheus: executions by outcome, latency by phase, in flight
+
+A finished execution is always 200, whatever the code did (exit_code, timed_out, oom_killed);
+400/413/415 bad request, 401 token, 409 execution_id in flight, 429 --max-concurrent reached,
+403 RBAC, 503 the sandbox cannot run (image, RuntimeClass, node, quota, API server) or shutting
+down, 504 the sandbox did not start in --start-timeout. See docs/integrations.md.
+
+Examples:
+   gkexec serve -n agent-sandbox
+   GKEXEC_SERVE_TOKEN=$(cat token) gkexec serve -n agent-sandbox --listen 127.0.0.1:8080 --max-concurrent 4
+   gkexec serve -n agent-sandbox --probe-listen :8081 --token-file /var/run/gkexec/token
+   curl -s localhost:8080/v1/executions -H 'Content-Type: application/json' -d '{"code": "print(6*7)"}'`,
+		Flags: append(append([]cli.Flag{
+			&cli.StringFlag{Name: flagListen, Value: "127.0.0.1:8080", EnvVars: env(flagListen), Usage: "`ADDRESS` of the API (loopback unless a token is set)"},
+			&cli.StringFlag{Name: flagProbeListen, EnvVars: env(flagProbeListen), Usage: "also serve only /healthz, /readyz and /metrics on this `ADDRESS` (e.g. :8081, for kubelet probes and Prometheus)"},
+			&cli.StringFlag{Name: flagTokenFile, EnvVars: env(flagTokenFile), TakesFile: true, Usage: "require this bearer token on /v1/ (or set " + envServeToken + ")"},
+			&cli.IntFlag{Name: flagMaxConcurrent, Value: server.DefaultMaxConcurrent, EnvVars: env(flagMaxConcurrent), Usage: "executions in flight at most; past it requests get 429"},
+			&cli.Int64Flag{Name: flagMaxBodyBytes, Value: server.DefaultMaxBodyBytes, EnvVars: env(flagMaxBodyBytes), Usage: "largest request body; past it requests get 413"},
+		}, clusterFlags()...), sandboxFlags()...),
+		Action: serveAction,
+	}
+}
+
+func serveAction(c *cli.Context) error {
+	stderr := c.App.ErrWriter
+	if c.Args().Len() > 0 {
+		return usageError("serve takes no arguments, got %q", c.Args().Slice())
+	}
+	token, err := readToken(c.String(flagTokenFile), os.Getenv(envServeToken))
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if err := checkExposure(c.String(flagListen), token); err != nil {
+		return usageError("%v", err)
+	}
+	if c.Int(flagMaxConcurrent) <= 0 || c.Int64(flagMaxBodyBytes) <= 0 {
+		return usageError("--%s and --%s must be positive", flagMaxConcurrent, flagMaxBodyBytes)
+	}
+	opts, err := optionsFromFlags(c, stderr)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	r, err := runner.New(opts)
+	if err != nil {
+		return cli.Exit(err, exitCodeFor(err))
+	}
+	defer r.Close()
+	s, err := server.New(server.Options{
+		Runner: r, Token: token,
+		MaxConcurrent: c.Int(flagMaxConcurrent), MaxBodyBytes: c.Int64(flagMaxBodyBytes),
+		Logger: serveLogger(c, stderr),
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+
+	api, err := net.Listen("tcp", c.String(flagListen))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("--%s: %v", flagListen, err), exitRunner)
+	}
+	var probe net.Listener
+	if addr := c.String(flagProbeListen); addr != "" {
+		if probe, err = net.Listen("tcp", addr); err != nil {
+			_ = api.Close()
+			return cli.Exit(fmt.Sprintf("--%s: %v", flagProbeListen, err), exitRunner)
+		}
+	}
+	// SIGTERM and SIGINT end c.Context (main's signal.NotifyContext); Serve then shuts down.
+	if err := s.Serve(c.Context, api, probe); err != nil {
+		return cli.Exit(err, exitRunner)
+	}
+	return nil
+}
+
+// readToken takes the token from the file, else from the variable; both set is ambiguous.
+func readToken(file, fromEnv string) (string, error) {
+	switch {
+	case file != "" && fromEnv != "":
+		return "", fmt.Errorf("both --%s and %s are set; use one", flagTokenFile, envServeToken)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--%s: %w", flagTokenFile, err)
+		}
+		token := strings.TrimSpace(string(b))
+		if token == "" {
+			return "", fmt.Errorf("--%s %s is empty", flagTokenFile, file)
+		}
+		return token, nil
+	}
+	return strings.TrimSpace(fromEnv), nil
+}
+
+// checkExposure refuses to serve the API beyond loopback without a token: whoever reaches it
+// runs code with this identity's Kubernetes permissions.
+func checkExposure(listen, token string) error {
+	if token != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--%s %q: %w", flagListen, listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return errors.New("--" + flagListen + " " + listen + " is not a loopback address: anything that reaches it could run code as this identity; " +
+		"set a token (--" + flagTokenFile + " or " + envServeToken + ") or listen on 127.0.0.1")
+}
+
+// serveLogger: a server logs every execution, so it logs at Info without -v; -v adds the
+// runner's phases.
+func serveLogger(c *cli.Context, stderr io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if c.Bool(flagVerbose) {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+// Client calls a `gkexec serve` sidecar. Its Execute has the runner's signature and semantics,
+// so code written against *runner.Runner (the ADK tool, for one) runs unchanged against a
+// sidecar: results for everything the code did, errors wrapping the runner's sentinels for the
+// rest (an *APIError, also carrying the HTTP status and code).
+type Client struct {
+	// BaseURL of the server, e.g. http://127.0.0.1:8080.
+	BaseURL string
+	// Token is sent as a bearer token when not empty.
+	Token string
+	// HTTPClient defaults to one without a timeout: the server bounds every execution.
+	HTTPClient *http.Client
+}
+
+// NewClient returns a Client for baseURL.
+func NewClient(baseURL, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTPClient: &http.Client{}}
+}
+
+// Execute runs req through the server. Like runner.Runner.Execute, a run timeout returns the
+// partial Result and an error wrapping runner.ErrTimeout.
+func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result, error) {
+	in := ExecuteRequest{Code: req.Code, ExecutionID: req.ExecutionID}
+	if len(req.Files) > 0 {
+		in.Files = make(map[string]string, len(req.Files))
+		for name, data := range req.Files {
+			in.Files[name] = base64.StdEncoding.EncodeToString(data)
+		}
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return runner.Result{}, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
+	}
+	var res runner.Result
+	resp, err := c.do(ctx, http.MethodPost, PathExecutions, body)
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return res, decodeError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode((*wireResult)(&res)); err != nil {
+		return res, fmt.Errorf("%w: %s %s: decoding the result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions, err)
+	}
+	if res.TimedOut {
+		return res, fmt.Errorf("%w: execution %s ran past the server's timeout and was killed", runner.ErrTimeout, res.ExecutionID)
+	}
+	return res, nil
+}
+
+// Config returns the sandbox configuration the server applies to every execution.
+func (c *Client) Config(ctx context.Context) (Config, error) {
+	var cfg Config
+	resp, err := c.do(ctx, http.MethodGet, PathConfig, nil)
+	if err != nil {
+		return cfg, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return cfg, decodeError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("%w: decoding %s: %w", runner.ErrCluster, PathConfig, err)
+	}
+	return cfg, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
+	}
+	if body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %s %s: %w", runner.ErrCanceled, method, c.BaseURL+path, err)
+		}
+		return nil, fmt.Errorf("%w: %s %s: is gkexec serve running there? %w", runner.ErrCluster, method, c.BaseURL+path, err)
+	}
+	return resp, nil
+}
+
+// decodeError turns an error answer into an *APIError that wraps the matching runner sentinel.
+func decodeError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var body ErrorBody
+	e := &APIError{Status: resp.StatusCode}
+	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
+		e.Code, e.Message, e.Retryable = body.Error.Code, body.Error.Message, body.Error.Retryable
+	} else {
+		e.Code, e.Message = CodeInternal, strings.TrimSpace(string(raw))
+	}
+	if k, ok := byCode(e.Code); ok {
+		e.sentinel = k.sentinel
+	} else {
+		e.sentinel = runner.ErrCluster
+	}
+	return e
+}
+
+// wireResult decodes the JSON that runner.Result.MarshalJSON writes.
+type wireResult runner.Result
+
+func (w *wireResult) UnmarshalJSON(b []byte) error {
+	var in struct {
+		ExecutionID     string `json:"execution_id"`
+		ExitCode        int    `json:"exit_code"`
+		Signal          int    `json:"signal"`
+		Stdout          string `json:"stdout"`
+		StdoutBase64    []byte `json:"stdout_base64"`
+		Stderr          string `json:"stderr"`
+		StderrBase64    []byte `json:"stderr_base64"`
+		TimedOut        bool   `json:"timed_out"`
+		OOMKilled       bool   `json:"oom_killed"`
+		StdoutTruncated bool   `json:"stdout_truncated"`
+		StderrTruncated bool   `json:"stderr_truncated"`
+		FilesTruncated  bool   `json:"files_truncated"`
+		Files           []struct {
+			Path      string `json:"path"`
+			Size      int64  `json:"size"`
+			Truncated bool   `json:"truncated"`
+			Content   []byte `json:"content_base64"`
+		} `json:"files"`
+		PodName  string `json:"pod_name"`
+		NodeName string `json:"node_name"`
+		Timings  struct {
+			Requested, Created, Scheduled, Started, Finished time.Time
+			LogsRead                                         time.Time `json:"logs_read"`
+			CleanedUp                                        time.Time `json:"cleaned_up"`
+		} `json:"timings"`
+		CodeSeconds float64 `json:"code_seconds"`
+		MaxRSSBytes int64   `json:"max_rss_bytes"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	r := runner.Result{
+		ExecutionID: in.ExecutionID, ExitCode: in.ExitCode, Signal: in.Signal,
+		Stdout: textOrBase64(in.Stdout, in.StdoutBase64), Stderr: textOrBase64(in.Stderr, in.StderrBase64),
+		TimedOut: in.TimedOut, OOMKilled: in.OOMKilled,
+		StdoutTruncated: in.StdoutTruncated, StderrTruncated: in.StderrTruncated, FilesTruncated: in.FilesTruncated,
+		Files: []runner.File{}, PodName: in.PodName, NodeName: in.NodeName,
+		Timings: runner.Timings{
+			Requested: in.Timings.Requested, Created: in.Timings.Created, Scheduled: in.Timings.Scheduled,
+			Started: in.Timings.Started, Finished: in.Timings.Finished, LogsRead: in.Timings.LogsRead, CleanedUp: in.Timings.CleanedUp,
+		},
+		CodeDuration: time.Duration(in.CodeSeconds * float64(time.Second)), MaxRSSBytes: in.MaxRSSBytes,
+	}
+	for _, f := range in.Files {
+		r.Files = append(r.Files, runner.File{Path: f.Path, Data: f.Content, Size: f.Size, Truncated: f.Truncated})
+	}
+	*w = wireResult(r)
+	return nil
+}
+
+// textOrBase64: the base64 twin, present only when the bytes are not UTF-8, is the exact one.
+func textOrBase64(text string, exact []byte) []byte {
+	if exact != nil {
+		return exact
+	}
+	return []byte(text)
+}

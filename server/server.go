@@ -1,0 +1,373 @@
+// Package server is the HTTP/JSON API over a runner.Runner that `gkexec serve` runs: a sidecar in
+// the agent's Pod, so that agents in any language run code with one POST to 127.0.0.1 and the
+// Kubernetes credentials stay in the sidecar.
+//
+//	POST /v1/executions  {"code": "...", "files": {"name": "<base64>"}, "execution_id": "..."}
+//	GET  /v1/config      the sandbox every execution gets (namespace, image, limits, timeouts)
+//	GET  /healthz        the process is alive
+//	GET  /readyz         the API server answers and RBAC allows every call the runner makes
+//	GET  /metrics        Prometheus text format
+//
+// A finished execution is always 200 with the runner's Result JSON, whatever the code did:
+// non-zero exit, timeout (timed_out: true) and OOM kill are results the agent reads. Everything
+// else is an ErrorBody with a 4xx or 5xx status; see docs/integrations.md for the table.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+// errShuttingDown is the cancellation cause of executions interrupted by Serve's shutdown.
+var errShuttingDown = errors.New("server shutting down")
+
+// Server serves the API. Create it with New; serve it with Serve, or mount Handler in your own
+// http.Server and call Shutdown yourself.
+type Server struct {
+	opts    Options
+	run     *runner.Runner
+	log     *slog.Logger
+	sem     chan struct{}
+	metrics *metrics
+	ready   *readiness
+	token   [sha256.Size]byte
+
+	// stop cancels every in-flight execution's context (with errShuttingDown).
+	stopCtx context.Context
+	stop    context.CancelCauseFunc
+
+	// mu guards draining and ids, so that no execution starts once Shutdown has begun waiting.
+	mu       sync.Mutex
+	draining atomic.Bool
+	ids      map[string]bool // execution IDs in flight
+	inflight sync.WaitGroup
+}
+
+// New validates the options and returns a Server.
+func New(opts Options) (*Server, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts: opts, run: opts.Runner, log: opts.Logger,
+		sem:     make(chan struct{}, opts.MaxConcurrent),
+		metrics: newMetrics(opts.MaxConcurrent),
+		ids:     map[string]bool{},
+	}
+	s.ready = &readiness{run: opts.Runner, ttl: opts.ReadyCacheTTL, timeout: opts.ReadyTimeout}
+	s.token = sha256.Sum256([]byte(opts.Token))
+	s.stopCtx, s.stop = context.WithCancelCause(context.Background())
+	return s, nil
+}
+
+// Handler serves the whole API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST "+PathExecutions, s.authenticated(http.HandlerFunc(s.handleExecute)))
+	mux.Handle("GET "+PathConfig, s.authenticated(http.HandlerFunc(s.handleConfig)))
+	s.probes(mux)
+	return mux
+}
+
+// ProbeHandler serves only /healthz, /readyz and /metrics, for a second listener on the Pod's
+// IP that the kubelet and Prometheus reach while the API itself stays on loopback.
+func (s *Server) ProbeHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.probes(mux)
+	return mux
+}
+
+func (s *Server) probes(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+PathHealthz, s.handleHealthz)
+	mux.HandleFunc("GET "+PathReadyz, s.handleReadyz)
+	mux.HandleFunc("GET "+PathMetrics, s.handleMetrics)
+}
+
+// Serve serves the API on api (and the probes on probe, if not nil) until ctx ends, then shuts
+// down gracefully: it stops accepting, cancels in-flight executions, waits for the runner to
+// delete everything they created, and returns. It does not close the runner.
+func (s *Server) Serve(ctx context.Context, api, probe net.Listener) error {
+	servers := []*http.Server{s.httpServer(s.Handler())}
+	listeners := []net.Listener{api}
+	if probe != nil {
+		servers = append(servers, s.httpServer(s.ProbeHandler()))
+		listeners = append(listeners, probe)
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	s.log.Info("serving", "listen", api.Addr().String(), "probes", addrOf(probe),
+		"max_concurrent", s.opts.MaxConcurrent, "auth", s.opts.Token != "")
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("serving: %w", serveErr)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.Shutdown(shutdownCtx)
+		}()
+	}
+	err := s.Shutdown(shutdownCtx)
+	wg.Wait()
+	return errors.Join(serveErr, err)
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler: h,
+		// No ReadTimeout or WriteTimeout: an execution legitimately takes minutes, bounded by the
+		// runner's StartTimeout and Timeout. The body has its own deadline (BodyReadTimeout).
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Shutdown makes the server refuse new executions (503) and report not ready, cancels the
+// executions in flight and waits until they have returned, which the runner does only after
+// deleting what they created. Use it when mounting Handler in your own http.Server: call it
+// alongside http.Server.Shutdown, which waits for the handlers but cannot interrupt them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining.Store(true)
+	s.mu.Unlock()
+	s.stop(errShuttingDown)
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.log.Info("shut down: no execution in flight")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: executions still in flight after %s; `gkexec gc` removes what they leave: %w",
+			s.opts.ShutdownTimeout, ctx.Err())
+	}
+}
+
+// authenticated requires the bearer token, when one is configured. Both sides are hashed first
+// so that the comparison takes the same time whatever the lengths.
+func (s *Server) authenticated(next http.Handler) http.Handler {
+	if s.opts.Token == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gkexec"`)
+			s.writeError(w, newAPIError(http.StatusUnauthorized, CodeUnauthorized,
+				"missing or wrong bearer token: send the header Authorization: Bearer <token> (gkexec serve --token-file)"), "", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if s.draining.Load() {
+		e := newAPIError(http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down; retry on another replica")
+		e.Retryable = true
+		s.fail(w, start, e, "", nil)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		// Requiring application/json also keeps browsers out: a web page cannot send it
+		// cross-origin without a CORS preflight, which this server never approves.
+		s.fail(w, start, newAPIError(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
+			"Content-Type must be application/json, got %q", r.Header.Get("Content-Type")), "", nil)
+		return
+	}
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		s.fail(w, start, newAPIError(http.StatusRequestEntityTooLarge, CodeRequestTooLarge,
+			"request body is %d bytes, more than %d; code and input files must fit in one ConfigMap (1 MiB)", r.ContentLength, s.opts.MaxBodyBytes), "", nil)
+		return
+	}
+	// The bound is taken before the body is read, so at most MaxConcurrent bodies are in memory.
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		s.fail(w, start, newAPIError(http.StatusTooManyRequests, CodeBusy,
+			"%d executions are in flight, the most this server runs at once (--max-concurrent); retry after the Retry-After delay", s.opts.MaxConcurrent), "", nil)
+		return
+	}
+
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.opts.BodyReadTimeout))
+	req, apiErr := decodeRequest(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	// Clear the deadline: once it passes, net/http would cancel the request's context, and with
+	// it a long execution.
+	_ = rc.SetReadDeadline(time.Time{})
+	if apiErr != nil {
+		s.fail(w, start, apiErr, "", nil)
+		return
+	}
+	if req.ExecutionID == "" {
+		req.ExecutionID = runner.NewExecutionID()
+	}
+	if err := s.run.CheckRequest(req); err != nil {
+		s.fail(w, start, apiErrorFor(err), req.ExecutionID, nil)
+		return
+	}
+	if e := s.begin(req.ExecutionID); e != nil {
+		s.fail(w, start, e, req.ExecutionID, nil)
+		return
+	}
+	defer s.end(req.ExecutionID)
+
+	// The execution stops when the caller goes away or the server shuts down, whichever is first.
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	stopOnShutdown := context.AfterFunc(s.stopCtx, func() { cancel(context.Cause(s.stopCtx)) })
+	defer stopOnShutdown()
+
+	s.metrics.inFlight.Add(1)
+	res, err := s.run.Execute(ctx, req)
+	s.metrics.inFlight.Add(-1)
+	s.metrics.observePhases(res.Timings)
+
+	log := s.log.With("execution", req.ExecutionID, "seconds", time.Since(start).Seconds())
+	if err == nil || (errors.Is(err, runner.ErrTimeout) && res.TimedOut) {
+		// Whatever the code did, it is a result for the agent to read: exit codes, timeouts and
+		// OOM kills included.
+		log.Info("executed", "outcome", res.Outcome(), "exit_code", res.ExitCode)
+		s.metrics.count(res.Outcome(), time.Since(start))
+		writeJSON(w, http.StatusOK, res, req.ExecutionID)
+		return
+	}
+	apiErr = apiErrorFor(err)
+	if errors.Is(context.Cause(ctx), errShuttingDown) {
+		apiErr = newAPIError(http.StatusServiceUnavailable, CodeShuttingDown,
+			"the server shut down during the execution; everything it created was deleted: %v", err)
+		apiErr.Retryable, apiErr.sentinel = true, runner.ErrCanceled
+	}
+	var partial *runner.Result
+	if !res.Timings.Started.IsZero() {
+		partial = &res
+	}
+	s.fail(w, start, apiErr, req.ExecutionID, partial)
+}
+
+// begin registers an execution, unless the server is shutting down or the ID is in flight
+// already: the runner follows executions by ID, so two at once with the same ID would confuse it.
+func (s *Server) begin(id string) *APIError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.draining.Load():
+		e := newAPIError(http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down; retry on another replica")
+		e.Retryable = true
+		return e
+	case s.ids[id]:
+		return newAPIError(http.StatusConflict, CodeExecutionIDInUse,
+			"execution %s is in flight already; use another execution_id or none", id)
+	}
+	s.ids[id] = true
+	s.inflight.Add(1)
+	return nil
+}
+
+func (s *Server) end(id string) {
+	s.mu.Lock()
+	delete(s.ids, id)
+	s.mu.Unlock()
+	s.inflight.Done()
+}
+
+// fail counts, logs and writes an error answer for an execution request.
+func (s *Server) fail(w http.ResponseWriter, start time.Time, e *APIError, id string, partial *runner.Result) {
+	s.metrics.count(e.Code, time.Since(start))
+	level := slog.LevelWarn
+	if e.Status < 500 && e.Status != StatusClientClosedRequest {
+		level = slog.LevelInfo
+	}
+	s.log.Log(context.Background(), level, "execution failed", "execution", id, "status", e.Status, "code", e.Code, "error", e.Message)
+	s.writeError(w, e, id, partial)
+}
+
+func (s *Server) writeError(w http.ResponseWriter, e *APIError, id string, partial *runner.Result) {
+	if e.Status == http.StatusTooManyRequests || (e.Retryable && e.Status == http.StatusServiceUnavailable) {
+		w.Header().Set("Retry-After", strconv.Itoa(int((s.opts.RetryAfter+time.Second-1)/time.Second)))
+	}
+	writeJSON(w, e.Status, ErrorBody{Error: *e, ExecutionID: id, Result: partial}, id)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any, id string) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(ErrorBody{Error: APIError{Code: CodeInternal, Message: "encoding the answer: " + err.Error()}})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	if id != "" {
+		h.Set("X-Gkexec-Execution-Id", id)
+	}
+	if status == StatusClientClosedRequest {
+		return // nobody is listening
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func (s *Server) handleConfig(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, configOf(s.run.Options(), s.opts), "")
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, readyStatus{Ready: false, Reason: "shutting down"}, "")
+		return
+	}
+	st := s.ready.get(r.Context())
+	status := http.StatusOK
+	if !st.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, st, "")
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_ = s.metrics.write(w)
+}
