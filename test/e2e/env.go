@@ -1,0 +1,113 @@
+//go:build integration || gke
+
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Environment the suites read. test/run.sh (make test) and make e2e set the first two.
+const (
+	// envKubeconfig is the admin kubeconfig of the local cluster: it stands the stack up and
+	// inspects the cluster. The code under test never uses it; it runs as the agent.
+	envKubeconfig = "GKEXEC_E2E_KUBECONFIG"
+	// envBin is the gkexec binary under test.
+	envBin = "GKEXEC_BIN"
+	// envTerraform and envTFConfig: the Terraform binary and its offline CLI config. When unset,
+	// test/terraform/env.sh provides them.
+	envTerraform = "GKEXEC_TERRAFORM"
+	envTFConfig  = "TF_CLI_CONFIG_FILE"
+	// envKubectl is the kubectl terratest's k8s module runs; default the local cluster's own.
+	envKubectl = "KUBECTL"
+)
+
+const howToRun = "run the suite with `make e2e` (against a running local cluster: make cluster-up) or `make test`, which set it"
+
+// requireEnv returns the variable or fails the test naming it and how to get it set. The
+// integration tier never skips silently: a missing variable is a broken invocation.
+func requireEnv(t *testing.T, name, what string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set (%s); %s", name, what, howToRun)
+	}
+	return v
+}
+
+// repoRoot is the module root; go test runs in the package directory, test/e2e.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("repository root not found from %s: %v", root, err)
+	}
+	return root
+}
+
+// terraformEnv returns the Terraform binary and the environment that runs it offline, from the
+// environment or else from test/terraform/env.sh (which builds the providers if the cache lacks them).
+func terraformEnv(t *testing.T, root string) (binary string, env map[string]string) {
+	t.Helper()
+	binary, config := os.Getenv(envTerraform), os.Getenv(envTFConfig)
+	if binary == "" || config == "" {
+		cmd := exec.Command("bash", "-c", `eval "$(test/terraform/env.sh)" && printf '%s\n%s\n' "$GKEXEC_TERRAFORM" "$TF_CLI_CONFIG_FILE"`)
+		cmd.Dir = root
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("test/terraform/env.sh: %v\n%s", err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("test/terraform/env.sh printed %q, want the binary and the CLI config", out)
+		}
+		binary, config = lines[0], lines[1]
+	}
+	return binary, map[string]string{
+		envTFConfig: config,
+		// Never let Terraform phone home.
+		"CHECKPOINT_DISABLE": "1",
+	}
+}
+
+var kubectlOnce sync.Once
+
+// useClusterKubectl puts the local cluster's kubectl (v1.37, from the cluster cache) first on
+// PATH, since terratest's k8s module runs whatever `kubectl` PATH finds.
+func useClusterKubectl(t *testing.T) {
+	t.Helper()
+	kubectlOnce.Do(func() {
+		path := os.Getenv(envKubectl)
+		if path == "" {
+			cache := os.Getenv("GKEXEC_CACHE")
+			if cache == "" {
+				home, _ := os.UserHomeDir()
+				cache = filepath.Join(home, ".cache", "gkexec")
+			}
+			path = filepath.Join(cache, "bin", "kubectl")
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Logf("kubectl %s not found; using the one on PATH", path)
+			return
+		}
+		dir, err := os.MkdirTemp("", "gkexec-e2e-kubectl-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(path, filepath.Join(dir, "kubectl")); err != nil {
+			t.Fatal(err)
+		}
+		// Process-wide on purpose: terratest resolves kubectl from this process's PATH.
+		_ = os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	})
+}

@@ -1,0 +1,142 @@
+//go:build gke
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/terraform"
+	test_structure "github.com/gruntwork-io/terratest/modules/test-structure"
+)
+
+// Environment of the GKE tier (see README.md).
+const (
+	envGKEProject = "GKEXEC_GKE_PROJECT"
+	envGKERegion  = "GKEXEC_GKE_REGION"
+	// envGKEAgentImage is the image of the example's agent Deployment; the suite does not use the
+	// Deployment (it runs the runner from here), so anything that stays up will do.
+	envGKEAgentImage = "GKEXEC_GKE_AGENT_IMAGE"
+	// envGKETFConfig optionally points Terraform at a CLI config for GKE (mirrors, credentials);
+	// the offline config of the local tier cannot serve the google provider.
+	envGKETFConfig = "GKEXEC_GKE_TF_CLI_CONFIG_FILE"
+
+	savedGKENamespace  = "gke_namespace"
+	savedGKEKubeconfig = "gke_kubeconfig"
+)
+
+// TestGKE applies examples/gke (a GKE Sandbox cluster, the namespace, the agent identity) into a
+// real project, runs stages 2-7 against it plus the metadata-server check, and destroys it all.
+// Skipped unless GKEXEC_GKE_PROJECT and GKEXEC_GKE_REGION are set; needs credentials
+// (GOOGLE_APPLICATION_CREDENTIALS or gcloud's application default credentials), gcloud with
+// gke-gcloud-auth-plugin, GKEXEC_BIN, and `go test -timeout 120m`.
+func TestGKE(t *testing.T) {
+	project, region := os.Getenv(envGKEProject), os.Getenv(envGKERegion)
+	if project == "" || region == "" {
+		t.Skipf("the GKE tier needs %s and %s (and Google credentials); see test/e2e/README.md", envGKEProject, envGKERegion)
+	}
+	bin := requireEnv(t, envBin, "the gkexec binary under test (make build; GKEXEC_BIN=$PWD/bin/gkexec)")
+	if _, err := exec.LookPath("gcloud"); err != nil {
+		t.Fatal("gcloud (with gke-gcloud-auth-plugin) is needed to reach the cluster")
+	}
+	root := repoRoot(t)
+	workDir := test_structure.CopyTerraformFolderToTemp(t, root, "examples/gke")
+	dataDir := workDir
+	if test_structure.SkipStageEnvVarSet() {
+		dataDir = filepath.Join(root, "test", "e2e", ".gke")
+	}
+
+	defer test_structure.RunTestStage(t, "teardown", func() {
+		t.Run("8_tear_down", func(t *testing.T) {
+			if !test_structure.IsTestDataPresent(t, test_structure.FormatTestDataPath(dataDir, "TerraformOptions.json")) {
+				t.Skip("nothing was applied")
+			}
+			opts := test_structure.LoadTerraformOptions(t, dataDir)
+			terraform.DestroyContext(t, context.Background(), opts)
+			// The cluster, and with it the namespace, is gone: nothing is left in the state.
+			if left := strings.TrimSpace(terraform.RunTerraformCommandContext(t, context.Background(), opts, "state", "list")); left != "" {
+				t.Errorf("terraform state still holds after destroy:\n%s", left)
+			}
+			test_structure.CleanupTestDataFolder(t, dataDir)
+		})
+	})
+
+	test_structure.RunTestStage(t, "setup", func() {
+		ok := t.Run("1_stand_up", func(t *testing.T) {
+			id := strings.ToLower(uniqueName("gkexec-e2e"))
+			agentImage := os.Getenv(envGKEAgentImage)
+			if agentImage == "" {
+				agentImage = "registry.k8s.io/pause:3.10"
+			}
+			opts := &terraform.Options{
+				TerraformBinary: terraformBinary(),
+				TerraformDir:    workDir,
+				NoColor:         true,
+				EnvVars:         map[string]string{"CHECKPOINT_DISABLE": "1", envTFConfig: os.Getenv(envGKETFConfig)},
+				Vars: map[string]any{
+					"project_id":   project,
+					"location":     region,
+					"cluster_name": id,
+					"namespace":    id,
+					"agent":        map[string]any{"image": agentImage},
+				},
+				// GKE answers some calls with retryable errors while a cluster is being created.
+				RetryableTerraformErrors: map[string]string{
+					".*operation.*in progress.*": "another operation is running on the cluster",
+					".*(?i)timeout.*":            "transient timeout",
+				},
+				MaxRetries:         3,
+				TimeBetweenRetries: 30 * time.Second,
+			}
+			test_structure.SaveTerraformOptions(t, dataDir, opts)
+			test_structure.SaveString(t, dataDir, savedGKENamespace, id)
+			terraform.InitAndApplyContext(t, context.Background(), opts)
+
+			kubeconfig := filepath.Join(dataDir, "gke.kubeconfig")
+			getCredentials := strings.Fields(terraform.OutputContext(t, context.Background(), opts, "get_credentials_command"))
+			cmd := exec.Command(getCredentials[0], getCredentials[1:]...)
+			cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", strings.Join(getCredentials, " "), err, out)
+			}
+			test_structure.SaveString(t, dataDir, savedGKEKubeconfig, kubeconfig)
+			adminConfig, admin := adminClient(t, kubeconfig, "")
+			tg := &target{name: "gke", namespace: id, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}
+			tg.assertStoodUp(t)
+		})
+		if !ok {
+			t.Fatal("stand-up failed (teardown still runs)")
+		}
+	})
+
+	test_structure.RunTestStage(t, "validate", func() {
+		ns := test_structure.LoadString(t, dataDir, savedGKENamespace)
+		kubeconfig := test_structure.LoadString(t, dataDir, savedGKEKubeconfig)
+		adminConfig, admin := adminClient(t, kubeconfig, "")
+		tg := &target{name: "gke", namespace: ns, serviceAccount: "gkexec-agent", otherNamespace: "default",
+			admin: admin, adminConfig: adminConfig, adminKubectl: k8s.NewKubectlOptions("", kubeconfig, ""),
+			bin: bin, gke: true, startTimeout: 10 * time.Minute}
+		tg.becomeAgent(t, t.TempDir())
+
+		runStage(t, "2_rbac", tg, testRBAC)
+		runStage(t, "3_execution", tg, testExecution)
+		runStage(t, "4_sandbox", tg, testSandbox) // includes no_metadata_server on GKE
+		runStage(t, "5_limits", tg, testLimits)
+		runStage(t, "6_leaks", tg, testLeaks)
+		runStage(t, "7_concurrency", tg, testConcurrency)
+	})
+}
+
+// terraformBinary is GKEXEC_TERRAFORM or terraform on PATH.
+func terraformBinary() string {
+	if b := os.Getenv(envTerraform); b != "" {
+		return b
+	}
+	return "terraform"
+}

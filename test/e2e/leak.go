@@ -1,0 +1,200 @@
+//go:build integration || gke
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+// leftoverDeadline is how long Pods may take to go after their Job was deleted (grace period 1 s,
+// plus the garbage collector and the kubelet on a loaded machine). Generous on purpose: the
+// assertion is that they go, not how fast; the timeout stage measures speed separately.
+const leftoverDeadline = 2 * time.Minute
+
+// selector picks the runner's objects in the namespace, or only those of the given executions.
+func selector(executionIDs ...string) string {
+	sel := labels.Set{runner.LabelManagedBy: runner.ManagedByValue}.AsSelector()
+	if len(executionIDs) > 0 {
+		req, err := labels.NewRequirement(runner.LabelExecutionID, selection.In, executionIDs)
+		if err != nil {
+			panic(err)
+		}
+		sel = sel.Add(*req)
+	}
+	return sel.String()
+}
+
+// leftovers lists Jobs, ConfigMaps and Pods with the runner's labels (terminating ones included:
+// they still exist), as "Kind/name" strings.
+func (tg *target) leftovers(ctx context.Context, executionIDs ...string) ([]string, error) {
+	opts := metav1.ListOptions{LabelSelector: selector(executionIDs...)}
+	var found []string
+	jobs, err := tg.admin.BatchV1().Jobs(tg.namespace).List(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jobs.Items {
+		found = append(found, "Job/"+j.Name)
+	}
+	cms, err := tg.admin.CoreV1().ConfigMaps(tg.namespace).List(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cms.Items {
+		found = append(found, "ConfigMap/"+c.Name)
+	}
+	pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods.Items {
+		state := string(p.Status.Phase)
+		if p.DeletionTimestamp != nil {
+			state += ",terminating"
+		}
+		found = append(found, fmt.Sprintf("Pod/%s(%s)", p.Name, state))
+	}
+	sort.Strings(found)
+	return found, nil
+}
+
+// assertNoLeftovers waits, up to leftoverDeadline, until no Job, ConfigMap or Pod with the runner's
+// labels remains in the namespace (or of the given executions), and fails naming what stayed.
+func (tg *target) assertNoLeftovers(t *testing.T, executionIDs ...string) {
+	t.Helper()
+	if d := tg.waitNoLeftovers(leftoverDeadline, executionIDs...); d != "" {
+		t.Errorf("leaked in namespace %s after %s: %s", tg.namespace, leftoverDeadline, d)
+	}
+}
+
+// waitNoLeftovers returns "" once nothing is left, else what was still there at the deadline.
+func (tg *target) waitNoLeftovers(timeout time.Duration, executionIDs ...string) string {
+	var last []string
+	var lastErr error
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		last, lastErr = tg.leftovers(ctx, executionIDs...)
+		return lastErr == nil && len(last) == 0, nil
+	})
+	if err == nil {
+		return ""
+	}
+	if lastErr != nil {
+		return "could not list: " + lastErr.Error()
+	}
+	return strings.Join(last, ", ")
+}
+
+// creationRecorder records every runner object created in the namespace while it runs, from
+// watches opened before the action: it sees objects even if they were deleted again at once.
+type creationRecorder struct {
+	mu      sync.Mutex
+	added   []string
+	stop    context.CancelFunc
+	done    sync.WaitGroup
+}
+
+// recordCreations opens watches on Jobs, ConfigMaps and Pods with the runner's labels (of the
+// given executions, or all); stopAfter closes them and returns what was added.
+func (tg *target) recordCreations(t *testing.T, executionIDs ...string) *creationRecorder {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &creationRecorder{stop: cancel}
+	// List first and watch from the list's resourceVersion: objects that exist already are not
+	// reported as added.
+	sel := selector(executionIDs...)
+	from := func(list metav1.ListInterface, err error) (metav1.ListOptions, error) {
+		if err != nil {
+			return metav1.ListOptions{}, err
+		}
+		return metav1.ListOptions{LabelSelector: sel, ResourceVersion: list.GetResourceVersion()}, nil
+	}
+	list := metav1.ListOptions{LabelSelector: sel}
+	watchers := map[string]func() (watch.Interface, error){
+		"Job": func() (watch.Interface, error) {
+			opts, err := from(tg.admin.BatchV1().Jobs(tg.namespace).List(ctx, list))
+			if err != nil {
+				return nil, err
+			}
+			return tg.admin.BatchV1().Jobs(tg.namespace).Watch(ctx, opts)
+		},
+		"ConfigMap": func() (watch.Interface, error) {
+			opts, err := from(tg.admin.CoreV1().ConfigMaps(tg.namespace).List(ctx, list))
+			if err != nil {
+				return nil, err
+			}
+			return tg.admin.CoreV1().ConfigMaps(tg.namespace).Watch(ctx, opts)
+		},
+		"Pod": func() (watch.Interface, error) {
+			opts, err := from(tg.admin.CoreV1().Pods(tg.namespace).List(ctx, list))
+			if err != nil {
+				return nil, err
+			}
+			return tg.admin.CoreV1().Pods(tg.namespace).Watch(ctx, opts)
+		},
+	}
+	for kind, open := range watchers {
+		w, err := open()
+		if err != nil {
+			cancel()
+			t.Fatalf("watch %s: %v", kind, err)
+		}
+		rec.done.Add(1)
+		go func() {
+			defer rec.done.Done()
+			defer w.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev, ok := <-w.ResultChan():
+					if !ok {
+						return
+					}
+					if ev.Type != watch.Added {
+						continue
+					}
+					name := "?"
+					if m, err := metaName(ev.Object); err == nil {
+						name = m
+					}
+					rec.mu.Lock()
+					rec.added = append(rec.added, kind+"/"+name)
+					rec.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return rec
+}
+
+// stopAfter lets events already in flight arrive, closes the watches and returns what was added.
+func (r *creationRecorder) stopAfter(settle time.Duration) []string {
+	time.Sleep(settle)
+	r.stop()
+	r.done.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.added...)
+}
+
+func metaName(obj any) (string, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return "", fmt.Errorf("%T has no metadata", obj)
+	}
+	return m.GetName(), nil
+}
