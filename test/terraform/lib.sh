@@ -73,6 +73,6 @@ build_opentofu() {
 	[[ -d $src ]] || die "go mod download github.com/opentofu/opentofu@v$OPENTOFU_VERSION failed"
 	tmp=$(mktemp -d "$TF_CACHE/opentofu-build.XXXXXX")
 	cp -r "$src" "$tmp/src" && chmod -R u+w "$tmp/src"
-	(cd "$tmp/src" && CGO_ENABLED=0 go build -trimpath -o "$tmp/tofu" ./cmd/tofu) || { rm -rf "$tmp"; return 1; }
+	(cd "$tmp/src" && CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/opentofu/opentofu/version.dev=no" -o "$tmp/tofu" ./cmd/tofu) || { rm -rf "$tmp"; return 1; }
 	mkdir -p "$dest" && mv "$tmp/tofu" "$dest/tofu" && rm -rf "$tmp"
 }

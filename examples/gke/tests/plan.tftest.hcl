@@ -1,5 +1,13 @@
 # The example plans as a whole against the real provider schemas, without a project or a cluster.
-mock_provider "google" {}
+mock_provider "google" {
+  # OpenTofu's mocks invent values for computed attributes during plan; make the email a real
+  # one so the namespace module's validation accepts it (Terraform leaves it unknown).
+  mock_resource "google_service_account" {
+    defaults = {
+      email = "gkexec-agent@gkexec-example.iam.gserviceaccount.com"
+    }
+  }
+}
 mock_provider "kubectl" {}
 
 variables {
