@@ -24,8 +24,8 @@ locals {
 
   namespace_manifest = templatefile("${path.module}/templates/namespace.yaml.tftpl", { namespace = var.namespace })
 
-  # Every object but the Namespace, keyed by a stable name (not the object's name, so renaming the
-  # ServiceAccount updates in place where Kubernetes allows it).
+  # Every object but the Namespace, keyed by what it is rather than by its name, so that renaming
+  # the ServiceAccount replaces that one object at the same address.
   manifests = merge(
     {
       serviceaccount = templatefile("${path.module}/templates/serviceaccount.yaml.tftpl", {
