@@ -1,0 +1,281 @@
+// Package adktool gives ADK for Go agents (google.golang.org/adk) a code execution tool backed
+// by gkexec. ADK for Go has no code executor, only tools; this is one, named execute_code, that
+// runs a Python program in a gVisor-sandboxed Kubernetes Job and returns stdout, stderr, exit
+// code, output files and timings.
+//
+// What the code did is always a result the model can read and act on: a syntax error, a
+// non-zero exit, a timeout, an OOM kill, or a request the sandbox refuses (a bad file name, too
+// much input). Infrastructure failures (RBAC, the API server, no gVisor node, image pull) are
+// Go errors: the model cannot fix them, and ADK reports them as the tool's error.
+//
+//	r, _ := runner.New(runner.Options{Namespace: "agent-sandbox"})
+//	execTool, _ := adktool.New(adktool.Config{Executor: r, Timeout: r.Options().Timeout})
+//	agent, _ := llmagent.New(llmagent.Config{Name: "coder", Model: m, Tools: []tool.Tool{execTool}})
+//
+// The Executor is a *runner.Runner (the agent holds the Kubernetes credentials) or a
+// *server.Client (they stay in a `gkexec serve` sidecar).
+package adktool
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"mime"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/adk/agent"
+	"google.golang.org/adk/tool"
+	"google.golang.org/adk/tool/functiontool"
+	"google.golang.org/genai"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+// Executor runs one request; *runner.Runner and *server.Client implement it. A run timeout
+// must come back as the partial Result with an error wrapping runner.ErrTimeout, as they do.
+type Executor interface {
+	Execute(ctx context.Context, req runner.Request) (runner.Result, error)
+}
+
+// Defaults.
+const (
+	DefaultName = "execute_code"
+	// DefaultMaxOutputBytes bounds stdout and stderr, each, in what the model sees: the sandbox
+	// returns up to 1 MiB, far more than is useful in a model's context.
+	DefaultMaxOutputBytes = 32 << 10
+	// DefaultMaxInlineFileBytes: output files up to this size that are UTF-8 text come back
+	// with their content; others by name and size only (save them with SaveArtifacts).
+	DefaultMaxInlineFileBytes = 8 << 10
+)
+
+// Config configures the tool.
+type Config struct {
+	// Executor runs the code; required.
+	Executor Executor
+	// Name of the tool. Default "execute_code".
+	Name string
+	// Description tells the model what the tool does. Default: a description of the sandbox that
+	// names Timeout.
+	Description string
+	// Timeout is the executor's run-time limit, for the default description only (use
+	// runner.Runner.Options().Timeout or server.Client.Config's timeout_seconds).
+	Timeout time.Duration
+	// MaxOutputBytes bounds stdout and stderr, each, in the tool's answer. Default 32 KiB.
+	MaxOutputBytes int
+	// MaxInlineFileBytes: text output files up to this size are answered with their content,
+	// within a total of four times this. Default 8 KiB; negative answers names and sizes only.
+	MaxInlineFileBytes int
+	// SaveArtifacts saves every output file as an ADK artifact (the runner needs an
+	// ArtifactService), named by its path under /workspace/output.
+	SaveArtifacts bool
+}
+
+// Input is what the model sends.
+type Input struct {
+	Code  string      `json:"code" jsonschema:"The complete Python 3 program to run, as the file main.py. Print what you need to see."`
+	Files []InputFile `json:"files,omitempty" jsonschema:"Input files, written to the working directory before the code runs."`
+}
+
+// InputFile is one input file; give content (text) or content_base64 (binary), not both.
+type InputFile struct {
+	Name          string `json:"name" jsonschema:"Relative path under the working directory, e.g. data/input.csv."`
+	Content       string `json:"content,omitempty" jsonschema:"The file's text content."`
+	ContentBase64 string `json:"content_base64,omitempty" jsonschema:"The file's content in base64, for binary files."`
+}
+
+// Status values of Output.
+const (
+	StatusOK             = "ok"              // exit code 0
+	StatusError          = "error"           // non-zero exit code (stderr says why)
+	StatusTimeout        = "timeout"         // killed at the time limit
+	StatusOOM            = "oom"             // killed for using too much memory
+	StatusInvalidRequest = "invalid_request" // not run: Message says what to change
+)
+
+// Output is what the model reads.
+type Output struct {
+	Status   string `json:"status" jsonschema:"ok, error (non-zero exit), timeout, oom, or invalid_request (not run; see message)."`
+	ExitCode int    `json:"exit_code" jsonschema:"The program's exit status; 128+N if killed by signal N."`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+	// Message explains a status other than ok in a sentence, and notes truncation.
+	Message string       `json:"message,omitempty"`
+	Files   []OutputFile `json:"files,omitempty" jsonschema:"Files the program wrote under /workspace/output."`
+	// CodeSeconds is the program's own run time; TotalSeconds includes starting the sandbox.
+	CodeSeconds  float64 `json:"code_seconds"`
+	TotalSeconds float64 `json:"total_seconds"`
+	ExecutionID  string  `json:"execution_id,omitempty"`
+}
+
+// OutputFile is one file the program wrote.
+type OutputFile struct {
+	Path string `json:"path" jsonschema:"Path relative to /workspace/output."`
+	Size int64  `json:"size"`
+	// Content is set for small text files.
+	Content string `json:"content,omitempty"`
+	// Artifact is the ADK artifact name when the file was saved as one.
+	Artifact string `json:"artifact,omitempty"`
+}
+
+// New returns the execute_code tool.
+func New(cfg Config) (tool.Tool, error) {
+	if cfg.Executor == nil {
+		return nil, errors.New("adktool: Config.Executor is required (a *runner.Runner or a *server.Client)")
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.Description == "" {
+		cfg.Description = DefaultDescription(cfg.Timeout)
+	}
+	if cfg.MaxOutputBytes <= 0 {
+		cfg.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if cfg.MaxInlineFileBytes == 0 {
+		cfg.MaxInlineFileBytes = DefaultMaxInlineFileBytes
+	}
+	t := &execTool{cfg: cfg}
+	return functiontool.New(functiontool.Config{Name: cfg.Name, Description: cfg.Description}, t.run)
+}
+
+// DefaultDescription is the tool description the model gets by default.
+func DefaultDescription(timeout time.Duration) string {
+	limit := ""
+	if timeout > 0 {
+		limit = fmt.Sprintf(" It is killed after %s.", timeout)
+	}
+	return "Runs a Python 3 program in an isolated sandbox and returns its stdout, stderr, exit code and output files." +
+		" Every call starts from a fresh, empty sandbox: nothing persists between calls, so each program must be complete." +
+		" There is no network access and no pip: use the standard library." +
+		" The working directory is " + runner.WorkDir + ", where input files appear; write files to " + runner.OutputDir +
+		"/ to return them." + limit
+}
+
+type execTool struct{ cfg Config }
+
+func (t *execTool) run(ctx agent.ToolContext, in Input) (Output, error) {
+	req, problem := request(in)
+	if problem != "" {
+		return Output{Status: StatusInvalidRequest, ExitCode: -1, Message: problem}, nil
+	}
+	started := time.Now()
+	res, err := t.cfg.Executor.Execute(ctx, req)
+	switch {
+	case err == nil, errors.Is(err, runner.ErrTimeout) && res.TimedOut:
+	case errors.Is(err, runner.ErrInvalidRequest):
+		// Too much input, a bad file name: the model can change the call.
+		return Output{Status: StatusInvalidRequest, ExitCode: -1, Message: "not run: " + err.Error()}, nil
+	default:
+		return Output{}, fmt.Errorf("%s: the sandbox could not run the code: %w", t.cfg.Name, err)
+	}
+	out := t.output(res, time.Since(started))
+	if t.cfg.SaveArtifacts {
+		if err := saveArtifacts(ctx, res.Files, &out); err != nil {
+			return out, fmt.Errorf("%s: saving output files as artifacts: %w", t.cfg.Name, err)
+		}
+	}
+	return out, nil
+}
+
+func request(in Input) (runner.Request, string) {
+	req := runner.Request{Code: in.Code}
+	if strings.TrimSpace(in.Code) == "" {
+		return req, "not run: code is empty; send the complete program in `code`"
+	}
+	if len(in.Files) > 0 {
+		req.Files = make(map[string][]byte, len(in.Files))
+	}
+	for _, f := range in.Files {
+		if _, dup := req.Files[f.Name]; dup {
+			return req, fmt.Sprintf("not run: two input files are named %q", f.Name)
+		}
+		switch {
+		case f.Content != "" && f.ContentBase64 != "":
+			return req, fmt.Sprintf("not run: input file %q has both content and content_base64; give one", f.Name)
+		case f.ContentBase64 != "":
+			data, err := base64.StdEncoding.DecodeString(f.ContentBase64)
+			if err != nil {
+				return req, fmt.Sprintf("not run: input file %q: content_base64 is not valid base64: %v", f.Name, err)
+			}
+			req.Files[f.Name] = data
+		default:
+			req.Files[f.Name] = []byte(f.Content)
+		}
+	}
+	return req, ""
+}
+
+func (t *execTool) output(res runner.Result, took time.Duration) Output {
+	out := Output{
+		ExitCode: res.ExitCode, ExecutionID: res.ExecutionID,
+		CodeSeconds: res.CodeDuration.Seconds(), TotalSeconds: took.Seconds(),
+	}
+	var notes []string
+	switch res.Outcome() {
+	case "success":
+		out.Status = StatusOK
+	case "timeout":
+		out.Status = StatusTimeout
+		notes = append(notes, "the program ran past the time limit and was killed; the output is what it printed until then")
+	case "oom":
+		out.Status = StatusOOM
+		notes = append(notes, "the program ran out of memory and was killed; use less memory (process the data in chunks)")
+	default:
+		out.Status = StatusError
+		notes = append(notes, fmt.Sprintf("the program exited with status %d; stderr says why", res.ExitCode))
+	}
+	var cut bool
+	if out.Stdout, cut = clip(res.Stdout, t.cfg.MaxOutputBytes); cut || res.StdoutTruncated {
+		notes = append(notes, "stdout was truncated; print less")
+	}
+	if out.Stderr, cut = clip(res.Stderr, t.cfg.MaxOutputBytes); cut || res.StderrTruncated {
+		notes = append(notes, "stderr was truncated")
+	}
+	if res.FilesTruncated {
+		notes = append(notes, "output files were truncated at the sandbox's size limit")
+	}
+	budget := 4 * t.cfg.MaxInlineFileBytes
+	for _, f := range res.Files {
+		of := OutputFile{Path: f.Path, Size: f.Size}
+		if n := len(f.Data); n <= t.cfg.MaxInlineFileBytes && n <= budget && !f.Truncated && utf8.Valid(f.Data) {
+			of.Content, budget = string(f.Data), budget-n
+		}
+		out.Files = append(out.Files, of)
+	}
+	if out.Status == StatusOK && len(notes) == 0 {
+		return out
+	}
+	out.Message = strings.Join(notes, "; ")
+	return out
+}
+
+// clip keeps at most n bytes, cut at a rune boundary, invalid UTF-8 replaced.
+func clip(b []byte, n int) (string, bool) {
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if len(s) <= n {
+		return s, false
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut], true
+}
+
+func saveArtifacts(ctx agent.ToolContext, files []runner.File, out *Output) error {
+	for i, f := range files {
+		mt := mime.TypeByExtension(path.Ext(f.Path))
+		if mt == "" {
+			mt = "application/octet-stream"
+		}
+		if _, err := ctx.Artifacts().Save(ctx, f.Path, genai.NewPartFromBytes(f.Data, mt)); err != nil {
+			return fmt.Errorf("artifact %s: %w", f.Path, err)
+		}
+		out.Files[i].Artifact = f.Path
+	}
+	return nil
+}
