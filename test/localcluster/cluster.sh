@@ -25,6 +25,8 @@ for lib in common build image containerd controlplane kubelet teardown preflight
 done
 
 build() {
+	# Before anything runs: debootstrap's mounts already create /run/mount.
+	record_host_paths
 	run_stage apt stage_apt
 	preflight_go
 	# debootstrap waits on the network while the Go builds wait on the CPU: run them side by side.
@@ -42,7 +44,6 @@ cmd_up() {
 		return 0
 	fi
 	build
-	record_host_paths
 	run_stage containerd stage_containerd
 	run_stage pki stage_pki
 	run_stage controlplane stage_controlplane

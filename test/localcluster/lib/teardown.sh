@@ -7,7 +7,8 @@
 # Host paths outside the cache that the kubelet or containerd create and cannot be told to put elsewhere.
 # up records which of them did not exist before (host-paths file); down removes only those, and only what
 # belongs to this cluster inside them.
-# /run/mount is util-linux's utab directory, created by our first `mount --make-shared`.
+# /run/mount is util-linux's utab directory, created by the first mount with userspace options (debootstrap's,
+# or ours of the kubelet root).
 HOST_PATHS=(/var/lib/kubelet /var/log/containers /var/lib/cni /run/containerd /run/mount)
 HOST_PATHS_FILE=$STATE/created-host-paths
 
