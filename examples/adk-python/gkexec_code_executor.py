@@ -1,0 +1,139 @@
+"""GkexecCodeExecutor: ADK for Python's code executor backed by a `gkexec serve` sidecar.
+
+The drop-in alternative to ADK's GkeCodeExecutor::
+
+    from google.adk.agents import LlmAgent
+    from gkexec_code_executor import GkexecCodeExecutor
+
+    agent = LlmAgent(
+        name="coder",
+        model="gemini-2.5-flash",
+        code_executor=GkexecCodeExecutor(namespace="agent-sandbox", timeout_seconds=300),
+    )
+
+GkeCodeExecutor creates the Jobs itself, in-process, with the agent's ServiceAccount. This one sends
+the code to `gkexec serve` on loopback, so the agent needs no Kubernetes credentials, gets gkexec's
+hardened sandbox, per-stream output, output files and cleanup on every path, and works the same from
+any language.
+
+The ADK import is deliberately thin: only this module imports google.adk, and only the base class
+and the two result types. The HTTP client and the mapping onto CodeExecutionResult are plain
+standard-library Python in gkexec_client.py, tested against a real server without ADK installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from google.adk.agents.invocation_context import InvocationContext
+from google.adk.code_executors.base_code_executor import BaseCodeExecutor
+from google.adk.code_executors.code_execution_utils import CodeExecutionInput, CodeExecutionResult, File
+
+from gkexec_client import GkexecClient, GkexecError, adk_fields, input_file_bytes
+
+# GkeCodeExecutor's parameters that describe the sandbox, and the /v1/config field and the
+# `gkexec serve` flag that set each. The sidecar applies its own flags to every execution; given
+# here, they are checked against it, so that a mismatch fails loudly instead of being ignored.
+_SANDBOX_PARAMETERS = {
+    "namespace": ("namespace", "--namespace"),
+    "image": ("image", "--image"),
+    "timeout_seconds": ("timeout_seconds", "--timeout"),
+    "cpu_request": ("cpu_request", "--cpu-request"),
+    "cpu_requested": ("cpu_request", "--cpu-request"),
+    "mem_request": ("memory_request", "--memory-request"),
+    "mem_requested": ("memory_request", "--memory-request"),
+    "cpu_limit": ("cpu_limit", "--cpu-limit"),
+    "mem_limit": ("memory_limit", "--memory-limit"),
+}
+
+
+class GkexecCodeExecutor(BaseCodeExecutor):
+    """Runs the model's code through a `gkexec serve` sidecar.
+
+    Constructor parameters:
+      base_url: the sidecar, default $GKEXEC_URL or http://127.0.0.1:8080.
+      token / token_file: its bearer token, default $GKEXEC_SERVE_TOKEN / $GKEXEC_TOKEN_FILE.
+      namespace, image, timeout_seconds, cpu_request, mem_request, cpu_limit, mem_limit: as in
+        GkeCodeExecutor (cpu_requested and mem_requested, the spellings of ADK's docs, too). The
+        sidecar's flags decide them; any given here must match, checked on first use.
+      kubeconfig_path, kubeconfig_context: not supported: the credentials live in the sidecar.
+      max_retries: repeats of a request the sidecar answered 429 (busy) or retryable 503.
+      errors_as_stderr: False (default) raises GkexecError when the sandbox cannot run the code
+        (RBAC, API server, no node, image): the model cannot fix those. True reports them to the
+        model as stderr, as GkeCodeExecutor does.
+
+    Model-actionable outcomes are results, never exceptions: a non-zero exit, a timeout or an OOM
+    kill comes back with stderr saying so; input the sandbox refuses (too large, a bad file name)
+    comes back as stderr too.
+    """
+
+    base_url: Optional[str] = None
+    token: Optional[str] = None
+    token_file: Optional[str] = None
+    namespace: Optional[str] = None
+    image: Optional[str] = None
+    timeout_seconds: Optional[int] = None
+    cpu_request: Optional[str] = None
+    cpu_requested: Optional[str] = None
+    mem_request: Optional[str] = None
+    mem_requested: Optional[str] = None
+    cpu_limit: Optional[str] = None
+    mem_limit: Optional[str] = None
+    kubeconfig_path: Optional[str] = None
+    kubeconfig_context: Optional[str] = None
+    max_retries: int = 3
+    errors_as_stderr: bool = False
+
+    _client: Any = None
+    _verified: bool = False
+
+    def __init__(self, **data):
+        super().__init__(**data)
+        if self.kubeconfig_path or self.kubeconfig_context:
+            raise ValueError("GkexecCodeExecutor: kubeconfig_path and kubeconfig_context do not apply: the Kubernetes "
+                             "credentials live in the gkexec serve sidecar (its --kubeconfig/--context flags)")
+        if self.stateful:
+            raise ValueError("GkexecCodeExecutor is stateless: every execution starts in a fresh sandbox")
+        self._client = GkexecClient(base_url=self.base_url, token=self.token, token_file=self.token_file,
+                                    max_retries=self.max_retries)
+        self._verified = False
+
+    def verify(self) -> dict:
+        """Checks the constructor's sandbox parameters against the sidecar; returns its config.
+
+        Called on first use; call it at start-up to fail early. Raises ValueError on a mismatch.
+        """
+        cfg = self._client.config()
+        wrong = []
+        for param, (field, flag) in _SANDBOX_PARAMETERS.items():
+            want = getattr(self, param)
+            if want is None:
+                continue
+            have = cfg.get(field)
+            if (float(want) != float(have)) if field == "timeout_seconds" else (str(want) != str(have)):
+                wrong.append(f"{param}={want!r} but the sidecar has {have!r} (set gkexec serve {flag})")
+        if wrong:
+            raise ValueError("GkexecCodeExecutor: the sidecar at " + self._client.base_url + " runs a different sandbox: "
+                             + "; ".join(wrong))
+        self._verified = True
+        return cfg
+
+    def execute_code(self, invocation_context: InvocationContext,
+                     code_execution_input: CodeExecutionInput) -> CodeExecutionResult:
+        files = {f.name: input_file_bytes(f.content) for f in code_execution_input.input_files or []}
+        try:
+            if not self._verified:
+                self.verify()
+            # No execution_id: it names the sandbox's objects, and each execution needs its own.
+            result = self._client.execute(code_execution_input.code, files=files)
+        except GkexecError as e:
+            if e.model_actionable or self.errors_as_stderr:
+                return CodeExecutionResult(stderr=f"gkexec: the code was not run ({e.code}): {e.message}\n")
+            raise
+        fields = adk_fields(result)
+        return CodeExecutionResult(
+            stdout=fields["stdout"],
+            stderr=fields["stderr"],
+            output_files=[File(name=f["name"], content=f["content"], mime_type=f["mime_type"])
+                          for f in fields["output_files"]],
+        )
