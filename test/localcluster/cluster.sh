@@ -28,7 +28,6 @@ build() {
 	# Before anything runs: debootstrap's mounts already create /run/mount.
 	record_host_paths
 	run_stage apt stage_apt
-	preflight_go
 	# debootstrap waits on the network while the Go builds wait on the CPU: run them side by side.
 	run_stage image stage_image &
 	local image_pid=$!
@@ -44,10 +43,10 @@ cmd_up() {
 		return 0
 	fi
 	build
-	run_stage containerd stage_containerd
+	run_stage runtime stage_runtime
 	run_stage pki stage_pki
 	run_stage controlplane stage_controlplane
-	run_stage kubelet stage_kubelet
+	run_stage node stage_node
 	run_stage sandbox stage_sandbox
 	say "cluster up; export KUBECONFIG=$ADMIN_KUBECONFIG (kubectl: $BIN/kubectl)"
 }

@@ -6,9 +6,13 @@
 # time: /usr/bin/time -v records each build's CPU and peak memory.
 APT_PACKAGES=(containerd runc containernetworking-plugins debootstrap openssl curl ca-certificates time)
 
-# Go settings shared by both builds: private caches under $CACHE so a fresh clone of the repo reuses them and
+# Go settings shared by the builds (called only when something must be built, so a warm up needs no Go): private caches under $CACHE so a fresh clone of the repo reuses them and
 # the user's own GOCACHE is not bloated by ~7 GB of Kubernetes objects. CGO off: static binaries, no gcc.
 go_env() {
+	command -v go >/dev/null || {
+		echo "go not found (PATH and /usr/local/go/bin): install Go >= 1.25 to build the cluster"
+		return 1
+	}
 	export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOPATH=$CACHE/go/path
 	export GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOTOOLCHAIN=local
 }

@@ -38,7 +38,7 @@ API_PORT=6443
 # node IP), so the name must resolve to 127.0.0.1 via /etc/hosts.
 NODE_NAME=$(hostname)
 
-# The daemons in start order; teardown stops them in reverse.
+# The control-plane daemons, in start order.
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 
 # Debian's containerd/runc/CNI and our builds come first; nothing from the user's PATH that could shadow them.
@@ -63,12 +63,23 @@ die() {
 # time, and on failure names the log and shows its tail. Stage functions run in a subshell with errexit so a
 # failing command stops the stage without leaving cluster.sh in an unknown state.
 run_stage() {
-	local name=$1 fn=$2 log=$LOGS/$1.log t0 rc=0
+	local name=$1 fn=$2 log=$LOGS/$1.log t0 rc err_trap
 	mkdir -p "$LOGS"
 	t0=$(date +%s.%N)
 	say "$name ..."
-	# The stage's own failure is reported below, with its log: no ERR trap inside.
-	( trap - ERR; set -Eeuo pipefail; "$fn" ) >"$log" 2>&1 || rc=$?
+	# Not `( ... ) || rc=$?`: bash ignores errexit inside anything on the left of || or &&, even where set -e
+	# is turned on again, so a failing command in the stage would go unnoticed. Instead run it as a plain
+	# command, with errexit and the ERR trap of this shell off until its status is read.
+	err_trap=$(trap -p ERR)
+	trap - ERR
+	set +e
+	(
+		set -Eeuo pipefail
+		"$fn"
+	) >"$log" 2>&1
+	rc=$?
+	set -e
+	eval "$err_trap"
 	if [ "$rc" -ne 0 ]; then
 		tail -n 15 "$log" | sed 's/^/          | /' >&2
 		die "stage $name failed (exit $rc)" "$log"
@@ -76,37 +87,39 @@ run_stage() {
 	say "$name done in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }')"
 }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s. The components have no push signal for
-# readiness, so polling their health endpoints is the real check.
-wait_for() {
-	local timeout=$1 what=$2 deadline
+# poll SECONDS DAEMON COMMAND...: runs COMMAND every 0.2 s until it succeeds. Returns 1 after SECONDS, 2 at once
+# if DAEMON (a name, or "" for none) is no longer running. The components have no push signal for readiness,
+# so polling their health endpoints is the real check.
+poll() {
+	local deadline=$(($(date +%s) + $1)) daemon=$2
 	shift 2
-	deadline=$(($(date +%s) + timeout))
 	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "timed out after ${timeout}s waiting for $what" >&2; return 1; }
+		if [ -n "$daemon" ] && ! daemon_pid "$daemon" >/dev/null; then return 2; fi
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
 		sleep 0.2
 	done
 }
 
-# wait_daemon NAME SECONDS COMMAND...: like wait_for, for a daemon we just started, but fails at once (with the
-# tail of the daemon's log) if the daemon exits, e.g. on a bad flag or a port taken meanwhile.
-wait_daemon() {
-	local name=$1 timeout=$2 deadline
+# wait_for SECONDS DESCRIPTION COMMAND...
+wait_for() {
+	local timeout=$1 what=$2
 	shift 2
-	deadline=$(($(date +%s) + timeout))
-	until "$@" >/dev/null 2>&1; do
-		if ! daemon_pid "$name" >/dev/null; then
-			echo "$name exited during start-up; the end of $LOGS/$name.log:"
-			tail -n 20 "$LOGS/$name.log"
-			return 1
-		fi
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			echo "$name not ready after ${timeout}s; the end of $LOGS/$name.log:"
-			tail -n 20 "$LOGS/$name.log"
-			return 1
-		fi
-		sleep 0.2
-	done
+	poll "$timeout" "" "$@" || { echo "timed out after ${timeout}s waiting for $what" >&2; return 1; }
+}
+
+# wait_daemon NAME SECONDS COMMAND...: for a daemon we just started; fails at once, with the tail of its log, if
+# the daemon exits (a bad flag, a port taken meanwhile).
+wait_daemon() {
+	local name=$1 timeout=$2 rc=0
+	shift 2
+	poll "$timeout" "$name" "$@" || rc=$?
+	case $rc in
+	0) return 0 ;;
+	2) echo "$name exited during start-up; the end of $LOGS/$name.log:" ;;
+	*) echo "$name not ready after ${timeout}s; the end of $LOGS/$name.log:" ;;
+	esac
+	tail -n 20 "$LOGS/$name.log"
+	return 1
 }
 
 # --- processes ---------------------------------------------------------------------------------------------
@@ -147,8 +160,7 @@ apiserver_ready() {
 }
 containerd_up() { [ -S "$CTRD_SOCK" ] && ctr_ version >/dev/null 2>&1; }
 kubelet_healthy() { curl -sf --max-time 2 http://127.0.0.1:10248/healthz >/dev/null; }
-# node_ready [SINCE]: the node reports Ready, in a heartbeat not older than SINCE (RFC 3339, UTC) if given: after a
-# restart the node object still says Ready from the previous run until the node controller notices (40 s).
+# node_ready [SINCE]: the node reports Ready, in a heartbeat not older than SINCE (RFC 3339, UTC) if given.
 node_ready() {
 	local status heartbeat
 	read -r status heartbeat < <(kubectl get node "$NODE_NAME" -o \

@@ -103,7 +103,8 @@ import_image() {
 	echo "$id" >"$stampf"
 }
 
-stage_containerd() {
+# The stage is not called "containerd": its log would be the daemon's log file ($LOGS/containerd.log).
+stage_runtime() {
 	write_containerd_config
 	if containerd_up; then
 		echo "containerd already running"

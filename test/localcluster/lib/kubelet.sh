@@ -50,7 +50,6 @@ EOF
 }
 
 start_kubelet() {
-	daemon_pid kubelet >/dev/null && kubelet_healthy && { echo "kubelet already running"; return; }
 	# Volume propagation: the kubelet runs in its own mount namespace (below), so its root dir must be a shared
 	# mount for the tmpfs volumes it mounts there (Secrets, projected tokens) to be seen by containerd.
 	findmnt -n "$KUBELET_ROOT" >/dev/null || {
@@ -74,11 +73,18 @@ start_kubelet() {
 	wait_daemon kubelet 60 kubelet_healthy
 }
 
-stage_kubelet() {
-	local since
+# The stage is not called "kubelet": its log would be the daemon's log file ($LOGS/kubelet.log).
+stage_node() {
+	local since=""
 	write_kubelet_config
-	since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-	start_kubelet
+	if daemon_pid kubelet >/dev/null && kubelet_healthy; then
+		echo "kubelet already running"
+	else
+		# A restarted kubelet posts the node status at once; until then the node object still says Ready from
+		# the previous run, so only a heartbeat from after this start counts.
+		since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+		start_kubelet
+	fi
 	wait_daemon kubelet 120 node_ready "$since"
 }
 

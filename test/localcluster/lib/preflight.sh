@@ -34,8 +34,3 @@ the apiserver dials the kubelet by that name); add: 127.0.0.1 $NODE_NAME"
 		done
 	done
 }
-
-# Builds need Go; a warm cache does not.
-preflight_go() {
-	command -v go >/dev/null || die "go not found (looked in PATH and /usr/local/go/bin); install Go >= 1.25 to build the cluster"
-}
