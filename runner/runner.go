@@ -377,6 +377,9 @@ func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podN
 	res.ExitCode = int(term.ExitCode)
 	res.OOMKilled = term.Reason == "OOMKilled"
 	if res.OOMKilled {
+		// The kernel's OOM killer sends SIGKILL. Under gVisor the whole sandbox goes and the runtime
+		// reports exit code 128; report what a process killed that way exits with everywhere else.
+		res.ExitCode, res.Signal = 137, 9
 		log.Debug("oom killed", "pod", podName)
 		return nil
 	}
