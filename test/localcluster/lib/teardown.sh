@@ -24,17 +24,18 @@ record_host_paths() {
 # is_alive PID: running and not a zombie waiting for PID 1 to reap it.
 is_alive() { [ -n "$(proc_starttime "$1")" ]; }
 
-# stop_daemons NAME...: SIGTERM to each recorded, still-running daemon at once, wait up to 15 s for all of
-# them, then SIGKILL the rest. In parallel because each takes 1-3 s to shut down.
+# stop_daemons SECONDS NAME...: SIGTERM to each recorded, still-running daemon at once, wait up to SECONDS for
+# all of them, then SIGKILL the rest. In parallel because each takes 1-3 s to shut down.
 stop_daemons() {
-	local name pid alive
+	local timeout=$1 name pid alive
+	shift
 	declare -A running=()
 	for name in "$@"; do
 		if pid=$(daemon_pid "$name"); then
 			kill -TERM "$pid" 2>/dev/null && running[$name]=$pid
 		fi
 	done
-	for _ in $(seq 1 75); do
+	for _ in $(seq 1 $((timeout * 5))); do
 		alive=0
 		for name in "${!running[@]}"; do
 			if is_alive "${running[$name]}"; then alive=1; fi
@@ -44,7 +45,7 @@ stop_daemons() {
 	done
 	for name in "${!running[@]}"; do
 		if is_alive "${running[$name]}" && kill -KILL "${running[$name]}" 2>/dev/null; then
-			echo "killed $name (pid ${running[$name]}) after 15 s"
+			echo "killed $name (pid ${running[$name]}) after ${timeout}s"
 		else
 			echo "stopped $name (pid ${running[$name]})"
 		fi
@@ -154,11 +155,13 @@ sandbox_ids() {
 stage_down() {
 	mapfile -t SANDBOX_IDS < <(sandbox_ids)
 	# The kubelet first, or it restarts the pods we remove; containerd must still run to remove them.
-	stop_daemons kubelet
+	stop_daemons 15 kubelet
 	remove_pod_containers
-	# etcd last: the apiserver's graceful shutdown hangs when etcd vanishes under it.
-	stop_daemons containerd kube-scheduler kube-controller-manager kube-apiserver
-	stop_daemons etcd
+	stop_daemons 15 containerd kube-scheduler kube-controller-manager
+	# The apiserver waits up to 60 s for its clients' watches to end; ours are gone now, a test's informer may
+	# not be. It holds no state, so it gets 5 s. etcd goes last: the apiserver hangs if etcd vanishes first.
+	stop_daemons 5 kube-apiserver
+	stop_daemons 15 etcd
 	kill_leftover_processes
 	unmount_state
 	remove_cgroups
