@@ -11,7 +11,7 @@
 #   smoke               run a pod under gVisor and print what it sees (kernel, interfaces, routes)
 #   build               only build/install what is missing (apt packages, binaries, images)
 #   kubeconfig          print the admin kubeconfig path
-#   env                 print export lines for GKEXEC_CACHE, KUBECONFIG and KUBECTL
+#   env                 print export lines for GKEXEC_CACHE, KUBECONFIG, KUBECTL and KUBECACHEDIR
 #   sa-kubeconfig NS SA OUT [DURATION]
 #                       write a kubeconfig for ServiceAccount NS/SA (TokenRequest token, default 1h)
 #   reset               (after down) delete cluster state: etcd data, PKI, kubelet and containerd state
