@@ -101,10 +101,10 @@ func (tg *target) waitNoLeftovers(timeout time.Duration, executionIDs ...string)
 // creationRecorder records every runner object created in the namespace while it runs, from
 // watches opened before the action: it sees objects even if they were deleted again at once.
 type creationRecorder struct {
-	mu      sync.Mutex
-	added   []string
-	stop    context.CancelFunc
-	done    sync.WaitGroup
+	mu    sync.Mutex
+	added []string
+	stop  context.CancelFunc
+	done  sync.WaitGroup
 }
 
 // recordCreations opens watches on Jobs, ConfigMaps and Pods with the runner's labels (of the

@@ -75,7 +75,7 @@ print("survived")
 	t.Logf("memory hog: err %v; exit %d signal %d oom %v; last stdout %q; max rss %d MiB; stderr %s",
 		err, res.ExitCode, res.Signal, res.OOMKilled, lines[len(lines)-1], res.MaxRSSBytes>>20, quoteShort(res.Stderr))
 	if strings.Contains(string(res.Stdout), "survived") {
-		t.Fatalf("allocated 1.5 GiB under a %s memory limit", opts.MemoryLimit)
+		t.Fatalf("allocated 1.5 GiB under a %s memory limit", r.Options().MemoryLimit)
 	}
 	if err != nil {
 		t.Errorf("Execute: %v; an OOM kill is a result, not an error", err)
@@ -91,27 +91,38 @@ print("survived")
 func testCPUThrottled(t *testing.T, tg *target) {
 	opts := tg.options()
 	r := tg.newRunner(t, opts)
-	// CPU time over wall time of one spinning thread, measured by the code itself for ~3 s.
+	// One thread spins for ~3 s and measures, on the wall clock, how much of the time it actually
+	// ran: every stall longer than 2 ms is time the CFS quota (or anyone else) took away. It also
+	// reports CPU time over wall time as the sandbox's kernel accounts it; under gVisor that
+	// figure counts throttled time too (0.65-0.75 at 500m where the thread ran ~0.5), so it is
+	// logged, not asserted.
 	code := `import time
-w0, c0 = time.perf_counter(), time.process_time()
-while time.perf_counter() - w0 < 3:
-    pass
-print((time.process_time() - c0) / (time.perf_counter() - w0))
+clock = time.perf_counter
+w0, c0 = clock(), time.process_time()
+last, stalled = w0, 0.0
+while last - w0 < 3:
+    now = clock()
+    if now - last > 0.002:
+        stalled += now - last
+    last = now
+wall = last - w0
+print((wall - stalled) / wall, (time.process_time() - c0) / wall)
 `
 	res, err := r.Execute(context.Background(), runner.Request{Code: code, ExecutionID: executionID("cpu")})
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("err %v, exit %d, stderr %s", err, res.ExitCode, res.Stderr)
 	}
-	var ratio float64
-	if _, err := fmt.Sscan(string(res.Stdout), &ratio); err != nil {
+	var running, accounted float64
+	if _, err := fmt.Sscan(string(res.Stdout), &running, &accounted); err != nil {
 		t.Fatalf("stdout %q", res.Stdout)
 	}
-	t.Logf("CPU time / wall time with cpu limit %s: %.3f", opts.CPULimit, ratio)
-	if ratio > 0.6 {
-		t.Errorf("a spinning thread got %.2f CPU under a %s limit; want <= 0.6 (throttled to ~0.5)", ratio, opts.CPULimit)
+	limit := r.Options().CPULimit
+	t.Logf("cpu limit %s: the spinning thread ran %.2f of the wall time; the sandbox accounts %.2f CPU time per wall second", limit, running, accounted)
+	if running > 0.6 {
+		t.Errorf("a spinning thread ran %.2f of the time under a %s limit; want <= 0.6 (throttled to ~0.5)", running, limit)
 	}
-	if ratio < 0.1 {
-		t.Errorf("a spinning thread got %.2f CPU: the measurement is broken", ratio)
+	if running < 0.1 {
+		t.Errorf("a spinning thread ran %.2f of the time: the measurement is broken", running)
 	}
 }
 
@@ -119,52 +130,67 @@ func testForkBomb(t *testing.T, tg *target) {
 	opts := tg.options()
 	opts.Timeout = time.Minute
 	r := tg.newRunner(t, opts)
-	// Forks sleeping children until fork fails; every child holds its slot for a minute.
-	code := `import errno, os, time
+	cases := []struct {
+		name, code string
+		check      func(t *testing.T, res runner.Result, err error)
+	}{
+		{
+			// Small children (exec'd sleep), forked until fork fails: the process limit stops them.
+			name: "until_the_process_limit",
+			code: `import errno, os
 children = 0
 try:
     while True:
         if os.fork() == 0:
-            time.sleep(60)
-            os._exit(0)
+            os.execv("/bin/sleep", ["sleep", "60"])
         children += 1
 except OSError as e:
     print(children, errno.errorcode.get(e.errno, e.errno), flush=True)
-`
-	start := time.Now()
-	res, err := r.Execute(context.Background(), runner.Request{Code: code, ExecutionID: executionID("forkbomb")})
-	t.Logf("fork bomb: err %v; exit %d signal %d oom %v timed out %v after %s; stdout %q stderr %s",
-		err, res.ExitCode, res.Signal, res.OOMKilled, res.TimedOut, time.Since(start).Round(time.Second), res.Stdout, quoteShort(res.Stderr))
-	if err != nil && !errors.Is(err, runner.ErrTimeout) {
-		t.Errorf("Execute: %v", err)
+`,
+			check: func(t *testing.T, res runner.Result, err error) {
+				var children int
+				var errName string
+				if _, serr := fmt.Sscan(string(res.Stdout), &children, &errName); serr != nil || err != nil {
+					t.Fatalf("fork never failed: err %v, %s, stdout %q", err, res.Outcome(), res.Stdout)
+				}
+				if errName != "EAGAIN" || children >= runner.DefaultMaxProcesses {
+					t.Errorf("fork failed after %d children with %s; want EAGAIN below MaxProcesses (%d)", children, errName, runner.DefaultMaxProcesses)
+				}
+			},
+		},
+		{
+			// Every process forks forever and ignores failures: only a limit can end it.
+			name: "classic",
+			code: "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+			check: func(t *testing.T, res runner.Result, err error) {
+				if err != nil && !errors.Is(err, runner.ErrTimeout) {
+					t.Errorf("Execute: %v", err)
+				}
+				if !res.OOMKilled && !res.TimedOut {
+					t.Errorf("the fork bomb ended as %s (exit %d); want it killed for memory or at the timeout", res.Outcome(), res.ExitCode)
+				}
+			},
+		},
 	}
-	var children int
-	var errName string
-	if _, serr := fmt.Sscan(string(res.Stdout), &children, &errName); serr == nil {
-		if errName != "EAGAIN" || children >= runner.DefaultMaxProcesses {
-			t.Errorf("fork failed after %d children with %s; want EAGAIN below MaxProcesses (%d)", children, errName, runner.DefaultMaxProcesses)
-		}
-	} else {
-		t.Errorf("fork never failed (stdout %q): the process limit is not enforced; contained only by %s", res.Stdout, outcomeOf(res, err))
-	}
+	for _, c := range cases {
+		tg.step(t, c.name, func(t *testing.T) {
+			start := time.Now()
+			res, err := r.Execute(context.Background(), runner.Request{Code: c.code, ExecutionID: executionID("forkbomb")})
+			t.Logf("fork bomb %s: ended as %s after %s (err %v, exit %d, signal %d); stdout %q",
+				c.name, res.Outcome(), time.Since(start).Round(time.Second), err, res.ExitCode, res.Signal, res.Stdout)
+			c.check(t, res, err)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ready, bad, err := nodesReady(ctx, tg.admin)
-	if err != nil || !ready {
-		t.Errorf("after the fork bomb, nodes not Ready: %s (err %v)", bad, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if ready, bad, err := nodesReady(ctx, tg.admin); err != nil || !ready {
+				t.Errorf("after the fork bomb, nodes not Ready: %s (err %v)", bad, err)
+			}
+			after, err := r.Execute(context.Background(), runner.Request{Code: "print('still fine')", ExecutionID: executionID("afterbomb")})
+			if err != nil || string(after.Stdout) != "still fine\n" {
+				t.Errorf("the execution after the fork bomb: err %v, stdout %q, stderr %s", err, after.Stdout, quoteShort(after.Stderr))
+			}
+		})
 	}
-	after, err := r.Execute(context.Background(), runner.Request{Code: "print('still fine')", ExecutionID: executionID("afterbomb")})
-	if err != nil || string(after.Stdout) != "still fine\n" {
-		t.Errorf("the execution after the fork bomb: err %v, stdout %q, stderr %s", err, after.Stdout, quoteShort(after.Stderr))
-	}
-}
-
-func outcomeOf(res runner.Result, err error) string {
-	if err != nil {
-		return err.Error()
-	}
-	return res.Outcome()
 }
 
 // loopCode prints a line, then spins forever.

@@ -48,7 +48,8 @@ func TestLocalCluster(t *testing.T) {
 		dataDir = filepath.Join(root, "test", "e2e")
 	} else {
 		// The copy holds the Terraform state: remove it only once teardown has destroyed everything.
-		copyRoot := filepath.Dir(filepath.Dir(workDir))
+		// workDir is <tmp>/TestLocalCluster<random>/<repository>/examples/local-cluster.
+		copyRoot := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(workDir))))
 		defer func() {
 			if !tornDown {
 				t.Logf("kept %s: it holds the Terraform state of what was not torn down", copyRoot)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +42,9 @@ def try_write(path):
     except OSError as e:
         return errno.errorcode.get(e.errno, str(e.errno))
 
-facts["write"] = {p: try_write(p) for p in ["/etc/gkexec-probe", "/gkexec-probe", "/usr/gkexec-probe", "/gkexec/code/probe", "/tmp/probe", "/workspace/probe"]}
+facts["write"] = {p: try_write(p) for p in ["/var/tmp/gkexec-probe", "/etc/gkexec-probe", "/gkexec-probe", "/gkexec/code/probe", "/tmp/probe", "/workspace/probe"]}
+facts["var_tmp_mode"] = oct(os.stat("/var/tmp").st_mode & 0o7777)
+facts["root_mount_options"] = [line.split()[3] for line in open("/proc/self/mounts") if line.split()[1] == "/"]
 
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
 facts["caps"] = {k: status[k].strip() for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] if k in status}
@@ -50,6 +53,8 @@ facts["no_new_privs"] = status.get("NoNewPrivs", "").strip()
 # Anything that looks like a Kubernetes credential, anywhere in the filesystem.
 facts["var_run_secrets_exists"] = os.path.exists("/var/run/secrets") or os.path.exists("/run/secrets")
 hits, scanned = [], 0
+# Built at run time so that this program's own source does not match.
+jwt, pem = b"eyJhbGci" + b"Oi", b"BEGIN " + b"CERTIFICATE"
 for root, dirs, files in os.walk("/", onerror=lambda e: None):
     if root == "/":
         dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
@@ -63,7 +68,7 @@ for root, dirs, files in os.walk("/", onerror=lambda e: None):
             with open(path, "rb") as f:
                 data = f.read()
             scanned += 1
-            if b"eyJhbGciOi" in data or b"BEGIN CERTIFICATE" in data and "/etc/ssl" not in path and "/usr/share/ca-certificates" not in path and "/usr/lib/python3" not in path:
+            if jwt in data or pem in data and not path.startswith(("/etc/ssl/", "/usr/share/ca-certificates/", "/usr/lib/python3")):
                 hits.append(path)
         except OSError:
             pass
@@ -91,6 +96,8 @@ type sandboxFacts struct {
 	EGID                int               `json:"egid"`
 	Groups              []int             `json:"groups"`
 	Write               map[string]string `json:"write"`
+	VarTmpMode          string            `json:"var_tmp_mode"`
+	RootMountOptions    []string          `json:"root_mount_options"`
 	Caps                map[string]string `json:"caps"`
 	NoNewPrivs          string            `json:"no_new_privs"`
 	VarRunSecretsExists bool              `json:"var_run_secrets_exists"`
@@ -144,13 +151,18 @@ func testSandbox(t *testing.T, tg *target) {
 	})
 
 	t.Run("read_only_root_filesystem", func(t *testing.T) {
-		for _, p := range []string{"/etc/gkexec-probe", "/gkexec-probe", "/usr/gkexec-probe"} {
-			if got := f.Write[p]; got != "EROFS" {
-				t.Errorf("writing %s: %s, want EROFS", p, got)
-			}
+		if len(f.RootMountOptions) != 1 || !slices.Contains(strings.Split(f.RootMountOptions[0], ","), "ro") {
+			t.Errorf("/ is mounted %v, want ro", f.RootMountOptions)
 		}
-		if got := f.Write["/gkexec/code/probe"]; got == "ok" {
-			t.Errorf("the code's own ConfigMap volume is writable")
+		// /var/tmp is world-writable and on the root filesystem: only a read-only mount stops the write.
+		if got := f.Write["/var/tmp/gkexec-probe"]; got != "EROFS" {
+			t.Errorf("writing /var/tmp (mode %s, on the root filesystem): %s, want EROFS", f.VarTmpMode, got)
+		}
+		// Elsewhere on / the non-root user is refused first (EACCES) or the filesystem (EROFS).
+		for _, p := range []string{"/etc/gkexec-probe", "/gkexec-probe", "/gkexec/code/probe"} {
+			if got := f.Write[p]; got != "EROFS" && got != "EACCES" {
+				t.Errorf("writing %s: %s, want EROFS or EACCES", p, got)
+			}
 		}
 		for _, p := range []string{"/tmp/probe", "/workspace/probe"} {
 			if got := f.Write[p]; got != "ok" {
