@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,10 +50,14 @@ func TestLocalCluster(t *testing.T) {
 	} else {
 		// The copy holds the Terraform state: remove it only once teardown has destroyed everything.
 		// workDir is <tmp>/TestLocalCluster<random>/<repository>/examples/local-cluster.
-		copyRoot := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(workDir))))
+		copyRoot := filepath.Dir(filepath.Dir(filepath.Dir(workDir)))
 		defer func() {
 			if !tornDown {
 				t.Logf("kept %s: it holds the Terraform state of what was not torn down", copyRoot)
+				return
+			}
+			if !strings.HasPrefix(filepath.Base(copyRoot), "TestLocalCluster") {
+				t.Errorf("not removing %s: not the copy CopyTerraformFolderToTemp made", copyRoot)
 				return
 			}
 			_ = os.RemoveAll(copyRoot)
