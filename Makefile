@@ -25,8 +25,8 @@ build: ## Build bin/gkexec
 unit: ## Unit tests only (no cluster)
 	go vet ./... && go test -race ./...
 
-e2e: build ## End-to-end tests against an already running local cluster
-	GKEXEC_E2E_KUBECONFIG=$$($(LOCALCLUSTER) kubeconfig) GKEXEC_BIN=$(CURDIR)/bin/gkexec go test -tags integration -count=1 -timeout 50m ./test/...
+e2e: ## End-to-end tests only (brings the local cluster up if needed and leaves it as found)
+	test/run.sh e2e
 
 bench: ## Benchmark against the local cluster's floor (docs/performance.md)
 	hack/bench.sh
