@@ -98,7 +98,7 @@ func TestGKE(t *testing.T) {
 			test_structure.SaveString(t, dataDir, savedGKENamespace, id)
 			terraform.InitAndApplyContext(t, context.Background(), opts)
 
-			kubeconfig := filepath.Join(dataDir, "gke.kubeconfig")
+			kubeconfig := test_structure.FormatTestDataPath(dataDir, "gke.kubeconfig")
 			getCredentials := strings.Fields(terraform.OutputContext(t, context.Background(), opts, "get_credentials_command"))
 			cmd := exec.Command(getCredentials[0], getCredentials[1:]...)
 			cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)

@@ -86,6 +86,11 @@ print("survived")
 	if res.Outcome() != "oom" {
 		t.Errorf("outcome %q, want oom", res.Outcome())
 	}
+	// Killed by SIGKILL, as the kernel's OOM killer does everywhere (gVisor's runtime itself says
+	// exit code 128 or 137).
+	if res.ExitCode != 137 || res.Signal != 9 {
+		t.Errorf("exit code %d, signal %d; want 137 and 9 (SIGKILL)", res.ExitCode, res.Signal)
+	}
 }
 
 func testCPUThrottled(t *testing.T, tg *target) {
