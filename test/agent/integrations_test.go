@@ -1,0 +1,22 @@
+//go:build integration
+
+package agent
+
+import (
+	"testing"
+)
+
+// TestAgentIntegrations stands up one namespace from manifests/ and runs every agent integration
+// in it as the agent ServiceAccount, then checks that nothing the runner creates is left. The
+// groups run in parallel, each with its own server or Pod; run one with
+// -run 'TestAgentIntegrations/python'.
+func TestAgentIntegrations(t *testing.T) {
+	c := standUp(t)
+	t.Run("group", func(t *testing.T) {
+		t.Run("adk_go_agent_loop", func(t *testing.T) { t.Parallel(); testADKAgentLoop(t, c) })
+		t.Run("serve", func(t *testing.T) { t.Parallel(); testServe(t, c) })
+		t.Run("python_executor", func(t *testing.T) { t.Parallel(); testPythonExecutor(t, c) })
+		t.Run("agent_pod", func(t *testing.T) { t.Parallel(); testAgentPod(t, c) })
+	})
+	t.Run("nothing_leaked", c.assertNothingLeaked)
+}
