@@ -70,6 +70,7 @@ const (
 	CodeRequestTooLarge    = "request_too_large"
 	CodeUnsupportedMedia   = "unsupported_media_type"
 	CodeUnauthorized       = "unauthorized"
+	CodeHostNotAllowed     = "host_not_allowed"
 	CodeBusy               = "busy"
 	CodeExecutionIDInUse   = "execution_id_in_use"
 	CodeForbidden          = "forbidden"

@@ -178,10 +178,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // authenticated requires the bearer token, when one is configured. Both sides are hashed first
-// so that the comparison takes the same time whatever the lengths.
+// so that the comparison takes the same time whatever the lengths. Without a token the server
+// listens on loopback only, and it serves only requests addressed to a loopback name: a web page
+// that rebinds its own DNS name to 127.0.0.1 would otherwise reach it as same-origin.
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	if s.opts.Token == "" {
-		return next
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !loopbackHost(r.Host) {
+				s.writeError(w, newAPIError(http.StatusForbidden, CodeHostNotAllowed,
+					"request addressed to %q: without a token only loopback names are served (127.0.0.1, [::1], localhost); set a token to serve other names", r.Host), "", nil)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -194,6 +203,20 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost reports whether a Host header names the loopback interface.
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport // no port
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request) {

@@ -610,3 +610,39 @@ func TestOptionsValidation(t *testing.T) {
 		}
 	}
 }
+
+// Without a token only loopback names are served: a page that rebinds its DNS name to 127.0.0.1
+// must not reach the API as same-origin.
+func TestWithoutATokenOnlyLoopbackHostsAreServed(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, scenario{steps: ok, log: new(framed).end(0, false)}, runner.Options{}, Options{})
+	withToken := newTestServer(t, scenario{steps: ok, log: new(framed).end(0, false)}, runner.Options{}, Options{Token: "t"})
+	for _, tc := range []struct {
+		url, host, token string
+		status           int
+	}{
+		{ts.url, "attacker.example:8080", "", 403},
+		{ts.url, "127.0.0.1.attacker.example", "", 403},
+		{ts.url, "localhost:8080", "", 200},
+		{ts.url, "[::1]:8080", "", 200},
+		{ts.url, "127.0.0.1", "", 200},
+		{withToken.url, "agent.svc:8080", "t", 200},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tc.url+PathConfig, nil)
+		req.Host = tc.host
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("Host %q (token %v): %d, want %d", tc.host, tc.token != "", resp.StatusCode, tc.status)
+		}
+	}
+	if a := get(t, ts.url+PathHealthz); a.status != 200 {
+		t.Errorf("probes answer any host: %d", a.status)
+	}
+}

@@ -34,7 +34,8 @@ func serveCommand() *cli.Command {
 		Description: `Runs until SIGTERM or SIGINT, then stops accepting, cancels the executions in flight, waits
 until everything they created is deleted, and exits 0. Listens on loopback by default: in a
 sidecar the agent's containers share the Pod's loopback, and the Kubernetes credentials stay in
-this container. Listening elsewhere requires a token.
+this container. Listening elsewhere requires a token; without one, only requests addressed to
+a loopback name are served.
 
    POST /v1/executions  {"code": "print(1)", "files": {"data.csv": "<base64>"}}  -> the result JSON
    GET  /v1/config      the sandbox every execution gets (namespace, image, limits, timeouts)
@@ -51,11 +52,11 @@ Examples:
    gkexec serve -n agent-sandbox
    GKEXEC_SERVE_TOKEN=$(cat token) gkexec serve -n agent-sandbox --listen 127.0.0.1:8080 --max-concurrent 4
    gkexec serve -n agent-sandbox --probe-listen :8081 --token-file /var/run/gkexec/token
-   curl -s localhost:8080/v1/executions -H 'Content-Type: application/json' -d '{"code": "print(6*7)"}'`,
+   curl -s 127.0.0.1:8080/v1/executions -H 'Content-Type: application/json' -d '{"code": "print(6*7)"}'`,
 		Flags: append(append([]cli.Flag{
-			&cli.StringFlag{Name: flagListen, Value: "127.0.0.1:8080", EnvVars: env(flagListen), Usage: "`ADDRESS` of the API (loopback unless a token is set)"},
+			&cli.StringFlag{Name: flagListen, Value: "127.0.0.1:8080", EnvVars: env(flagListen), Usage: "`ADDRESS` for the API (loopback unless a token is set)"},
 			&cli.StringFlag{Name: flagProbeListen, EnvVars: env(flagProbeListen), Usage: "also serve only /healthz, /readyz and /metrics on this `ADDRESS` (e.g. :8081, for kubelet probes and Prometheus)"},
-			&cli.StringFlag{Name: flagTokenFile, EnvVars: env(flagTokenFile), TakesFile: true, Usage: "require this bearer token on /v1/ (or set " + envServeToken + ")"},
+			&cli.StringFlag{Name: flagTokenFile, EnvVars: env(flagTokenFile), TakesFile: true, Usage: "require the bearer token in `FILE` on /v1/ (or give the token itself in " + envServeToken + ")"},
 			&cli.IntFlag{Name: flagMaxConcurrent, Value: server.DefaultMaxConcurrent, EnvVars: env(flagMaxConcurrent), Usage: "executions in flight at most; past it requests get 429"},
 			&cli.Int64Flag{Name: flagMaxBodyBytes, Value: server.DefaultMaxBodyBytes, EnvVars: env(flagMaxBodyBytes), Usage: "largest request body; past it requests get 413"},
 		}, clusterFlags()...), sandboxFlags()...),
