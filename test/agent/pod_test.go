@@ -73,8 +73,15 @@ func testAgentPod(t *testing.T, c *cluster) {
 	}
 
 	start := time.Now()
-	if _, err := pc.admin.CoreV1().Pods(pc.namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create agent pod: %v", err)
+	// Pod Security admission reads the namespace's labels from a cache: until it sees the new one it
+	// still enforces restricted, for a moment.
+	var createErr error
+	_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, createErr = pc.admin.CoreV1().Pods(pc.namespace).Create(ctx, pod, metav1.CreateOptions{})
+		return createErr == nil || !strings.Contains(createErr.Error(), "violates PodSecurity"), nil
+	})
+	if createErr != nil {
+		t.Fatalf("create agent pod: %v", createErr)
 	}
 	t.Cleanup(func() {
 		_ = pc.admin.CoreV1().Pods(pc.namespace).Delete(context.Background(), pod.Name, metav1.DeleteOptions{})

@@ -4,9 +4,19 @@ import base64
 import threading
 import time
 import unittest
+import urllib.request
 
 import support
 from gkexec_client import ExecutionResult, GkexecClient, GkexecError, adk_fields, input_file_bytes
+
+
+def in_flight(url: str) -> int:
+    """gkexec_serve_executions_in_flight, from the server's /metrics."""
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/metrics", timeout=10) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("gkexec_serve_executions_in_flight "):
+                return int(line.split()[1])
+    raise AssertionError("/metrics has no gkexec_serve_executions_in_flight")
 
 
 def result(**overrides) -> ExecutionResult:
@@ -115,22 +125,19 @@ class ServerTest(unittest.TestCase):
         self.assertTrue(ready, status)
 
     def test_busy_is_retried_after_retry_after(self):
-        # The server runs one execution at a time: a second one is answered 429 while the first runs.
+        # The server runs one execution at a time: while the first runs, another is answered 429.
         first = {}
         t = threading.Thread(target=lambda: first.update(r=self.client.execute("import time; time.sleep(4); print('first')")))
         t.start()
         try:
-            deadline = time.monotonic() + 30
-            while True:  # wait until the first one holds the slot
-                try:
-                    GkexecClient(base_url=support.URL, token=support.TOKEN, max_retries=0).execute("print('probe')")
-                except GkexecError as e:
-                    if e.code == "busy":
-                        self.assertEqual(e.status, 429)
-                        self.assertGreaterEqual(e.retry_after or 0, 1)
-                        break
-                    raise
-                self.assertLess(time.monotonic(), deadline, "never saw the server busy")
+            deadline = time.monotonic() + 60
+            while in_flight(support.URL) < 1:  # until the first one holds the slot
+                self.assertLess(time.monotonic(), deadline, "the first execution never started")
+                time.sleep(0.1)
+            with self.assertRaises(GkexecError) as cm:
+                GkexecClient(base_url=support.URL, token=support.TOKEN, max_retries=0).execute("print('probe')")
+            self.assertEqual((cm.exception.status, cm.exception.code), (429, "busy"))
+            self.assertGreaterEqual(cm.exception.retry_after or 0, 1)
             r = GkexecClient(base_url=support.URL, token=support.TOKEN, max_retries=10).execute("print('second')")
             self.assertEqual(r.stdout, "second\n")
         finally:
