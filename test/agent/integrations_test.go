@@ -9,7 +9,7 @@ import (
 // TestAgentIntegrations stands up one namespace from manifests/ and runs every agent integration
 // in it as the agent ServiceAccount, then checks that nothing the runner creates is left. The
 // groups run in parallel, each with its own server or Pod; run one with
-// -run 'TestAgentIntegrations/python'.
+// -run 'TestAgentIntegrations/group/python_executor' (or E2E_RUN=... make e2e).
 func TestAgentIntegrations(t *testing.T) {
 	c := standUp(t)
 	t.Run("group", func(t *testing.T) {
