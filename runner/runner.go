@@ -160,7 +160,10 @@ func (r *Runner) Execute(ctx context.Context, req Request) (res Result, err erro
 	if werr != nil {
 		return res, werr
 	}
-	t := h.track(req.ExecutionID)
+	t, ok := h.track(req.ExecutionID)
+	if !ok {
+		return res, fmt.Errorf("%w: execution %s is already running on this runner; use a new execution ID", ErrInvalidRequest, req.ExecutionID)
+	}
 	defer h.untrack(req.ExecutionID)
 
 	cm, job := newConfigMap(&r.opts, req), newJob(&r.opts, req)

@@ -340,3 +340,34 @@ func TestBrokenLogStreamIsReadAgainOnceTheContainerEnded(t *testing.T) {
 		t.Errorf("stdout %q after %d log requests, want the whole output after 2", res.Stdout, calls)
 	}
 }
+
+func TestSameExecutionIDTwiceAtOnceLeavesTheFirstIntact(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
+	r := fc.runner(Options{})
+	release := make(chan struct{})
+	r.openLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
+		<-release
+		return nopCloser(new(framed).out("first").end(endRecord{})), nil
+	}
+	first := make(chan error, 1)
+	var res Result
+	go func() {
+		var err error
+		res, err = r.Execute(context.Background(), Request{Code: "x", ExecutionID: "same"})
+		first <- err
+	}()
+	// Wait until the first execution is in flight (its Job exists), then try the same ID.
+	for deadline := time.Now().Add(30 * time.Second); len(fc.leftovers()) != 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first execution never created its objects")
+		}
+	}
+	if _, err := r.Execute(context.Background(), Request{Code: "x", ExecutionID: "same"}); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("second execution: %v, want ErrInvalidRequest", err)
+	}
+	close(release)
+	if err := <-first; err != nil || string(res.Stdout) != "first" {
+		t.Errorf("first execution: %v, stdout %q", err, res.Stdout)
+	}
+}

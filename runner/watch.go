@@ -123,12 +123,17 @@ func (h *hub) close() {
 	h.done.Wait()
 }
 
-func (h *hub) track(id string) *tracker {
-	t := &tracker{id: id, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
+// track registers an execution; it refuses an ID already in flight on this runner, whose
+// objects and events could not be told apart.
+func (h *hub) track(id string) (*tracker, bool) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, busy := h.trackers[id]; busy {
+		return nil, false
+	}
+	t := &tracker{id: id, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
 	h.trackers[id] = t
-	h.mu.Unlock()
-	return t
+	return t, true
 }
 
 func (h *hub) untrack(id string) {
