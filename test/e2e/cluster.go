@@ -230,7 +230,7 @@ func waitNamespaceGone(t *testing.T, client kubernetes.Interface, namespace stri
 	}
 }
 
-// nodeReady reports whether every node is Ready, and describes any that is not.
+// nodesReady reports whether every node is Ready, and describes any that is not.
 func nodesReady(ctx context.Context, client kubernetes.Interface) (bool, string, error) {
 	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {

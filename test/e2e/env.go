@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -80,34 +79,27 @@ func terraformEnv(t *testing.T, root string) (binary string, env map[string]stri
 	}
 }
 
-var kubectlOnce sync.Once
-
 // useClusterKubectl puts the local cluster's kubectl (v1.37, from the cluster cache) first on
-// PATH, since terratest's k8s module runs whatever `kubectl` PATH finds.
+// PATH for the rest of the test, since terratest's k8s module runs whatever `kubectl` PATH finds.
+// Call it from the top-level test, before any subtest runs in parallel.
 func useClusterKubectl(t *testing.T) {
 	t.Helper()
-	kubectlOnce.Do(func() {
-		path := os.Getenv(envKubectl)
-		if path == "" {
-			cache := os.Getenv("GKEXEC_CACHE")
-			if cache == "" {
-				home, _ := os.UserHomeDir()
-				cache = filepath.Join(home, ".cache", "gkexec")
-			}
-			path = filepath.Join(cache, "bin", "kubectl")
+	path := os.Getenv(envKubectl)
+	if path == "" {
+		cache := os.Getenv("GKEXEC_CACHE")
+		if cache == "" {
+			home, _ := os.UserHomeDir()
+			cache = filepath.Join(home, ".cache", "gkexec")
 		}
-		if _, err := os.Stat(path); err != nil {
-			t.Logf("kubectl %s not found; using the one on PATH", path)
-			return
-		}
-		dir, err := os.MkdirTemp("", "gkexec-e2e-kubectl-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(path, filepath.Join(dir, "kubectl")); err != nil {
-			t.Fatal(err)
-		}
-		// Process-wide on purpose: terratest resolves kubectl from this process's PATH.
-		_ = os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	})
+		path = filepath.Join(cache, "bin", "kubectl")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Logf("kubectl %s not found; using the one on PATH", path)
+		return
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(path, filepath.Join(dir, "kubectl")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }

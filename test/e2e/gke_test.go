@@ -52,66 +52,79 @@ func TestGKE(t *testing.T) {
 		dataDir = filepath.Join(root, "test", "e2e", ".gke")
 	}
 
+	ctx := context.Background()
+	// Registered before anything is applied: it destroys whatever part of the stack exists.
 	defer test_structure.RunTestStage(t, "teardown", func() {
+		if !test_structure.IsTestDataPresent(t, test_structure.FormatTestDataPath(dataDir, "TerraformOptions.json")) {
+			return
+		}
+		opts := test_structure.LoadTerraformOptions(t, dataDir)
+		_, err := terraform.DestroyContextE(t, ctx, opts)
+		// Without the options' variables, which `state list` does not take.
+		bare := &terraform.Options{TerraformBinary: opts.TerraformBinary, TerraformDir: opts.TerraformDir, EnvVars: opts.EnvVars}
+		left, listErr := terraform.RunTerraformCommandContextE(t, ctx, bare, "state", "list")
 		t.Run("8_tear_down", func(t *testing.T) {
-			if !test_structure.IsTestDataPresent(t, test_structure.FormatTestDataPath(dataDir, "TerraformOptions.json")) {
-				t.Skip("nothing was applied")
+			if err != nil {
+				t.Fatalf("terraform destroy: %v", err)
 			}
-			opts := test_structure.LoadTerraformOptions(t, dataDir)
-			terraform.DestroyContext(t, context.Background(), opts)
 			// The cluster, and with it the namespace, is gone: nothing is left in the state.
-			if left := strings.TrimSpace(terraform.RunTerraformCommandContext(t, context.Background(), opts, "state", "list")); left != "" {
-				t.Errorf("terraform state still holds after destroy:\n%s", left)
+			if listErr != nil || strings.TrimSpace(left) != "" {
+				t.Errorf("terraform state after destroy (err %v):\n%s", listErr, left)
 			}
-			test_structure.CleanupTestDataFolder(t, dataDir)
 		})
+		if err == nil {
+			test_structure.CleanupTestDataFolder(t, dataDir)
+		}
 	})
 
 	test_structure.RunTestStage(t, "setup", func() {
-		ok := t.Run("1_stand_up", func(t *testing.T) {
-			id := strings.ToLower(uniqueName("gkexec-e2e"))
-			agentImage := os.Getenv(envGKEAgentImage)
-			if agentImage == "" {
-				agentImage = "registry.k8s.io/pause:3.10"
-			}
-			opts := &terraform.Options{
-				TerraformBinary: terraformBinary(),
-				TerraformDir:    workDir,
-				NoColor:         true,
-				EnvVars:         map[string]string{"CHECKPOINT_DISABLE": "1", envTFConfig: os.Getenv(envGKETFConfig)},
-				Vars: map[string]any{
-					"project_id":   project,
-					"location":     region,
-					"cluster_name": id,
-					"namespace":    id,
-					"agent":        map[string]any{"image": agentImage},
-				},
-				// GKE answers some calls with retryable errors while a cluster is being created.
-				RetryableTerraformErrors: map[string]string{
-					".*operation.*in progress.*": "another operation is running on the cluster",
-					".*(?i)timeout.*":            "transient timeout",
-				},
-				MaxRetries:         3,
-				TimeBetweenRetries: 30 * time.Second,
-			}
-			test_structure.SaveTerraformOptions(t, dataDir, opts)
-			test_structure.SaveString(t, dataDir, savedGKENamespace, id)
-			terraform.InitAndApplyContext(t, context.Background(), opts)
+		id := uniqueName("gkexec-e2e")
+		agentImage := os.Getenv(envGKEAgentImage)
+		if agentImage == "" {
+			agentImage = "registry.k8s.io/pause:3.10"
+		}
+		opts := &terraform.Options{
+			TerraformBinary: terraformBinary(),
+			TerraformDir:    workDir,
+			NoColor:         true,
+			EnvVars:         map[string]string{"CHECKPOINT_DISABLE": "1", envTFConfig: os.Getenv(envGKETFConfig)},
+			Vars: map[string]any{
+				"project_id":   project,
+				"location":     region,
+				"cluster_name": id,
+				"namespace":    id,
+				"agent":        map[string]any{"image": agentImage},
+			},
+			// GKE answers some calls with retryable errors while a cluster is being changed.
+			RetryableTerraformErrors: map[string]string{
+				".*operation.*in progress.*": "another operation is running on the cluster",
+				"(?i).*timeout.*":            "transient timeout",
+			},
+			MaxRetries:         3,
+			TimeBetweenRetries: 30 * time.Second,
+		}
+		// Saved before apply, so that teardown destroys even a half-applied stack.
+		test_structure.SaveTerraformOptions(t, dataDir, opts)
+		test_structure.SaveString(t, dataDir, savedGKENamespace, id)
+		terraform.InitAndApplyContext(t, ctx, opts)
 
-			kubeconfig := test_structure.FormatTestDataPath(dataDir, "gke.kubeconfig")
-			getCredentials := strings.Fields(terraform.OutputContext(t, context.Background(), opts, "get_credentials_command"))
-			cmd := exec.Command(getCredentials[0], getCredentials[1:]...)
-			cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", strings.Join(getCredentials, " "), err, out)
+		kubeconfig := test_structure.FormatTestDataPath(dataDir, "gke.kubeconfig")
+		getCredentials := strings.Fields(terraform.OutputContext(t, ctx, opts, "get_credentials_command"))
+		cmd := exec.Command(getCredentials[0], getCredentials[1:]...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(getCredentials, " "), err, out)
+		}
+		test_structure.SaveString(t, dataDir, savedGKEKubeconfig, kubeconfig)
+
+		if !t.Run("1_stand_up", func(t *testing.T) {
+			if got := terraform.OutputContext(t, ctx, opts, "namespace"); got != id {
+				t.Errorf("output namespace = %q, want %q", got, id)
 			}
-			test_structure.SaveString(t, dataDir, savedGKEKubeconfig, kubeconfig)
 			adminConfig, admin := adminClient(t, kubeconfig, "")
-			tg := &target{name: "gke", namespace: id, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}
-			tg.assertStoodUp(t)
-		})
-		if !ok {
-			t.Fatal("stand-up failed (teardown still runs)")
+			(&target{name: "gke", namespace: id, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}).assertStoodUp(t)
+		}) {
+			t.Fatal("stand-up incomplete (teardown still runs)")
 		}
 	})
 

@@ -29,8 +29,9 @@ const (
 // Terraform example into one fresh namespace, manifests/ with kubectl apply -k into another),
 // runs stages 2-7 against them as the agent ServiceAccount, and tears both down (stage 8).
 //
-// Stages (test_structure): setup, validate, teardown. SKIP_teardown=true leaves the namespaces
-// up; a later run with SKIP_setup=true reuses them (see README.md).
+// The work of standing up and tearing down happens in the terratest stages setup and teardown
+// (SKIP_setup, SKIP_teardown), not inside the subtests 1_stand_up and 8_tear_down, which only
+// assert: so `-run TestLocalCluster/5_limits` still stands the stack up and tears it down.
 func TestLocalCluster(t *testing.T) {
 	kubeconfig := requireEnv(t, envKubeconfig, "the local cluster's admin kubeconfig")
 	bin := requireEnv(t, envBin, "the gkexec binary under test")
@@ -40,6 +41,8 @@ func TestLocalCluster(t *testing.T) {
 	useClusterKubectl(t)
 	root := repoRoot(t)
 	adminConfig, admin := adminClient(t, kubeconfig, "")
+	adminKubectl := k8s.NewKubectlOptions("", kubeconfig, "")
+	ctx := context.Background()
 
 	workDir := test_structure.CopyTerraformFolderToTemp(t, root, "examples/local-cluster")
 	dataDir := workDir
@@ -63,80 +66,105 @@ func TestLocalCluster(t *testing.T) {
 			_ = os.RemoveAll(copyRoot)
 		}()
 	}
+	saved := func(name string) bool {
+		return test_structure.IsTestDataPresent(t, test_structure.FormatTestDataPath(dataDir, name+".json"))
+	}
 
+	// Registered before anything is applied: it destroys whatever part of the stack exists.
 	defer test_structure.RunTestStage(t, "teardown", func() {
-		tornDown = t.Run("8_tear_down", func(t *testing.T) {
-			t.Run("terraform_destroy", func(t *testing.T) {
-				if !test_structure.IsTestDataPresent(t, test_structure.FormatTestDataPath(dataDir, "TerraformOptions.json")) {
-					t.Skip("nothing was applied")
-				}
-				opts := test_structure.LoadTerraformOptions(t, dataDir)
-				ns := test_structure.LoadString(t, dataDir, savedTerraformNamespace)
-				terraform.DestroyContext(t, context.Background(), opts)
-				// The module waits for the namespace on destroy: it must be gone when destroy returns.
-				_, err := admin.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
-				if !apierrors.IsNotFound(err) {
-					t.Errorf("namespace %s still there after terraform destroy (err %v)", ns, err)
+		var gone []func(t *testing.T)
+		destroyed, deleted := true, true
+		if saved("TerraformOptions") {
+			opts := test_structure.LoadTerraformOptions(t, dataDir)
+			ns := test_structure.LoadString(t, dataDir, savedTerraformNamespace)
+			_, err := terraform.DestroyContextE(t, ctx, opts)
+			destroyed = err == nil
+			// Without the options' variables, which `state list` does not take.
+			bare := &terraform.Options{TerraformBinary: opts.TerraformBinary, TerraformDir: opts.TerraformDir, EnvVars: opts.EnvVars}
+			left, listErr := terraform.RunTerraformCommandContextE(t, ctx, bare, "state", "list")
+			// The module waits for the namespace on destroy: it must be gone when destroy returns.
+			_, getErr := admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			gone = append(gone, func(t *testing.T) {
+				t.Run("terraform_destroy", func(t *testing.T) {
+					if err != nil {
+						t.Fatalf("terraform destroy: %v", err)
+					}
+					if !apierrors.IsNotFound(getErr) {
+						t.Errorf("namespace %s still there when terraform destroy returned (get: %v)", ns, getErr)
+					}
+					if listErr != nil || strings.TrimSpace(left) != "" {
+						t.Errorf("terraform state after destroy (err %v):\n%s", listErr, left)
+					}
+				})
+			})
+		}
+		if saved(savedManifestsNamespace) {
+			ns := test_structure.LoadString(t, dataDir, savedManifestsNamespace)
+			overlay := test_structure.LoadString(t, dataDir, savedManifestsOverlay)
+			err := k8s.KubectlDeleteFromKustomizeContextE(t, ctx, adminKubectl, overlay)
+			deleted = err == nil
+			gone = append(gone, func(t *testing.T) {
+				t.Run("kubectl_delete_k", func(t *testing.T) {
+					if err != nil {
+						t.Fatalf("kubectl delete -k: %v", err)
+					}
 					waitNamespaceGone(t, admin, ns, 3*time.Minute)
-				}
+				})
 			})
-			t.Run("kubectl_delete_k", func(t *testing.T) {
-				path := test_structure.FormatTestDataPath(dataDir, savedManifestsNamespace+".json")
-				if !test_structure.IsTestDataPresent(t, path) {
-					t.Skip("nothing was applied")
-				}
-				ns := test_structure.LoadString(t, dataDir, savedManifestsNamespace)
-				overlay := test_structure.LoadString(t, dataDir, savedManifestsOverlay)
-				k8s.KubectlDeleteFromKustomizeContext(t, context.Background(), k8s.NewKubectlOptions("", kubeconfig, ""), overlay)
-				waitNamespaceGone(t, admin, ns, 3*time.Minute)
-			})
-			if !t.Failed() {
-				test_structure.CleanupTestDataFolder(t, dataDir)
+		}
+		tornDown = destroyed && deleted
+		t.Run("8_tear_down", func(t *testing.T) {
+			for _, check := range gone {
+				check(t)
 			}
 		})
+		if tornDown {
+			test_structure.CleanupTestDataFolder(t, dataDir)
+		}
 	})
 
 	test_structure.RunTestStage(t, "setup", func() {
-		ok := t.Run("1_stand_up", func(t *testing.T) {
+		// 1a: the Terraform example, through terratest's terraform module.
+		tfNS := uniqueName("gkexec-e2e-tf")
+		tfBinary, tfEnv := terraformEnv(t, root)
+		opts := &terraform.Options{
+			TerraformBinary: tfBinary,
+			TerraformDir:    workDir,
+			EnvVars:         tfEnv,
+			NoColor:         true,
+			Vars: map[string]any{
+				"kubeconfig_path": kubeconfig,
+				"namespace":       tfNS,
+			},
+		}
+		// Saved before apply, so that teardown destroys even a half-applied stack.
+		test_structure.SaveTerraformOptions(t, dataDir, opts)
+		test_structure.SaveString(t, dataDir, savedTerraformNamespace, tfNS)
+		terraform.InitAndApplyContext(t, ctx, opts)
+		outputs := terraform.OutputAllContext(t, ctx, opts)
+
+		// 1b: manifests/, retargeted by an overlay, with kubectl apply -k.
+		mfNS := uniqueName("gkexec-e2e-mf")
+		overlay := writeManifestsOverlay(t, root, dataDir, mfNS)
+		test_structure.SaveString(t, dataDir, savedManifestsNamespace, mfNS)
+		test_structure.SaveString(t, dataDir, savedManifestsOverlay, overlay)
+		k8s.KubectlApplyFromKustomizeContext(t, ctx, adminKubectl, overlay)
+
+		if !t.Run("1_stand_up", func(t *testing.T) {
 			t.Run("terraform_apply", func(t *testing.T) {
-				ns := uniqueName("gkexec-e2e-tf")
-				tfBinary, tfEnv := terraformEnv(t, root)
-				opts := &terraform.Options{
-					TerraformBinary: tfBinary,
-					TerraformDir:    workDir,
-					EnvVars:         tfEnv,
-					NoColor:         true,
-					Vars: map[string]any{
-						"kubeconfig_path": kubeconfig,
-						"namespace":       ns,
-					},
+				want := map[string]any{"namespace": tfNS, "agent_service_account": "gkexec-agent", "runtime_class_name": "gvisor"}
+				for k, v := range want {
+					if outputs[k] != v {
+						t.Errorf("output %s = %v, want %v", k, outputs[k], v)
+					}
 				}
-				// Saved before apply, so that teardown destroys even a half-applied stack.
-				test_structure.SaveTerraformOptions(t, dataDir, opts)
-				test_structure.SaveString(t, dataDir, savedTerraformNamespace, ns)
-				terraform.InitAndApplyContext(t, context.Background(), opts)
-				if got := terraform.OutputContext(t, context.Background(), opts, "namespace"); got != ns {
-					t.Errorf("output namespace = %q, want %q", got, ns)
-				}
-				if got := terraform.OutputContext(t, context.Background(), opts, "runtime_class_name"); got != "gvisor" {
-					t.Errorf("output runtime_class_name = %q, want gvisor", got)
-				}
-				tg := &target{name: "terraform", namespace: ns, serviceAccount: terraform.OutputContext(t, context.Background(), opts, "agent_service_account"),
-					admin: admin, adminConfig: adminConfig}
-				tg.assertStoodUp(t)
+				(&target{name: "terraform", namespace: tfNS, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}).assertStoodUp(t)
 			})
 			t.Run("kubectl_apply_k", func(t *testing.T) {
-				ns := uniqueName("gkexec-e2e-mf")
-				overlay := writeManifestsOverlay(t, root, dataDir, ns)
-				test_structure.SaveString(t, dataDir, savedManifestsNamespace, ns)
-				test_structure.SaveString(t, dataDir, savedManifestsOverlay, overlay)
-				k8s.KubectlApplyFromKustomizeContext(t, context.Background(), k8s.NewKubectlOptions("", kubeconfig, ""), overlay)
-				tg := &target{name: "manifests", namespace: ns, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}
-				tg.assertStoodUp(t)
+				(&target{name: "manifests", namespace: mfNS, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}).assertStoodUp(t)
 			})
-		})
-		if !ok {
-			t.Fatal("stand-up failed; the stages need both namespaces (teardown still runs)")
+		}) {
+			t.Fatal("stand-up incomplete; the stages need both namespaces (teardown still runs)")
 		}
 	})
 
@@ -144,7 +172,6 @@ func TestLocalCluster(t *testing.T) {
 		tfNS := test_structure.LoadString(t, dataDir, savedTerraformNamespace)
 		mfNS := test_structure.LoadString(t, dataDir, savedManifestsNamespace)
 		dir := t.TempDir()
-		adminKubectl := k8s.NewKubectlOptions("", kubeconfig, "")
 		tf := &target{name: "terraform", namespace: tfNS, serviceAccount: "gkexec-agent", otherNamespace: mfNS,
 			admin: admin, adminConfig: adminConfig, adminKubectl: adminKubectl, bin: bin}
 		mf := &target{name: "manifests", namespace: mfNS, serviceAccount: "gkexec-agent", otherNamespace: tfNS,

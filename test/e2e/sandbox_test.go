@@ -285,7 +285,7 @@ func hostKernelRelease(t *testing.T) string {
 	return strings.TrimSpace(string(b))
 }
 
-// connectProbe tries one TCP connection to the address in argv-like form "HOST PORT".
+// connectProbe tries one TCP connection to a host and port, formatted in with %q and %d.
 const connectProbe = `import socket, sys
 host, port = %q, %d
 try:
