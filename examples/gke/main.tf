@@ -50,7 +50,11 @@ resource "kubectl_manifest" "agent" {
     namespace       = module.sandbox_namespace.namespace
     service_account = module.sandbox_namespace.agent_service_account
     agent           = var.agent
-    env             = merge({ GKEXEC_NAMESPACE = module.sandbox_namespace.namespace }, var.agent.env)
+    env = merge(
+      { GKEXEC_NAMESPACE = module.sandbox_namespace.namespace },
+      var.agent.sidecar_image == null ? {} : { GKEXEC_URL = "http://127.0.0.1:8080" },
+      var.agent.env,
+    )
   })
   server_side_apply = true
   force_conflicts   = true

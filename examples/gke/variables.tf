@@ -37,5 +37,9 @@ variable "agent" {
     replicas      = optional(number, 1)
     run_as_user   = optional(number, 65532)
     project_roles = optional(list(string), [])
+    # sidecar_image runs `gkexec serve` beside the agent (test/images builds ghcr.io/gkexec/gkexec:dev;
+    # push it to your registry): the agent calls GKEXEC_URL=http://127.0.0.1:8080 and only the sidecar
+    # holds the ServiceAccount token. Null: the agent runs the runner in-process with its own token.
+    sidecar_image = optional(string)
   })
 }

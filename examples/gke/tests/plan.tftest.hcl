@@ -45,3 +45,27 @@ run "plan" {
     error_message = "Only the given command and args may be rendered."
   }
 }
+
+run "plan_with_gkexec_sidecar" {
+  command = plan
+
+  variables {
+    agent = {
+      image         = "us-docker.pkg.dev/gkexec-example/agents/agent:1.0"
+      sidecar_image = "us-docker.pkg.dev/gkexec-example/agents/gkexec:dev"
+    }
+  }
+
+  assert {
+    condition     = yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.initContainers[0].restartPolicy == "Always" && yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.initContainers[0].args == ["serve", "--namespace=gkexec", "--listen=127.0.0.1:8080", "--probe-listen=:8081"]
+    error_message = "The gkexec sidecar must be a native sidecar serving the namespace on the Pod's loopback."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.automountServiceAccountToken == false && !can(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.containers[0].volumeMounts)
+    error_message = "With a sidecar only the sidecar may hold the Kubernetes token."
+  }
+  assert {
+    condition     = contains(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.containers[0].env, { name = "GKEXEC_URL", value = "http://127.0.0.1:8080" })
+    error_message = "The agent must be told where the sidecar listens."
+  }
+}
