@@ -35,7 +35,12 @@ stage_tee() {
 	log=$STAGE_LOGS/$name.log
 	t0=$(date +%s.%N)
 	note "$name ..."
-	"$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+	# The command's own status, not tee's, whatever the caller's pipefail and errexit settings.
+	{
+		"$@" 2>&1
+		echo $? >"$log.rc"
+	} | tee "$log"
+	rc=$(cat "$log.rc")
 	if [ "$rc" -ne 0 ]; then
 		note "$name FAILED after $(stages_elapsed "$t0") (exit $rc); full log: $log"
 		return "$rc"
