@@ -26,7 +26,7 @@ const (
 	envKubectl = "KUBECTL"
 )
 
-const howToRun = "run the suite with `make e2e` (against a running local cluster: make cluster-up) or `make test`, which set it"
+const howToRun = "run the suite with `make e2e` (brings the local cluster up if needed) or `make test`, which set it"
 
 // requireEnv returns the variable or fails the test naming it and how to get it set. The
 // integration tier never skips silently: a missing variable is a broken invocation.

@@ -38,8 +38,8 @@ const (
 // gke-gcloud-auth-plugin, GKEXEC_BIN, and `go test -timeout 120m`.
 func TestGKE(t *testing.T) {
 	project, region := os.Getenv(envGKEProject), os.Getenv(envGKERegion)
-	if project == "" || region == "" {
-		t.Skipf("the GKE tier needs %s and %s (and Google credentials); see test/e2e/README.md", envGKEProject, envGKERegion)
+	if project == "" || region == "" || !haveGoogleCredentials() {
+		t.Skipf("the GKE tier needs %s, %s and Google credentials (GOOGLE_APPLICATION_CREDENTIALS or gcloud auth application-default login); see test/e2e/README.md", envGKEProject, envGKERegion)
 	}
 	bin := requireEnv(t, envBin, "the gkexec binary under test (make build; GKEXEC_BIN=$PWD/bin/gkexec)")
 	if _, err := exec.LookPath("gcloud"); err != nil {
@@ -152,4 +152,20 @@ func terraformBinary() string {
 		return b
 	}
 	return "terraform"
+}
+
+// haveGoogleCredentials: GOOGLE_APPLICATION_CREDENTIALS names a file, or gcloud's application
+// default credentials exist.
+func haveGoogleCredentials() bool {
+	if p := os.Getenv("GOOGLE_APPLICATION_CREDENTIALS"); p != "" {
+		_, err := os.Stat(p)
+		return err == nil
+	}
+	dir := os.Getenv("CLOUDSDK_CONFIG")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".config", "gcloud")
+	}
+	_, err := os.Stat(filepath.Join(dir, "application_default_credentials.json"))
+	return err == nil
 }
