@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -193,11 +194,22 @@ func (m made) any() bool { return m.configMap || m.job }
 func (r *Runner) create(ctx context.Context, cm *corev1.ConfigMap, job *batchv1.Job) (made, error) {
 	var m made
 	ns := r.opts.Namespace
-	if _, err := r.client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+	// A ResourceQuota's admission answers Conflict when concurrent creates race on its usage
+	// counters; nothing was created then, and trying again is what the API server asks for.
+	err := retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
+		_, err := r.client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
 		return m, apiError(err, "create", "configmaps", ns, cm.Name)
 	}
 	m.configMap = true
-	created, err := r.client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+	var created *batchv1.Job
+	err = retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
+		var err error
+		created, err = r.client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+		return err
+	})
 	if err != nil {
 		return m, apiError(err, "create", "jobs", ns, job.Name)
 	}

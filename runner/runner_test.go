@@ -371,3 +371,25 @@ func TestSameExecutionIDTwiceAtOnceLeavesTheFirstIntact(t *testing.T) {
 		t.Errorf("first execution: %v, stdout %q", err, res.Stdout)
 	}
 }
+
+func TestQuotaConflictOnCreateIsRetried(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running},
+		log: new(framed).out("ok").end(endRecord{})})
+	conflicts := 2
+	var mu sync.Mutex
+	fc.client.PrependReactor("create", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if conflicts == 0 {
+			return false, nil, nil
+		}
+		conflicts--
+		return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "resourcequotas"}, "gkexec-quota", errors.New("the object has been modified"))
+	})
+	r := fc.runner(Options{})
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || string(res.Stdout) != "ok" {
+		t.Fatalf("Execute: %v, stdout %q; want the conflicts retried", err, res.Stdout)
+	}
+}
