@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/testenv"
 )
 
 // What test/run.sh (make test) and make e2e pass.
@@ -224,27 +225,9 @@ func waitNamespaceGone(t *testing.T, client kubernetes.Interface, namespace stri
 	}
 }
 
-func requireEnv(t *testing.T, name, what string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Fatalf("%s is not set (%s); %s", name, what, howToRun)
-	}
-	return v
-}
+func requireEnv(t *testing.T, name, what string) string { return testenv.RequireEnv(t, name, what) }
 
-// repoRoot is the module root; go test runs in test/agent.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root not found from %s: %v", root, err)
-	}
-	return root
-}
+func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
 
 var kubectlOnce sync.Once
 

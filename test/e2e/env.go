@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gkexec/gkexec/test/testenv"
 )
 
 // Environment the suites read. test/run.sh (make test) and make e2e set the first two.
@@ -26,31 +28,11 @@ const (
 	envKubectl = "KUBECTL"
 )
 
-const howToRun = "run the suite with `make e2e` (brings the local cluster up if needed) or `make test`, which set it"
+const howToRun = testenv.HowToRun
 
-// requireEnv returns the variable or fails the test naming it and how to get it set. The
-// integration tier never skips silently: a missing variable is a broken invocation.
-func requireEnv(t *testing.T, name, what string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Fatalf("%s is not set (%s); %s", name, what, howToRun)
-	}
-	return v
-}
+func requireEnv(t *testing.T, name, what string) string { return testenv.RequireEnv(t, name, what) }
 
-// repoRoot is the module root; go test runs in the package directory, test/e2e.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root not found from %s: %v", root, err)
-	}
-	return root
-}
+func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
 
 // terraformEnv returns the Terraform binary and the environment that runs it offline, from the
 // environment or else from test/terraform/env.sh (which builds the providers if the cache lacks them).
