@@ -15,7 +15,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LOG_DIR=${GKEXEC_TF_TEST_LOGS:-$REPO_ROOT/bin/tf-test}
-WORK=$LOG_DIR/work
+# A leading underscore keeps the go tool out of the copied examples (go ./... skips such folders).
+WORK=$LOG_DIR/_work
 rm -rf "$LOG_DIR" && mkdir -p "$LOG_DIR"
 # Until the offline CLI config exists, Terraform reads none (never the developer's, which may
 # point at a registry).
