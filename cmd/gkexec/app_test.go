@@ -115,3 +115,20 @@ func TestSaveFilesStaysInsideAndLeavesNoPartialFiles(t *testing.T) {
 		t.Errorf("partial files left: %v", partial)
 	}
 }
+
+func TestTolerationsParseKubectlTaintSyntax(t *testing.T) {
+	t.Parallel()
+	got, err := tolerations([]string{"pool=ai:NoSchedule", "dedicated:NoExecute"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "pool" || got[0].Value != "ai" || got[0].Operator != "Equal" ||
+		got[1].Key != "dedicated" || got[1].Operator != "Exists" || got[1].Effect != "NoExecute" {
+		t.Errorf("tolerations = %+v", got)
+	}
+	for _, bad := range []string{"pool=ai", "pool=ai:Sometimes", ":NoSchedule"} {
+		if _, err := tolerations([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -36,6 +36,7 @@ const (
 	flagNoRuntimeClass    = "no-runtime-class"
 	flagNoSandboxSelector = "no-sandbox-node-selector"
 	flagNodeSelector      = "node-selector"
+	flagToleration        = "toleration"
 	flagUnschedGrace      = "unschedulable-grace"
 	flagRunAsUser         = "run-as-user"
 	flagLabel             = "label"
@@ -81,6 +82,7 @@ func sandboxFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagNoRuntimeClass, EnvVars: env(flagNoRuntimeClass), Usage: "run without a RuntimeClass (NOT a sandbox; for clusters without gVisor)"},
 		&cli.BoolFlag{Name: flagNoSandboxSelector, EnvVars: env(flagNoSandboxSelector), Usage: "drop the node selector and toleration for GKE Sandbox nodes"},
 		&cli.StringSliceFlag{Name: flagNodeSelector, EnvVars: env(flagNodeSelector), Usage: "extra node selector `KEY=VALUE` (repeatable)"},
+		&cli.StringSliceFlag{Name: flagToleration, EnvVars: env(flagToleration), Usage: "extra toleration `KEY[=VALUE]:EFFECT` (repeatable; EFFECT NoSchedule, PreferNoSchedule or NoExecute)"},
 		&cli.DurationFlag{Name: flagUnschedGrace, Value: runner.DefaultUnschedulableGrace, EnvVars: env(flagUnschedGrace), Usage: "fail when no node matches the pod for this long (raise it for autoscaled pools)"},
 		&cli.Int64Flag{Name: flagRunAsUser, Value: runner.DefaultRunAsUser, EnvVars: env(flagRunAsUser), Usage: "non-root UID and GID of the code"},
 		&cli.StringSliceFlag{Name: flagLabel, EnvVars: env(flagLabel), Usage: "extra label `KEY=VALUE` on every object (repeatable)"},
@@ -124,6 +126,9 @@ func optionsFromFlags(c *cli.Context, stderr io.Writer) (runner.Options, error) 
 	if o.NodeSelector, err = keyValues(flagNodeSelector, c.StringSlice(flagNodeSelector)); err != nil {
 		return o, err
 	}
+	if o.Tolerations, err = tolerations(c.StringSlice(flagToleration)); err != nil {
+		return o, err
+	}
 	if o.Labels, err = keyValues(flagLabel, c.StringSlice(flagLabel)); err != nil {
 		return o, err
 	}
@@ -161,6 +166,29 @@ func keyValues(flag string, pairs []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// tolerations parses KEY[=VALUE]:EFFECT, the form `kubectl taint` uses for taints.
+func tolerations(specs []string) ([]corev1.Toleration, error) {
+	var out []corev1.Toleration
+	for _, spec := range specs {
+		kv, effect, ok := strings.Cut(spec, ":")
+		key, value, hasValue := strings.Cut(kv, "=")
+		switch corev1.TaintEffect(effect) {
+		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+		default:
+			ok = false
+		}
+		if !ok || key == "" {
+			return nil, fmt.Errorf("--%s %q: want KEY[=VALUE]:EFFECT with EFFECT NoSchedule, PreferNoSchedule or NoExecute", flagToleration, spec)
+		}
+		t := corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffect(effect)}
+		if hasValue {
+			t.Operator, t.Value = corev1.TolerationOpEqual, value
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 // logger writes the runner's phase messages to stderr with -v; otherwise nowhere.
