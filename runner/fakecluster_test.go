@@ -81,7 +81,7 @@ var (
 // own endRecord type so that the two cannot drift apart.
 type framed struct{ fakecluster.Log }
 
-func (f *framed) rec(tag byte, payload []byte) *framed { f.Record(tag, payload); return f }
+func (f *framed) rec(tag byte, payload []byte) *framed  { f.Record(tag, payload); return f }
 func (f *framed) out(s string) *framed                  { f.Out(s); return f }
 func (f *framed) err(s string) *framed                  { f.Err(s); return f }
 func (f *framed) file(path string, data []byte) *framed { f.File(path, data); return f }

@@ -104,7 +104,8 @@ func newJob(o *Options, req Request) *batchv1.Job {
 		items = append(items, corev1.KeyToPath{Key: inputKey(i), Path: "inputs/" + file})
 	}
 	scratch := resource.MustParse(o.ScratchSizeLimit)
-	timeoutSeconds := int64(math.Ceil(o.Timeout.Seconds()))
+	timeout := req.timeout(o)
+	timeoutSeconds := int64(math.Ceil(timeout.Seconds()))
 
 	pod := corev1.PodSpec{
 		RuntimeClassName:              runtimeClass(o),
@@ -132,7 +133,7 @@ func newJob(o *Options, req Request) *batchv1.Job {
 				{Name: "GKEXEC_INPUTS", Value: codeMount + "/inputs"},
 				{Name: "GKEXEC_WORKDIR", Value: WorkDir},
 				{Name: "GKEXEC_OUTPUT_DIR", Value: OutputDir},
-				{Name: "GKEXEC_TIMEOUT_SECONDS", Value: strconv.FormatFloat(o.Timeout.Seconds(), 'f', -1, 64)},
+				{Name: "GKEXEC_TIMEOUT_SECONDS", Value: strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64)},
 				{Name: "GKEXEC_MAX_OUTPUT_BYTES", Value: strconv.FormatInt(o.MaxOutputBytes, 10)},
 				{Name: "GKEXEC_MAX_FILE_BYTES", Value: strconv.FormatInt(o.MaxFileBytes, 10)},
 				{Name: "GKEXEC_MAX_PROCESSES", Value: strconv.FormatInt(max(o.MaxProcesses, 0), 10)},

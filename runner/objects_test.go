@@ -190,3 +190,13 @@ func BenchmarkNewJob(b *testing.B) {
 		_ = newJob(&o, req)
 	}
 }
+
+func TestRequestTimeoutShortensTheJob(t *testing.T) {
+	t.Parallel()
+	o := defaults(t, Options{})
+	job := newJob(o, Request{Code: "x", ExecutionID: "t", Timeout: 30 * time.Second})
+	c := job.Spec.Template.Spec.Containers[0]
+	if envOf(c, "GKEXEC_TIMEOUT_SECONDS") != "30" || *job.Spec.ActiveDeadlineSeconds != 120+30+deadlineSlack {
+		t.Errorf("timeout env %q, deadline %d; want the request's 30s", envOf(c, "GKEXEC_TIMEOUT_SECONDS"), *job.Spec.ActiveDeadlineSeconds)
+	}
+}

@@ -23,6 +23,17 @@ type Request struct {
 	// ExecutionID names the objects (gkexec-<id>) and labels them; it must be a DNS label of at
 	// most 40 characters. Empty means a random one.
 	ExecutionID string
+	// Timeout, if set, bounds this execution's run time below Options.Timeout, which stays the
+	// operator's ceiling: a longer one is refused.
+	Timeout time.Duration
+}
+
+// timeout is the run-time bound in force for req.
+func (req Request) timeout(o *Options) time.Duration {
+	if req.Timeout > 0 {
+		return req.Timeout
+	}
+	return o.Timeout
 }
 
 // OutputDir is where the code writes files it wants returned: every regular file below it comes
@@ -194,8 +205,11 @@ func (t Timings) Phases() map[string]time.Duration {
 }
 
 // validate checks the request and returns it normalised (an execution ID filled in).
-func (req Request) validate(newID func() string) (Request, error) {
+func (req Request) validate(o *Options, newID func() string) (Request, error) {
 	var problems []string
+	if req.Timeout < 0 || req.Timeout > o.Timeout {
+		problems = append(problems, fmt.Sprintf("Timeout %s: must be between 0 (the runner's %s) and the runner's %s", req.Timeout, o.Timeout, o.Timeout))
+	}
 	if strings.TrimSpace(req.Code) == "" {
 		problems = append(problems, "Code is empty")
 	}

@@ -125,7 +125,7 @@ func NewExecutionID() string {
 // CheckRequest validates a request without running it: the same checks Execute makes before it
 // creates anything.
 func (r *Runner) CheckRequest(req Request) error {
-	req, err := req.validate(NewExecutionID)
+	req, err := req.validate(&r.opts, NewExecutionID)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func (r *Runner) Execute(ctx context.Context, req Request) (res Result, err erro
 	res.Timings.Created = time.Now()
 	log.Debug("created", "job", job.Name)
 
-	return res, r.await(ctx, log, t, job.Name, &res)
+	return res, r.await(ctx, log, t, job.Name, req.timeout(&r.opts), &res)
 }
 
 // made records which objects exist, so that cleanup deletes exactly those.
@@ -268,7 +268,7 @@ func (r *Runner) cleanup(log *slog.Logger, m made, name string) {
 
 // await follows the execution: wait for the container to start (failing fast on what can never
 // start), then read the framed log until the end record.
-func (r *Runner) await(ctx context.Context, log *slog.Logger, t *tracker, jobName string, res *Result) error {
+func (r *Runner) await(ctx context.Context, log *slog.Logger, t *tracker, jobName string, timeout time.Duration, res *Result) error {
 	startDeadline := time.NewTimer(r.opts.StartTimeout)
 	defer startDeadline.Stop()
 	var unschedulableSince time.Time
@@ -317,14 +317,14 @@ func (r *Runner) await(ctx context.Context, log *slog.Logger, t *tracker, jobNam
 	}
 	res.Timings.Started = time.Now()
 	log.Debug("started", "pod", pod.Name)
-	return r.collect(ctx, log, t, pod.Name, res)
+	return r.collect(ctx, log, t, pod.Name, timeout, res)
 }
 
 // collect follows the container log to the end record. If the log ends without one (the sandbox
 // was OOM-killed or deleted), the container's final state explains why.
-func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podName string, res *Result) error {
+func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podName string, timeout time.Duration, res *Result) error {
 	dec := newDecoder(r.opts.MaxOutputBytes)
-	runDeadline := time.NewTimer(r.opts.Timeout + r.killGrace)
+	runDeadline := time.NewTimer(timeout + r.killGrace)
 	defer runDeadline.Stop()
 
 	streamCtx, stopStream := context.WithCancel(ctx)
@@ -341,7 +341,7 @@ func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podN
 		dec.apply(res)
 		res.TimedOut, res.ExitCode, res.Signal = true, 137, 9
 		res.Timings.Finished = time.Now()
-		return fmt.Errorf("%w: pod %s/%s ran past %s and was killed", ErrTimeout, r.opts.Namespace, podName, r.opts.Timeout)
+		return fmt.Errorf("%w: pod %s/%s ran past %s and was killed", ErrTimeout, r.opts.Namespace, podName, timeout)
 	case <-ctx.Done():
 		stopStream()
 		<-readDone
@@ -353,7 +353,7 @@ func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podN
 		res.Timings.LogsRead = res.Timings.Finished
 		dec.apply(res)
 		if res.TimedOut {
-			return fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, r.opts.Timeout, r.opts.Namespace, podName)
+			return fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, timeout, r.opts.Namespace, podName)
 		}
 		return nil
 	}
@@ -382,7 +382,7 @@ func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podN
 	res.Timings.LogsRead = time.Now()
 	if dec.end != nil {
 		if res.TimedOut {
-			return fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, r.opts.Timeout, r.opts.Namespace, podName)
+			return fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, timeout, r.opts.Namespace, podName)
 		}
 		return nil
 	}

@@ -237,14 +237,16 @@ func TestExecuteFailurePathsCleanUp(t *testing.T) {
 func TestExecuteRejectsBadRequestsBeforeCreatingAnything(t *testing.T) {
 	t.Parallel()
 	cases := map[string]Request{
-		"empty code":           {Code: "  \n"},
-		"absolute input":       {Code: "x", Files: map[string][]byte{"/etc/passwd": nil}},
-		"escaping input":       {Code: "x", Files: map[string][]byte{"../x": nil}},
-		"unclean input":        {Code: "x", Files: map[string][]byte{"a//b": nil}},
-		"reserved input":       {Code: "x", Files: map[string][]byte{"..data/x": nil}},
-		"bad execution ID":     {Code: "x", ExecutionID: "Not_A_Label"},
-		"long execution ID":    {Code: "x", ExecutionID: strings.Repeat("a", 41)},
-		"larger than a config": {Code: strings.Repeat("x", maxConfigMapBytes)},
+		"empty code":            {Code: "  \n"},
+		"absolute input":        {Code: "x", Files: map[string][]byte{"/etc/passwd": nil}},
+		"escaping input":        {Code: "x", Files: map[string][]byte{"../x": nil}},
+		"unclean input":         {Code: "x", Files: map[string][]byte{"a//b": nil}},
+		"reserved input":        {Code: "x", Files: map[string][]byte{"..data/x": nil}},
+		"bad execution ID":      {Code: "x", ExecutionID: "Not_A_Label"},
+		"long execution ID":     {Code: "x", ExecutionID: strings.Repeat("a", 41)},
+		"larger than a config":  {Code: strings.Repeat("x", maxConfigMapBytes)},
+		"timeout above ceiling": {Code: "x", Timeout: DefaultTimeout + time.Second},
+		"negative timeout":      {Code: "x", Timeout: -time.Second},
 	}
 	for name, req := range cases {
 		t.Run(name, func(t *testing.T) {

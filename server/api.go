@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/gkexec/gkexec/runner"
 )
@@ -30,6 +32,9 @@ type ExecuteRequest struct {
 	Files map[string]string `json:"files,omitempty"`
 	// ExecutionID names the objects; a DNS label of at most 40 characters. Default random.
 	ExecutionID string `json:"execution_id,omitempty"`
+	// TimeoutSeconds bounds this execution's run time; at most the server's timeout_seconds
+	// (GET /v1/config), which is also the default.
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
 }
 
 // ErrorBody is the body of every answer that is not a result.
@@ -141,7 +146,7 @@ func newAPIError(status int, code, format string, args ...any) *APIError {
 }
 
 // decodeRequest reads the body strictly: one JSON object, no unknown fields (a field this server
-// does not know, say a per-request timeout, must not be silently ignored), files in base64.
+// does not know must not be silently ignored), files in base64.
 func decodeRequest(body io.Reader) (runner.Request, *APIError) {
 	var in ExecuteRequest
 	dec := json.NewDecoder(body)
@@ -155,7 +160,11 @@ func decodeRequest(body io.Reader) (runner.Request, *APIError) {
 		}
 		return runner.Request{}, newAPIError(http.StatusBadRequest, CodeInvalidJSON, "the body must hold exactly one JSON object; found more after it")
 	}
-	req := runner.Request{Code: in.Code, ExecutionID: in.ExecutionID}
+	req := runner.Request{Code: in.Code, ExecutionID: in.ExecutionID,
+		Timeout: time.Duration(in.TimeoutSeconds * float64(time.Second))}
+	if in.TimeoutSeconds < 0 || math.IsNaN(in.TimeoutSeconds) {
+		return runner.Request{}, newAPIError(http.StatusBadRequest, CodeInvalidJSON, "timeout_seconds must be positive")
+	}
 	if len(in.Files) > 0 {
 		req.Files = make(map[string][]byte, len(in.Files))
 		names := make([]string, 0, len(in.Files))

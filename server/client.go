@@ -35,7 +35,7 @@ func NewClient(baseURL, token string) *Client {
 // Execute runs req through the server. Like runner.Runner.Execute, a run timeout returns the
 // partial Result and an error wrapping runner.ErrTimeout.
 func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result, error) {
-	in := ExecuteRequest{Code: req.Code, ExecutionID: req.ExecutionID}
+	in := ExecuteRequest{Code: req.Code, ExecutionID: req.ExecutionID, TimeoutSeconds: req.Timeout.Seconds()}
 	if len(req.Files) > 0 {
 		in.Files = make(map[string]string, len(req.Files))
 		for name, data := range req.Files {

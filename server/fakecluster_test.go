@@ -74,7 +74,9 @@ var (
 	terminated = fakecluster.TerminatedWith
 )
 
-func waiting(reason string) func(*corev1.Pod) { return fakecluster.Waiting(reason, "image not present") }
+func waiting(reason string) func(*corev1.Pod) {
+	return fakecluster.Waiting(reason, "image not present")
+}
 
 // ok is the usual lifecycle of a Pod that runs.
 var ok = []func(*corev1.Pod){scheduled, running}
@@ -82,7 +84,7 @@ var ok = []func(*corev1.Pod){scheduled, running}
 // framed writes a container log the way runner/sandbox/entrypoint.py does.
 type framed struct{ fakecluster.Log }
 
-func (f *framed) rec(tag byte, payload []byte) *framed { f.Record(tag, payload); return f }
+func (f *framed) rec(tag byte, payload []byte) *framed  { f.Record(tag, payload); return f }
 func (f *framed) out(s string) *framed                  { f.Out(s); return f }
 func (f *framed) err(s string) *framed                  { f.Err(s); return f }
 func (f *framed) file(path string, data []byte) *framed { f.File(path, data); return f }

@@ -210,6 +210,8 @@ func TestBadRequestsGetA4xxAndCreateNothing(t *testing.T) {
 		{"empty code", "application/json", `{"code": "  "}`, false, 400, CodeInvalidRequest, "Code is empty"},
 		{"file escapes the workdir", "application/json", `{"code": "1", "files": {"../etc/passwd": ""}}`, false, 400, CodeInvalidRequest, "inside the working directory"},
 		{"bad execution id", "application/json", `{"code": "1", "execution_id": "Not_A_Label"}`, false, 400, CodeInvalidRequest, "ExecutionID"},
+		{"timeout above the server's", "application/json", `{"code": "1", "timeout_seconds": 301}`, false, 400, CodeInvalidRequest, "Timeout"},
+		{"negative timeout", "application/json", `{"code": "1", "timeout_seconds": -1}`, false, 400, CodeInvalidJSON, "timeout_seconds"},
 		{"text/plain", "text/plain", `{"code": "1"}`, false, 415, CodeUnsupportedMedia, "application/json"},
 		{"no content type", "", `{"code": "1"}`, false, 415, CodeUnsupportedMedia, "application/json"},
 		{"over the body cap", "application/json", overCap, false, 413, CodeRequestTooLarge, "ConfigMap"},
