@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecoderCapsAndKeepsForeignLines(t *testing.T) {
@@ -184,5 +186,25 @@ func BenchmarkDecodeLog(b *testing.B) {
 		if err := d.readFrom(bytes.NewReader(log)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestResultJSONRoundTrips(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 26, 8, 0, 0, 123456789, time.UTC)
+	in := Result{ExecutionID: "rt", Stdout: []byte("ok ✓"), Stderr: []byte{0xff, 'a'}, ExitCode: 137, Signal: 9,
+		TimedOut: true, StdoutTruncated: true, Files: []File{{Path: "d/a.bin", Data: []byte{0, 1}, Size: 5, Truncated: true}, {Path: "empty", Data: []byte{}}},
+		PodName: "p", NodeName: "n", Timings: Timings{Requested: at, Created: at.Add(time.Second)},
+		CodeDuration: 1500 * time.Millisecond, MaxRSSBytes: 4096}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Result
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("round trip changed the result:\n in %+v\nout %+v", in, out)
 	}
 }

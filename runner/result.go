@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -112,57 +111,62 @@ func (r *Result) Outcome() string {
 	}
 }
 
+// resultJSON is the documented JSON form of a Result (README "Results", docs/integrations.md).
+type resultJSON struct {
+	ExecutionID     string             `json:"execution_id"`
+	ExitCode        int                `json:"exit_code"`
+	Signal          int                `json:"signal,omitempty"`
+	Outcome         string             `json:"outcome"`
+	Stdout          string             `json:"stdout"`
+	StdoutBase64    []byte             `json:"stdout_base64,omitempty"`
+	Stderr          string             `json:"stderr"`
+	StderrBase64    []byte             `json:"stderr_base64,omitempty"`
+	TimedOut        bool               `json:"timed_out"`
+	OOMKilled       bool               `json:"oom_killed"`
+	StdoutTruncated bool               `json:"stdout_truncated"`
+	StderrTruncated bool               `json:"stderr_truncated"`
+	FilesTruncated  bool               `json:"files_truncated"`
+	Files           []fileJSON         `json:"files"`
+	PodName         string             `json:"pod_name,omitempty"`
+	NodeName        string             `json:"node_name,omitempty"`
+	Timings         timingsJSON        `json:"timings"`
+	CodeSeconds     float64            `json:"code_seconds"`
+	MaxRSSBytes     int64              `json:"max_rss_bytes,omitempty"`
+	PhaseSeconds    map[string]float64 `json:"phase_seconds"`
+}
+
+type fileJSON struct {
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	Truncated bool   `json:"truncated,omitempty"`
+	Content   []byte `json:"content_base64"`
+}
+
+type timingsJSON struct {
+	Requested *time.Time `json:"requested,omitempty"`
+	Created   *time.Time `json:"created,omitempty"`
+	Scheduled *time.Time `json:"scheduled,omitempty"`
+	Started   *time.Time `json:"started,omitempty"`
+	Finished  *time.Time `json:"finished,omitempty"`
+	LogsRead  *time.Time `json:"logs_read,omitempty"`
+	CleanedUp *time.Time `json:"cleaned_up,omitempty"`
+}
+
 // MarshalJSON gives the documented JSON form: text fields as strings, with a lossless base64 twin
 // only when the bytes are not valid UTF-8; file contents always base64.
 func (r Result) MarshalJSON() ([]byte, error) {
-	type file struct {
-		Path      string `json:"path"`
-		Size      int64  `json:"size"`
-		Truncated bool   `json:"truncated,omitempty"`
-		Content   string `json:"content_base64"`
-	}
-	type timings struct {
-		Requested *time.Time `json:"requested,omitempty"`
-		Created   *time.Time `json:"created,omitempty"`
-		Scheduled *time.Time `json:"scheduled,omitempty"`
-		Started   *time.Time `json:"started,omitempty"`
-		Finished  *time.Time `json:"finished,omitempty"`
-		LogsRead  *time.Time `json:"logs_read,omitempty"`
-		CleanedUp *time.Time `json:"cleaned_up,omitempty"`
-	}
 	at := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil
 		}
 		return &t
 	}
-	out := struct {
-		ExecutionID     string             `json:"execution_id"`
-		ExitCode        int                `json:"exit_code"`
-		Signal          int                `json:"signal,omitempty"`
-		Outcome         string             `json:"outcome"`
-		Stdout          string             `json:"stdout"`
-		StdoutBase64    string             `json:"stdout_base64,omitempty"`
-		Stderr          string             `json:"stderr"`
-		StderrBase64    string             `json:"stderr_base64,omitempty"`
-		TimedOut        bool               `json:"timed_out"`
-		OOMKilled       bool               `json:"oom_killed"`
-		StdoutTruncated bool               `json:"stdout_truncated"`
-		StderrTruncated bool               `json:"stderr_truncated"`
-		FilesTruncated  bool               `json:"files_truncated"`
-		Files           []file             `json:"files"`
-		PodName         string             `json:"pod_name,omitempty"`
-		NodeName        string             `json:"node_name,omitempty"`
-		Timings         timings            `json:"timings"`
-		CodeSeconds     float64            `json:"code_seconds"`
-		MaxRSSBytes     int64              `json:"max_rss_bytes,omitempty"`
-		PhaseSeconds    map[string]float64 `json:"phase_seconds"`
-	}{
+	out := resultJSON{
 		ExecutionID: r.ExecutionID, ExitCode: r.ExitCode, Signal: r.Signal, Outcome: r.Outcome(),
 		TimedOut: r.TimedOut, OOMKilled: r.OOMKilled,
 		StdoutTruncated: r.StdoutTruncated, StderrTruncated: r.StderrTruncated, FilesTruncated: r.FilesTruncated,
-		Files: []file{}, PodName: r.PodName, NodeName: r.NodeName,
-		Timings: timings{at(r.Timings.Requested), at(r.Timings.Created), at(r.Timings.Scheduled), at(r.Timings.Started),
+		Files: []fileJSON{}, PodName: r.PodName, NodeName: r.NodeName,
+		Timings: timingsJSON{at(r.Timings.Requested), at(r.Timings.Created), at(r.Timings.Scheduled), at(r.Timings.Started),
 			at(r.Timings.Finished), at(r.Timings.LogsRead), at(r.Timings.CleanedUp)},
 		CodeSeconds: r.CodeDuration.Seconds(), MaxRSSBytes: r.MaxRSSBytes, PhaseSeconds: map[string]float64{},
 	}
@@ -172,16 +176,51 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	out.Stdout, out.StdoutBase64 = textAndBase64(r.Stdout)
 	out.Stderr, out.StderrBase64 = textAndBase64(r.Stderr)
 	for _, f := range r.Files {
-		out.Files = append(out.Files, file{f.Path, f.Size, f.Truncated, base64.StdEncoding.EncodeToString(f.Data)})
+		out.Files = append(out.Files, fileJSON{f.Path, f.Size, f.Truncated, append([]byte{}, f.Data...)})
 	}
 	return json.Marshal(out)
 }
 
-func textAndBase64(b []byte) (string, string) {
-	if utf8.Valid(b) {
-		return string(b), ""
+// UnmarshalJSON reads what MarshalJSON writes, so that clients of `gkexec serve` and
+// `gkexec run --json` get the same Result back.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	var in resultJSON
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), base64.StdEncoding.EncodeToString(b)
+	from := func(t *time.Time) time.Time {
+		if t == nil {
+			return time.Time{}
+		}
+		return *t
+	}
+	exact := func(text string, b64 []byte) []byte {
+		if b64 != nil {
+			return b64 // present only when the bytes are not UTF-8: the exact ones
+		}
+		return []byte(text)
+	}
+	*r = Result{
+		ExecutionID: in.ExecutionID, ExitCode: in.ExitCode, Signal: in.Signal,
+		Stdout: exact(in.Stdout, in.StdoutBase64), Stderr: exact(in.Stderr, in.StderrBase64),
+		TimedOut: in.TimedOut, OOMKilled: in.OOMKilled,
+		StdoutTruncated: in.StdoutTruncated, StderrTruncated: in.StderrTruncated, FilesTruncated: in.FilesTruncated,
+		Files: []File{}, PodName: in.PodName, NodeName: in.NodeName,
+		Timings: Timings{from(in.Timings.Requested), from(in.Timings.Created), from(in.Timings.Scheduled),
+			from(in.Timings.Started), from(in.Timings.Finished), from(in.Timings.LogsRead), from(in.Timings.CleanedUp)},
+		CodeDuration: time.Duration(in.CodeSeconds * float64(time.Second)), MaxRSSBytes: in.MaxRSSBytes,
+	}
+	for _, f := range in.Files {
+		r.Files = append(r.Files, File{Path: f.Path, Data: f.Content, Size: f.Size, Truncated: f.Truncated})
+	}
+	return nil
+}
+
+func textAndBase64(b []byte) (string, []byte) {
+	if utf8.Valid(b) {
+		return string(b), nil
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD"), b
 }
 
 // PhaseNames are the consecutive phases of an execution, in order.

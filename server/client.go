@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gkexec/gkexec/runner"
 )
@@ -55,7 +54,7 @@ func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result
 	if resp.StatusCode != http.StatusOK {
 		return res, decodeError(resp)
 	}
-	if err := json.NewDecoder(resp.Body).Decode((*wireResult)(&res)); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		return res, fmt.Errorf("%w: %s %s: decoding the result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions, err)
 	}
 	if res.TimedOut {
@@ -126,67 +125,4 @@ func decodeError(resp *http.Response) error {
 		e.sentinel = runner.ErrCluster
 	}
 	return e
-}
-
-// wireResult decodes the JSON that runner.Result.MarshalJSON writes.
-type wireResult runner.Result
-
-func (w *wireResult) UnmarshalJSON(b []byte) error {
-	var in struct {
-		ExecutionID     string `json:"execution_id"`
-		ExitCode        int    `json:"exit_code"`
-		Signal          int    `json:"signal"`
-		Stdout          string `json:"stdout"`
-		StdoutBase64    []byte `json:"stdout_base64"`
-		Stderr          string `json:"stderr"`
-		StderrBase64    []byte `json:"stderr_base64"`
-		TimedOut        bool   `json:"timed_out"`
-		OOMKilled       bool   `json:"oom_killed"`
-		StdoutTruncated bool   `json:"stdout_truncated"`
-		StderrTruncated bool   `json:"stderr_truncated"`
-		FilesTruncated  bool   `json:"files_truncated"`
-		Files           []struct {
-			Path      string `json:"path"`
-			Size      int64  `json:"size"`
-			Truncated bool   `json:"truncated"`
-			Content   []byte `json:"content_base64"`
-		} `json:"files"`
-		PodName  string `json:"pod_name"`
-		NodeName string `json:"node_name"`
-		Timings  struct {
-			Requested, Created, Scheduled, Started, Finished time.Time
-			LogsRead                                         time.Time `json:"logs_read"`
-			CleanedUp                                        time.Time `json:"cleaned_up"`
-		} `json:"timings"`
-		CodeSeconds float64 `json:"code_seconds"`
-		MaxRSSBytes int64   `json:"max_rss_bytes"`
-	}
-	if err := json.Unmarshal(b, &in); err != nil {
-		return err
-	}
-	r := runner.Result{
-		ExecutionID: in.ExecutionID, ExitCode: in.ExitCode, Signal: in.Signal,
-		Stdout: textOrBase64(in.Stdout, in.StdoutBase64), Stderr: textOrBase64(in.Stderr, in.StderrBase64),
-		TimedOut: in.TimedOut, OOMKilled: in.OOMKilled,
-		StdoutTruncated: in.StdoutTruncated, StderrTruncated: in.StderrTruncated, FilesTruncated: in.FilesTruncated,
-		Files: []runner.File{}, PodName: in.PodName, NodeName: in.NodeName,
-		Timings: runner.Timings{
-			Requested: in.Timings.Requested, Created: in.Timings.Created, Scheduled: in.Timings.Scheduled,
-			Started: in.Timings.Started, Finished: in.Timings.Finished, LogsRead: in.Timings.LogsRead, CleanedUp: in.Timings.CleanedUp,
-		},
-		CodeDuration: time.Duration(in.CodeSeconds * float64(time.Second)), MaxRSSBytes: in.MaxRSSBytes,
-	}
-	for _, f := range in.Files {
-		r.Files = append(r.Files, runner.File{Path: f.Path, Data: f.Content, Size: f.Size, Truncated: f.Truncated})
-	}
-	*w = wireResult(r)
-	return nil
-}
-
-// textOrBase64: the base64 twin, present only when the bytes are not UTF-8, is the exact one.
-func textOrBase64(text string, exact []byte) []byte {
-	if exact != nil {
-		return exact
-	}
-	return []byte(text)
 }
