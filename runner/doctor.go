@@ -47,7 +47,6 @@ type DoctorOptions struct {
 func (r *Runner) Doctor(ctx context.Context, do DoctorOptions) []Check {
 	var checks []Check
 	add := func(c Check) { checks = append(checks, c) }
-	ns := r.opts.Namespace
 
 	v, err := r.client.Discovery().ServerVersion()
 	if err != nil {
@@ -64,7 +63,6 @@ func (r *Runner) Doctor(ctx context.Context, do DoctorOptions) []Check {
 	if do.Smoke {
 		add(r.checkSmoke(ctx))
 	}
-	_ = ns
 	return checks
 }
 

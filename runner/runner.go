@@ -352,10 +352,7 @@ func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podN
 		res.Timings.Finished = time.Now()
 		res.Timings.LogsRead = res.Timings.Finished
 		dec.apply(res)
-		if res.TimedOut {
-			return fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, timeout, r.opts.Namespace, podName)
-		}
-		return nil
+		return r.recordOutcome(res, timeout, podName)
 	}
 	if readErr != nil && (ctx.Err() != nil || errors.Is(readErr, ErrForbidden)) {
 		dec.apply(res)
@@ -381,10 +378,7 @@ func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podN
 	dec.apply(res)
 	res.Timings.LogsRead = time.Now()
 	if dec.end != nil {
-		if res.TimedOut {
-			return fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, timeout, r.opts.Namespace, podName)
-		}
-		return nil
+		return r.recordOutcome(res, timeout, podName)
 	}
 	if term == nil {
 		return fmt.Errorf("%w: pod %s/%s: the log ended without a result and the pod is gone (%v)", ErrSandboxFailed, r.opts.Namespace, podName, readErr)
@@ -429,6 +423,15 @@ func (r *Runner) follow(ctx context.Context, t *tracker, podName string, dec *de
 			backoff = min(backoff*2, time.Second)
 		}
 	}
+}
+
+// recordOutcome is Execute's answer once the end record was read: the sandbox's own timeout is
+// ErrTimeout (with the Result), anything else is a result.
+func (r *Runner) recordOutcome(res *Result, timeout time.Duration, podName string) error {
+	if res.TimedOut {
+		return fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, timeout, r.opts.Namespace, podName)
+	}
+	return nil
 }
 
 // reread reads a finished container's whole log without following it.

@@ -29,13 +29,9 @@ Examples:
 			&cli.BoolFlag{Name: flagJSON, Usage: "print the checks as JSON"},
 		}, clusterFlags()...), sandboxFlags()...),
 		Action: func(c *cli.Context) error {
-			opts, err := optionsFromFlags(c, c.App.ErrWriter)
+			r, err := runnerFromFlags(c, c.App.ErrWriter)
 			if err != nil {
-				return usageError("%v", err)
-			}
-			r, err := runner.New(opts)
-			if err != nil {
-				return cli.Exit(err, exitCodeFor(err))
+				return err
 			}
 			defer r.Close()
 			checks := r.Doctor(c.Context, runner.DoctorOptions{Smoke: c.Bool(flagSmoke)})
@@ -59,7 +55,7 @@ Examples:
 				}
 			}
 			if failed > 0 {
-				return cli.Exit(fmt.Sprintf("%d check(s) failed in namespace %s", failed, opts.Namespace), 1)
+				return cli.Exit(fmt.Sprintf("%d check(s) failed in namespace %s", failed, r.Options().Namespace), 1)
 			}
 			return nil
 		},

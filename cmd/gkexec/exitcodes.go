@@ -35,4 +35,3 @@ func exitCodeFor(err error) int {
 	}
 	return exitRunner
 }
-

@@ -48,7 +48,9 @@ const (
 	flagVerbose           = "verbose"
 )
 
-func env(name string) []string { return []string{"GKEXEC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))} }
+func env(name string) []string {
+	return []string{"GKEXEC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
 
 // clusterFlags select the cluster and namespace; every command that talks to one has them.
 func clusterFlags() []cli.Flag {
@@ -140,6 +142,19 @@ func optionsFromFlags(c *cli.Context, stderr io.Writer) (runner.Options, error) 
 		return o, fmt.Errorf("--%s and --%s must be positive", flagTimeout, flagStartTimeout)
 	}
 	return o, nil
+}
+
+// runnerFromFlags builds the runner the flags describe; its errors are ready to return from an Action.
+func runnerFromFlags(c *cli.Context, stderr io.Writer) (*runner.Runner, error) {
+	opts, err := optionsFromFlags(c, stderr)
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	r, err := runner.New(opts)
+	if err != nil {
+		return nil, cli.Exit(err, exitCodeFor(err))
+	}
+	return r, nil
 }
 
 func hasFlag(c *cli.Context, name string) bool {

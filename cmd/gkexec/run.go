@@ -68,13 +68,9 @@ func runAction(c *cli.Context) error {
 			return usageError("--%s: %v", flagOutputDir, err)
 		}
 	}
-	opts, err := optionsFromFlags(c, stderr)
+	r, err := runnerFromFlags(c, stderr)
 	if err != nil {
-		return usageError("%v", err)
-	}
-	r, err := runner.New(opts)
-	if err != nil {
-		return cli.Exit(err, exitCodeFor(err))
+		return err
 	}
 	defer r.Close()
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gkexec/gkexec/runner"
 	"github.com/gkexec/gkexec/server"
 )
 
@@ -79,13 +78,9 @@ func serveAction(c *cli.Context) error {
 	if c.Int(flagMaxConcurrent) <= 0 || c.Int64(flagMaxBodyBytes) <= 0 {
 		return usageError("--%s and --%s must be positive", flagMaxConcurrent, flagMaxBodyBytes)
 	}
-	opts, err := optionsFromFlags(c, stderr)
+	r, err := runnerFromFlags(c, stderr)
 	if err != nil {
-		return usageError("%v", err)
-	}
-	r, err := runner.New(opts)
-	if err != nil {
-		return cli.Exit(err, exitCodeFor(err))
+		return err
 	}
 	defer r.Close()
 	s, err := server.New(server.Options{
