@@ -3,13 +3,14 @@
 #
 # Environment (all optional):
 #   GKEXEC_CACHE        cache root that survives clean clones        (default ~/.cache/gkexec)
-#   GKEXEC_SHARED_DIR   directory holding terraform-schemas/          (default <repo>/../shared)
 #   GKEXEC_TERRAFORM    terraform or tofu binary to use                (default: terraform, else tofu,
 #                       else OpenTofu built from the Go module proxy into the cache)
 
 REPO_ROOT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
 GKEXEC_CACHE=${GKEXEC_CACHE:-$HOME/.cache/gkexec}
-GKEXEC_SHARED_DIR=${GKEXEC_SHARED_DIR:-$REPO_ROOT/../shared}
+# Recorded provider schemas, part of the repository (test/tfprovider-replay/schemas/README.md):
+# nothing outside the clone is read.
+SCHEMA_DIR=$REPO_ROOT/test/tfprovider-replay/schemas
 TF_CACHE=$GKEXEC_CACHE/terraform
 # The CLI config every offline run uses. Its path is stable so that other tests (terratest)
 # can point TF_CLI_CONFIG_FILE at it; test/terraform/env.sh prints it.

@@ -4,8 +4,9 @@
 #
 #   - gavinbunney/kubectl: the real provider, built from the Go module proxy (about 2.5 min and
 #     1.1 GB of RAM cold). The namespace module uses it, and the e2e tests apply with it.
-#   - hashicorp/google (and hashicorp/kubernetes): test/tfprovider-replay serving the recorded
-#     schemas in $GKEXEC_SHARED_DIR/terraform-schemas, enough for validate and mock_provider tests.
+#   - hashicorp/google: test/tfprovider-replay serving the schema recorded from the real provider
+#     (test/tfprovider-replay/schemas/*.json.gz, in the repository), enough for validate and
+#     mock_provider tests.
 #
 # Both go into filesystem mirrors under $GKEXEC_CACHE/terraform, keyed on what they are built from,
 # and are reused when present. The CLI config has no `direct` installation method, so nothing is
@@ -14,7 +15,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPLAY_SRC=$REPO_ROOT/test/tfprovider-replay
-SCHEMA_DIR=$GKEXEC_SHARED_DIR/terraform-schemas
 # OpenTofu resolves `hashicorp/google` to registry.opentofu.org, Terraform to registry.terraform.io.
 HOSTS=(registry.terraform.io registry.opentofu.org)
 
@@ -55,12 +55,12 @@ replay_key() {
 	{
 		go env GOVERSION
 		cd "$REPLAY_SRC" && sha256sum go.mod go.sum ./*.go
-		sha256sum "$SCHEMA_DIR"/*.json
+		sha256sum "$SCHEMA_DIR"/*.json.gz
 	} | sha256sum | cut -c1-16
 }
 
 build_replay_provider() {
-	[[ -d $SCHEMA_DIR ]] || die "no provider schemas at $SCHEMA_DIR (set GKEXEC_SHARED_DIR to the directory holding terraform-schemas/)"
+	compgen -G "$SCHEMA_DIR/*.json.gz" >/dev/null || die "no provider schemas in $SCHEMA_DIR (see its README.md)"
 	local key dir platform bin schema base type version address host
 	key=$(replay_key)
 	dir=$TF_CACHE/replay-$key
@@ -74,8 +74,8 @@ build_replay_provider() {
 	rm -rf "$dir.new" && mkdir -p "$dir.new"
 	bin=$dir.new/terraform-provider-replay
 	(cd "$REPLAY_SRC" && CGO_ENABLED=0 go build -trimpath -o "$bin" .) || die "building the schema replay provider failed"
-	for schema in "$SCHEMA_DIR"/*.json; do
-		base=$(basename "$schema" .json) # e.g. google-7.45.0
+	for schema in "$SCHEMA_DIR"/*.json.gz; do
+		base=$(basename "$schema" .json.gz) # e.g. google-7.45.0
 		type=${base%-*}
 		version=${base##*-}
 		address=$(GKEXEC_REPLAY_SCHEMA=$schema "$bin" -schema-address) # registry.terraform.io/hashicorp/google
@@ -83,7 +83,7 @@ build_replay_provider() {
 		for host in "${HOSTS[@]}"; do
 			local pkg=$dir.new/mirror/$host/${address#*/}/$version/$platform
 			place "$bin" "$pkg" "terraform-provider-${type}_v$version"
-			cp "$schema" "$pkg/schema.json"
+			gzip -dc "$schema" >"$pkg/schema.json"
 		done
 		log "  ${address#*/} $version <- $schema"
 	done

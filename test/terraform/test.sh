@@ -62,7 +62,7 @@ check_dir() {
 
 replay_unit() {
 	cd "$REPO_ROOT/test/tfprovider-replay"
-	GKEXEC_SHARED_DIR=$GKEXEC_SHARED_DIR go test -count=1 ./...
+	go test -count=1 ./...
 }
 
 # canary: the replay provider must reject what the real google provider rejects (here the

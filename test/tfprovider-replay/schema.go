@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
@@ -69,11 +73,12 @@ type replaySchema struct {
 	dataSources map[string]*tfprotov6.Schema
 }
 
-// loadSchema reads a schema file holding exactly one provider.
+// loadSchema reads a schema file holding exactly one provider; a name ending in .gz is
+// gzip-compressed (how the repository ships them, see schemas/README.md).
 func loadSchema(path string) (*replaySchema, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readSchemaFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading provider schema: %w", err)
+		return nil, err
 	}
 	var file schemasFile
 	if err := json.Unmarshal(raw, &file); err != nil {
@@ -104,6 +109,25 @@ func loadSchema(path string) (*replaySchema, error) {
 		return s, nil
 	}
 	panic("unreachable")
+}
+
+func readSchemaFile(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading provider schema: %w", err)
+	}
+	if !strings.HasSuffix(path, ".gz") {
+		return raw, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("reading provider schema %s: %w", path, err)
+	}
+	defer zr.Close()
+	if raw, err = io.ReadAll(zr); err != nil {
+		return nil, fmt.Errorf("decompressing provider schema %s: %w", path, err)
+	}
+	return raw, nil
 }
 
 func convertSchema(js jsonSchema) (*tfprotov6.Schema, error) {

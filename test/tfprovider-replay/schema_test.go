@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,20 +13,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 )
 
-// sharedSchemas is where the recorded schemas live: $GKEXEC_SHARED_DIR/terraform-schemas, by
-// default the shared directory beside the repository.
-func sharedSchemas(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("GKEXEC_SHARED_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared")
-	}
-	dir = filepath.Join(dir, "terraform-schemas")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("no recorded schemas at %s (set GKEXEC_SHARED_DIR): %v", dir, err)
-	}
-	return dir
-}
+// schemaDir holds the recorded schemas the offline Terraform checks serve (schemas/README.md).
+// They are part of the repository, so a missing file is a failure, not a skip.
+const schemaDir = "schemas"
 
 func findBlock(t *testing.T, b *tfprotov6.SchemaBlock, name string) *tfprotov6.SchemaNestedBlock {
 	t.Helper()
@@ -49,7 +41,7 @@ func findAttribute(t *testing.T, b *tfprotov6.SchemaBlock, name string) *tfproto
 
 func TestGoogleSchemaKeepsWhatTheModulesRelyOn(t *testing.T) {
 	t.Parallel()
-	s, err := loadSchema(filepath.Join(sharedSchemas(t), "google-7.45.0.json"))
+	s, err := loadSchema(filepath.Join(schemaDir, "google-7.45.0.json.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +82,9 @@ func TestGoogleSchemaKeepsWhatTheModulesRelyOn(t *testing.T) {
 
 func TestEverySchemaConverts(t *testing.T) {
 	t.Parallel()
-	files, _ := filepath.Glob(filepath.Join(sharedSchemas(t), "*.json"))
+	files, _ := filepath.Glob(filepath.Join(schemaDir, "*.json.gz"))
 	if len(files) == 0 {
-		t.Skip("no schema files")
+		t.Fatalf("no schema files in %s", schemaDir)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
@@ -119,5 +111,43 @@ func TestEverySchemaConverts(t *testing.T) {
 				t.Errorf("PlanResourceChange must fail with one error diagnostic offline, got %v", plan.Diagnostics)
 			}
 		})
+	}
+}
+
+// providers.sh serves the schema decompressed (schema.json beside the binary); the repository and
+// these tests read the .gz. Both must give the same provider.
+func TestPlainAndGzipSchemasAgree(t *testing.T) {
+	t.Parallel()
+	gz := filepath.Join(schemaDir, "google-7.45.0.json.gz")
+	compressed, err := os.ReadFile(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(compressed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(t.TempDir(), "schema.json")
+	if err := os.WriteFile(plain, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := loadSchema(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadSchema(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.address != b.address || len(a.resources) != len(b.resources) || len(a.dataSources) != len(b.dataSources) {
+		t.Errorf("gzip: %s, %d resources, %d data sources; plain: %s, %d, %d",
+			a.address, len(a.resources), len(a.dataSources), b.address, len(b.resources), len(b.dataSources))
+	}
+	if _, err := loadSchema(filepath.Join(t.TempDir(), "missing.json.gz")); err == nil {
+		t.Error("loading a missing schema succeeded")
 	}
 }
