@@ -48,8 +48,10 @@ type decoder struct {
 	foreign int
 }
 
-func newDecoder(limit int64) *decoder {
-	return &decoder{limit: limit}
+// newDecoder caps stdout and stderr at maxOutput bytes each and output files at maxFiles bytes
+// in all, whatever the sandbox sends.
+func newDecoder(maxOutput, maxFiles int64) *decoder {
+	return &decoder{limit: maxOutput}
 }
 
 var errMalformedRecord = errors.New("malformed record")

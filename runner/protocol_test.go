@@ -17,7 +17,7 @@ func TestDecoderCapsAndKeepsForeignLines(t *testing.T) {
 	t.Parallel()
 	log := new(framed).out("12345").out("67890").err("e").Bytes()
 	log = append(log, "plain text from a crashed interpreter\n"...)
-	d := newDecoder(8)
+	d := newDecoder(8, DefaultMaxFileBytes)
 	if err := d.readFrom(bytes.NewReader(log)); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestDecoderStopsAtTheEndRecord(t *testing.T) {
 	t.Parallel()
 	log := new(framed).out("a").end(endRecord{ExitCode: 2})
 	log = append(log, new(framed).out("after the end").Bytes()...)
-	d := newDecoder(1 << 20)
+	d := newDecoder(1 << 20, DefaultMaxFileBytes)
 	if err := d.readFrom(bytes.NewReader(log)); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestDecoderStopsAtTheEndRecord(t *testing.T) {
 
 func TestDecoderRejectsFileDataWithoutHeader(t *testing.T) {
 	t.Parallel()
-	d := newDecoder(10)
+	d := newDecoder(10, DefaultMaxFileBytes)
 	if err := d.readFrom(bytes.NewReader(new(framed).rec('D', []byte("x")).Bytes())); err == nil {
 		t.Error("want an error for file data without a header")
 	}
@@ -124,7 +124,7 @@ sys.exit(3)`, "10", func(t *testing.T, r Result) {
 			if err != nil {
 				t.Fatalf("entrypoint: %v", err)
 			}
-			d := newDecoder(1000)
+			d := newDecoder(1000, DefaultMaxFileBytes)
 			if err := d.readFrom(bytes.NewReader(out)); err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func FuzzDecoder(f *testing.F) {
 	f.Add(new(framed).out("a").err("b").file("f", []byte{1}).end(endRecord{ExitCode: 1}))
 	f.Add([]byte("X:not base64\nO:\n\n"))
 	f.Fuzz(func(t *testing.T, log []byte) {
-		d := newDecoder(64)
+		d := newDecoder(64, DefaultMaxFileBytes)
 		_ = d.readFrom(bytes.NewReader(log))
 		var res Result
 		d.apply(&res)
@@ -182,7 +182,7 @@ func BenchmarkDecodeLog(b *testing.B) {
 	b.SetBytes(int64(len(log)))
 	b.ReportAllocs()
 	for b.Loop() {
-		d := newDecoder(DefaultMaxOutputBytes)
+		d := newDecoder(DefaultMaxOutputBytes, DefaultMaxFileBytes)
 		if err := d.readFrom(bytes.NewReader(log)); err != nil {
 			b.Fatal(err)
 		}

@@ -323,7 +323,7 @@ func (r *Runner) await(ctx context.Context, log *slog.Logger, t *tracker, jobNam
 // collect follows the container log to the end record. If the log ends without one (the sandbox
 // was OOM-killed or deleted), the container's final state explains why.
 func (r *Runner) collect(ctx context.Context, log *slog.Logger, t *tracker, podName string, timeout time.Duration, res *Result) error {
-	dec := newDecoder(r.opts.MaxOutputBytes)
+	dec := newDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes)
 	runDeadline := time.NewTimer(timeout + r.killGrace)
 	defer runDeadline.Stop()
 
@@ -442,7 +442,7 @@ func (r *Runner) reread(ctx context.Context, podName string) *decoder {
 		return nil
 	}
 	defer stream.Close()
-	dec := newDecoder(r.opts.MaxOutputBytes)
+	dec := newDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes)
 	if err := dec.readFrom(stream); err != nil {
 		return nil
 	}
