@@ -201,14 +201,21 @@ func containerStarted(pod *corev1.Pod) bool {
 	return false
 }
 
-// terminated returns the sandbox container's final state, or nil while it runs.
+// terminated returns the sandbox container's final state, or nil while it runs. A warm pool
+// Pod restarts its container (restartPolicy Always), so there the last state tells.
 func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
 	if pod == nil {
 		return nil
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == containerName && cs.State.Terminated != nil {
+		if cs.Name != containerName {
+			continue
+		}
+		if cs.State.Terminated != nil {
 			return cs.State.Terminated
+		}
+		if cs.LastTerminationState.Terminated != nil {
+			return cs.LastTerminationState.Terminated
 		}
 	}
 	return nil

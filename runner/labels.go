@@ -12,4 +12,18 @@ const (
 	ComponentSandbox = "sandbox"
 	// LabelExecutionID carries the execution ID, shared by the ConfigMap, the Job and its Pod.
 	LabelExecutionID = "gkexec.dev/execution-id"
+
+	// LabelPool names the warm pool a pre-started sandbox Pod belongs to.
+	LabelPool = "gkexec.dev/pool"
+	// LabelPoolState is PoolStateIdle while the Pod waits in the pool: the pool's Deployment
+	// selects on it. A claim changes it to PoolStateClaimed, which takes the Pod out of the
+	// Deployment (its controller creates a replacement at once) and out of every other runner's
+	// reach.
+	LabelPoolState   = "gkexec.dev/pool-state"
+	PoolStateIdle    = "idle"
+	PoolStateClaimed = "claimed"
+	// AnnotationClaimedAt is when a warm sandbox was claimed (RFC 3339), for `gkexec gc`;
+	// AnnotationClaimedBy names the runner process that claimed it.
+	AnnotationClaimedAt = "gkexec.dev/claimed-at"
+	AnnotationClaimedBy = "gkexec.dev/claimed-by"
 )

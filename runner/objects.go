@@ -30,6 +30,9 @@ const (
 	// deadlineSlack is added to the Job's activeDeadlineSeconds beyond start and run timeouts:
 	// the backstop must never fire before the runner's own, friendlier, timeout handling.
 	deadlineSlack = 30
+	// warmCodeVolumeSize holds the code a warm sandbox receives: the same 1 MiB a ConfigMap bounds
+	// a cold one to, with room to spare.
+	warmCodeVolumeSize = "2Mi"
 )
 
 // objectName is the name of an execution's ConfigMap and Job.
@@ -95,96 +98,7 @@ func newConfigMap(o *Options, req Request) *corev1.ConfigMap {
 func newJob(o *Options, req Request) *batchv1.Job {
 	name := objectName(req.ExecutionID)
 	labels := o.labels(req.ExecutionID)
-
-	items := []corev1.KeyToPath{
-		{Key: codeKey, Path: codeKey},
-		{Key: entrypointKey, Path: entrypointKey},
-	}
-	for i, file := range sortedFileNames(req.Files) {
-		items = append(items, corev1.KeyToPath{Key: inputKey(i), Path: "inputs/" + file})
-	}
-	scratch := resource.MustParse(o.ScratchSizeLimit)
-	timeout := req.timeout(o)
-	timeoutSeconds := int64(math.Ceil(timeout.Seconds()))
-
-	pod := corev1.PodSpec{
-		RuntimeClassName:              runtimeClass(o),
-		RestartPolicy:                 corev1.RestartPolicyNever,
-		AutomountServiceAccountToken:  ptr.To(false),
-		EnableServiceLinks:            ptr.To(false),
-		TerminationGracePeriodSeconds: ptr.To[int64](terminationGrace),
-		NodeSelector:                  nodeSelector(o),
-		Tolerations:                   tolerations(o),
-		SecurityContext: &corev1.PodSecurityContext{
-			RunAsNonRoot:   ptr.To(true),
-			RunAsUser:      ptr.To(o.RunAsUser),
-			RunAsGroup:     ptr.To(o.RunAsGroup),
-			FSGroup:        ptr.To(o.RunAsGroup),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
-		Containers: []corev1.Container{{
-			Name:            containerName,
-			Image:           o.Image,
-			ImagePullPolicy: o.ImagePullPolicy,
-			Command:         []string{"python3", "-I", "-S", codeMount + "/" + entrypointKey},
-			WorkingDir:      WorkDir,
-			Env: []corev1.EnvVar{
-				{Name: "GKEXEC_CODE", Value: codeMount + "/" + codeKey},
-				{Name: "GKEXEC_INPUTS", Value: codeMount + "/inputs"},
-				{Name: "GKEXEC_WORKDIR", Value: WorkDir},
-				{Name: "GKEXEC_OUTPUT_DIR", Value: OutputDir},
-				{Name: "GKEXEC_TIMEOUT_SECONDS", Value: strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64)},
-				{Name: "GKEXEC_MAX_OUTPUT_BYTES", Value: strconv.FormatInt(o.MaxOutputBytes, 10)},
-				{Name: "GKEXEC_MAX_FILE_BYTES", Value: strconv.FormatInt(o.MaxFileBytes, 10)},
-				{Name: "GKEXEC_MAX_PROCESSES", Value: strconv.FormatInt(max(o.MaxProcesses, 0), 10)},
-				{Name: "HOME", Value: "/tmp"},
-				{Name: "TMPDIR", Value: "/tmp"},
-				{Name: "PYTHONDONTWRITEBYTECODE", Value: "1"},
-				{Name: "PYTHONUNBUFFERED", Value: "1"},
-			},
-			Resources: corev1.ResourceRequirements{
-				Requests: corev1.ResourceList{
-					corev1.ResourceCPU:    resource.MustParse(o.CPURequest),
-					corev1.ResourceMemory: resource.MustParse(o.MemoryRequest),
-				},
-				Limits: corev1.ResourceList{
-					corev1.ResourceCPU:              resource.MustParse(o.CPULimit),
-					corev1.ResourceMemory:           resource.MustParse(o.MemoryLimit),
-					corev1.ResourceEphemeralStorage: resource.MustParse(o.EphemeralStorageLimit),
-				},
-			},
-			SecurityContext: &corev1.SecurityContext{
-				RunAsNonRoot:             ptr.To(true),
-				RunAsUser:                ptr.To(o.RunAsUser),
-				RunAsGroup:               ptr.To(o.RunAsGroup),
-				ReadOnlyRootFilesystem:   ptr.To(true),
-				AllowPrivilegeEscalation: ptr.To(false),
-				Privileged:               ptr.To(false),
-				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-				SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-			},
-			VolumeMounts: []corev1.VolumeMount{
-				{Name: "code", MountPath: codeMount, ReadOnly: true},
-				{Name: "tmp", MountPath: "/tmp"},
-				{Name: "workspace", MountPath: WorkDir},
-			},
-			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-		}},
-		Volumes: []corev1.Volume{
-			{Name: "code", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: name},
-				Items:                items,
-				DefaultMode:          ptr.To[int32](0o444),
-			}}},
-			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
-				Medium: corev1.StorageMediumMemory, SizeLimit: &scratch,
-			}}},
-			{Name: "workspace", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
-				Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(scratch.DeepCopy()),
-			}}},
-		},
-	}
-
+	timeoutSeconds := int64(math.Ceil(req.timeout(o).Seconds()))
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
@@ -202,8 +116,125 @@ func newJob(o *Options, req Request) *batchv1.Job {
 			PodReplacementPolicy: ptr.To(batchv1.Failed),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: maps.Clone(o.Annotations)},
-				Spec:       pod,
+				Spec:       sandboxPodSpec(o, &req),
 			},
+		},
+	}
+}
+
+// sandboxPodSpec is the one hardened sandbox Pod, for a cold Job (req set: the code and inputs in
+// the execution's ConfigMap, the limits in the environment) or for the warm pool (req nil: the
+// entrypoint waits for the request on stdin, and the Pod restarts its container like any
+// ReplicaSet Pod). Everything that isolates the code is the same in both.
+func sandboxPodSpec(o *Options, req *Request) corev1.PodSpec {
+	scratch := resource.MustParse(o.ScratchSizeLimit)
+	env := []corev1.EnvVar{
+		{Name: "GKEXEC_CODE", Value: codeMount + "/" + codeKey},
+		{Name: "GKEXEC_WORKDIR", Value: WorkDir},
+		{Name: "GKEXEC_OUTPUT_DIR", Value: OutputDir},
+	}
+	// The code volume: read-only from the ConfigMap when cold; a small private scratch volume the
+	// entrypoint writes the received code to when warm.
+	code := corev1.Volume{Name: "code", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+		Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse(warmCodeVolumeSize)),
+	}}}
+	command := []string{"python3", "-I", "-S", "-c", entrypointPy}
+	restart := corev1.RestartPolicyAlways
+	if req != nil {
+		items := []corev1.KeyToPath{
+			{Key: codeKey, Path: codeKey},
+			{Key: entrypointKey, Path: entrypointKey},
+		}
+		for i, file := range sortedFileNames(req.Files) {
+			items = append(items, corev1.KeyToPath{Key: inputKey(i), Path: "inputs/" + file})
+		}
+		code.VolumeSource = corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: objectName(req.ExecutionID)},
+			Items:                items,
+			DefaultMode:          ptr.To[int32](0o444),
+		}}
+		command = []string{"python3", "-I", "-S", codeMount + "/" + entrypointKey}
+		restart = corev1.RestartPolicyNever
+		env = append(env,
+			corev1.EnvVar{Name: "GKEXEC_INPUTS", Value: codeMount + "/inputs"},
+			corev1.EnvVar{Name: "GKEXEC_TIMEOUT_SECONDS", Value: strconv.FormatFloat(req.timeout(o).Seconds(), 'f', -1, 64)},
+			corev1.EnvVar{Name: "GKEXEC_MAX_OUTPUT_BYTES", Value: strconv.FormatInt(o.MaxOutputBytes, 10)},
+			corev1.EnvVar{Name: "GKEXEC_MAX_FILE_BYTES", Value: strconv.FormatInt(o.MaxFileBytes, 10)},
+			corev1.EnvVar{Name: "GKEXEC_MAX_PROCESSES", Value: strconv.FormatInt(max(o.MaxProcesses, 0), 10)},
+		)
+	} else {
+		env = append(env, corev1.EnvVar{Name: "GKEXEC_REQUEST", Value: "stdin"})
+	}
+	env = append(env,
+		corev1.EnvVar{Name: "HOME", Value: "/tmp"},
+		corev1.EnvVar{Name: "TMPDIR", Value: "/tmp"},
+		corev1.EnvVar{Name: "PYTHONDONTWRITEBYTECODE", Value: "1"},
+		corev1.EnvVar{Name: "PYTHONUNBUFFERED", Value: "1"},
+	)
+	container := corev1.Container{
+		Name:            containerName,
+		Image:           o.Image,
+		ImagePullPolicy: o.ImagePullPolicy,
+		Command:         command,
+		WorkingDir:      WorkDir,
+		Env:             env,
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse(o.CPURequest),
+				corev1.ResourceMemory: resource.MustParse(o.MemoryRequest),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceCPU:              resource.MustParse(o.CPULimit),
+				corev1.ResourceMemory:           resource.MustParse(o.MemoryLimit),
+				corev1.ResourceEphemeralStorage: resource.MustParse(o.EphemeralStorageLimit),
+			},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			RunAsUser:                ptr.To(o.RunAsUser),
+			RunAsGroup:               ptr.To(o.RunAsGroup),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Privileged:               ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "code", MountPath: codeMount, ReadOnly: req != nil},
+			{Name: "tmp", MountPath: "/tmp"},
+			{Name: "workspace", MountPath: WorkDir},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+	}
+	if req == nil {
+		// The request arrives over pods/attach; stdinOnce closes stdin when that attach ends, so a
+		// second attach can never feed a used sandbox.
+		container.Stdin, container.StdinOnce = true, true
+	}
+	return corev1.PodSpec{
+		RuntimeClassName:              runtimeClass(o),
+		RestartPolicy:                 restart,
+		AutomountServiceAccountToken:  ptr.To(false),
+		EnableServiceLinks:            ptr.To(false),
+		TerminationGracePeriodSeconds: ptr.To[int64](terminationGrace),
+		NodeSelector:                  nodeSelector(o),
+		Tolerations:                   tolerations(o),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To(o.RunAsUser),
+			RunAsGroup:     ptr.To(o.RunAsGroup),
+			FSGroup:        ptr.To(o.RunAsGroup),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Containers: []corev1.Container{container},
+		Volumes: []corev1.Volume{
+			code,
+			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				Medium: corev1.StorageMediumMemory, SizeLimit: &scratch,
+			}}},
+			{Name: "workspace", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(scratch.DeepCopy()),
+			}}},
 		},
 	}
 }

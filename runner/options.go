@@ -37,6 +37,11 @@ const (
 	DefaultRunAsUser             = 65534 // "nobody" in Debian-based images, python:3.11-slim included
 	DefaultQPS                   = 100
 	DefaultBurst                 = 300
+	DefaultCleanupTimeout        = time.Minute
+	DefaultWarmPool              = "default"
+	DefaultWarmPoolReady         = 1
+	DefaultWarmPoolHold          = 10 * time.Minute
+	DefaultWarmPoolMaxIdleAge    = time.Hour
 
 	// GKESandboxLabel is the label and taint key GKE puts on GKE Sandbox (gVisor) nodes.
 	GKESandboxLabel = "sandbox.gke.io/runtime"
@@ -109,8 +114,34 @@ type Options struct {
 	// TTLAfterFinished is the Job's ttlSecondsAfterFinished: a backstop that removes the Job, its
 	// Pod and ConfigMap if the runner dies before its own cleanup. Default 5m.
 	TTLAfterFinished time.Duration
-	// KeepObjects leaves the ConfigMap and Job in place after execution, for debugging.
+	// KeepObjects leaves the ConfigMap and Job (or the warm Pod) in place after execution, for
+	// debugging.
 	KeepObjects bool
+	// CleanupTimeout is how long the runner retries deleting what an execution made (an API
+	// server that restarts refuses connections for a while). What is still there then is named
+	// in Result.LeftBehind. Default 1m.
+	CleanupTimeout time.Duration
+
+	// WarmPool names the warm pool (the gkexec.dev/pool label of its Pods) to take pre-started
+	// sandboxes from. An execution runs warm when an idle, ready pool Pod matches the sandbox
+	// these options describe (image, resources, runtime, identity, scratch sizes, placement);
+	// otherwise — no pool, an empty pool, another image — it runs cold, in the same call.
+	// Default "default".
+	WarmPool string
+	// NoWarmPool: every execution runs cold. The warm path also needs a REST config to attach
+	// with, so a runner given only Options.Client runs cold.
+	NoWarmPool bool
+	// WarmPoolReady is how many warm sandboxes the runner holds claimed and attached ahead of
+	// demand, so that an execution skips the claim and the attach. They count against the pool
+	// and serve one execution each. Default 1; -1 for none (claim on request).
+	WarmPoolReady int
+	// WarmPoolHold is how long a sandbox is held ready before it is released and replaced, and
+	// part of the deadline set on it when claimed (a runner that dies leaves it to expire).
+	// Default 10m.
+	WarmPoolHold time.Duration
+	// WarmPoolMaxIdleAge: idle pool Pods older than this are deleted (their Deployment replaces
+	// them) instead of used. Default 1h.
+	WarmPoolMaxIdleAge time.Duration
 
 	// KubeconfigPath and KubeconfigContext select the cluster. Fallback order: this kubeconfig,
 	// in-cluster config, then the default kubeconfig (KUBECONFIG, ~/.kube/config).
@@ -155,6 +186,11 @@ func (o *Options) setDefaults() {
 	setDefault(&o.TTLAfterFinished, DefaultTTLAfterFinished)
 	setDefault(&o.QPS, DefaultQPS)
 	setDefault(&o.Burst, DefaultBurst)
+	setDefault(&o.CleanupTimeout, DefaultCleanupTimeout)
+	setDefault(&o.WarmPool, DefaultWarmPool)
+	setDefault(&o.WarmPoolReady, DefaultWarmPoolReady)
+	setDefault(&o.WarmPoolHold, DefaultWarmPoolHold)
+	setDefault(&o.WarmPoolMaxIdleAge, DefaultWarmPoolMaxIdleAge)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -190,6 +226,15 @@ func (o *Options) validate() error {
 	positive("StartTimeout", o.StartTimeout)
 	positive("UnschedulableGrace", o.UnschedulableGrace)
 	positive("TTLAfterFinished", o.TTLAfterFinished)
+	positive("CleanupTimeout", o.CleanupTimeout)
+	positive("WarmPoolHold", o.WarmPoolHold)
+	positive("WarmPoolMaxIdleAge", o.WarmPoolMaxIdleAge)
+	for _, msg := range validation.IsValidLabelValue(o.WarmPool) {
+		bad("WarmPool", o.WarmPool, msg)
+	}
+	if o.WarmPoolReady < -1 {
+		bad("WarmPoolReady", o.WarmPoolReady, "must be -1 (none), 0 (the default) or more")
+	}
 
 	quantity := func(field, value string) *resource.Quantity {
 		q, err := resource.ParseQuantity(value)

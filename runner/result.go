@@ -64,9 +64,15 @@ type Result struct {
 	FilesTruncated  bool
 	// Files written under OutputDir, in path order.
 	Files []File
+	// Sandbox is the source that ran it: SandboxWarm (a pre-started Pod of the warm pool) or
+	// SandboxCold (a Job created for this execution).
+	Sandbox string
 	// PodName and NodeName: where it ran.
 	PodName  string
 	NodeName string
+	// LeftBehind names the objects the runner could not delete, after retrying for
+	// Options.CleanupTimeout; empty when everything it made is gone. `gkexec gc` removes them.
+	LeftBehind []string
 	// Timings of each phase, as the runner observed them.
 	Timings Timings
 	// CodeDuration is the code's own run time, measured inside the sandbox.
@@ -86,15 +92,24 @@ type File struct {
 	Truncated bool
 }
 
-// Timings records when the runner saw each phase; zero when a phase was not reached.
+// Sources of a sandbox (Result.Sandbox).
+const (
+	SandboxCold = "cold"
+	SandboxWarm = "warm"
+)
+
+// Timings records when the runner saw each phase; zero when a phase was not reached. A warm
+// sandbox held ready ahead of the request was claimed and attached before Requested.
 type Timings struct {
 	Requested time.Time // Execute was called
-	Created   time.Time // ConfigMap and Job accepted by the API server
-	Scheduled time.Time // the Pod was bound to a node
-	Started   time.Time // the container was seen running (or already finished)
+	Created   time.Time // cold: ConfigMap and Job accepted by the API server
+	Claimed   time.Time // warm: a pool Pod was claimed
+	Scheduled time.Time // cold: the Pod was bound to a node
+	Attached  time.Time // warm: the attach stream to the waiting entrypoint was open
+	Started   time.Time // cold: the container was seen running; warm: the request was delivered
 	Finished  time.Time // the end-of-output record (or the container's termination) was seen
-	LogsRead  time.Time // the log stream was fully read
-	CleanedUp time.Time // the Job and ConfigMap deletions were accepted
+	LogsRead  time.Time // the output stream was fully read
+	CleanedUp time.Time // the deletions of what the source made were accepted
 }
 
 // Outcome summarises the result in one word, for logs and metrics.
@@ -127,8 +142,10 @@ type resultJSON struct {
 	StderrTruncated bool               `json:"stderr_truncated"`
 	FilesTruncated  bool               `json:"files_truncated"`
 	Files           []fileJSON         `json:"files"`
+	Sandbox         string             `json:"sandbox,omitempty"`
 	PodName         string             `json:"pod_name,omitempty"`
 	NodeName        string             `json:"node_name,omitempty"`
+	LeftBehind      []string           `json:"left_behind,omitempty"`
 	Timings         timingsJSON        `json:"timings"`
 	CodeSeconds     float64            `json:"code_seconds"`
 	MaxRSSBytes     int64              `json:"max_rss_bytes,omitempty"`
@@ -145,7 +162,9 @@ type fileJSON struct {
 type timingsJSON struct {
 	Requested *time.Time `json:"requested,omitempty"`
 	Created   *time.Time `json:"created,omitempty"`
+	Claimed   *time.Time `json:"claimed,omitempty"`
 	Scheduled *time.Time `json:"scheduled,omitempty"`
+	Attached  *time.Time `json:"attached,omitempty"`
 	Started   *time.Time `json:"started,omitempty"`
 	Finished  *time.Time `json:"finished,omitempty"`
 	LogsRead  *time.Time `json:"logs_read,omitempty"`
@@ -165,9 +184,9 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		ExecutionID: r.ExecutionID, ExitCode: r.ExitCode, Signal: r.Signal, Outcome: r.Outcome(),
 		TimedOut: r.TimedOut, OOMKilled: r.OOMKilled,
 		StdoutTruncated: r.StdoutTruncated, StderrTruncated: r.StderrTruncated, FilesTruncated: r.FilesTruncated,
-		Files: []fileJSON{}, PodName: r.PodName, NodeName: r.NodeName,
-		Timings: timingsJSON{at(r.Timings.Requested), at(r.Timings.Created), at(r.Timings.Scheduled), at(r.Timings.Started),
-			at(r.Timings.Finished), at(r.Timings.LogsRead), at(r.Timings.CleanedUp)},
+		Files: []fileJSON{}, Sandbox: r.Sandbox, PodName: r.PodName, NodeName: r.NodeName, LeftBehind: r.LeftBehind,
+		Timings: timingsJSON{at(r.Timings.Requested), at(r.Timings.Created), at(r.Timings.Claimed), at(r.Timings.Scheduled),
+			at(r.Timings.Attached), at(r.Timings.Started), at(r.Timings.Finished), at(r.Timings.LogsRead), at(r.Timings.CleanedUp)},
 		CodeSeconds: r.CodeDuration.Seconds(), MaxRSSBytes: r.MaxRSSBytes, PhaseSeconds: map[string]float64{},
 	}
 	for name, d := range r.Timings.Phases() {
@@ -205,9 +224,9 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		Stdout: exact(in.Stdout, in.StdoutBase64), Stderr: exact(in.Stderr, in.StderrBase64),
 		TimedOut: in.TimedOut, OOMKilled: in.OOMKilled,
 		StdoutTruncated: in.StdoutTruncated, StderrTruncated: in.StderrTruncated, FilesTruncated: in.FilesTruncated,
-		Files: []File{}, PodName: in.PodName, NodeName: in.NodeName,
-		Timings: Timings{from(in.Timings.Requested), from(in.Timings.Created), from(in.Timings.Scheduled),
-			from(in.Timings.Started), from(in.Timings.Finished), from(in.Timings.LogsRead), from(in.Timings.CleanedUp)},
+		Files: []File{}, Sandbox: in.Sandbox, PodName: in.PodName, NodeName: in.NodeName, LeftBehind: in.LeftBehind,
+		Timings: Timings{from(in.Timings.Requested), from(in.Timings.Created), from(in.Timings.Claimed), from(in.Timings.Scheduled),
+			from(in.Timings.Attached), from(in.Timings.Started), from(in.Timings.Finished), from(in.Timings.LogsRead), from(in.Timings.CleanedUp)},
 		CodeDuration: time.Duration(in.CodeSeconds * float64(time.Second)), MaxRSSBytes: in.MaxRSSBytes,
 	}
 	for _, f := range in.Files {
@@ -223,18 +242,28 @@ func textAndBase64(b []byte) (string, []byte) {
 	return strings.ToValidUTF8(string(b), "\uFFFD"), b
 }
 
-// PhaseNames are the consecutive phases of an execution, in order.
-var PhaseNames = []string{"create", "schedule", "start", "run", "read_logs", "cleanup"}
+// PhaseNames are the consecutive phases of an execution, in order. A cold execution goes through
+// create, schedule, start, run, read_logs, cleanup; a warm one through claim, attach, start, run,
+// read_logs, cleanup, or only start onwards when its sandbox was held ready ahead.
+var PhaseNames = []string{"create", "claim", "schedule", "attach", "start", "run", "read_logs", "cleanup"}
+
+// ColdPhaseNames and WarmPhaseNames are the phases a cold execution and a warm one claimed on
+// request go through.
+var (
+	ColdPhaseNames = []string{"create", "schedule", "start", "run", "read_logs", "cleanup"}
+	WarmPhaseNames = []string{"claim", "attach", "start", "run", "read_logs", "cleanup"}
+)
 
 // Phases breaks the execution into consecutive phases from Requested on: create (ConfigMap and Job
-// accepted), schedule (Pod bound), start (container running), run (end record seen), read_logs,
-// cleanup. A phase not reached is absent; the next one is measured from the last one seen.
+// accepted), claim (pool Pod claimed), schedule (Pod bound), attach (stream open), start (container
+// running, or request delivered), run (end record seen), read_logs, cleanup. A phase not reached,
+// or done before Requested, is absent; the next one is measured from the last one seen.
 func (t Timings) Phases() map[string]time.Duration {
-	marks := []time.Time{t.Created, t.Scheduled, t.Started, t.Finished, t.LogsRead, t.CleanedUp}
+	marks := []time.Time{t.Created, t.Claimed, t.Scheduled, t.Attached, t.Started, t.Finished, t.LogsRead, t.CleanedUp}
 	out := make(map[string]time.Duration, len(marks))
 	prev := t.Requested
 	for i, at := range marks {
-		if at.IsZero() || prev.IsZero() {
+		if at.IsZero() || prev.IsZero() || at.Before(t.Requested) {
 			continue
 		}
 		out[PhaseNames[i]] = max(at.Sub(prev), 0)

@@ -22,10 +22,18 @@ import (
 // watches, not one per execution.
 type hub struct {
 	mu       sync.Mutex
-	trackers map[string]*tracker // by execution ID
+	trackers map[string]*tracker // by execution ID (cold) or podKey (warm)
 	stop     chan struct{}
 	done     sync.WaitGroup
+	// pods is the shared informer's view of every sandbox Pod, warm pool Pods included.
+	pods cache.Store
+	// poolChanged is signalled when a warm pool Pod changes, for the pool's refill.
+	poolChanged chan struct{}
 }
+
+// podKey is the tracker key of a warm sandbox, which is followed by its Pod's name: it was
+// started before its execution existed.
+func podKey(name string) string { return "pod/" + name }
 
 // tracker is one execution's view: the latest Pod and the warnings seen, plus a wake-up channel.
 type tracker struct {
@@ -57,7 +65,7 @@ func (t *tracker) snapshot() (pod *corev1.Pod, gone bool, events []*corev1.Event
 }
 
 func newHub() *hub {
-	return &hub{trackers: map[string]*tracker{}, stop: make(chan struct{})}
+	return &hub{trackers: map[string]*tracker{}, stop: make(chan struct{}), poolChanged: make(chan struct{}, 1)}
 }
 
 // start checks that the runner may list what it watches (so RBAC problems surface as a clear error
@@ -81,6 +89,7 @@ func (h *hub) start(ctx context.Context, client kubernetes.Interface, namespace 
 	scale := coreinformers.NewFilteredEventInformer(client, namespace, 0, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.FieldSelector = scaleUps })
 	informers := []cache.SharedIndexInformer{pods, events, scale}
+	h.pods = pods.GetStore()
 	for _, inf := range informers {
 		_ = inf.SetTransform(stripManagedFields)
 	}
@@ -123,17 +132,14 @@ func (h *hub) close() {
 	h.done.Wait()
 }
 
-// track registers an execution; it refuses an ID already in flight on this runner, whose
-// objects and events could not be told apart.
-func (h *hub) track(id string) (*tracker, bool) {
+// track registers a sandbox to follow: by execution ID for a Job's Pod, by podKey for a warm
+// sandbox. The runner admits each execution ID once at a time, so keys never collide.
+func (h *hub) track(key string) *tracker {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, busy := h.trackers[id]; busy {
-		return nil, false
-	}
-	t := &tracker{id: id, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
-	h.trackers[id] = t
-	return t, true
+	t := &tracker{id: key, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
+	h.trackers[key] = t
+	return t
 }
 
 func (h *hub) untrack(id string) {
@@ -156,9 +162,23 @@ func (h *hub) onPod(obj any, deleted bool) {
 	if !ok {
 		return
 	}
-	t := h.lookup(pod.Labels[LabelExecutionID])
+	if pod.Labels[LabelPool] != "" {
+		select {
+		case h.poolChanged <- struct{}{}:
+		default:
+		}
+	}
+	t := h.lookup(podKey(pod.Name))
+	if t == nil {
+		if id := pod.Labels[LabelExecutionID]; id != "" {
+			t = h.lookup(id)
+		}
+	}
 	if t == nil {
 		return
+	}
+	if existing, _, _, _ := t.snapshot(); existing != nil && t.id == podKey(pod.Name) && existing.UID != pod.UID {
+		return // another Pod of the same name
 	}
 	t.mu.Lock()
 	t.pod, t.podGone = pod, deleted

@@ -37,7 +37,7 @@ func TestClientRoundTripsTheResult(t *testing.T) {
 	if res.ExecutionID != "rt-1" || res.PodName == "" || res.Timings.CleanedUp.IsZero() || res.CodeDuration <= 0 {
 		t.Errorf("id %q pod %q timings %+v code %v", res.ExecutionID, res.PodName, res.Timings, res.CodeDuration)
 	}
-	if len(res.Timings.Phases()) != len(runner.PhaseNames) {
+	if len(res.Timings.Phases()) != len(runner.ColdPhaseNames) {
 		t.Errorf("phases %v", res.Timings.Phases())
 	}
 	cfg, err := c.Config(context.Background())

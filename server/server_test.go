@@ -143,8 +143,8 @@ func TestExecuteAnswersWithTheRunnersResult(t *testing.T) {
 	if len(files) != 1 || files[0].(map[string]any)["content_base64"] != base64.StdEncoding.EncodeToString([]byte{0, 1, 0xff}) {
 		t.Errorf("files = %v", files)
 	}
-	if phases := m["phase_seconds"].(map[string]any); len(phases) != len(runner.PhaseNames) {
-		t.Errorf("phase_seconds = %v, want all of %v", phases, runner.PhaseNames)
+	if phases := m["phase_seconds"].(map[string]any); len(phases) != len(runner.ColdPhaseNames) {
+		t.Errorf("phase_seconds = %v, want all of %v", phases, runner.ColdPhaseNames)
 	}
 	if left := ts.fc.leftovers(); len(left) != 0 {
 		t.Errorf("left behind: %v", left)

@@ -11,6 +11,20 @@
 # The end record is written last; a runner that has read it knows everything and need not wait for
 # the kubelet to report the Pod finished. Standard library only: it must run on the stock
 # python:3.11-slim image (and any image with python3 >= 3.8).
+#
+# Two ways to get the request. A cold sandbox (a Job) finds the code and inputs in its ConfigMap
+# volume and its limits in the environment. A warm sandbox (a pre-started Pod of the warm pool,
+# GKEXEC_REQUEST=stdin) waits for the request on stdin, sent by the runner over `pods/attach` in the
+# same framing:
+#
+#   P  ping: answered at once with a P record, so the runner knows the stream works end to end
+#   Q  the request header (JSON: timeout and caps)
+#   C  a chunk of the code                     I  an input file header (JSON: path)
+#   D  a chunk of the current input file       G  go: the request is complete
+#
+# A warm sandbox serves one request. Afterwards it never reads stdin again and never exits by
+# itself (its Pod's restartPolicy is Always: exiting would restart it, in the same Pod), so the
+# runner's delete, or the deadline set when it was claimed, ends it.
 import base64
 import json
 import os
@@ -40,6 +54,7 @@ TIMEOUT = float(os.environ.get("GKEXEC_TIMEOUT_SECONDS", "300"))
 MAX_OUTPUT = env_int("GKEXEC_MAX_OUTPUT_BYTES", 1 << 20)
 MAX_FILES = env_int("GKEXEC_MAX_FILE_BYTES", 4 << 20)
 MAX_PROCS = env_int("GKEXEC_MAX_PROCESSES", 0)
+REQUEST = os.environ.get("GKEXEC_REQUEST", "configmap")
 
 
 def emit(tag, payload):
@@ -83,9 +98,96 @@ def kill_group(pid):
         pass
 
 
-def run():
+class BadRequest(Exception):
+    pass
+
+
+def safe_path(base, rel):
+    """Joins a relative input path to base, refusing anything that would leave it."""
+    if not rel or rel.startswith("/") or "\x00" in rel:
+        raise BadRequest("bad input path %r" % rel)
+    full = os.path.normpath(os.path.join(base, rel))
+    if not full.startswith(base.rstrip("/") + "/"):
+        raise BadRequest("input path %r leaves %s" % (rel, base))
+    return full
+
+
+def receive_request(stream):
+    """Reads one framed request from stream (stdin), writing the code and inputs where the cold path
+    finds them. Returns False if the stream ended before the first record."""
+    global TIMEOUT, MAX_OUTPUT, MAX_FILES, MAX_PROCS
+    code, current, seen = None, None, False
+    for raw in stream:
+        line = raw.rstrip(b"\r\n")
+        if len(line) < 2 or line[1:2] != b":":
+            raise BadRequest("not a request record")
+        seen = True
+        tag, data = line[:1], base64.b64decode(line[2:], validate=True)
+        if tag == b"P":
+            emit(b"P", b"")
+            OUT.flush()
+        elif tag == b"Q":
+            q = json.loads(data)
+            TIMEOUT = float(q.get("timeout_seconds", TIMEOUT))
+            MAX_OUTPUT = int(q.get("max_output_bytes", MAX_OUTPUT))
+            MAX_FILES = int(q.get("max_file_bytes", MAX_FILES))
+            MAX_PROCS = int(q.get("max_processes", MAX_PROCS))
+            os.makedirs(os.path.dirname(CODE), exist_ok=True)
+            code = open(CODE, "wb")
+        elif tag == b"C" and code is not None:
+            code.write(data)
+        elif tag == b"I" and code is not None:
+            if current is not None:
+                current.close()
+            path = safe_path(WORKDIR, json.loads(data)["path"])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            current = open(path, "wb")
+        elif tag == b"D" and current is not None:
+            current.write(data)
+        elif tag == b"G" and code is not None:
+            if current is not None:
+                current.close()
+            code.close()
+            return True
+        else:
+            raise BadRequest("unexpected record %r" % tag)
+    if seen:
+        raise BadRequest("the request ended before its G record")
+    return False
+
+
+def serve_once():
+    """The warm sandbox: wait for one request on stdin, run it, then stay until deleted."""
+    try:
+        if not receive_request(sys.stdin.buffer):
+            # The first attach ended without a request (stdinOnce closed stdin): nothing ran here,
+            # so exiting is safe; the kubelet restarts the container, idle again.
+            return
+    except (BadRequest, ValueError, KeyError, OSError) as e:
+        emit(b"E", ("gkexec: bad request: %s\n" % e).encode())
+        emit_json(b"X", {"exit_code": 125, "signal": 0, "timed_out": False, "stdout_truncated": False,
+                         "stderr_truncated": False, "files_truncated": False, "started_at": time.time(),
+                         "finished_at": time.time(), "max_rss_kib": 0, "cpu_seconds": 0})
+        OUT.flush()
+        linger()
+    run(inputs_copied=True)
+    linger()
+
+
+def linger():
+    """A used warm sandbox must never serve again, nor restart in the same Pod: wait for the delete."""
+    try:
+        sys.stdin.close()
+    except OSError:
+        pass
+    while True:
+        time.sleep(3600)
+
+
+def run(inputs_copied=False):
     os.makedirs(OUTPUT_DIR, exist_ok=True)
-    copy_inputs()
+    if not inputs_copied:
+        copy_inputs()
     started = time.time()
     child = subprocess.Popen(
         [sys.executable, "-u", CODE],
@@ -191,4 +293,7 @@ def emit_files():
 
 
 if __name__ == "__main__":
-    run()
+    if REQUEST == "stdin":
+        serve_once()
+    else:
+        run()

@@ -1,0 +1,574 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+// warmSource claims pre-started sandbox Pods from the warm pool: a Deployment (created by the
+// sandbox-namespace Terraform module or manifests/components/warm-pool) whose Pods run the
+// entrypoint waiting for a request on stdin. Kubernetes' own ReplicaSet controller keeps the pool
+// full; the runner writes no controller. A claim is one patch guarded by the Pod's
+// resourceVersion that changes its pool-state label: the Pod leaves the Deployment's selector (so
+// the controller replaces it at once) and no other claimer can have it. The same patch sets the
+// Pod's activeDeadlineSeconds, so a claimed Pod whose runner died ends by itself.
+//
+// The runner may hold a few sandboxes claimed and attached ahead of demand
+// (Options.WarmPoolReady); they count against the pool, are released after Options.WarmPoolHold
+// and on Close, and each serves one execution, like every warm sandbox.
+type warmSource struct {
+	r      *Runner
+	h      *hub
+	holder string // AnnotationClaimedBy
+	want   string // fingerprint of the sandbox the options describe
+
+	mu      sync.Mutex
+	ready   []*warmSandbox // oldest first
+	tried   map[types.UID]time.Time
+	stop    chan struct{}
+	kick    chan struct{}
+	stopped sync.WaitGroup
+}
+
+const (
+	// claimAttempts bounds the claims tried for one request when other runners win the races.
+	claimAttempts = 4
+	// attachTimeout bounds opening the attach stream and the first ping through it.
+	attachTimeout = 10 * time.Second
+)
+
+func newWarmSource(r *Runner, h *hub) *warmSource {
+	host, _ := os.Hostname()
+	w := &warmSource{r: r, h: h, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		want: fingerprint(sandboxPodSpec(&r.opts, nil)), tried: map[types.UID]time.Time{},
+		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if r.opts.WarmPoolReady > 0 {
+		w.stopped.Add(1)
+		go w.keepReady()
+	}
+	return w
+}
+
+// acquire hands out a held sandbox, else claims one now; errNotServed when the pool has none.
+func (w *warmSource) acquire(ctx context.Context, x *execution) (sandbox, error) {
+	if sb := w.takeReady(); sb != nil {
+		x.timings.Claimed, x.timings.Attached = sb.claimed, sb.attached
+		x.noteSandbox(SandboxWarm, sb.pod)
+		return sb, nil
+	}
+	sb, err := w.claimAndAttach(ctx, 0, &x.timings)
+	if err != nil {
+		return nil, err
+	}
+	x.noteSandbox(SandboxWarm, sb.pod)
+	return sb, nil
+}
+
+// claimAndAttach claims an idle Pod, attaches to it and checks the stream with a ping.
+func (w *warmSource) claimAndAttach(ctx context.Context, hold time.Duration, tm *Timings) (*warmSandbox, error) {
+	pod, err := w.claim(ctx, hold)
+	if err != nil {
+		return nil, err
+	}
+	tm.Claimed = time.Now()
+	sb := w.connect(pod)
+	sb.claimed = tm.Claimed
+	if err := sb.ping(ctx); err != nil {
+		sb.release(w.r.log)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: attach to pool pod %s/%s: %w", errNotServed, w.r.opts.Namespace, pod.Name, err)
+	}
+	sb.attached = time.Now()
+	tm.Attached = sb.attached
+	return sb, nil
+}
+
+// candidates are the idle pool Pods this runner may claim, in random order (many runners
+// claiming from one pool then rarely race for the same Pod). Pods past WarmPoolMaxIdleAge are
+// not candidates: they are returned separately to be recycled.
+func (w *warmSource) candidates() (fresh, old []*corev1.Pod) {
+	now := time.Now()
+	w.mu.Lock()
+	for uid, at := range w.tried {
+		if now.Sub(at) > time.Minute {
+			delete(w.tried, uid)
+		}
+	}
+	tried := maps2set(w.tried)
+	w.mu.Unlock()
+	for _, obj := range w.h.pods.List() {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok || pod.Labels[LabelPool] != w.r.opts.WarmPool || pod.Labels[LabelPoolState] != PoolStateIdle ||
+			pod.DeletionTimestamp != nil || tried[pod.UID] || !idleAndReady(pod) || fingerprint(pod.Spec) != w.want {
+			continue
+		}
+		if now.Sub(pod.CreationTimestamp.Time) > w.r.opts.WarmPoolMaxIdleAge {
+			old = append(old, pod)
+			continue
+		}
+		fresh = append(fresh, pod)
+	}
+	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
+	return fresh, old
+}
+
+func maps2set(m map[types.UID]time.Time) map[types.UID]bool {
+	s := make(map[types.UID]bool, len(m))
+	for k := range m {
+		s[k] = true
+	}
+	return s
+}
+
+// idleAndReady: running, ready, and never restarted (a restarted container's last state would
+// be mistaken for the execution's end).
+func idleAndReady(pod *corev1.Pod) bool {
+	if pod.Status.Phase != corev1.PodRunning || pod.Status.StartTime == nil {
+		return false
+	}
+	ready := false
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			ready = true
+		}
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == containerName && (cs.State.Running == nil || cs.RestartCount > 0) {
+			return false
+		}
+	}
+	return ready
+}
+
+// claim takes one idle Pod out of the pool, exactly once across every runner.
+func (w *warmSource) claim(ctx context.Context, hold time.Duration) (*corev1.Pod, error) {
+	ns := w.r.opts.Namespace
+	fresh, old := w.candidates()
+	for _, pod := range old {
+		w.r.background(func() { w.recycle(pod) })
+	}
+	if len(fresh) == 0 {
+		return nil, fmt.Errorf("%w: no idle, ready pod of warm pool %q matches the options in namespace %s", errNotServed, w.r.opts.WarmPool, ns)
+	}
+	for i, pod := range fresh {
+		if i == claimAttempts {
+			break
+		}
+		// The deadline counts from the Pod's start: it may run for what it has run, plus the hold,
+		// plus one execution's start and run time, plus slack.
+		age := time.Since(pod.Status.StartTime.Time)
+		deadline := int64(math.Ceil((age + hold + w.r.opts.StartTimeout + w.r.opts.Timeout + w.r.killGrace).Seconds())) + deadlineSlack
+		patch, _ := json.Marshal(map[string]any{
+			"metadata": map[string]any{
+				"resourceVersion": pod.ResourceVersion,
+				"labels":          map[string]string{LabelPoolState: PoolStateClaimed},
+				"annotations": map[string]string{
+					AnnotationClaimedAt: time.Now().UTC().Format(time.RFC3339),
+					AnnotationClaimedBy: w.holder,
+				},
+			},
+			"spec": map[string]any{"activeDeadlineSeconds": deadline},
+		})
+		claimed, err := w.r.client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		switch {
+		case err == nil:
+			return claimed, nil
+		case apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err):
+			// Another runner won it (or it changed, or went): try the next one.
+			w.mu.Lock()
+			w.tried[pod.UID] = time.Now()
+			w.mu.Unlock()
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			err = apiError(err, "patch", "pods", ns, pod.Name)
+			w.r.log.Warn("cannot claim from the warm pool; running cold", "pool", w.r.opts.WarmPool, "error", err)
+			return nil, fmt.Errorf("%w: %w", errNotServed, err)
+		}
+	}
+	return nil, fmt.Errorf("%w: other runners claimed the idle pods of warm pool %q first", errNotServed, w.r.opts.WarmPool)
+}
+
+// recycle deletes an idle Pod that waited past WarmPoolMaxIdleAge; its ReplicaSet replaces it.
+// The delete is guarded by the resourceVersion seen, so a Pod claimed meanwhile is left alone.
+func (w *warmSource) recycle(pod *corev1.Pod) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.r.opts.CleanupTimeout)
+	defer cancel()
+	err := w.r.client.CoreV1().Pods(w.r.opts.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: &pod.UID, ResourceVersion: &pod.ResourceVersion}})
+	if err == nil {
+		w.r.log.Debug("recycled an idle pool pod", "pod", pod.Name, "age", time.Since(pod.CreationTimestamp.Time))
+	}
+}
+
+// keepReady holds Options.WarmPoolReady sandboxes claimed and attached, refilling as they are
+// taken and as the pool's Pods become ready, and replacing those held past WarmPoolHold.
+func (w *warmSource) keepReady() {
+	defer w.stopped.Done()
+	tick := time.NewTicker(min(w.r.opts.WarmPoolHold/4, 30*time.Second))
+	defer tick.Stop()
+	for {
+		w.fill()
+		select {
+		case <-w.stop:
+			return
+		case <-w.kick:
+		case <-w.h.poolChanged:
+		case <-tick.C:
+			w.expire()
+		}
+	}
+}
+
+func (w *warmSource) fill() {
+	for failures := 0; failures < claimAttempts; {
+		w.mu.Lock()
+		n := len(w.ready)
+		w.mu.Unlock()
+		if n >= w.r.opts.WarmPoolReady {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), attachTimeout)
+		var tm Timings
+		sb, err := w.claimAndAttach(ctx, w.r.opts.WarmPoolHold, &tm)
+		cancel()
+		if err != nil {
+			failures++
+			if len(w.idleCount()) == 0 {
+				return
+			}
+			continue
+		}
+		w.mu.Lock()
+		select {
+		case <-w.stop:
+			w.mu.Unlock()
+			sb.release(w.r.log)
+			return
+		default:
+		}
+		w.ready = append(w.ready, sb)
+		w.mu.Unlock()
+	}
+}
+
+func (w *warmSource) idleCount() []*corev1.Pod {
+	fresh, _ := w.candidates()
+	return fresh
+}
+
+// takeReady returns the oldest held sandbox whose stream still works.
+func (w *warmSource) takeReady() *warmSandbox {
+	defer func() {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.ready) > 0 {
+		sb := w.ready[0]
+		w.ready = w.ready[1:]
+		if !sb.broken() {
+			return sb
+		}
+		w.r.background(func() { sb.release(w.r.log) })
+	}
+	return nil
+}
+
+// expire releases held sandboxes older than WarmPoolHold, or whose stream broke.
+func (w *warmSource) expire() {
+	w.mu.Lock()
+	var keep, drop []*warmSandbox
+	for _, sb := range w.ready {
+		if sb.broken() || time.Since(sb.claimed) > w.r.opts.WarmPoolHold {
+			drop = append(drop, sb)
+		} else {
+			keep = append(keep, sb)
+		}
+	}
+	w.ready = keep
+	w.mu.Unlock()
+	for _, sb := range drop {
+		sb.release(w.r.log)
+	}
+}
+
+// close stops refilling and deletes the held sandboxes.
+func (w *warmSource) close() {
+	w.mu.Lock()
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	w.stopped.Wait()
+	w.mu.Lock()
+	held := w.ready
+	w.ready = nil
+	w.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, sb := range held {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sb.release(w.r.log)
+		}()
+	}
+	wg.Wait()
+}
+
+// warmSandbox is a claimed pool Pod with an attach stream to its waiting entrypoint.
+type warmSandbox struct {
+	w        *warmSource
+	pod      *corev1.Pod
+	t        *tracker
+	claimed  time.Time
+	attached time.Time
+
+	stdin  *io.PipeWriter
+	out    *bufio.Reader
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the attach stream ended
+	err    error         // why, once done
+
+	releaseOnce sync.Once
+	left        []string
+}
+
+// connect starts the attach stream to a claimed Pod.
+func (w *warmSource) connect(pod *corev1.Pod) *warmSandbox {
+	t := w.h.track(podKey(pod.Name))
+	t.mu.Lock()
+	if t.pod == nil {
+		t.pod = pod
+	}
+	t.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	sb := &warmSandbox{w: w, pod: pod, t: t, stdin: inW, out: bufio.NewReaderSize(outR, 64<<10),
+		cancel: cancel, done: make(chan struct{})}
+	go func() {
+		err := w.r.attach(ctx, pod.Name, inR, outW)
+		if err == nil {
+			err = io.EOF
+		}
+		sb.err = err
+		outW.CloseWithError(err)
+		inR.CloseWithError(err)
+		close(sb.done)
+	}()
+	return sb
+}
+
+func (sb *warmSandbox) kind() string      { return SandboxWarm }
+func (sb *warmSandbox) tracker() *tracker { return sb.t }
+
+func (sb *warmSandbox) broken() bool {
+	select {
+	case <-sb.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ping proves the stream works end to end: the entrypoint answers a P record with one.
+func (sb *warmSandbox) ping(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		if _, err := io.WriteString(sb.stdin, "P:\n"); err != nil {
+			errc <- err
+			return
+		}
+		line, err := sb.out.ReadSlice('\n')
+		switch {
+		case err != nil:
+			errc <- err
+		case !bytes.HasPrefix(line, []byte("P:")):
+			errc <- fmt.Errorf("the sandbox answered %q to a ping", bytes.TrimSpace(line))
+		default:
+			errc <- nil
+		}
+	}()
+	timer := time.NewTimer(attachTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-errc:
+		return err
+	case <-timer.C:
+		sb.cancel()
+		<-errc
+		return fmt.Errorf("no answer within %s", attachTimeout)
+	case <-ctx.Done():
+		sb.cancel()
+		<-errc
+		return ctx.Err()
+	}
+}
+
+// open sends the request over stdin; the entrypoint's framed output comes back on stdout.
+func (sb *warmSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, error) {
+	frames := encodeRequest(&sb.w.r.opts, x)
+	written := make(chan error, 1)
+	go func() {
+		_, err := sb.stdin.Write(frames)
+		written <- err
+	}()
+	select {
+	case err := <-written:
+		if err != nil {
+			return nil, fmt.Errorf("%w: pod %s/%s: sending the request: %v", ErrSandboxFailed, sb.w.r.opts.Namespace, sb.pod.Name, err)
+		}
+	case <-ctx.Done():
+		sb.cancel()
+		return nil, ctx.Err()
+	}
+	x.mark(&x.timings.Started)
+	go func() {
+		select {
+		case <-ctx.Done():
+			sb.cancel()
+		case <-sb.done:
+		}
+	}()
+	return io.NopCloser(sb.out), nil
+}
+
+// reopen reads the container's log: the entrypoint's stdout goes there too. A container that
+// was restarted (after an OOM kill) left its output in the previous log.
+func (sb *warmSandbox) reopen(ctx context.Context) io.ReadCloser {
+	pod, _, _, _ := sb.t.snapshot()
+	previous := false
+	for _, cs := range pod.Status.ContainerStatuses {
+		previous = previous || (cs.Name == containerName && cs.RestartCount > 0)
+	}
+	stream, err := sb.w.r.openLogs(ctx, sb.pod.Name, &corev1.PodLogOptions{Container: containerName, Previous: previous,
+		LimitBytes: ptr.To(int64(maxLogBytes + 1<<20))})
+	if err != nil {
+		return nil
+	}
+	return stream
+}
+
+// release ends the stream and deletes the Pod: a warm sandbox serves once.
+func (sb *warmSandbox) release(log *slog.Logger) []string {
+	sb.releaseOnce.Do(func() {
+		sb.cancel()
+		r, ns, name, uid := sb.w.r, sb.w.r.opts.Namespace, sb.pod.Name, sb.pod.UID
+		sb.left = deleteAll(log, r.opts.CleanupTimeout, deletion{"pod/" + name, func(ctx context.Context) error {
+			err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+			if apierrors.IsConflict(err) {
+				return nil // a different Pod by that name: ours is gone
+			}
+			return err
+		}})
+		sb.w.h.untrack(podKey(name))
+	})
+	return sb.left
+}
+
+// encodeRequest frames a request for a warm sandbox's stdin (see sandbox/entrypoint.py).
+func encodeRequest(o *Options, x *execution) []byte {
+	var b bytes.Buffer
+	put := func(tag byte, data []byte) {
+		for first := true; first || len(data) > 0; first = false {
+			n := min(len(data), requestChunk)
+			b.WriteByte(tag)
+			b.WriteByte(':')
+			b.WriteString(base64.StdEncoding.EncodeToString(data[:n]))
+			b.WriteByte('\n')
+			data = data[n:]
+		}
+	}
+	header, _ := json.Marshal(map[string]any{
+		"timeout_seconds":  x.timeout.Seconds(),
+		"max_output_bytes": o.MaxOutputBytes,
+		"max_file_bytes":   o.MaxFileBytes,
+		"max_processes":    max(o.MaxProcesses, 0),
+	})
+	put('Q', header)
+	put('C', []byte(x.req.Code))
+	names := make([]string, 0, len(x.req.Files))
+	for name := range x.req.Files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		h, _ := json.Marshal(map[string]string{"path": name})
+		put('I', h)
+		put('D', x.req.Files[name])
+	}
+	put('G', nil)
+	return b.Bytes()
+}
+
+// requestChunk keeps request lines short, like the entrypoint's output lines.
+const requestChunk = 48 << 10
+
+// fingerprint is what a pool Pod must share with the sandbox the options describe to serve a
+// request: image, runtime, resources, identity, scratch sizes, placement and the entrypoint
+// itself. Per-execution settings (timeout, caps) travel with the request.
+func fingerprint(spec corev1.PodSpec) string {
+	type volume struct {
+		Name string
+		Size string
+	}
+	var f struct {
+		RuntimeClass string
+		Containers   []corev1.Container
+		Volumes      []volume
+		NodeSelector map[string]string
+		Tolerations  []corev1.Toleration
+		User, Group  int64
+	}
+	if spec.RuntimeClassName != nil {
+		f.RuntimeClass = *spec.RuntimeClassName
+	}
+	for _, c := range spec.Containers {
+		f.Containers = append(f.Containers, corev1.Container{Name: c.Name, Image: c.Image, Command: c.Command,
+			Resources: corev1.ResourceRequirements{Requests: c.Resources.Requests, Limits: c.Resources.Limits}})
+	}
+	for _, v := range spec.Volumes {
+		if v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
+			f.Volumes = append(f.Volumes, volume{v.Name, v.EmptyDir.SizeLimit.String()})
+		}
+	}
+	f.NodeSelector = spec.NodeSelector
+	for _, t := range spec.Tolerations {
+		if t.Key == GKESandboxLabel {
+			continue // the RuntimeClass's scheduling adds its own copy on admission
+		}
+		f.Tolerations = append(f.Tolerations, t)
+	}
+	if sc := spec.SecurityContext; sc != nil && sc.RunAsUser != nil && sc.RunAsGroup != nil {
+		f.User, f.Group = *sc.RunAsUser, *sc.RunAsGroup
+	}
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
