@@ -10,6 +10,8 @@ const (
 	// such as the agent itself.
 	LabelComponent   = "app.kubernetes.io/component"
 	ComponentSandbox = "sandbox"
+	// ComponentWarmPool marks the warm pool's Deployment.
+	ComponentWarmPool = "warm-pool"
 	// LabelExecutionID carries the execution ID, shared by the ConfigMap, the Job and its Pod.
 	LabelExecutionID = "gkexec.dev/execution-id"
 

@@ -8,10 +8,12 @@ import (
 	"sort"
 	"strconv"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -282,3 +284,56 @@ func ownerReference(job *batchv1.Job) metav1.OwnerReference {
 func describeSize(n int) string {
 	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 }
+
+// WarmPoolDeployment is the warm pool for these options: a Deployment of idle sandbox Pods in
+// Options.Namespace whose entrypoint waits for a request on stdin. Its Pod template is the same
+// hardened sandbox a cold execution gets (sandboxPodSpec), so a runner with the same options
+// claims its Pods. The sandbox-namespace Terraform module and manifests/components/warm-pool
+// declare exactly this object; a test keeps them in step. Pods leave the Deployment when claimed
+// (their pool-state label changes), and the Deployment replaces them at once.
+func WarmPoolDeployment(opts Options, replicas int32) (*appsv1.Deployment, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if replicas < 0 {
+		return nil, fmt.Errorf("%w: warm pool replicas %d: must not be negative", ErrInvalidOptions, replicas)
+	}
+	o := &opts
+	labels := map[string]string{
+		LabelManagedBy: ManagedByValue,
+		LabelComponent: ComponentSandbox,
+		LabelPool:      o.WarmPool,
+		LabelPoolState: PoolStateIdle,
+	}
+	podLabels := maps.Clone(o.Labels)
+	if podLabels == nil {
+		podLabels = map[string]string{}
+	}
+	maps.Copy(podLabels, labels)
+	return &appsv1.Deployment{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      WarmPoolName(o.WarmPool),
+			Namespace: o.Namespace,
+			Labels:    map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: ComponentWarmPool, LabelPool: o.WarmPool},
+		},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			// New Pods before old ones go: the pool never shrinks during a rollout.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{
+					MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromString("25%")),
+				}},
+			RevisionHistoryLimit: ptr.To[int32](2),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: maps.Clone(o.Annotations)},
+				Spec:       sandboxPodSpec(o, nil),
+			},
+		},
+	}, nil
+}
+
+// WarmPoolName is the name of the Deployment of warm pool pool.
+func WarmPoolName(pool string) string { return "gkexec-pool-" + pool }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -198,5 +199,79 @@ func TestRequestTimeoutShortensTheJob(t *testing.T) {
 	c := job.Spec.Template.Spec.Containers[0]
 	if envOf(c, "GKEXEC_TIMEOUT_SECONDS") != "30" || *job.Spec.ActiveDeadlineSeconds != 120+30+deadlineSlack {
 		t.Errorf("timeout env %q, deadline %d; want the request's 30s", envOf(c, "GKEXEC_TIMEOUT_SECONDS"), *job.Spec.ActiveDeadlineSeconds)
+	}
+}
+
+// TestWarmPoolDeploymentIsTheColdSandboxWaitingOnStdin: the pool's Pods are the cold sandbox,
+// field for field, except what waiting for a request on stdin needs: stdin, restartPolicy Always
+// (a ReplicaSet's), the entrypoint inline instead of a ConfigMap, and no per-execution settings.
+func TestWarmPoolDeploymentIsTheColdSandboxWaitingOnStdin(t *testing.T) {
+	t.Parallel()
+	opts := Options{Namespace: "sb", Labels: map[string]string{"team": "ai"}, WarmPool: "small"}
+	d, err := WarmPoolDeployment(opts, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := defaults(t, opts)
+	cold := newJob(o, Request{Code: "x", ExecutionID: "abc"}).Spec.Template.Spec
+	warm := d.Spec.Template.Spec
+	if d.Name != "gkexec-pool-small" || d.Namespace != "sb" || *d.Spec.Replicas != 3 {
+		t.Errorf("deployment %s/%s replicas %d", d.Namespace, d.Name, *d.Spec.Replicas)
+	}
+	sel := d.Spec.Selector.MatchLabels
+	if sel[LabelPool] != "small" || sel[LabelPoolState] != PoolStateIdle || sel[LabelComponent] != ComponentSandbox {
+		t.Errorf("selector %v must select idle sandbox pods of the pool", sel)
+	}
+	for k, v := range sel {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("template label %s=%q, selector wants %q", k, d.Spec.Template.Labels[k], v)
+		}
+	}
+	if d.Spec.Template.Labels["team"] != "ai" {
+		t.Error("user labels are missing from the pool's pods")
+	}
+	c := warm.Containers[0]
+	if !c.Stdin || !c.StdinOnce || c.TTY {
+		t.Errorf("stdin %v stdinOnce %v tty %v: the request arrives once on stdin", c.Stdin, c.StdinOnce, c.TTY)
+	}
+	if warm.RestartPolicy != corev1.RestartPolicyAlways {
+		t.Errorf("restartPolicy %s", warm.RestartPolicy)
+	}
+	if len(c.Command) != 5 || c.Command[3] != "-c" || c.Command[4] != entrypointPy || envOf(c, "GKEXEC_REQUEST") != "stdin" {
+		t.Errorf("command %q... must run the entrypoint inline in stdin mode", c.Command[:4])
+	}
+	if envOf(c, "GKEXEC_TIMEOUT_SECONDS") != "" || envOf(c, "GKEXEC_INPUTS") != "" {
+		t.Error("per-execution settings belong to the request, not the pool's pods")
+	}
+	for _, v := range warm.Volumes {
+		if v.ConfigMap != nil || v.Secret != nil || v.HostPath != nil || v.Projected != nil {
+			t.Errorf("volume %s: only memory-backed scratch volumes", v.Name)
+		}
+	}
+	// Everything else is the cold sandbox's.
+	warmC, coldC := c.DeepCopy(), cold.Containers[0].DeepCopy()
+	for _, x := range []*corev1.Container{warmC, coldC} {
+		x.Command, x.Env, x.Stdin, x.StdinOnce, x.VolumeMounts = nil, nil, false, false, nil
+	}
+	if !equality.Semantic.DeepEqual(warmC, coldC) {
+		t.Errorf("container differs from the cold sandbox's:\nwarm %+v\ncold %+v", warmC, coldC)
+	}
+	w, cd := warm.DeepCopy(), cold.DeepCopy()
+	w.Containers, cd.Containers, w.Volumes, cd.Volumes = nil, nil, nil, nil
+	w.RestartPolicy, cd.RestartPolicy = "", ""
+	if !equality.Semantic.DeepEqual(w, cd) {
+		t.Errorf("pod spec differs from the cold sandbox's:\nwarm %+v\ncold %+v", w, cd)
+	}
+	if fingerprint(warm) != fingerprint(sandboxPodSpec(o, nil)) {
+		t.Error("a runner with the pool's options would not claim its pods")
+	}
+	if other := defaults(t, Options{Namespace: "sb", Image: "python:3.12"}); fingerprint(warm) == fingerprint(sandboxPodSpec(other, nil)) {
+		t.Error("a runner with another image would claim the pool's pods")
+	}
+	if other := defaults(t, Options{Namespace: "sb", MemoryLimit: "1Gi"}); fingerprint(warm) == fingerprint(sandboxPodSpec(other, nil)) {
+		t.Error("a runner with another memory limit would claim the pool's pods")
+	}
+	if _, err := WarmPoolDeployment(Options{WarmPool: "Not A Label!"}, 1); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("bad pool name: %v, want ErrInvalidOptions", err)
 	}
 }
