@@ -52,7 +52,16 @@ func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return res, decodeError(resp)
+		// An execution that had started fails with what the sandbox produced: give it back, as
+		// runner.Runner.Execute does.
+		body, err := decodeError(resp)
+		if body.Result != nil {
+			res = *body.Result
+		}
+		if res.ExecutionID == "" {
+			res.ExecutionID = body.ExecutionID
+		}
+		return res, err
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		return res, fmt.Errorf("%w: %s %s: decoding the result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions, err)
@@ -72,7 +81,8 @@ func (c *Client) Config(ctx context.Context) (Config, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return cfg, decodeError(resp)
+		_, err := decodeError(resp)
+		return cfg, err
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
 		return cfg, fmt.Errorf("%w: decoding %s: %w", runner.ErrCluster, PathConfig, err)
@@ -109,20 +119,28 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (*htt
 	return resp, nil
 }
 
-// decodeError turns an error answer into an *APIError that wraps the matching runner sentinel.
-func decodeError(resp *http.Response) error {
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+// maxErrorBodyBytes bounds an error answer. One may carry a partial Result: stdout, stderr and
+// files up to the server's caps, which fit in one container log (9 MiB), JSON-escaped (up to six
+// bytes for one) or base64-encoded.
+const maxErrorBodyBytes = 64 << 20
+
+// decodeError reads an error answer and turns it into an *APIError that wraps the matching runner
+// sentinel; the body comes back too, for the partial Result it may hold.
+func decodeError(resp *http.Response) (ErrorBody, error) {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 	var body ErrorBody
 	e := &APIError{Status: resp.StatusCode}
 	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message, e.Retryable = body.Error.Code, body.Error.Message, body.Error.Retryable
 	} else {
-		e.Code, e.Message = CodeInternal, strings.TrimSpace(string(raw))
+		// Not one of ours (a proxy's error page, say): its start is enough to tell what it is.
+		body = ErrorBody{}
+		e.Code, e.Message = CodeInternal, strings.TrimSpace(string(raw[:min(len(raw), 1<<10)]))
 	}
 	if k, ok := byCode(e.Code); ok {
 		e.sentinel = k.sentinel
 	} else {
 		e.sentinel = runner.ErrCluster
 	}
-	return e
+	return body, e
 }

@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -79,5 +82,54 @@ func TestClientErrorsWrapTheRunnersSentinels(t *testing.T) {
 	_ = ln.Close()
 	if _, err := NewClient("http://"+addr, "").Execute(context.Background(), runner.Request{Code: "1"}); !errors.Is(err, runner.ErrCluster) {
 		t.Errorf("nothing listening: %v, want ErrCluster", err)
+	}
+}
+
+// An error answer for an execution that had started carries what the sandbox produced; the client
+// gives it back beside the error, as the runner would, however large it is.
+func TestClientReturnsThePartialResultOfAnError(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("o"), 3<<20) // more than one MiB: the caps allow results this large
+	for _, tc := range []struct {
+		name   string
+		stdout []byte
+	}{{"small", []byte("so far\n")}, {"larger than a MiB", big}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			partial := runner.Result{ExecutionID: "p-1", Stdout: tc.stdout, Stderr: []byte("MemoryError\n"), PodName: "gkexec-p-1",
+				Files: []runner.File{{Path: "a.txt", Data: []byte("x"), Size: 1}}}
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_ = json.NewEncoder(w).Encode(ErrorBody{ExecutionID: "p-1", Result: &partial,
+					Error: APIError{Code: CodeSandboxFailed, Message: "the sandbox ended without a result", Retryable: true}})
+			}))
+			defer hs.Close()
+
+			res, err := NewClient(hs.URL, "").Execute(context.Background(), runner.Request{Code: "1"})
+			var apiErr *APIError
+			if !errors.Is(err, runner.ErrSandboxFailed) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
+				t.Fatalf("err %.300v, want ErrSandboxFailed with status 503", err)
+			}
+			if res.ExecutionID != "p-1" || !bytes.Equal(res.Stdout, tc.stdout) || string(res.Stderr) != "MemoryError\n" ||
+				res.PodName != "gkexec-p-1" || len(res.Files) != 1 || string(res.Files[0].Data) != "x" {
+				t.Errorf("result: id %q stdout %d bytes stderr %q pod %q files %+v; want the partial result the server sent",
+					res.ExecutionID, len(res.Stdout), res.Stderr, res.PodName, res.Files)
+			}
+		})
+	}
+}
+
+// An error answer without a result (nothing started) gives the zero Result but the execution ID.
+func TestClientErrorWithoutResult(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(ErrorBody{ExecutionID: "f-1", Error: APIError{Code: CodeForbidden, Message: "denied"}})
+	}))
+	defer hs.Close()
+	res, err := NewClient(hs.URL, "").Execute(context.Background(), runner.Request{Code: "1"})
+	if !errors.Is(err, runner.ErrForbidden) || res.ExecutionID != "f-1" || res.Stdout != nil {
+		t.Errorf("err %v result %+v; want ErrForbidden and only the execution ID", err, res)
 	}
 }
