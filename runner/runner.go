@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,9 +51,10 @@ type Runner struct {
 	hub      *hub
 	cold     coldSource
 	warm     *warmSource
-	// work tracks background work (ConfigMap ownership patches, the watches' start) that Close
-	// waits for.
-	work sync.WaitGroup
+	// work tracks background work (ConfigMap ownership patches, the watches' start, deleting
+	// used warm sandboxes) that Close waits for.
+	work      sync.WaitGroup
+	leftCount atomic.Int64
 }
 
 // hubStart is the one start of the shared watches that concurrent callers wait for.
@@ -245,13 +247,28 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		return r.finish(ctx, x, err)
 	}
 	err = r.exchange(ctx, x, sb)
-	if !r.opts.KeepObjects {
+	switch {
+	case r.opts.KeepObjects:
+	case sb.kind() == SandboxWarm && err == nil && x.codeEnded():
+		// The code is over and the Pod, out of the pool and with its stdin closed, can never serve
+		// again: deleting it need not delay the result. Close waits for it; a Pod that cannot be
+		// deleted expires at the deadline set when it was claimed.
+		r.background(func() { r.countLeft(sb.release(x.log)) })
+	default:
 		if x.leftBehind = sb.release(x.log); len(x.leftBehind) == 0 {
 			x.mark(&x.timings.CleanedUp)
 		}
+		r.countLeft(x.leftBehind)
 	}
 	return r.finish(ctx, x, err)
 }
+
+// CleanupFailures counts the objects this runner could not delete (after retrying for
+// Options.CleanupTimeout), including those of warm sandboxes deleted after Execute returned.
+// `gkexec gc` removes them.
+func (r *Runner) CleanupFailures() int64 { return r.leftCount.Load() }
+
+func (r *Runner) countLeft(left []string) { r.leftCount.Add(int64(len(left))) }
 
 // acquire takes a warm sandbox when one fits, and otherwise makes a cold one: an empty pool, no
 // pool, or a request the pool cannot serve never fails an execution.

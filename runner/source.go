@@ -72,6 +72,9 @@ type execution struct {
 
 func (x *execution) mark(at *time.Time) { *at = time.Now() }
 
+// codeEnded: the sandbox reported the end of the code, and the runner did not have to kill it.
+func (x *execution) codeEnded() bool { return x.dec != nil && x.dec.end != nil && !x.killed }
+
 // noteSandbox records where the execution runs, as soon as the source knows.
 func (x *execution) noteSandbox(kind string, pod *corev1.Pod) {
 	x.kind = kind

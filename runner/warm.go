@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,9 @@ const (
 	claimAttempts = 4
 	// attachTimeout bounds opening the attach stream and the first ping through it.
 	attachTimeout = 10 * time.Second
+	// streamCloseGrace is how long release waits for an attach stream to end with its deleted
+	// Pod's container (1 s of grace period, then the sandbox's teardown).
+	streamCloseGrace = 5 * time.Second
 )
 
 func newWarmSource(r *Runner, h *hub) *warmSource {
@@ -379,7 +383,8 @@ func (w *warmSource) connect(pod *corev1.Pod) *warmSandbox {
 		}
 		sb.err = err
 		outW.CloseWithError(err)
-		inR.CloseWithError(err)
+		// EOF, not an error, for client-go's copy from our stdin: it ends quietly.
+		_ = inW.Close()
 		close(sb.done)
 	}()
 	return sb
@@ -475,10 +480,11 @@ func (sb *warmSandbox) reopen(ctx context.Context) io.ReadCloser {
 	return stream
 }
 
-// release ends the stream and deletes the Pod: a warm sandbox serves once.
+// release deletes the Pod (a warm sandbox serves once), then waits for the attach stream to end
+// with its container: a stream cut from our side would be logged by client-go as an error.
 func (sb *warmSandbox) release(log *slog.Logger) []string {
 	sb.releaseOnce.Do(func() {
-		sb.cancel()
+		_ = sb.stdin.Close()
 		r, ns, name, uid := sb.w.r, sb.w.r.opts.Namespace, sb.pod.Name, sb.pod.UID
 		sb.left = deleteAll(log, r.opts.CleanupTimeout, deletion{"pod/" + name, func(ctx context.Context) error {
 			err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
@@ -487,6 +493,11 @@ func (sb *warmSandbox) release(log *slog.Logger) []string {
 			}
 			return err
 		}})
+		select {
+		case <-sb.done:
+		case <-time.After(streamCloseGrace):
+		}
+		sb.cancel()
 		sb.w.h.untrack(podKey(name))
 	})
 	return sb.left
@@ -550,8 +561,18 @@ func fingerprint(spec corev1.PodSpec) string {
 		f.RuntimeClass = *spec.RuntimeClassName
 	}
 	for _, c := range spec.Containers {
+		// The API server defaults a request to its limit where only the limit is set.
+		requests := c.Resources.Requests.DeepCopy()
+		if requests == nil {
+			requests = corev1.ResourceList{}
+		}
+		for name, limit := range c.Resources.Limits {
+			if _, ok := requests[name]; !ok {
+				requests[name] = limit
+			}
+		}
 		f.Containers = append(f.Containers, corev1.Container{Name: c.Name, Image: c.Image, Command: c.Command,
-			Resources: corev1.ResourceRequirements{Requests: c.Resources.Requests, Limits: c.Resources.Limits}})
+			Resources: corev1.ResourceRequirements{Requests: requests, Limits: c.Resources.Limits}})
 	}
 	for _, v := range spec.Volumes {
 		if v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
@@ -560,8 +581,8 @@ func fingerprint(spec corev1.PodSpec) string {
 	}
 	f.NodeSelector = spec.NodeSelector
 	for _, t := range spec.Tolerations {
-		if t.Key == GKESandboxLabel {
-			continue // the RuntimeClass's scheduling adds its own copy on admission
+		if t.Key == GKESandboxLabel || strings.HasPrefix(t.Key, "node.kubernetes.io/") {
+			continue // admission adds these (the RuntimeClass's scheduling, DefaultTolerationSeconds)
 		}
 		f.Tolerations = append(f.Tolerations, t)
 	}
@@ -571,4 +592,3 @@ func fingerprint(spec corev1.PodSpec) string {
 	b, _ := json.Marshal(f)
 	return string(b)
 }
-

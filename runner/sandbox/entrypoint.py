@@ -157,47 +157,113 @@ def receive_request(stream):
 
 
 def serve_once():
-    """The warm sandbox: wait for one request on stdin, run it, then stay until deleted."""
+    """The warm sandbox: start the code's interpreter at once, so that it is ready when the request
+    comes; wait for one request on stdin; run it; then stay until deleted."""
+    child, go = prestart()
     try:
         if not receive_request(sys.stdin.buffer):
             # The first attach ended without a request (stdinOnce closed stdin): nothing ran here,
             # so exiting is safe; the kubelet restarts the container, idle again.
+            kill_group(child.pid)
             return
     except (BadRequest, ValueError, KeyError, OSError) as e:
+        kill_group(child.pid)
         emit(b"E", ("gkexec: bad request: %s\n" % e).encode())
         emit_json(b"X", {"exit_code": 125, "signal": 0, "timed_out": False, "stdout_truncated": False,
                          "stderr_truncated": False, "files_truncated": False, "started_at": time.time(),
                          "finished_at": time.time(), "max_rss_kib": 0, "cpu_seconds": 0})
         OUT.flush()
         linger()
-    run(inputs_copied=True)
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    started = time.time()
+    go.write(json.dumps({"code": CODE, "max_processes": MAX_PROCS}).encode())
+    go.close()
+    run(child, started)
     linger()
 
 
+# STUB is the code's interpreter in a warm sandbox, started before the request: it waits for the
+# go message on a pipe, then runs main.py as `python3 -u main.py` would (as __main__, with
+# sys.argv and sys.path[0] set, tracebacks without its own frames).
+STUB = r"""
+import json, os, resource, sys
+with os.fdopen(int(sys.argv[1]), "rb") as _f:
+    _go = json.loads(_f.read() or b"null")
+if not _go:
+    raise SystemExit(0)
+def _main(go):
+    n = go.get("max_processes", 0)
+    if n > 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+        except (ValueError, OSError):
+            pass
+    path = go["code"]
+    sys.argv[:] = [path]
+    sys.path[0] = os.path.dirname(path)
+    def hook(t, v, tb, _show=sys.__excepthook__):
+        # Drop this stub's two frames (module level and _main), as if main.py had been run directly.
+        for _ in range(2):
+            tb = tb.tb_next if tb is not None else None
+        _show(t, v.with_traceback(tb), tb)
+    sys.excepthook = hook
+    with open(path, "rb") as f:
+        source = f.read()
+    g = sys.modules["__main__"].__dict__
+    builtins = g["__builtins__"]
+    g.clear()
+    g.update(__name__="__main__", __file__=path, __builtins__=builtins, __doc__=None,
+             __loader__=None, __spec__=None, __package__=None, __cached__=None)
+    exec(compile(source, path, "exec"), g)
+_main(_go)
+"""
+
+
+def prestart():
+    r, w = os.pipe()
+    child = spawn([sys.executable, "-u", "-c", STUB, str(r)], pass_fds=(r,))
+    os.close(r)
+    return child, os.fdopen(w, "wb")
+
+
 def linger():
-    """A used warm sandbox must never serve again, nor restart in the same Pod: wait for the delete."""
-    try:
-        sys.stdin.close()
-    except OSError:
-        pass
+    """A used warm sandbox must never serve again, nor restart in the same Pod: close its streams
+    (which ends the runner's attach cleanly) and wait for the delete."""
+    for f in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            f.close()
+        except OSError:
+            pass
+    for fd in (0, 1, 2):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     while True:
         time.sleep(3600)
 
 
-def run(inputs_copied=False):
-    os.makedirs(OUTPUT_DIR, exist_ok=True)
-    if not inputs_copied:
-        copy_inputs()
-    started = time.time()
-    child = subprocess.Popen(
-        [sys.executable, "-u", CODE],
+def spawn(argv, pass_fds=()):
+    return subprocess.Popen(
+        argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=WORKDIR,
         start_new_session=True,  # its own process group: one killpg reaches everything it forked
         preexec_fn=limit_child,
+        pass_fds=pass_fds,
     )
+
+
+def run_cold():
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    copy_inputs()
+    started = time.time()
+    run(spawn([sys.executable, "-u", CODE]), started)
+
+
+def run(child, started):
     streams = {child.stdout.fileno(): [b"O", 0, False], child.stderr.fileno(): [b"E", 0, False]}
     sel = selectors.DefaultSelector()
     for fd in streams:
@@ -296,4 +362,4 @@ if __name__ == "__main__":
     if REQUEST == "stdin":
         serve_once()
     else:
-        run()
+        run_cold()
