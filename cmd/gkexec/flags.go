@@ -46,6 +46,12 @@ const (
 	flagQPS               = "qps"
 	flagBurst             = "burst"
 	flagVerbose           = "verbose"
+	flagCleanupTimeout    = "cleanup-timeout"
+	flagWarmPool          = "warm-pool"
+	flagNoWarmPool        = "no-warm-pool"
+	flagWarmReady         = "warm-ready"
+	flagWarmHold          = "warm-hold"
+	flagWarmMaxIdleAge    = "warm-max-idle-age"
 )
 
 func env(name string) []string {
@@ -90,7 +96,13 @@ func sandboxFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: flagLabel, EnvVars: env(flagLabel), Usage: "extra label `KEY=VALUE` on every object (repeatable)"},
 		&cli.StringSliceFlag{Name: flagAnnotation, EnvVars: env(flagAnnotation), Usage: "extra annotation `KEY=VALUE` on every object (repeatable)"},
 		&cli.DurationFlag{Name: flagTTL, Value: runner.DefaultTTLAfterFinished, EnvVars: env(flagTTL), Usage: "Job ttlSecondsAfterFinished, a backstop if gkexec dies"},
-		&cli.BoolFlag{Name: flagKeep, EnvVars: env(flagKeep), Usage: "keep the Job and ConfigMap afterwards, for debugging"},
+		&cli.BoolFlag{Name: flagKeep, EnvVars: env(flagKeep), Usage: "keep the Job and ConfigMap (or the warm Pod) afterwards, for debugging"},
+		&cli.DurationFlag{Name: flagCleanupTimeout, Value: runner.DefaultCleanupTimeout, EnvVars: env(flagCleanupTimeout), Usage: "retry deleting what an execution made for this long"},
+		&cli.StringFlag{Name: flagWarmPool, Value: runner.DefaultWarmPool, EnvVars: env(flagWarmPool), Usage: "warm pool to take pre-started sandboxes from when one matches (else cold)"},
+		&cli.BoolFlag{Name: flagNoWarmPool, EnvVars: env(flagNoWarmPool), Usage: "always run cold, never from the warm pool"},
+		&cli.IntFlag{Name: flagWarmReady, Value: runner.DefaultWarmPoolReady, EnvVars: env(flagWarmReady), Usage: "warm sandboxes to hold claimed and attached ahead of demand (-1: claim on request)"},
+		&cli.DurationFlag{Name: flagWarmHold, Value: runner.DefaultWarmPoolHold, EnvVars: env(flagWarmHold), Usage: "release a held warm sandbox after this long"},
+		&cli.DurationFlag{Name: flagWarmMaxIdleAge, Value: runner.DefaultWarmPoolMaxIdleAge, EnvVars: env(flagWarmMaxIdleAge), Usage: "recycle idle pool pods older than this"},
 	}
 }
 
@@ -124,6 +136,15 @@ func optionsFromFlags(c *cli.Context, stderr io.Writer) (runner.Options, error) 
 	o.RunAsGroup = o.RunAsUser
 	o.TTLAfterFinished = c.Duration(flagTTL)
 	o.KeepObjects = c.Bool(flagKeep)
+	o.CleanupTimeout = c.Duration(flagCleanupTimeout)
+	o.WarmPool, o.NoWarmPool = c.String(flagWarmPool), c.Bool(flagNoWarmPool)
+	o.WarmPoolReady = c.Int(flagWarmReady)
+	if o.WarmPoolReady == 0 || (c.Command.Name == "run" && !c.IsSet(flagWarmReady)) {
+		// 0 on the command line means none, not the default; and `run` makes one execution, for
+		// which holding a second sandbox ready would only waste it.
+		o.WarmPoolReady = -1
+	}
+	o.WarmPoolHold, o.WarmPoolMaxIdleAge = c.Duration(flagWarmHold), c.Duration(flagWarmMaxIdleAge)
 	var err error
 	if o.NodeSelector, err = keyValues(flagNodeSelector, c.StringSlice(flagNodeSelector)); err != nil {
 		return o, err
