@@ -1,5 +1,5 @@
 variable "project_id" {
-  description = "Project to create the cluster in. The container, iam and compute APIs must be enabled."
+  description = "Project to create the cluster in. The container, compute, iam and containerfilesystem APIs must be enabled."
   type        = string
 }
 
@@ -16,30 +16,32 @@ variable "cluster_name" {
 }
 
 variable "namespace" {
-  description = "Namespace for the agent and the sandboxes."
+  description = "Namespace stage 2 creates for the agent and the sandboxes; the agent's Google identity is bound to its gkexec-agent ServiceAccount."
   type        = string
   default     = "gkexec"
 }
 
-variable "agent" {
-  description = <<-EOT
-    The agent Deployment: your application, which runs code through the gkexec runner (the Go
-    library github.com/gkexec/gkexec/runner or the gkexec binary). It runs as the agent
-    ServiceAccount in the namespace, on the system pool, with GKEXEC_NAMESPACE set.
-    project_roles are what the agent itself may do in Google Cloud through Workload Identity, for
-    example roles/aiplatform.user to call Gemini.
-  EOT
+variable "sandbox_pool" {
+  description = "The gVisor pool: machine type and node counts for the whole pool (all zones together)."
   type = object({
-    image         = string
-    command       = optional(list(string))
-    args          = optional(list(string))
-    env           = optional(map(string), {})
-    replicas      = optional(number, 1)
-    run_as_user   = optional(number, 65532)
-    project_roles = optional(list(string), [])
-    # sidecar_image runs `gkexec serve` beside the agent (test/images builds ghcr.io/gkexec/gkexec:dev;
-    # push it to your registry): the agent calls GKEXEC_URL=http://127.0.0.1:8080 and only the sidecar
-    # holds the ServiceAccount token. Null: the agent runs the runner in-process with its own token.
-    sidecar_image = optional(string)
+    machine_type    = optional(string, "e2-standard-4")
+    total_min_nodes = optional(number, 1)
+    total_max_nodes = optional(number, 5)
   })
+  default  = {}
+  nullable = false
+}
+
+variable "agent_project_roles" {
+  description = "What the agent may do in Google Cloud through Workload Identity, for example [\"roles/aiplatform.user\"] to call Gemini."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "kubernetes_tokens_via_dns" {
+  description = "Also accept Kubernetes ServiceAccount tokens on the control plane's DNS endpoint, for clients outside the cluster that act as a ServiceAccount (the GKE e2e tier). The agent runs inside the cluster and does not need it."
+  type        = bool
+  default     = false
+  nullable    = false
 }

@@ -6,9 +6,5 @@ terraform {
       source  = "hashicorp/google"
       version = ">= 7.22, < 8.0"
     }
-    kubectl = {
-      source  = "gavinbunney/kubectl"
-      version = ">= 1.19.0, < 2.0.0"
-    }
   }
 }

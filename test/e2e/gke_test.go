@@ -31,11 +31,14 @@ const (
 	savedGKEKubeconfig = "gke_kubeconfig"
 )
 
-// TestGKE applies examples/gke (a GKE Sandbox cluster, the namespace, the agent identity) into a
-// real project, runs stages 2-7 against it plus the metadata-server check, and destroys it all.
-// Skipped unless GKEXEC_GKE_PROJECT and GKEXEC_GKE_REGION are set; needs credentials
-// (GOOGLE_APPLICATION_CREDENTIALS or gcloud's application default credentials), gcloud with
-// gke-gcloud-auth-plugin, GKEXEC_BIN, and `go test -timeout 120m`.
+// TestGKE applies the two stages of the GKE example into a real project — examples/gke (the
+// network, a GKE Sandbox cluster with its system and gVisor pools, the agent identity), then
+// examples/gke-workloads (the namespace and the agent, through the cluster's DNS endpoint) — runs
+// stages 2-7 against it plus the metadata-server check, and destroys both stages in reverse order.
+// Two root modules, as in the example, so that no Kubernetes provider is configured from a
+// cluster created in the same apply. Skipped unless GKEXEC_GKE_PROJECT and GKEXEC_GKE_REGION are
+// set; needs credentials (GOOGLE_APPLICATION_CREDENTIALS or gcloud's application default
+// credentials), gcloud with gke-gcloud-auth-plugin, GKEXEC_BIN, and `go test -timeout 120m`.
 func TestGKE(t *testing.T) {
 	project, region := os.Getenv(envGKEProject), os.Getenv(envGKERegion)
 	if project == "" || region == "" || !haveGoogleCredentials() {
@@ -46,33 +49,37 @@ func TestGKE(t *testing.T) {
 		t.Fatal("gcloud (with gke-gcloud-auth-plugin) is needed to reach the cluster")
 	}
 	root := repoRoot(t)
-	workDir := test_structure.CopyTerraformFolderToTemp(t, root, "examples/gke")
-	dataDir := workDir
+	// One copy of the repository holds both stages (their module sources are relative).
+	clusterDir := test_structure.CopyTerraformFolderToTemp(t, root, "examples/gke")
+	workloadsDir := filepath.Join(filepath.Dir(clusterDir), "gke-workloads")
+	dataDir := clusterDir
 	if test_structure.SkipStageEnvVarSet() {
 		dataDir = filepath.Join(root, "test", "e2e", ".gke")
 	}
+	// Each stage's saved options, so that teardown (and SKIP_*) finds both.
+	clusterData, workloadsData := filepath.Join(dataDir, "cluster"), filepath.Join(dataDir, "workloads")
 
 	ctx := context.Background()
-	// Registered before anything is applied: it destroys whatever part of the stack exists.
+	// Registered before anything is applied: it destroys whatever part of either stage exists,
+	// the Kubernetes objects first, while their cluster is still there.
 	defer test_structure.RunTestStage(t, "teardown", func() {
-		if !test_structure.IsTestDataPresent(t, test_structure.FormatTestDataPath(dataDir, "TerraformOptions.json")) {
-			return
-		}
-		opts := test_structure.LoadTerraformOptions(t, dataDir)
-		_, err := terraform.DestroyContextE(t, ctx, opts)
-		// Without the options' variables, which `state list` does not take.
-		bare := &terraform.Options{TerraformBinary: opts.TerraformBinary, TerraformDir: opts.TerraformDir, EnvVars: opts.EnvVars}
-		left, listErr := terraform.RunTerraformCommandContextE(t, ctx, bare, "state", "list")
+		workloadsErr, workloadsLeft := destroyStage(t, ctx, workloadsData)
+		clusterErr, clusterLeft := destroyStage(t, ctx, clusterData)
 		t.Run("8_tear_down", func(t *testing.T) {
-			if err != nil {
-				t.Fatalf("terraform destroy: %v", err)
-			}
-			// The cluster, and with it the namespace, is gone: nothing is left in the state.
-			if listErr != nil || strings.TrimSpace(left) != "" {
-				t.Errorf("terraform state after destroy (err %v):\n%s", listErr, left)
+			for _, st := range []struct {
+				name, left string
+				err        error
+			}{{"examples/gke-workloads", workloadsLeft, workloadsErr}, {"examples/gke", clusterLeft, clusterErr}} {
+				if st.err != nil {
+					t.Errorf("%s: %v", st.name, st.err)
+				}
+				// The cluster, and with it the namespace, is gone: nothing is left in either state.
+				if strings.TrimSpace(st.left) != "" {
+					t.Errorf("%s: terraform state after destroy:\n%s", st.name, st.left)
+				}
 			}
 		})
-		if err == nil {
+		if workloadsErr == nil && clusterErr == nil {
 			test_structure.CleanupTestDataFolder(t, dataDir)
 		}
 	})
@@ -83,33 +90,58 @@ func TestGKE(t *testing.T) {
 		if agentImage == "" {
 			agentImage = "registry.k8s.io/pause:3.10"
 		}
-		opts := &terraform.Options{
+		env := map[string]string{"CHECKPOINT_DISABLE": "1", envTFConfig: os.Getenv(envGKETFConfig)}
+		// GKE answers some calls with retryable errors while a cluster is being changed.
+		retryable := map[string]string{
+			".*operation.*in progress.*": "another operation is running on the cluster",
+			"(?i).*timeout.*":            "transient timeout",
+		}
+		clusterOpts := &terraform.Options{
 			TerraformBinary: terraformBinary(),
-			TerraformDir:    workDir,
+			TerraformDir:    clusterDir,
 			NoColor:         true,
-			EnvVars:         map[string]string{"CHECKPOINT_DISABLE": "1", envTFConfig: os.Getenv(envGKETFConfig)},
+			EnvVars:         env,
 			Vars: map[string]any{
 				"project_id":   project,
 				"location":     region,
 				"cluster_name": id,
 				"namespace":    id,
-				"agent":        map[string]any{"image": agentImage},
+				// The suite acts as the agent from outside the cluster with a ServiceAccount
+				// token (becomeAgent), which the DNS endpoint accepts only when asked to.
+				"kubernetes_tokens_via_dns": true,
 			},
-			// GKE answers some calls with retryable errors while a cluster is being changed.
-			RetryableTerraformErrors: map[string]string{
-				".*operation.*in progress.*": "another operation is running on the cluster",
-				"(?i).*timeout.*":            "transient timeout",
-			},
-			MaxRetries:         3,
-			TimeBetweenRetries: 30 * time.Second,
+			RetryableTerraformErrors: retryable,
+			MaxRetries:               3,
+			TimeBetweenRetries:       30 * time.Second,
 		}
-		// Saved before apply, so that teardown destroys even a half-applied stack.
-		test_structure.SaveTerraformOptions(t, dataDir, opts)
+		// Saved before apply, so that teardown destroys even a half-applied stage.
+		test_structure.SaveTerraformOptions(t, clusterData, clusterOpts)
 		test_structure.SaveString(t, dataDir, savedGKENamespace, id)
-		terraform.InitAndApplyContext(t, ctx, opts)
+		terraform.InitAndApplyContext(t, ctx, clusterOpts)
+
+		// Stage 2 takes stage 1's outputs as its variables.
+		workloadsOpts := &terraform.Options{
+			TerraformBinary: terraformBinary(),
+			TerraformDir:    workloadsDir,
+			NoColor:         true,
+			EnvVars:         env,
+			Vars: map[string]any{
+				"project_id":                   terraform.OutputContext(t, ctx, clusterOpts, "project_id"),
+				"location":                     terraform.OutputContext(t, ctx, clusterOpts, "location"),
+				"cluster_name":                 terraform.OutputContext(t, ctx, clusterOpts, "cluster_name"),
+				"namespace":                    terraform.OutputContext(t, ctx, clusterOpts, "namespace"),
+				"agent_google_service_account": terraform.OutputContext(t, ctx, clusterOpts, "agent_google_service_account"),
+				"agent":                        map[string]any{"image": agentImage},
+			},
+			RetryableTerraformErrors: retryable,
+			MaxRetries:               3,
+			TimeBetweenRetries:       30 * time.Second,
+		}
+		test_structure.SaveTerraformOptions(t, workloadsData, workloadsOpts)
+		terraform.InitAndApplyContext(t, ctx, workloadsOpts)
 
 		kubeconfig := test_structure.FormatTestDataPath(dataDir, "gke.kubeconfig")
-		getCredentials := strings.Fields(terraform.OutputContext(t, ctx, opts, "get_credentials_command"))
+		getCredentials := strings.Fields(terraform.OutputContext(t, ctx, clusterOpts, "get_credentials_command"))
 		cmd := exec.Command(getCredentials[0], getCredentials[1:]...)
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -118,8 +150,12 @@ func TestGKE(t *testing.T) {
 		test_structure.SaveString(t, dataDir, savedGKEKubeconfig, kubeconfig)
 
 		if !t.Run("1_stand_up", func(t *testing.T) {
-			if got := terraform.OutputContext(t, ctx, opts, "namespace"); got != id {
+			if got := terraform.OutputContext(t, ctx, workloadsOpts, "namespace"); got != id {
 				t.Errorf("output namespace = %q, want %q", got, id)
+			}
+			dns := terraform.OutputContext(t, ctx, clusterOpts, "dns_endpoint")
+			if got := terraform.OutputContext(t, ctx, workloadsOpts, "kubernetes_host"); got != "https://"+dns {
+				t.Errorf("stage 2 applied to %q, want the cluster's DNS endpoint https://%s", got, dns)
 			}
 			adminConfig, admin := adminClient(t, kubeconfig, "")
 			(&target{name: "gke", namespace: id, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}).assertStoodUp(t)
@@ -144,6 +180,24 @@ func TestGKE(t *testing.T) {
 		runStage(t, "6_leaks", tg, testLeaks)
 		runStage(t, "7_concurrency", tg, testConcurrency)
 	})
+}
+
+// destroyStage destroys the stage whose options were saved in dataDir (nothing if none were) and
+// returns the destroy error and what `terraform state list` still lists afterwards.
+func destroyStage(t *testing.T, ctx context.Context, dataDir string) (error, string) {
+	t.Helper()
+	if !test_structure.IsTestDataPresent(t, test_structure.FormatTestDataPath(dataDir, "TerraformOptions.json")) {
+		return nil, ""
+	}
+	opts := test_structure.LoadTerraformOptions(t, dataDir)
+	_, err := terraform.DestroyContextE(t, ctx, opts)
+	// Without the options' variables, which `state list` does not take.
+	bare := &terraform.Options{TerraformBinary: opts.TerraformBinary, TerraformDir: opts.TerraformDir, EnvVars: opts.EnvVars}
+	left, listErr := terraform.RunTerraformCommandContextE(t, ctx, bare, "state", "list")
+	if listErr != nil {
+		left += "\n(terraform state list: " + listErr.Error() + ")"
+	}
+	return err, left
 }
 
 // terraformBinary is GKEXEC_TERRAFORM or terraform on PATH.

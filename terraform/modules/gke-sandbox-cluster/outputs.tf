@@ -13,34 +13,32 @@ output "project_id" {
   value       = var.project_id
 }
 
+output "dns_endpoint" {
+  description = "DNS name of the control plane (https://<dns_endpoint>); it serves a publicly trusted certificate, so clients need no CA, and answers only callers with IAM permission on the cluster."
+  value       = local.dns_endpoint
+}
+
 output "endpoint" {
-  description = "IP address of the control plane (use https://<endpoint>). Known once both node pools exist, so Kubernetes providers configured from it can schedule Pods."
+  description = "IP address of the control plane's IP endpoint (sensitive). Reachable only with access.ip_endpoints set, and then only from the authorized networks."
   value       = google_container_cluster.this.endpoint
   sensitive   = true
-  depends_on  = [google_container_node_pool.pool]
 }
 
 output "ca_certificate" {
-  description = "Base64-encoded CA certificate of the control plane, for provider configuration (base64decode it)."
+  description = "Base64-encoded CA certificate of the IP endpoint (base64decode it); the DNS endpoint needs none."
   value       = one(google_container_cluster.this.master_auth[*].cluster_ca_certificate)
   sensitive   = true
 }
 
-output "runtime_class_name" {
-  description = "RuntimeClass GKE Sandbox provides for the gVisor pool; the runner's default. Known once the sandbox pool exists."
-  value       = "gvisor"
-  depends_on  = [google_container_node_pool.pool["sandbox"]]
-}
-
-output "sandbox_node_pool" {
-  description = "Name of the gVisor node pool."
-  value       = google_container_node_pool.pool["sandbox"].name
-}
-
 output "node_service_account_email" {
-  description = "Service account the nodes run as (created by the module unless node_service_account_email was given)."
+  description = "Service account the nodes run as (created by the module unless node_service_account_email was given); pass it to the node pools."
   value       = local.node_service_account
   depends_on  = [google_project_iam_member.nodes]
+}
+
+output "subnetwork" {
+  description = "Self link or name of the nodes' subnetwork (created by the module unless network.subnetwork was given)."
+  value       = local.subnetwork.name
 }
 
 output "workload_identity_pool" {
@@ -49,6 +47,6 @@ output "workload_identity_pool" {
 }
 
 output "get_credentials_command" {
-  description = "gcloud command that writes a kubeconfig entry for the cluster."
-  value       = "gcloud container clusters get-credentials ${google_container_cluster.this.name} --location ${google_container_cluster.this.location} --project ${var.project_id}"
+  description = "gcloud command that writes a kubeconfig entry for the cluster's DNS endpoint."
+  value       = "gcloud container clusters get-credentials ${google_container_cluster.this.name} --location ${google_container_cluster.this.location} --project ${var.project_id} --dns-endpoint"
 }

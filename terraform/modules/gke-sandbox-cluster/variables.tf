@@ -33,7 +33,7 @@ variable "location" {
 }
 
 variable "node_locations" {
-  description = "Zones the node pools run in; empty means the default (all zones of a regional cluster, the cluster's zone for a zonal one). Node counts are per zone."
+  description = "Default zones of the cluster's node pools (a pool may set its own); empty means all zones of a regional cluster, the cluster's zone for a zonal one."
   type        = list(string)
   default     = []
   nullable    = false
@@ -58,118 +58,143 @@ variable "release_channel" {
 
 variable "network" {
   description = <<-EOT
-    VPC for the cluster, which is VPC-native (required by Dataplane V2). With no secondary range names
-    GKE creates the Pod and Service ranges itself; otherwise name both ranges of the subnetwork.
+    Where the nodes live. The cluster is VPC-native (Dataplane V2 requires it).
+    By default the module creates the subnetwork <name>-nodes in network (nodes_cidr, with secondary
+    ranges pods_cidr and services_cidr and Private Google Access on), plus a Cloud Router and Cloud
+    NAT for it. Or name an existing subnetwork (name or self link, for example in a Shared VPC host
+    project) and its two secondary ranges; it must have Private Google Access when nodes are private.
+    cloud_nat: null means on when the module creates the subnetwork and off for a given one (one
+    NAT per subnetwork: yours may already have one). Without NAT private nodes pull only from
+    Google's registries (Artifact Registry), not from Docker Hub.
   EOT
   type = object({
-    network                       = optional(string, "default")
-    subnetwork                    = optional(string)
-    pods_secondary_range_name     = optional(string)
-    services_secondary_range_name = optional(string)
+    network = optional(string, "default")
+    subnetwork = optional(object({
+      name                = string
+      pods_range_name     = string
+      services_range_name = string
+    }))
+    nodes_cidr    = optional(string, "10.10.0.0/20")
+    pods_cidr     = optional(string, "10.12.0.0/14")
+    services_cidr = optional(string, "10.16.0.0/20")
+    cloud_nat     = optional(bool)
   })
   default  = {}
   nullable = false
 
   validation {
-    condition     = (var.network.pods_secondary_range_name == null) == (var.network.services_secondary_range_name == null)
-    error_message = "network: set both pods_secondary_range_name and services_secondary_range_name, or neither (GKE then creates the ranges)."
+    condition     = alltrue([for c in [var.network.nodes_cidr, var.network.pods_cidr, var.network.services_cidr] : can(cidrnetmask(c))])
+    error_message = "network: nodes_cidr, pods_cidr and services_cidr must be IPv4 CIDR blocks such as 10.10.0.0/20."
   }
   validation {
-    condition     = var.network.pods_secondary_range_name == null || var.network.subnetwork != null
-    error_message = "network: secondary ranges belong to a subnetwork; set network.subnetwork too."
+    # Pods get a /24 per node from pods_cidr (110 Pods per node); fewer than 16 nodes' worth is a trap.
+    condition     = try(tonumber(split("/", var.network.pods_cidr)[1]) <= 20 && tonumber(split("/", var.network.nodes_cidr)[1]) <= 26, false)
+    error_message = "network: pods_cidr must be /20 or larger (GKE takes a /24 of it per node) and nodes_cidr /26 or larger."
+  }
+  validation {
+    condition     = var.network.subnetwork == null || try(var.network.subnetwork.name != "" && var.network.subnetwork.pods_range_name != "" && var.network.subnetwork.services_range_name != "", false)
+    error_message = "network.subnetwork needs name, pods_range_name and services_range_name (the subnetwork's two secondary ranges), or null to let the module create one."
   }
 }
 
-variable "private_nodes" {
-  description = "Give nodes internal IP addresses only. They then reach the internet (for example Docker Hub images) only through Cloud NAT; Google APIs and Artifact Registry through Private Google Access on the subnetwork."
-  type        = bool
-  default     = false
-  nullable    = false
-}
-
-variable "master_authorized_networks" {
-  description = "CIDR blocks allowed to reach the control plane's public endpoint; empty leaves it open to any address (authentication still applies)."
-  type = list(object({
-    cidr_block   = string
-    display_name = optional(string)
-  }))
-  default  = []
-  nullable = false
-
-  validation {
-    condition     = alltrue([for n in var.master_authorized_networks : can(cidrnetmask(n.cidr_block))])
-    error_message = "master_authorized_networks: every cidr_block must be an IPv4 CIDR block such as 203.0.113.0/24."
-  }
-}
-
-variable "system_pool" {
-  description = "The small pool for system Pods and the agent; GKE Sandbox needs at least one pool without gVisor. Node counts are per zone."
-  type = object({
-    machine_type = optional(string, "e2-standard-2")
-    image_type   = optional(string, "COS_CONTAINERD")
-    min_nodes    = optional(number, 1)
-    max_nodes    = optional(number, 3)
-    disk_size_gb = optional(number, 50)
-    disk_type    = optional(string, "pd-balanced")
-  })
-  default  = {}
-  nullable = false
-
-  validation {
-    condition     = contains(["COS_CONTAINERD", "UBUNTU_CONTAINERD"], var.system_pool.image_type)
-    error_message = "system_pool.image_type \"${var.system_pool.image_type}\" must be COS_CONTAINERD or UBUNTU_CONTAINERD."
-  }
-  validation {
-    condition     = var.system_pool.min_nodes >= 1 && var.system_pool.min_nodes <= var.system_pool.max_nodes && floor(var.system_pool.min_nodes) == var.system_pool.min_nodes && floor(var.system_pool.max_nodes) == var.system_pool.max_nodes
-    error_message = "system_pool: min_nodes (${var.system_pool.min_nodes}) must be a whole number of at least 1 (system Pods cannot run on gVisor nodes) and at most max_nodes (${var.system_pool.max_nodes})."
-  }
-  validation {
-    condition     = var.system_pool.disk_size_gb >= 10 && contains(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"], var.system_pool.disk_type)
-    error_message = "system_pool: disk_size_gb must be at least 10 and disk_type one of pd-standard, pd-balanced, pd-ssd or hyperdisk-balanced."
-  }
-  validation {
-    condition     = var.system_pool.machine_type != ""
-    error_message = "system_pool.machine_type must name a Compute Engine machine type such as e2-standard-2."
-  }
-}
-
-variable "sandbox_pool" {
+variable "access" {
   description = <<-EOT
-    The gVisor pool sandbox Pods run on. GKE labels and taints its nodes sandbox.gke.io/runtime=gvisor
-    and the gvisor RuntimeClass selects and tolerates that, so only sandboxed Pods land there. Node
-    counts are per zone; min_nodes 0 lets it scale to zero (the first execution then waits for a node).
+    Who reaches the nodes and the control plane.
+    private_nodes (default true): nodes have internal addresses only.
+    dns_endpoint: the control plane's DNS name (gke-....gke.goog), which answers only callers with
+    IAM permission on the cluster (container.clusters.connect) before Kubernetes RBAC applies.
+    allow_external_traffic = false limits it to the VPC (and networks connected to it).
+    kubernetes_tokens = true also accepts Kubernetes ServiceAccount tokens there, for clients
+    outside the cluster that authenticate as a ServiceAccount (the GKE e2e tier does).
+    ip_endpoints: null (default) turns the control plane's IP endpoints off entirely. To turn them
+    on, list the CIDR blocks that may reach them; 0.0.0.0/0 is the explicit opt-out of the
+    restriction.
   EOT
   type = object({
-    machine_type = optional(string, "e2-standard-4")
-    image_type   = optional(string, "COS_CONTAINERD")
-    min_nodes    = optional(number, 1)
-    max_nodes    = optional(number, 5)
-    disk_size_gb = optional(number, 100)
-    disk_type    = optional(string, "pd-balanced")
+    private_nodes = optional(bool, true)
+    dns_endpoint = optional(object({
+      allow_external_traffic = optional(bool, true)
+      kubernetes_tokens      = optional(bool, false)
+    }), {})
+    ip_endpoints = optional(object({
+      authorized_networks = list(object({
+        cidr_block   = string
+        display_name = optional(string)
+      }))
+    }))
   })
   default  = {}
   nullable = false
 
   validation {
-    condition     = var.sandbox_pool.image_type == "COS_CONTAINERD"
-    error_message = "sandbox_pool.image_type \"${var.sandbox_pool.image_type}\" is not supported: GKE Sandbox (gVisor) requires COS_CONTAINERD."
+    condition     = var.access.ip_endpoints == null || try(length(var.access.ip_endpoints.authorized_networks) > 0, false)
+    error_message = "access.ip_endpoints: list at least one authorized network (0.0.0.0/0 if the IP endpoints must answer any address), or set ip_endpoints = null and use the DNS endpoint."
   }
   validation {
-    condition     = var.sandbox_pool.min_nodes >= 0 && var.sandbox_pool.max_nodes >= 1 && var.sandbox_pool.min_nodes <= var.sandbox_pool.max_nodes && floor(var.sandbox_pool.min_nodes) == var.sandbox_pool.min_nodes && floor(var.sandbox_pool.max_nodes) == var.sandbox_pool.max_nodes
-    error_message = "sandbox_pool: min_nodes (${var.sandbox_pool.min_nodes}) and max_nodes (${var.sandbox_pool.max_nodes}) must be whole numbers with 0 <= min_nodes <= max_nodes and max_nodes >= 1."
+    condition     = var.access.ip_endpoints == null || alltrue([for n in try(var.access.ip_endpoints.authorized_networks, []) : can(cidrnetmask(n.cidr_block))])
+    error_message = "access.ip_endpoints.authorized_networks: every cidr_block must be an IPv4 CIDR block such as 203.0.113.0/24."
+  }
+}
+
+variable "maintenance" {
+  description = <<-EOT
+    When GKE may upgrade the control plane and the nodes (auto-upgrades of the release channel).
+    window: a recurring window, RFC 3339 start_time and end_time of its first occurrence and an
+    RFC 5545 RRULE; GKE requires at least 48 hours of windows in any 32 days, and at least 4 hours
+    in a row. The default, Saturday and Sunday 01:00-09:00 UTC, gives about 72.
+    exclusions: up to 20 periods without upgrades, for example a launch. scope NO_UPGRADES (at
+    most 30 days, also stops patches), NO_MINOR_UPGRADES or NO_MINOR_OR_NODE_UPGRADES (up to the
+    version's end of support).
+  EOT
+  type = object({
+    window = optional(object({
+      start_time = string
+      end_time   = string
+      recurrence = string
+      }), {
+      start_time = "2026-01-03T01:00:00Z"
+      end_time   = "2026-01-03T09:00:00Z"
+      recurrence = "FREQ=WEEKLY;BYDAY=SA,SU"
+    })
+    exclusions = optional(list(object({
+      name       = string
+      start_time = string
+      end_time   = string
+      scope      = optional(string, "NO_UPGRADES")
+    })), [])
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition = (can(timecmp(var.maintenance.window.start_time, var.maintenance.window.end_time)) &&
+      try(timecmp(var.maintenance.window.start_time, var.maintenance.window.end_time) < 0, false) &&
+    try(timecmp(timeadd(var.maintenance.window.start_time, "4h"), var.maintenance.window.end_time) <= 0, false))
+    error_message = "maintenance.window: start_time and end_time must be RFC 3339 times such as 2026-01-03T01:00:00Z, end_time at least 4 hours after start_time (GKE's shortest window)."
   }
   validation {
-    condition     = var.sandbox_pool.disk_size_gb >= 10 && contains(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"], var.sandbox_pool.disk_type)
-    error_message = "sandbox_pool: disk_size_gb must be at least 10 and disk_type one of pd-standard, pd-balanced, pd-ssd or hyperdisk-balanced."
+    condition     = can(regex("^FREQ=(DAILY|WEEKLY|MONTHLY)(;[A-Z]+=[-+A-Z0-9,]+)*$", var.maintenance.window.recurrence))
+    error_message = "maintenance.window.recurrence must be an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=SA,SU or FREQ=DAILY (no RRULE: prefix)."
   }
   validation {
-    condition     = var.sandbox_pool.machine_type != ""
-    error_message = "sandbox_pool.machine_type must name a Compute Engine machine type such as e2-standard-4."
+    # The scope enum lives in the provider's code, not its schema.
+    condition     = alltrue([for e in var.maintenance.exclusions : contains(["NO_UPGRADES", "NO_MINOR_UPGRADES", "NO_MINOR_OR_NODE_UPGRADES"], e.scope)])
+    error_message = "maintenance.exclusions: scope must be NO_UPGRADES, NO_MINOR_UPGRADES or NO_MINOR_OR_NODE_UPGRADES."
+  }
+  validation {
+    condition = alltrue([for e in var.maintenance.exclusions :
+      can(timecmp(e.start_time, e.end_time)) && try(timecmp(e.start_time, e.end_time) < 0, false) &&
+    (e.scope != "NO_UPGRADES" || try(timecmp(e.end_time, timeadd(e.start_time, "720h")) <= 0, false))])
+    error_message = "maintenance.exclusions: start_time and end_time must be RFC 3339 times with end after start, and a NO_UPGRADES exclusion may last at most 30 days (GKE's limit)."
+  }
+  validation {
+    condition     = length(var.maintenance.exclusions) <= 20 && length(distinct([for e in var.maintenance.exclusions : e.name])) == length(var.maintenance.exclusions)
+    error_message = "maintenance.exclusions: at most 20, each with its own name."
   }
 }
 
 variable "node_service_account_email" {
-  description = "An existing service account for the nodes. Null (the default) creates <name>-nodes with only the roles nodes need to write logs and metrics."
+  description = "An existing service account for the nodes. Null (the default) creates <name>-nodes with only roles/container.defaultNodeServiceAccount (write logs and metrics, read monitoring configuration)."
   type        = string
   default     = null
 

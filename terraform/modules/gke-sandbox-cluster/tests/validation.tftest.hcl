@@ -36,76 +36,77 @@ run "release_channel_lower_case" {
   expect_failures = [var.release_channel]
 }
 
-run "network_one_secondary_range" {
+run "network_cidr_invalid" {
   command = plan
-  variables { network = { subnetwork = "gke", pods_secondary_range_name = "pods" } }
+  variables { network = { nodes_cidr = "10.10.0.0/33" } }
   expect_failures = [var.network]
 }
 
-run "network_ranges_without_subnetwork" {
+run "network_pods_range_too_small" {
   command = plan
-  variables { network = { pods_secondary_range_name = "pods", services_secondary_range_name = "services" } }
+  variables { network = { pods_cidr = "10.12.0.0/24" } }
   expect_failures = [var.network]
 }
 
-run "master_authorized_network_not_a_cidr" {
+run "network_subnetwork_without_ranges" {
   command = plan
-  variables { master_authorized_networks = [{ cidr_block = "203.0.113.7" }] }
-  expect_failures = [var.master_authorized_networks]
+  variables { network = { subnetwork = { name = "gke", pods_range_name = "", services_range_name = "services" } } }
+  expect_failures = [var.network]
 }
 
-run "system_pool_image_type" {
+run "ip_endpoints_open_to_any_address_implicitly" {
   command = plan
-  variables { system_pool = { image_type = "WINDOWS_LTSC_CONTAINERD" } }
-  expect_failures = [var.system_pool]
+  variables { access = { ip_endpoints = { authorized_networks = [] } } }
+  expect_failures = [var.access]
 }
 
-run "system_pool_scales_to_zero" {
+run "authorized_network_not_a_cidr" {
   command = plan
-  variables { system_pool = { min_nodes = 0 } }
-  expect_failures = [var.system_pool]
+  variables { access = { ip_endpoints = { authorized_networks = [{ cidr_block = "203.0.113.7" }] } } }
+  expect_failures = [var.access]
 }
 
-run "system_pool_disk" {
+run "maintenance_window_shorter_than_4_hours" {
   command = plan
-  variables { system_pool = { disk_size_gb = 5 } }
-  expect_failures = [var.system_pool]
+  variables {
+    maintenance = { window = { start_time = "2026-01-03T01:00:00Z", end_time = "2026-01-03T03:00:00Z", recurrence = "FREQ=DAILY" } }
+  }
+  expect_failures = [var.maintenance]
 }
 
-run "system_pool_machine_type_empty" {
+run "maintenance_recurrence_with_prefix" {
   command = plan
-  variables { system_pool = { machine_type = "" } }
-  expect_failures = [var.system_pool]
+  variables {
+    maintenance = { window = { start_time = "2026-01-03T01:00:00Z", end_time = "2026-01-03T09:00:00Z", recurrence = "RRULE:FREQ=WEEKLY;BYDAY=SA" } }
+  }
+  expect_failures = [var.maintenance]
 }
 
-run "sandbox_pool_requires_cos_containerd" {
+run "maintenance_exclusion_scope" {
   command = plan
-  variables { sandbox_pool = { image_type = "UBUNTU_CONTAINERD" } }
-  expect_failures = [var.sandbox_pool]
+  variables {
+    maintenance = { exclusions = [{ name = "x", start_time = "2026-03-01T00:00:00Z", end_time = "2026-03-02T00:00:00Z", scope = "no_upgrades" }] }
+  }
+  expect_failures = [var.maintenance]
 }
 
-run "sandbox_pool_min_above_max" {
+run "maintenance_no_upgrades_longer_than_30_days" {
   command = plan
-  variables { sandbox_pool = { min_nodes = 6, max_nodes = 5 } }
-  expect_failures = [var.sandbox_pool]
+  variables {
+    maintenance = { exclusions = [{ name = "x", start_time = "2026-03-01T00:00:00Z", end_time = "2026-04-15T00:00:00Z" }] }
+  }
+  expect_failures = [var.maintenance]
 }
 
-run "sandbox_pool_no_nodes" {
+run "maintenance_exclusions_same_name" {
   command = plan
-  variables { sandbox_pool = { min_nodes = 0, max_nodes = 0 } }
-  expect_failures = [var.sandbox_pool]
-}
-
-run "sandbox_pool_disk_type" {
-  command = plan
-  variables { sandbox_pool = { disk_type = "local-ssd" } }
-  expect_failures = [var.sandbox_pool]
-}
-
-run "sandbox_pool_machine_type_empty" {
-  command = plan
-  variables { sandbox_pool = { machine_type = "" } }
-  expect_failures = [var.sandbox_pool]
+  variables {
+    maintenance = { exclusions = [
+      { name = "x", start_time = "2026-03-01T00:00:00Z", end_time = "2026-03-02T00:00:00Z" },
+      { name = "x", start_time = "2026-04-01T00:00:00Z", end_time = "2026-04-02T00:00:00Z" },
+    ] }
+  }
+  expect_failures = [var.maintenance]
 }
 
 run "node_service_account_not_an_email" {
