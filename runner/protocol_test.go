@@ -2,11 +2,13 @@ package runner
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,7 +37,7 @@ func TestDecoderStopsAtTheEndRecord(t *testing.T) {
 	t.Parallel()
 	log := new(framed).out("a").end(endRecord{ExitCode: 2})
 	log = append(log, new(framed).out("after the end").Bytes()...)
-	d := newDecoder(1 << 20, DefaultMaxFileBytes)
+	d := newDecoder(1<<20, DefaultMaxFileBytes)
 	if err := d.readFrom(bytes.NewReader(log)); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +45,110 @@ func TestDecoderStopsAtTheEndRecord(t *testing.T) {
 	d.apply(&res)
 	if string(res.Stdout) != "a" || res.ExitCode != 2 {
 		t.Errorf("stdout %q exit %d", res.Stdout, res.ExitCode)
+	}
+}
+
+func TestDecoderCapsOutputFiles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		withEnd bool
+	}{{"with end record", true}, {"log cut before the end record", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := bytes.Repeat([]byte("a"), 100), bytes.Repeat([]byte("b"), 100)
+			f := new(framed).file("a", a).file("b", b).file("c", []byte("xyz"))
+			log := f.Bytes()
+			if tc.withEnd {
+				log = f.end(endRecord{}) // the end record says nothing was truncated: the sandbox ignored its cap
+			}
+			d := newDecoder(1<<20, 3*(1+fileEntryBytes)) // room for three entries and 195 bytes of data
+			if err := d.readFrom(bytes.NewReader(log)); err != nil {
+				t.Fatal(err)
+			}
+			var res Result
+			d.apply(&res)
+			want := []File{
+				{Path: "a", Size: 100, Data: a},
+				{Path: "b", Size: 100, Data: b[:95], Truncated: true},
+				{Path: "c", Size: 3, Truncated: true},
+			}
+			if len(res.Files) != len(want) {
+				t.Fatalf("files %+v, want %+v", res.Files, want)
+			}
+			for i, w := range want {
+				g := res.Files[i]
+				if g.Path != w.Path || g.Size != w.Size || string(g.Data) != string(w.Data) || g.Truncated != w.Truncated {
+					t.Errorf("file %d = {%s %d %q truncated=%v}, want {%s %d %q truncated=%v}",
+						i, g.Path, g.Size, g.Data, g.Truncated, w.Path, w.Size, w.Data, w.Truncated)
+				}
+			}
+			if !res.FilesTruncated {
+				t.Error("FilesTruncated = false, want true: the decoder dropped file data")
+			}
+		})
+	}
+}
+
+// TestDecoderBoundsTheFileList: empty files cost no data but each costs an entry; the list is
+// bounded by the file cap too, and a dropped file's data never lands in the file before it.
+func TestDecoderBoundsTheFileList(t *testing.T) {
+	t.Parallel()
+	f := new(framed)
+	for i := range 1000 {
+		f.file(strconv.Itoa(i), []byte{byte(i)})
+	}
+	d := newDecoder(1<<20, 10*fileEntryBytes)
+	if err := d.readFrom(bytes.NewReader(f.end(endRecord{}))); err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	d.apply(&res)
+	if len(res.Files) == 0 || len(res.Files) >= 10 || !res.FilesTruncated {
+		t.Fatalf("%d files, FilesTruncated=%v; want fewer than 10 (the cap holds 10 entries, paths included) and true", len(res.Files), res.FilesTruncated)
+	}
+	for i, file := range res.Files {
+		if file.Path != strconv.Itoa(i) || len(file.Data) != 1 || file.Data[0] != byte(i) {
+			t.Errorf("file %d = {%s %v}, want {%d [%d]}", i, file.Path, file.Data, i, i)
+		}
+	}
+}
+
+// TestDecoderBoundsOneLine feeds lines far longer than any the entrypoint writes: they are kept
+// as stderr up to the cap, not decoded as records, and never buffered whole.
+func TestDecoderBoundsOneLine(t *testing.T) {
+	// Not parallel: it measures the bytes allocated while decoding.
+	const huge = 32 << 20
+	payload := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("s"), 96<<10)) // a 128 KiB line
+	for _, tc := range []struct {
+		name, line, wantStderr string
+	}{
+		{"a plain line with no newline for 32 MiB", strings.Repeat("z", huge), strings.Repeat("z", 100)},
+		{"a record longer than any the entrypoint writes", "O:" + payload, "O:" + payload[:98]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := append([]byte(tc.line+"\n"), new(framed).out("after").end(endRecord{ExitCode: 4})...)
+			d := newDecoder(100, DefaultMaxFileBytes)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			err := d.readFrom(bytes.NewReader(log))
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("decoding a %d-byte line allocated %d bytes: the line was buffered", len(tc.line), alloc)
+			}
+			var res Result
+			d.apply(&res)
+			if string(res.Stderr) != tc.wantStderr || !res.StderrTruncated {
+				t.Errorf("stderr %.40q... (%d bytes) truncated=%v, want the line's first 100 bytes and true", res.Stderr, len(res.Stderr), res.StderrTruncated)
+			}
+			if string(res.Stdout) != "after" || res.ExitCode != 4 {
+				t.Errorf("stdout %q exit %d: the records after the long line were lost", res.Stdout, res.ExitCode)
+			}
+		})
 	}
 }
 
@@ -156,20 +262,6 @@ func TestResultJSONIsLosslessForBinaryOutput(t *testing.T) {
 	if m["outcome"] != "success" {
 		t.Errorf("outcome = %v", m["outcome"])
 	}
-}
-
-func FuzzDecoder(f *testing.F) {
-	f.Add(new(framed).out("a").err("b").file("f", []byte{1}).end(endRecord{ExitCode: 1}))
-	f.Add([]byte("X:not base64\nO:\n\n"))
-	f.Fuzz(func(t *testing.T, log []byte) {
-		d := newDecoder(64, DefaultMaxFileBytes)
-		_ = d.readFrom(bytes.NewReader(log))
-		var res Result
-		d.apply(&res)
-		if len(res.Stdout) > 64 || len(res.Stderr) > 64 {
-			t.Fatalf("cap exceeded: %d %d", len(res.Stdout), len(res.Stderr))
-		}
-	})
 }
 
 func BenchmarkDecodeLog(b *testing.B) {
