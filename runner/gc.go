@@ -2,7 +2,7 @@ package runner
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sort"
 	"time"
 
@@ -18,30 +18,40 @@ type Leftover struct {
 	Name        string
 	ExecutionID string
 	Age         time.Duration
+	// Deleted: this call deleted it (the API server accepted the deletion; a Job's Pod follows).
+	Deleted bool
+	// Gone: it was deleted by someone else between the list and the delete.
+	Gone bool
+	// Err says why it could not be deleted; it is still there.
+	Err error
 }
 
 // CollectGarbage deletes the Jobs (with their Pods) and ConfigMaps that gkexec made in namespace
-// and that are older than olderThan. With dryRun it only lists them. It returns what it found.
+// and that are older than olderThan. With dryRun it only lists them. It tries every object, even
+// after a failure, and returns each with what became of it (Deleted, Gone or Err); the error joins
+// every failure, a list's included, so a non-nil error means something is left.
 func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace string, olderThan time.Duration, dryRun bool) ([]Leftover, error) {
-	sel := labels.Set{LabelManagedBy: ManagedByValue}.String()
+	sel := metav1.ListOptions{LabelSelector: labels.Set{LabelManagedBy: ManagedByValue}.String()}
 	now := time.Now()
 	var found []Leftover
-	jobs, err := client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return nil, apiError(err, "list", "jobs", namespace, "")
-	}
-	for _, j := range jobs.Items {
-		if age := now.Sub(j.CreationTimestamp.Time); age >= olderThan && j.DeletionTimestamp == nil {
-			found = append(found, Leftover{"Job", j.Name, j.Labels[LabelExecutionID], age})
+	var errs []error
+	old := func(kind string, m metav1.ObjectMeta) {
+		if age := now.Sub(m.CreationTimestamp.Time); age >= olderThan && m.DeletionTimestamp == nil {
+			found = append(found, Leftover{Kind: kind, Name: m.Name, ExecutionID: m.Labels[LabelExecutionID], Age: age})
 		}
 	}
-	cms, err := client.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return nil, apiError(err, "list", "configmaps", namespace, "")
+	if jobs, err := client.BatchV1().Jobs(namespace).List(ctx, sel); err != nil {
+		errs = append(errs, apiError(err, "list", "jobs", namespace, ""))
+	} else {
+		for _, j := range jobs.Items {
+			old("Job", j.ObjectMeta)
+		}
 	}
-	for _, c := range cms.Items {
-		if age := now.Sub(c.CreationTimestamp.Time); age >= olderThan && c.DeletionTimestamp == nil {
-			found = append(found, Leftover{"ConfigMap", c.Name, c.Labels[LabelExecutionID], age})
+	if cms, err := client.CoreV1().ConfigMaps(namespace).List(ctx, sel); err != nil {
+		errs = append(errs, apiError(err, "list", "configmaps", namespace, ""))
+	} else {
+		for _, c := range cms.Items {
+			old("ConfigMap", c.ObjectMeta)
 		}
 	}
 	sort.Slice(found, func(i, j int) bool {
@@ -51,25 +61,30 @@ func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace 
 		return found[i].Kind > found[j].Kind // the Job before its ConfigMap
 	})
 	if dryRun {
-		return found, nil
+		return found, errors.Join(errs...)
 	}
-	for _, l := range found {
+	for i := range found {
+		l := &found[i]
 		var err error
+		var resource string
 		switch l.Kind {
 		case "Job":
+			resource = "jobs"
 			err = client.BatchV1().Jobs(namespace).Delete(ctx, l.Name, metav1.DeleteOptions{
 				PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
-			if err != nil && !isNotFound(err) {
-				return found, apiError(err, "delete", "jobs", namespace, l.Name)
-			}
 		case "ConfigMap":
+			resource = "configmaps"
 			err = client.CoreV1().ConfigMaps(namespace).Delete(ctx, l.Name, metav1.DeleteOptions{})
-			if err != nil && !isNotFound(err) {
-				return found, apiError(err, "delete", "configmaps", namespace, l.Name)
-			}
+		}
+		switch {
+		case err == nil:
+			l.Deleted = true
+		case isNotFound(err):
+			l.Gone = true
 		default:
-			return found, fmt.Errorf("%w: unknown kind %s", ErrCluster, l.Kind)
+			l.Err = apiError(err, "delete", resource, namespace, l.Name)
+			errs = append(errs, l.Err)
 		}
 	}
-	return found, nil
+	return found, errors.Join(errs...)
 }

@@ -2,13 +2,19 @@ package runner
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestCollectGarbageDeletesOnlyOldObjectsOfOurs(t *testing.T) {
@@ -52,6 +58,82 @@ func TestCollectGarbageDeletesOnlyOldObjectsOfOurs(t *testing.T) {
 	want := "job/gkexec-live job/someone-elses cm/gkexec-live"
 	if got := join(left); got != want {
 		t.Errorf("left %q, want %q", got, want)
+	}
+}
+
+// One delete fails: gc still tries every other object, and reports exactly which it deleted, which
+// it could not delete and why.
+func TestCollectGarbageTriesEveryObjectAndReportsEachOutcome(t *testing.T) {
+	t.Parallel()
+	old := metav1.NewTime(time.Now().Add(-time.Hour))
+	var objs []runtime.Object
+	for _, name := range []string{"gkexec-a", "gkexec-b", "gkexec-c"} {
+		m := metav1.ObjectMeta{Name: name, Namespace: "sb", CreationTimestamp: old,
+			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelExecutionID: strings.TrimPrefix(name, "gkexec-")}}
+		objs = append(objs, &batchv1.Job{ObjectMeta: m}, &corev1.ConfigMap{ObjectMeta: m})
+	}
+	client := fake.NewSimpleClientset(objs...)
+	client.PrependReactor("delete", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.DeleteAction).GetName() == "gkexec-b" {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "gkexec-b", errors.New("denied"))
+		}
+		return false, nil, nil
+	})
+	client.PrependReactor("delete", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.DeleteAction).GetName() == "gkexec-c" {
+			return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, "gkexec-c") // gone meanwhile
+		}
+		return false, nil, nil
+	})
+	ctx := context.Background()
+
+	found, err := CollectGarbage(ctx, client, "sb", 10*time.Minute, false)
+	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "jobs sb/gkexec-b") {
+		t.Errorf("err = %v, want ErrForbidden naming jobs sb/gkexec-b", err)
+	}
+	var got []string
+	for _, l := range found {
+		state := "deleted"
+		switch {
+		case l.Err != nil:
+			state = "failed"
+			if !errors.Is(l.Err, ErrForbidden) {
+				t.Errorf("%s %s: Err = %v, want ErrForbidden", l.Kind, l.Name, l.Err)
+			}
+		case l.Gone:
+			state = "gone"
+		case !l.Deleted:
+			state = "untouched"
+		}
+		got = append(got, l.Kind+"/"+l.Name+":"+state)
+	}
+	want := "Job/gkexec-a:deleted ConfigMap/gkexec-a:deleted Job/gkexec-b:failed ConfigMap/gkexec-b:deleted " +
+		"Job/gkexec-c:deleted ConfigMap/gkexec-c:gone"
+	if join(got) != want {
+		t.Errorf("report\n got %s\nwant %s", join(got), want)
+	}
+	jobs, _ := client.BatchV1().Jobs("sb").List(ctx, metav1.ListOptions{})
+	cms, _ := client.CoreV1().ConfigMaps("sb").List(ctx, metav1.ListOptions{})
+	if len(jobs.Items) != 1 || jobs.Items[0].Name != "gkexec-b" || len(cms.Items) != 1 || cms.Items[0].Name != "gkexec-c" {
+		t.Errorf("left %d jobs %d configmaps, want only the job that failed (and the configmap the reactor pretended was gone)", len(jobs.Items), len(cms.Items))
+	}
+}
+
+// A list that fails does not stop the other kind from being collected.
+func TestCollectGarbageGoesOnWhenAListFails(t *testing.T) {
+	t.Parallel()
+	m := metav1.ObjectMeta{Name: "gkexec-a", Namespace: "sb", CreationTimestamp: metav1.NewTime(time.Now().Add(-time.Hour)),
+		Labels: map[string]string{LabelManagedBy: ManagedByValue}}
+	client := fake.NewSimpleClientset(&batchv1.Job{ObjectMeta: m}, &corev1.ConfigMap{ObjectMeta: m})
+	client.PrependReactor("list", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "", errors.New("denied"))
+	})
+	found, err := CollectGarbage(context.Background(), client, "sb", time.Minute, false)
+	if !errors.Is(err, ErrForbidden) {
+		t.Errorf("err = %v, want ErrForbidden for the job list", err)
+	}
+	if len(found) != 1 || found[0].Kind != "ConfigMap" || !found[0].Deleted {
+		t.Errorf("found %+v, want the ConfigMap, deleted", found)
 	}
 }
 

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,20 +42,54 @@ Examples:
 				return cli.Exit(err, exitCodeFor(err))
 			}
 			found, err := runner.CollectGarbage(c.Context, client, opts.Namespace, c.Duration(flagOlderThan), c.Bool(flagDryRun))
-			verb := "deleted"
-			if c.Bool(flagDryRun) {
-				verb = "would delete"
-			}
-			for _, l := range found {
-				fmt.Fprintf(c.App.Writer, "%s %s/%s %s (age %s)\n", verb, opts.Namespace, l.Name, l.Kind, l.Age.Round(time.Second))
-			}
-			if err != nil {
-				return cli.Exit(err, exitCodeFor(err))
-			}
-			if len(found) == 0 {
-				fmt.Fprintf(c.App.ErrWriter, "nothing older than %s in namespace %s\n", c.Duration(flagOlderThan), opts.Namespace)
-			}
-			return nil
+			return reportGC(c.App.Writer, c.App.ErrWriter, opts.Namespace, found, err, c.Bool(flagDryRun), c.Duration(flagOlderThan))
 		},
 	}
+}
+
+// reportGC prints what gc did, object by object: on stdout what it deleted (or would delete), on
+// stderr what it could not delete and why. Anything left makes a non-zero exit.
+func reportGC(stdout, stderr io.Writer, ns string, found []runner.Leftover, err error, dryRun bool, olderThan time.Duration) error {
+	var deleted, gone, failed int
+	for _, l := range found {
+		obj := fmt.Sprintf("%s/%s %s (age %s)", ns, l.Name, l.Kind, l.Age.Round(time.Second))
+		switch {
+		case dryRun:
+			fmt.Fprintln(stdout, "would delete", obj)
+		case l.Deleted:
+			deleted++
+			fmt.Fprintln(stdout, "deleted", obj)
+		case l.Gone:
+			gone++
+			fmt.Fprintln(stdout, "already gone", obj)
+		case l.Err != nil:
+			failed++
+			fmt.Fprintf(stderr, "not deleted: %s: %v\n", obj, l.Err)
+		}
+	}
+	if err != nil {
+		// err joins every failure; those of objects were printed above, a failed list was not.
+		var lines []string
+		if !dryRun {
+			lines = append(lines, fmt.Sprintf("%d deleted, %d already gone, %d not deleted (still there, see above)", deleted, gone, failed))
+		}
+		for _, e := range joined(err) {
+			if !slices.ContainsFunc(found, func(l runner.Leftover) bool { return l.Err == e }) {
+				lines = append(lines, e.Error())
+			}
+		}
+		return cli.Exit(strings.Join(lines, "\n"), exitCodeFor(err))
+	}
+	if len(found) == 0 {
+		fmt.Fprintf(stderr, "nothing older than %s in namespace %s\n", olderThan, ns)
+	}
+	return nil
+}
+
+// joined lists the errors errors.Join put together (or err alone).
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
