@@ -196,6 +196,19 @@ func (r *Runner) startHub(st *hubStart) {
 	close(st.done)
 }
 
+// Start starts the shared watches, and the warm pool's refill, now instead of on the first
+// Execute: a server calls it at startup, so that its first request finds a sandbox held ready.
+func (r *Runner) Start(ctx context.Context) error {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return fmt.Errorf("%w: runner is closed", ErrInvalidRequest)
+	}
+	_, err := r.watching(ctx)
+	return err
+}
+
 // NewExecutionID returns a random execution ID.
 func NewExecutionID() string {
 	var b [6]byte

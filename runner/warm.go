@@ -461,7 +461,21 @@ func (sb *warmSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, e
 		case <-sb.done:
 		}
 	}()
+	// Name the execution on its Pod, as a cold one's objects are named, for `kubectl get -l` and
+	// audit; off the critical path (the Pod may already be gone when it lands).
+	sb.w.r.background(func() { sb.label(x.req.ExecutionID) })
 	return io.NopCloser(sb.out), nil
+}
+
+func (sb *warmSandbox) label(id string) {
+	r := sb.w.r
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.CleanupTimeout)
+	defer cancel()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{LabelExecutionID: id}}})
+	_, err := r.client.CoreV1().Pods(r.opts.Namespace).Patch(ctx, sb.pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		r.log.Debug("could not label the warm sandbox with its execution", "pod", sb.pod.Name, "error", err)
+	}
 }
 
 // reopen reads the container's log: the entrypoint's stdout goes there too. A container that
