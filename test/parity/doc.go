@@ -1,6 +1,9 @@
 // Package parity proves that the two ways of installing gkexec's sandbox namespace cannot drift:
 // the kustomize base in manifests/ and the Terraform module terraform/modules/sandbox-namespace
-// must declare the same objects, and the Role in both must grant exactly runner.RequiredRules().
+// must declare the same objects, and the Role in both must grant exactly runner.RequiredRules()
+// (plus runner.WarmPoolRules() with the warm pool). The warm pool's Deployment in both must be, field
+// for field, what runner.WarmPoolDeployment builds, and the files hack/gen-manifests writes from it
+// (the component's deployment.yaml, the module's copy of the entrypoint) must be up to date.
 //
 // The tests render both for real: `kubectl kustomize` for the manifests, and `terraform console`
 // on the module's manifests output, offline through the CLI config that test/terraform/providers.sh

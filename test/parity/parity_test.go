@@ -22,6 +22,7 @@ type installation struct {
 	retarget  string         // namespace an overlay moves manifests to; "" for none
 	module    map[string]any // variables of terraform/modules/sandbox-namespace
 	namespace string         // where the objects must land
+	warmPool  bool           // whether it installs the warm pool at the component's settings
 }
 
 func (inst installation) fromKustomize(t *testing.T) objects {
@@ -49,6 +50,21 @@ var installations = []installation{
 		module:    map[string]any{"namespace": "e2e-parity"},
 		namespace: "e2e-parity",
 	},
+	{
+		name:      "warm pool: manifests/overlays/warm-pool = module with warm_pool = {}",
+		manifests: "manifests/overlays/warm-pool",
+		module:    map[string]any{"warm_pool": map[string]any{}},
+		namespace: "gkexec",
+		warmPool:  true,
+	},
+	{
+		name:      "retargeted warm pool: overlay of overlays/warm-pool with namespace: = module with namespace and warm_pool = {}",
+		manifests: "manifests/overlays/warm-pool",
+		retarget:  "e2e-parity",
+		module:    map[string]any{"namespace": "e2e-parity", "warm_pool": map[string]any{}},
+		namespace: "e2e-parity",
+		warmPool:  true,
+	},
 }
 
 // TestManifestsMatchModule: manifests/ and the namespace module declare the same objects, field
@@ -65,8 +81,8 @@ func TestManifestsMatchModule(t *testing.T) {
 				t.Fatalf("different objects:\n  module:    %s\n  kustomize: %s", strings.Join(got, "\n             "), strings.Join(want, "\n             "))
 			}
 			for _, k := range fromKustomize.keys() {
-				if !reflect.DeepEqual(fromModule[k], fromKustomize[k]) {
-					t.Errorf("%s differs:\n--- module\n%s\n--- kustomize\n%s", k, indent(fromModule[k]), indent(fromKustomize[k]))
+				if diff := diffObjects(fromModule[k], fromKustomize[k]); len(diff) > 0 {
+					t.Errorf("%s differs (got: the module, want: kustomize):\n  %s", k, strings.Join(diff, "\n  "))
 				}
 			}
 			for _, k := range fromKustomize.keys() {
@@ -84,18 +100,22 @@ func TestManifestsMatchModule(t *testing.T) {
 }
 
 // TestRoleGrantsExactlyRequiredRules: the Role both install is runner.RequiredRules(), the single
-// source of truth, bound to the agent ServiceAccount only, with nothing cluster-wide.
+// source of truth, plus runner.WarmPoolRules() with the warm pool, bound to the agent
+// ServiceAccount only, with nothing cluster-wide.
 func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 	t.Parallel()
-	want := normalizeRules(runner.RequiredRules())
 	for _, inst := range installations {
 		t.Run(inst.name, func(t *testing.T) {
 			t.Parallel()
+			want, wantName := normalizeRules(runner.RequiredRules()), "runner.RequiredRules()"
+			if inst.warmPool {
+				want, wantName = normalizeRules(append(runner.RequiredRules(), runner.WarmPoolRules()...)), "runner.RequiredRules() + runner.WarmPoolRules()"
+			}
 			for source, objs := range map[string]objects{"kustomize": inst.fromKustomize(t), "module": renderModule(t, inst.module)} {
 				var role rbacv1.Role
 				convert(t, objs.ofKind(t, "Role"), &role)
 				if got := normalizeRules(role.Rules); !reflect.DeepEqual(got, want) {
-					t.Errorf("%s: Role %s grants\n%s\nwant runner.RequiredRules()\n%s", source, role.Name, indent(got), indent(want))
+					t.Errorf("%s: Role %s grants\n%s\nwant %s\n%s", source, role.Name, indent(got), wantName, indent(want))
 				}
 
 				var binding rbacv1.RoleBinding

@@ -33,7 +33,7 @@ locals {
         name                = var.agent_service_account.name
         gcp_service_account = var.agent_service_account.gcp_service_account
       })
-      role = templatefile("${path.module}/templates/role.yaml.tftpl", { namespace = var.namespace })
+      role = templatefile("${path.module}/templates/role.yaml.tftpl", { namespace = var.namespace, warm_pool = var.warm_pool != null })
       rolebinding = templatefile("${path.module}/templates/rolebinding.yaml.tftpl", {
         namespace       = var.namespace
         service_account = var.agent_service_account.name
@@ -47,6 +47,15 @@ locals {
     },
     var.create_runtime_class ? { runtimeclass = file("${path.module}/templates/runtimeclass.yaml.tftpl") } : {},
   )
+
+  # The warm pool's Deployment: what runner.WarmPoolDeployment builds for these settings, with the
+  # runner's entrypoint inline. sandbox/entrypoint.py is a copy of runner/sandbox/entrypoint.py (a
+  # module cannot read outside its folder); test/parity fails when the two differ.
+  warm_pool_manifest = var.warm_pool == null ? null : templatefile("${path.module}/templates/warm-pool-deployment.yaml.tftpl", {
+    namespace  = var.namespace
+    pool       = var.warm_pool
+    entrypoint = file("${path.module}/sandbox/entrypoint.py")
+  })
 }
 
 # The Namespace first, and waited for on destroy, so everything in it is gone when destroy returns.
@@ -64,6 +73,20 @@ resource "kubectl_manifest" "object" {
   yaml_body         = each.value
   server_side_apply = true
   force_conflicts   = true
+
+  depends_on = [kubectl_manifest.namespace]
+}
+
+# Separate from the other objects because it is the one that waits on nodes: apply does not wait
+# for the pool to fill (a missing gVisor node or a slow image pull would hold it for minutes), and
+# until it does, executions simply run cold.
+resource "kubectl_manifest" "warm_pool" {
+  count = var.warm_pool == null ? 0 : 1
+
+  yaml_body         = local.warm_pool_manifest
+  server_side_apply = true
+  force_conflicts   = true
+  wait_for_rollout  = false
 
   depends_on = [kubectl_manifest.namespace]
 }

@@ -1,7 +1,7 @@
 output "namespace" {
   description = "Namespace to give the runner (runner.Options.Namespace, gkexec --namespace). Known once the Namespace and every object in it exist."
   value       = var.namespace
-  depends_on  = [kubectl_manifest.namespace, kubectl_manifest.object]
+  depends_on  = [kubectl_manifest.namespace, kubectl_manifest.object, kubectl_manifest.warm_pool]
 }
 
 output "agent_service_account" {
@@ -16,7 +16,13 @@ output "runtime_class_name" {
   depends_on  = [kubectl_manifest.object]
 }
 
+output "warm_pool" {
+  description = "Name of the warm pool to give the runner (runner.Options.WarmPool), or null without one. Known once its Deployment and the Role that lets the runner claim its Pods exist; the Pods themselves may still be starting."
+  value       = try(var.warm_pool.name, null)
+  depends_on  = [kubectl_manifest.object, kubectl_manifest.warm_pool]
+}
+
 output "manifests" {
-  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange and, when enabled, networkpolicy-egress and runtimeclass). For review; test/parity compares it with manifests/."
-  value       = merge({ namespace = local.namespace_manifest }, local.manifests)
+  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange and, when enabled, networkpolicy-egress, runtimeclass and warm-pool). For review; test/parity compares it with manifests/ and with the runner's Go builders."
+  value       = merge({ namespace = local.namespace_manifest }, local.manifests, var.warm_pool == null ? {} : { warm-pool = local.warm_pool_manifest })
 }

@@ -165,3 +165,67 @@ variable "create_runtime_class" {
   default     = false
   nullable    = false
 }
+
+variable "warm_pool" {
+  description = <<-EOT
+    A warm pool of pre-started sandboxes (null, the default, for none): a Deployment of idle gVisor
+    sandbox Pods, exactly what runner.WarmPoolDeployment builds for these settings, which a runner
+    with the same options (runner.Options.WarmPool = name, and the same image and
+    resources) claims instead of starting a cold Job. Also adds runner.WarmPoolRules() to the Role:
+    pods patch/delete and pods/attach create. replicas is about the peak number of concurrent
+    executions you want to start warm; a burst beyond it runs cold. Each idle Pod holds its requests
+    and, on the node, about 145 MB of gVisor overhead. The pool's Pods count against the quota: the
+    quota must still fit quota.jobs executions beside replicas + 25% (the rollout surge) pool Pods,
+    at the pool's resources.
+  EOT
+  type = object({
+    name                    = optional(string, "default")
+    replicas                = optional(number, 2)
+    image                   = optional(string, "python:3.11-slim")
+    cpu_request             = optional(string, "200m")
+    memory_request          = optional(string, "256Mi")
+    cpu_limit               = optional(string, "500m")
+    memory_limit            = optional(string, "512Mi")
+    ephemeral_storage_limit = optional(string, "1Gi")
+    scratch_size            = optional(string, "128Mi")
+  })
+  default = null
+
+  validation {
+    condition     = var.warm_pool == null || can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.warm_pool.name))
+    error_message = "warm_pool.name must be at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit: it is the gkexec.dev/pool label value and part of the Deployment's name (gkexec-pool-NAME)."
+  }
+  validation {
+    condition     = var.warm_pool == null || try(var.warm_pool.replicas >= 0 && floor(var.warm_pool.replicas) == var.warm_pool.replicas, false)
+    error_message = "warm_pool.replicas must be a whole number of at least 0 (0 keeps the Deployment and the RBAC but no idle Pods)."
+  }
+  validation {
+    condition     = var.warm_pool == null || can(regex("^[^[:space:]]+$", var.warm_pool.image))
+    error_message = "warm_pool.image must be a container image reference such as python:3.11-slim, without spaces; it must have python3 on its PATH."
+  }
+  validation {
+    condition     = var.warm_pool == null || try(alltrue([for k, q in var.warm_pool : can(regex(local.quantity_pattern, q)) && tonumber(regex(local.quantity_pattern, q)[0]) > 0 if !contains(["name", "replicas", "image"], k)]), false)
+    error_message = "warm_pool: cpu_request, memory_request, cpu_limit, memory_limit, ephemeral_storage_limit and scratch_size must be positive Kubernetes quantities such as \"500m\", \"1\" or \"256Mi\"."
+  }
+  validation {
+    # v binds the pool's quantities as numbers.
+    condition = var.warm_pool == null || try(alltrue([for v in [{ for k, q in var.warm_pool : k => tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]] if !contains(["name", "replicas", "image"], k) }] :
+      v.cpu_request <= v.cpu_limit && v.memory_request <= v.memory_limit
+    ]), true)
+    error_message = "warm_pool: cpu_request must not exceed cpu_limit, nor memory_request memory_limit: a request cannot be above its limit."
+  }
+  validation {
+    # pods = replicas plus the rollout's 25% surge, rounded up as the Deployment controller does.
+    condition     = var.warm_pool == null || try(var.quota.pods >= var.quota.jobs + var.warm_pool.replicas + ceil(var.warm_pool.replicas / 4), true)
+    error_message = "warm_pool: quota.pods must be at least quota.jobs + replicas + ceil(replicas / 4) (${try(var.quota.jobs + var.warm_pool.replicas + ceil(var.warm_pool.replicas / 4), "?")}): idle pool Pods, and the 25% more a rollout surges, count against the quota next to every execution's Pod. Raise quota.pods or lower replicas."
+  }
+  validation {
+    # For each quota resource, v = [quota, the pool's value per Pod] as numbers; the quota must hold
+    # quota.jobs executions and the surged pool, all at the pool's resources.
+    condition = var.warm_pool == null || try(alltrue([for r, p in { requests_cpu = "cpu_request", requests_memory = "memory_request", limits_cpu = "cpu_limit", limits_memory = "memory_limit", limits_ephemeral_storage = "ephemeral_storage_limit" } :
+      alltrue([for v in [[for q in [var.quota[r], var.warm_pool[p]] : tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]]]] :
+      v[0] >= v[1] * (var.quota.jobs + var.warm_pool.replicas + ceil(var.warm_pool.replicas / 4))])
+    ]), true)
+    error_message = "warm_pool: the quota's requests_cpu, requests_memory, limits_cpu, limits_memory and limits_ephemeral_storage must each hold quota.jobs executions plus replicas + ceil(replicas / 4) pool Pods, all at the pool's resources; otherwise the idle pool eats the room executions need. Raise the quota or shrink the pool."
+  }
+}

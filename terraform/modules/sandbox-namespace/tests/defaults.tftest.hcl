@@ -114,6 +114,12 @@ run "defaults" {
     condition     = length(output.manifests) == 7 && output.manifests.namespace == kubectl_manifest.namespace.yaml_body
     error_message = "The manifests output must hold every applied object, the Namespace included."
   }
+
+  # No warm pool unless asked for.
+  assert {
+    condition     = length(kubectl_manifest.warm_pool) == 0 && output.warm_pool == null
+    error_message = "warm_pool must default to null: no pool Deployment, no warm_pool output."
+  }
 }
 
 run "another_namespace_and_workload_identity" {
@@ -234,5 +240,135 @@ run "custom_quota_and_limits" {
   assert {
     condition     = yamldecode(kubectl_manifest.object["limitrange"].yaml_body).spec.limits[0].default.cpu == "1" && yamldecode(kubectl_manifest.object["limitrange"].yaml_body).spec.limits[0].max.cpu == "1500m"
     error_message = "LimitRange fields must be taken from var.container_resources."
+  }
+}
+
+# The warm pool at its defaults: runner.WarmPoolDeployment(runner.Options{Namespace: "gkexec"}, 2).
+# test/parity compares the whole object with the Go builder; these pin each default here.
+run "warm_pool_defaults" {
+  command = plan
+
+  variables {
+    warm_pool = {}
+  }
+
+  assert {
+    condition     = length(kubectl_manifest.warm_pool) == 1 && kubectl_manifest.warm_pool[0].server_side_apply && kubectl_manifest.warm_pool[0].force_conflicts && !kubectl_manifest.warm_pool[0].wait_for_rollout
+    error_message = "The pool's Deployment must be applied server-side with force_conflicts, without waiting for its Pods (executions run cold until they are ready)."
+  }
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata == {
+      name      = "gkexec-pool-default"
+      namespace = "gkexec"
+      labels    = { "app.kubernetes.io/managed-by" = "gkexec", "app.kubernetes.io/component" = "warm-pool", "gkexec.dev/pool" = "default" }
+    }
+    error_message = "The default pool is Deployment gkexec/gkexec-pool-default, labelled managed-by=gkexec, component=warm-pool, gkexec.dev/pool=default."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.replicas == 2
+    error_message = "warm_pool.replicas must default to 2."
+  }
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.selector.matchLabels == {
+      "app.kubernetes.io/managed-by" = "gkexec", "app.kubernetes.io/component" = "sandbox", "gkexec.dev/pool" = "default", "gkexec.dev/pool-state" = "idle"
+    } && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.metadata.labels == yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.selector.matchLabels
+    error_message = "The Deployment must select, and label its Pods, as sandboxes of pool default in state idle: a claim relabels a Pod out of it."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.strategy == { type = "RollingUpdate", rollingUpdate = { maxUnavailable = 0, maxSurge = "25%" } } && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.revisionHistoryLimit == 2
+    error_message = "A rollout must surge 25% and never take an idle Pod away first; two old ReplicaSets are kept."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.containers[0].image == "python:3.11-slim"
+    error_message = "warm_pool.image must default to the runner's image, python:3.11-slim."
+  }
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.containers[0].resources == {
+      requests = { cpu = "200m", memory = "256Mi" }
+      limits   = { cpu = "500m", memory = "512Mi", "ephemeral-storage" = "1Gi" }
+    }
+    error_message = "The pool's resources must default to the runner's: requests 200m / 256Mi, limits 500m / 512Mi / 1Gi ephemeral storage."
+  }
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.volumes == [
+      { name = "code", emptyDir = { medium = "Memory", sizeLimit = "2Mi" } },
+      { name = "tmp", emptyDir = { medium = "Memory", sizeLimit = "128Mi" } },
+      { name = "workspace", emptyDir = { medium = "Memory", sizeLimit = "128Mi" } },
+    ]
+    error_message = "The scratch volumes must default to the runner's 128Mi (memory-backed), and the code volume to 2Mi."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.containers[0].command == ["python3", "-I", "-S", "-c", file("sandbox/entrypoint.py")]
+    error_message = "The pool's container must run the module's copy of the runner's entrypoint inline, byte for byte: python3 -I -S -c SOURCE."
+  }
+  assert {
+    condition     = alltrue([for c in yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.containers : c.stdin && c.stdinOnce && c.securityContext.runAsNonRoot && c.securityContext.readOnlyRootFilesystem && !c.securityContext.allowPrivilegeEscalation && c.securityContext.capabilities.drop == ["ALL"]]) && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.runtimeClassName == "gvisor" && !yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.automountServiceAccountToken && !yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.enableServiceLinks
+    error_message = "Pool Pods must be the hardened gVisor sandbox (non-root, read-only root, no capabilities, no token, no service links) with stdin open once for the request."
+  }
+
+  # RBAC: runner.RequiredRules() + runner.WarmPoolRules(), still namespaced, still no pods/exec or secrets.
+  assert {
+    condition = yamldecode(kubectl_manifest.object["role"].yaml_body).rules == [
+      { apiGroups = [""], resources = ["configmaps"], verbs = ["create", "delete", "list", "patch"] },
+      { apiGroups = [""], resources = ["events"], verbs = ["list", "watch"] },
+      { apiGroups = [""], resources = ["pods"], verbs = ["list", "watch"] },
+      { apiGroups = [""], resources = ["pods/log"], verbs = ["get"] },
+      { apiGroups = [""], resources = ["resourcequotas"], verbs = ["list"] },
+      { apiGroups = ["batch"], resources = ["jobs"], verbs = ["create", "delete", "list"] },
+      { apiGroups = [""], resources = ["pods"], verbs = ["delete", "patch"] },
+      { apiGroups = [""], resources = ["pods/attach"], verbs = ["create"] },
+    ]
+    error_message = "With the pool the Role must grant exactly runner.RequiredRules() followed by runner.WarmPoolRules()."
+  }
+  assert {
+    condition = !anytrue([for r in yamldecode(kubectl_manifest.object["role"].yaml_body).rules :
+    anytrue([for res in r.resources : contains(["secrets", "pods/exec", "pods/portforward", "*"], res)]) || contains(r.verbs, "*")])
+    error_message = "The pool adds pods/attach only: the Role must still not reach secrets, pods/exec, pods/portforward or wildcards."
+  }
+
+  # The quota is the user's, unchanged; the warm_pool validations make sure it fits the pool.
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["resourcequota"].yaml_body).spec.hard.pods == "55" && yamldecode(kubectl_manifest.object["resourcequota"].yaml_body).spec.hard["count/jobs.batch"] == "50"
+    error_message = "The pool must not change the quota behind the user's back."
+  }
+  assert {
+    condition     = output.warm_pool == "default" && length(output.manifests) == 8 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body
+    error_message = "The warm_pool output must name the pool, and the manifests output hold its Deployment."
+  }
+}
+
+run "warm_pool_custom" {
+  command = plan
+
+  variables {
+    namespace = "team-b"
+    quota     = { jobs = 10, pods = 20, configmaps = 11, requests_cpu = "20", requests_memory = "20Gi", limits_cpu = "40", limits_memory = "40Gi", limits_ephemeral_storage = "40Gi" }
+    warm_pool = {
+      name                    = "big"
+      replicas                = 5
+      image                   = "registry.example.com/py:3.12"
+      cpu_request             = "1"
+      memory_request          = "1Gi"
+      cpu_limit               = "1500m"
+      memory_limit            = "2Gi"
+      ephemeral_storage_limit = "2Gi"
+      scratch_size            = "256Mi"
+    }
+  }
+
+  assert {
+    condition     = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata.name == "gkexec-pool-big" && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata.namespace == "team-b" && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.selector.matchLabels["gkexec.dev/pool"] == "big" && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.replicas == 5
+    error_message = "The pool's name, namespace and replicas must follow var.namespace and var.warm_pool."
+  }
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.containers[0].image == "registry.example.com/py:3.12" && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.containers[0].resources == {
+      requests = { cpu = "1", memory = "1Gi" }
+      limits   = { cpu = "1500m", memory = "2Gi", "ephemeral-storage" = "2Gi" }
+    } && [for v in yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.volumes : v.emptyDir.sizeLimit] == ["2Mi", "256Mi", "256Mi"]
+    error_message = "The pool's image, resources and scratch sizes must follow var.warm_pool."
+  }
+  assert {
+    condition     = output.warm_pool == "big"
+    error_message = "The warm_pool output must name the pool."
   }
 }

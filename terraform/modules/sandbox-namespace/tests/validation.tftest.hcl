@@ -105,3 +105,63 @@ run "container_limit_above_quota" {
   }
   expect_failures = [var.container_resources]
 }
+
+run "warm_pool_invalid_name" {
+  command = plan
+  variables { warm_pool = { name = "Big_Pool" } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_negative_replicas" {
+  command = plan
+  variables { warm_pool = { replicas = -1 } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_fractional_replicas" {
+  command = plan
+  variables { warm_pool = { replicas = 1.5 } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_image_with_spaces" {
+  command = plan
+  variables { warm_pool = { image = "python 3.11" } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_invalid_quantity" {
+  command = plan
+  variables { warm_pool = { memory_limit = "512 MB" } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_zero_quantity" {
+  command = plan
+  variables { warm_pool = { scratch_size = "0" } }
+  expect_failures = [var.warm_pool]
+}
+
+# The quota is raised so that 53 Pods at 550m of requests fit (29.15 of 30 CPU): only request > limit fails.
+run "warm_pool_request_above_limit" {
+  command = plan
+  variables {
+    quota     = { requests_cpu = "30" }
+    warm_pool = { cpu_request = "550m", cpu_limit = "500m" }
+  }
+  expect_failures = [var.warm_pool]
+}
+
+# 50 jobs + 5 replicas + 2 surged = 57 Pods > 55; every resource of the default quota still fits 57.
+run "warm_pool_too_many_pods_for_quota" {
+  command = plan
+  variables { warm_pool = { replicas = 5 } }
+  expect_failures = [var.warm_pool]
+}
+
+# 53 Pods (50 jobs, 2 replicas, 1 surged) of 1 CPU each need 53 CPU of requests; the quota has 12.
+run "warm_pool_resources_beyond_quota" {
+  command = plan
+  variables { warm_pool = { cpu_request = "1", cpu_limit = "1" } }
+  expect_failures = [var.warm_pool]
+}
