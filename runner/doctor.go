@@ -57,11 +57,31 @@ func (r *Runner) Doctor(ctx context.Context, do DoctorOptions) []Check {
 
 	add(r.checkNamespace(ctx))
 	add(r.checkRBAC(ctx))
-	add(r.checkRuntimeClass(ctx))
-	add(r.checkSandboxNodes(ctx))
+	// Checks this identity may not perform leave something for the smoke execution to prove;
+	// their Fix is written once it is known whether that ran and how it went.
+	unproven := map[int]string{}
+	for _, check := range []func(context.Context) (Check, string){r.checkRuntimeClass, r.checkSandboxNodes} {
+		c, proof := check(ctx)
+		if proof != "" {
+			unproven[len(checks)] = proof
+		}
+		add(c)
+	}
 	add(r.checkQuota(ctx))
+	var smoke Check
 	if do.Smoke {
-		add(r.checkSmoke(ctx))
+		smoke = r.checkSmoke(ctx)
+		add(smoke)
+	}
+	for i, proof := range unproven {
+		switch {
+		case !do.Smoke:
+			checks[i].Fix = "run `gkexec doctor` with --smoke (the default) to prove " + proof + " with a real execution"
+		case smoke.Status == CheckPass:
+			checks[i].Fix = "nothing to do: the smoke execution below proved " + proof
+		default:
+			checks[i].Fix = "the smoke execution below did not prove " + proof + "; see its detail"
+		}
 	}
 	return checks
 }
@@ -112,35 +132,39 @@ func (r *Runner) checkRBAC(ctx context.Context) Check {
 	return Check{name, CheckPass, fmt.Sprintf("%d permissions allowed", len(allowed)), ""}
 }
 
-func (r *Runner) checkRuntimeClass(ctx context.Context) Check {
+// checkRuntimeClass also returns what only the smoke execution can prove when this identity
+// cannot read RuntimeClasses.
+func (r *Runner) checkRuntimeClass(ctx context.Context) (Check, string) {
 	if r.opts.NoRuntimeClass {
-		return Check{"RuntimeClass", CheckWarn, "no RuntimeClass: code runs in the node's default runtime, not a sandbox", "drop --no-runtime-class on a cluster with gVisor"}
+		return Check{"RuntimeClass", CheckWarn, "no RuntimeClass: code runs in the node's default runtime, not a sandbox", "drop --no-runtime-class on a cluster with gVisor"}, ""
 	}
 	name := "RuntimeClass " + r.opts.RuntimeClassName + " exists"
 	rc, err := r.client.NodeV1().RuntimeClasses().Get(ctx, r.opts.RuntimeClassName, metav1.GetOptions{})
 	switch {
 	case err == nil:
-		return Check{name, CheckPass, "handler " + rc.Handler, ""}
+		return Check{name, CheckPass, "handler " + rc.Handler, ""}, ""
 	case apierrors.IsNotFound(err):
-		return Check{name, CheckFail, err.Error(), "on GKE enable GKE Sandbox on a node pool; elsewhere kubectl apply -k manifests/overlays/non-gke"}
+		return Check{name, CheckFail, err.Error(), "on GKE enable GKE Sandbox on a node pool; elsewhere kubectl apply -k manifests/overlays/non-gke"}, ""
 	case apierrors.IsForbidden(err):
-		return Check{name, CheckWarn, "cannot read RuntimeClasses with this identity (expected: the agent has no cluster-wide rights)", "the smoke check proves the runtime works"}
+		return Check{name, CheckWarn, "cannot read RuntimeClasses with this identity (expected: the agent has no cluster-wide rights)", ""}, "that the runtime works"
 	}
-	return Check{name, CheckFail, err.Error(), ""}
+	return Check{name, CheckFail, err.Error(), ""}, ""
 }
 
-func (r *Runner) checkSandboxNodes(ctx context.Context) Check {
+// checkSandboxNodes also returns what only the smoke execution can prove when this identity
+// cannot list nodes.
+func (r *Runner) checkSandboxNodes(ctx context.Context) (Check, string) {
 	if r.opts.DisableSandboxNodeSelector {
-		return Check{"sandbox nodes", CheckPass, "node selector for GKE Sandbox nodes disabled", ""}
+		return Check{"sandbox nodes", CheckPass, "node selector for GKE Sandbox nodes disabled", ""}, ""
 	}
 	name := "a schedulable gVisor node exists"
 	sel := labels.Set{GKESandboxLabel: GKESandboxValue}.String()
 	nodes, err := r.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sel})
 	switch {
 	case apierrors.IsForbidden(err):
-		return Check{name, CheckWarn, "cannot list nodes with this identity (expected: the agent has no cluster-wide rights)", "the smoke check proves a node takes sandbox pods"}
+		return Check{name, CheckWarn, "cannot list nodes with this identity (expected: the agent has no cluster-wide rights)", ""}, "that a node takes sandbox pods"
 	case err != nil:
-		return Check{name, CheckFail, err.Error(), ""}
+		return Check{name, CheckFail, err.Error(), ""}, ""
 	}
 	ready := 0
 	for _, n := range nodes.Items {
@@ -155,9 +179,9 @@ func (r *Runner) checkSandboxNodes(ctx context.Context) Check {
 	}
 	if ready == 0 {
 		return Check{name, CheckFail, fmt.Sprintf("%d nodes labelled %s, none Ready and schedulable", len(nodes.Items), sel),
-			"add a GKE Sandbox node pool (terraform/modules/gke-sandbox-cluster); with autoscaling from 0 this is expected until the first execution"}
+			"add a GKE Sandbox node pool (terraform/modules/gke-sandbox-cluster); with autoscaling from 0 this is expected until the first execution"}, ""
 	}
-	return Check{name, CheckPass, fmt.Sprintf("%d Ready", ready), ""}
+	return Check{name, CheckPass, fmt.Sprintf("%d Ready", ready), ""}, ""
 }
 
 // checkQuota compares every ResourceQuota's headroom with what one execution needs.

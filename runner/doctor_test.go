@@ -2,15 +2,18 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -50,5 +53,51 @@ func TestDoctorNamesTheMissingVerbAndQuotaShortage(t *testing.T) {
 	}
 	if c := byName["a schedulable gVisor node exists"]; c.Status != CheckFail {
 		t.Errorf("node check = %+v, want a failure without sandbox nodes", c)
+	}
+}
+
+// A least-privilege identity cannot read RuntimeClasses or nodes; those warnings point at the
+// smoke execution only when it ran, and say what it showed.
+func TestDoctorWarningsPointAtTheSmokeCheckOnlyWhenItRan(t *testing.T) {
+	t.Parallel()
+	gvisor := new(framed).out("Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016\ngvisor\n").end(endRecord{})
+	cases := []struct {
+		name      string
+		smoke     bool
+		sc        scenario
+		wantSmoke CheckStatus // "": no smoke check in the list
+		wantFix   string      // in the Fix of both warnings
+		wantNot   string      // in neither
+	}{
+		{"smoke off", false, scenario{}, "", "run `gkexec doctor` with --smoke", "smoke execution proved"},
+		{"smoke passed", true, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: gvisor}, CheckPass,
+			"the smoke execution below proved", "did not prove"},
+		{"smoke failed", true, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running},
+			log: new(framed).err("boom").end(endRecord{ExitCode: 1})}, CheckFail, "the smoke execution below did not prove", "below proved"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fc := newFakeCluster(t, tc.sc)
+			deny := func(k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "x"}, "", errors.New("cluster-scoped"))
+			}
+			fc.client.PrependReactor("get", "runtimeclasses", deny)
+			fc.client.PrependReactor("list", "nodes", deny)
+			checks := fc.runner(Options{}).Doctor(context.Background(), DoctorOptions{Smoke: tc.smoke})
+			byName := map[string]Check{}
+			for _, c := range checks {
+				byName[c.Name] = c
+			}
+			if got := byName["smoke execution in the sandbox"].Status; got != tc.wantSmoke {
+				t.Errorf("smoke check status %q, want %q", got, tc.wantSmoke)
+			}
+			for _, name := range []string{"RuntimeClass gvisor exists", "a schedulable gVisor node exists"} {
+				c := byName[name]
+				if c.Status != CheckWarn || !strings.Contains(c.Fix, tc.wantFix) || strings.Contains(c.Fix, tc.wantNot) {
+					t.Errorf("%s: %+v; want a warning whose fix says %q and not %q", name, c, tc.wantFix, tc.wantNot)
+				}
+			}
+		})
 	}
 }
