@@ -33,6 +33,9 @@ type Config struct {
 	Floor bool
 	// Options for the runner; the benchmark wraps its transport to count API requests.
 	Options runner.Options
+	// Pace, if set, spaces the arrivals: one execution starts at most every Pace (paced arrivals,
+	// as from an agent that thinks between calls); otherwise they go back to back.
+	Pace time.Duration
 	// Progress, if set, is called after each execution.
 	Progress func(done, total int)
 }
@@ -42,6 +45,10 @@ type Report struct {
 	Executions  int `json:"executions"`
 	Concurrency int `json:"concurrency"`
 	Failures    int `json:"failures"`
+	// Warm counts the executions that ran in a warm pool sandbox; the rest ran cold.
+	Warm int `json:"warm"`
+	// PaceSeconds is the spacing of arrivals; 0 for back to back.
+	PaceSeconds float64 `json:"pace_seconds,omitempty"`
 	// FirstErrors holds up to five distinct failure messages.
 	FirstErrors []string `json:"first_errors,omitempty"`
 
@@ -117,22 +124,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer r.Close()
 
-	// Warm up: starts the shared watches and loads the image into the page cache.
+	// Warm up: starts the shared watches and loads the image into the page cache. A runner that
+	// holds warm sandboxes ready gets them before the measured executions.
 	if _, err := r.Execute(ctx, runner.Request{Code: cfg.Code}); err != nil {
 		return nil, fmt.Errorf("warm-up execution: %w", err)
+	}
+	if cfg.Pace > 0 {
+		sleepCtx(ctx, cfg.Pace)
 	}
 	baseTotal, _ := counter.snapshot()
 	baseKinds := counter.byKindCopy()
 	cpu0 := cpuTime()
 
-	rep := &Report{Executions: cfg.Executions, Concurrency: cfg.Concurrency}
+	rep := &Report{Executions: cfg.Executions, Concurrency: cfg.Concurrency, PaceSeconds: cfg.Pace.Seconds()}
 	var mu sync.Mutex
 	var latencies []time.Duration
 	phases := map[string][]time.Duration{}
 	errSeen := map[string]bool{}
 	done := 0
 	start := time.Now()
-	parallel(ctx, cfg.Executions, cfg.Concurrency, func(i int) {
+	parallel(ctx, cfg.Executions, cfg.Concurrency, cfg.Pace, func(i int) {
 		t0 := time.Now()
 		res, err := r.Execute(ctx, runner.Request{Code: cfg.Code})
 		d := time.Since(t0)
@@ -153,6 +164,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		} else {
 			latencies = append(latencies, d)
+			if res.Sandbox == runner.SandboxWarm {
+				rep.Warm++
+			}
 			for name, pd := range res.Timings.Phases() {
 				phases[name] = append(phases[name], pd)
 			}
@@ -188,7 +202,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		var fLat []time.Duration
 		var ferr error
 		fstart := time.Now()
-		parallel(ctx, cfg.Executions, cfg.Concurrency, func(int) {
+		parallel(ctx, cfg.Executions, cfg.Concurrency, cfg.Pace, func(int) {
 			d, err := fl.run(ctx)
 			mu.Lock()
 			defer mu.Unlock()
@@ -219,13 +233,18 @@ func ratio(a, b Seconds) float64 {
 	return float64(a) / float64(b)
 }
 
-// parallel runs fn(0..n-1) with at most c at once.
-func parallel(ctx context.Context, n, c int, fn func(int)) {
+// parallel runs fn(0..n-1) with at most c at once, starting one at most every pace.
+func parallel(ctx context.Context, n, c int, pace time.Duration, fn func(int)) {
 	sem := make(chan struct{}, c)
 	var wg sync.WaitGroup
+	next := time.Now()
 	for i := range n {
 		if ctx.Err() != nil {
 			break
+		}
+		if pace > 0 {
+			sleepCtx(ctx, time.Until(next))
+			next = next.Add(pace)
 		}
 		sem <- struct{}{}
 		wg.Add(1)
@@ -235,6 +254,18 @@ func parallel(ctx context.Context, n, c int, fn func(int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func summarise(ds []time.Duration, wall time.Duration) Series {

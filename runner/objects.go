@@ -117,7 +117,7 @@ func newJob(o *Options, req Request) *batchv1.Job {
 			// Pods are not replaced while terminating: a killed sandbox must stay killed.
 			PodReplacementPolicy: ptr.To(batchv1.Failed),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: maps.Clone(o.Annotations)},
+				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: runningSandboxAnnotations(o)},
 				Spec:       sandboxPodSpec(o, &req),
 			},
 		},
@@ -239,6 +239,20 @@ func sandboxPodSpec(o *Options, req *Request) corev1.PodSpec {
 			}}},
 		},
 	}
+}
+
+// AnnotationSafeToEvict tells the cluster autoscaler whether it may evict a Pod to scale its node
+// down. A running execution must not be evicted: its Pod says "false" (a warm Pod from its claim
+// on; an idle one may go, its Deployment replaces it).
+const AnnotationSafeToEvict = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+
+func runningSandboxAnnotations(o *Options) map[string]string {
+	a := maps.Clone(o.Annotations)
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[AnnotationSafeToEvict] = "false"
+	return a
 }
 
 func runtimeClass(o *Options) *string {

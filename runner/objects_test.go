@@ -101,6 +101,7 @@ func TestNewJobIsHardened(t *testing.T) {
 		"working dir":                   c.WorkingDir == WorkDir,
 		"output dir for the entrypoint": envOf(c, "GKEXEC_OUTPUT_DIR") == OutputDir,
 		"timeout for the entrypoint":    envOf(c, "GKEXEC_TIMEOUT_SECONDS") == "300",
+		"not evicted by scale-down":     job.Spec.Template.Annotations[AnnotationSafeToEvict] == "false",
 	}
 	for name, ok := range checks {
 		if !ok {

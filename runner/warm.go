@@ -41,12 +41,13 @@ type warmSource struct {
 	holder string // AnnotationClaimedBy
 	want   string // fingerprint of the sandbox the options describe
 
-	mu      sync.Mutex
-	ready   []*warmSandbox // oldest first
-	tried   map[types.UID]time.Time
-	stop    chan struct{}
-	kick    chan struct{}
-	stopped sync.WaitGroup
+	mu       sync.Mutex
+	ready    []*warmSandbox // oldest first
+	tried    map[types.UID]time.Time
+	claiming map[types.UID]bool
+	stop     chan struct{}
+	kick     chan struct{}
+	stopped  sync.WaitGroup
 }
 
 const (
@@ -62,7 +63,7 @@ const (
 func newWarmSource(r *Runner, h *hub) *warmSource {
 	host, _ := os.Hostname()
 	w := &warmSource{r: r, h: h, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
-		want: fingerprint(sandboxPodSpec(&r.opts, nil)), tried: map[types.UID]time.Time{},
+		want: fingerprint(sandboxPodSpec(&r.opts, nil)), tried: map[types.UID]time.Time{}, claiming: map[types.UID]bool{},
 		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if r.opts.WarmPoolReady > 0 {
 		w.stopped.Add(1)
@@ -174,10 +175,15 @@ func (w *warmSource) claim(ctx context.Context, hold time.Duration) (*corev1.Pod
 	if len(fresh) == 0 {
 		return nil, fmt.Errorf("%w: no idle, ready pod of warm pool %q matches the options in namespace %s", errNotServed, w.r.opts.WarmPool, ns)
 	}
-	for i, pod := range fresh {
-		if i == claimAttempts {
+	tries := 0
+	for _, pod := range fresh {
+		if tries == claimAttempts {
 			break
 		}
+		if !w.reserve(pod.UID) {
+			continue // another execution of this runner is claiming it
+		}
+		tries++
 		// The deadline counts from the Pod's start: it may run for what it has run, plus the hold,
 		// plus one execution's start and run time, plus slack.
 		age := time.Since(pod.Status.StartTime.Time)
@@ -187,13 +193,15 @@ func (w *warmSource) claim(ctx context.Context, hold time.Duration) (*corev1.Pod
 				"resourceVersion": pod.ResourceVersion,
 				"labels":          map[string]string{LabelPoolState: PoolStateClaimed},
 				"annotations": map[string]string{
-					AnnotationClaimedAt: time.Now().UTC().Format(time.RFC3339),
-					AnnotationClaimedBy: w.holder,
+					AnnotationClaimedAt:   time.Now().UTC().Format(time.RFC3339),
+					AnnotationClaimedBy:   w.holder,
+					AnnotationSafeToEvict: "false",
 				},
 			},
 			"spec": map[string]any{"activeDeadlineSeconds": deadline},
 		})
 		claimed, err := w.r.client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		w.unreserve(pod.UID, err == nil)
 		switch {
 		case err == nil:
 			return claimed, nil
@@ -211,6 +219,29 @@ func (w *warmSource) claim(ctx context.Context, hold time.Duration) (*corev1.Pod
 		}
 	}
 	return nil, fmt.Errorf("%w: other runners claimed the idle pods of warm pool %q first", errNotServed, w.r.opts.WarmPool)
+}
+
+// reserve marks a Pod as being claimed by this runner, so that its concurrent executions try
+// different Pods instead of racing each other for one.
+func (w *warmSource) reserve(uid types.UID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.claiming[uid] {
+		return false
+	}
+	w.claiming[uid] = true
+	return true
+}
+
+// unreserve ends a claim attempt; a claimed Pod stays out of the candidates (it is marked tried
+// until the informer sees its new label).
+func (w *warmSource) unreserve(uid types.UID, claimed bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.claiming, uid)
+	if claimed {
+		w.tried[uid] = time.Now()
+	}
 }
 
 // recycle deletes an idle Pod that waited past WarmPoolMaxIdleAge; its ReplicaSet replaces it.
