@@ -36,7 +36,7 @@ func runApp(ctx context.Context, app *cli.App, args []string) int {
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "gkexec",
 		Usage:   "run untrusted code in gVisor-sandboxed Kubernetes Jobs",
 		Version: version,
@@ -57,4 +57,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			benchCommand(),
 		},
 	}
+	for _, cmd := range app.Commands {
+		cmd.Before = routeKlog(stderr)
+	}
+	return app
 }
