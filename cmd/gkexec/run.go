@@ -117,6 +117,9 @@ func notes(w io.Writer, res runner.Result) {
 	}
 }
 
+// maxCodeBytes is what a ConfigMap holds (the API server's limit on its data): the code must fit in one.
+const maxCodeBytes = 1 << 20
+
 func readCode(c *cli.Context) (string, error) {
 	code, args := c.String(flagCode), c.Args()
 	switch {
@@ -127,20 +130,31 @@ func readCode(c *cli.Context) (string, error) {
 	case c.IsSet(flagCode):
 		return code, nil
 	case args.Len() == 1 && args.First() != "-":
-		b, err := os.ReadFile(args.First())
+		f, err := os.Open(args.First())
 		if err != nil {
 			return "", usageError("%v", err)
 		}
-		return string(b), nil
+		defer f.Close()
+		return readCodeFrom(f, args.First())
 	}
 	if f, ok := c.App.Reader.(*os.File); ok && args.Len() == 0 {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			return "", usageError("no code: use -c CODE, a FILE, or pipe it on stdin (see gkexec run --help)")
 		}
 	}
-	b, err := io.ReadAll(c.App.Reader)
+	return readCodeFrom(c.App.Reader, "stdin")
+}
+
+// readCodeFrom reads at most one byte more than fits, so that a flood (or /dev/zero) is refused
+// at once instead of read into memory.
+func readCodeFrom(r io.Reader, what string) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxCodeBytes+1))
 	if err != nil {
-		return "", usageError("reading stdin: %v", err)
+		return "", usageError("reading %s: %v", what, err)
+	}
+	if len(b) > maxCodeBytes {
+		return "", usageError("%v: %v: the code is larger than 1 MiB (read from %s); code and input files must fit in one ConfigMap",
+			runner.ErrInvalidRequest, runner.ErrRequestTooLarge, what)
 	}
 	return string(b), nil
 }
