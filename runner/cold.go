@@ -81,7 +81,7 @@ func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *ba
 	})
 	if err != nil {
 		sb.made.job = !isAnswer(err)
-		return r.explain(ctx, apiError(err, "create", "jobs", ns, job.Name))
+		return apiError(err, "create", "jobs", ns, job.Name) // the namespace exists: the ConfigMap is in it
 	}
 	sb.made.job = true
 	// The Pod only needs the ConfigMap to exist; who owns it matters only if the runner dies, so

@@ -68,6 +68,7 @@ func (r *Runner) Doctor(ctx context.Context, do DoctorOptions) []Check {
 		add(c)
 	}
 	add(r.checkQuota(ctx))
+	add(r.checkWarmPool(ctx))
 	var smoke Check
 	if do.Smoke {
 		smoke = r.checkSmoke(ctx)

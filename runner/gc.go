@@ -14,7 +14,7 @@ import (
 
 // Leftover is an object a runner made and did not delete (its caller crashed or was killed).
 type Leftover struct {
-	Kind        string // "Job" or "ConfigMap"
+	Kind        string // "Job", "ConfigMap" or "Pod" (a claimed warm sandbox)
 	Name        string
 	ExecutionID string
 	Age         time.Duration
@@ -27,7 +27,8 @@ type Leftover struct {
 }
 
 // CollectGarbage deletes the Jobs (with their Pods) and ConfigMaps that gkexec made in namespace
-// and that are older than olderThan. With dryRun it only lists them. It tries every object, even
+// and that are older than olderThan, and the warm pool Pods claimed longer ago than that (or
+// already ended): their runner died. Idle pool Pods are their Deployment's and stay. With dryRun it only lists them. It tries every object, even
 // after a failure, and returns each with what became of it (Deleted, Gone or Err); the error joins
 // every failure, a list's included, so a non-nil error means something is left.
 func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace string, olderThan time.Duration, dryRun bool) ([]Leftover, error) {
@@ -54,6 +55,12 @@ func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace 
 			old("ConfigMap", c.ObjectMeta)
 		}
 	}
+	// Warm pool Pods claimed by a runner that died (or whose deletion failed).
+	if pods, err := staleWarmSandboxes(ctx, client, namespace, olderThan, now); err != nil {
+		errs = append(errs, err)
+	} else {
+		found = append(found, pods...)
+	}
 	sort.Slice(found, func(i, j int) bool {
 		if found[i].Name != found[j].Name {
 			return found[i].Name < found[j].Name
@@ -75,6 +82,9 @@ func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace 
 		case "ConfigMap":
 			resource = "configmaps"
 			err = client.CoreV1().ConfigMaps(namespace).Delete(ctx, l.Name, metav1.DeleteOptions{})
+		case "Pod":
+			resource = "pods"
+			err = client.CoreV1().Pods(namespace).Delete(ctx, l.Name, metav1.DeleteOptions{})
 		}
 		switch {
 		case err == nil:

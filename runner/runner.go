@@ -306,5 +306,8 @@ func (r *Runner) acquire(ctx context.Context, x *execution) (sandbox, error) {
 // explain adds what the API can tell about an error: a least-privilege identity is refused
 // before the API server checks that the namespace exists.
 func (r *Runner) explain(ctx context.Context, err error) error {
-	return err
+	if !errors.Is(err, ErrForbidden) {
+		return err
+	}
+	return clarifyForbidden(ctx, r.client, r.opts.Namespace, err)
 }

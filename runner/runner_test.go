@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -77,6 +78,13 @@ func TestExecuteFailurePathsCleanUp(t *testing.T) {
 		return func(fc *fakeCluster) {
 			fc.client.PrependReactor(verb, resource, func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: resource}, "x", errors.New("denied"))
+			})
+			// The identity has a Role in the namespace, only not this verb: RBAC, not a missing
+			// namespace (see TestClarifyForbidden).
+			fc.client.PrependReactor("create", "selfsubjectrulesreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				out := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectRulesReview).DeepCopy()
+				out.Status.ResourceRules = []authorizationv1.ResourceRule{{Verbs: []string{"list"}, Resources: []string{"pods"}, APIGroups: []string{""}}}
+				return true, out, nil
 			})
 		}
 	}
@@ -393,5 +401,24 @@ func TestQuotaConflictOnCreateIsRetried(t *testing.T) {
 	res, err := r.Execute(context.Background(), Request{Code: "x"})
 	if err != nil || string(res.Stdout) != "ok" {
 		t.Fatalf("Execute: %v, stdout %q; want the conflicts retried", err, res.Stdout)
+	}
+}
+
+// TestMissingNamespaceAsALeastPrivilegeAgent: the API server refuses an identity before it looks
+// for the namespace, so a typo in --namespace used to read as missing RBAC (exit 125).
+func TestMissingNamespaceAsALeastPrivilegeAgent(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{})
+	fc.client.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "x", errors.New("denied"))
+	})
+	// The fake's review answers with no rules at all: nothing is granted in that namespace.
+	r := fc.runner(Options{})
+	_, err := r.Execute(context.Background(), Request{Code: "x"})
+	if !errors.Is(err, ErrNamespaceNotFound) {
+		t.Errorf("Execute: %v, want ErrNamespaceNotFound", err)
+	}
+	if left := fc.leftovers(); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

@@ -20,10 +20,13 @@ const (
 func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "gc",
-		Usage: "delete Jobs and ConfigMaps that gkexec left behind (a caller crashed or was killed)",
+		Usage: "delete Jobs, ConfigMaps and claimed warm Pods that gkexec left behind (a caller crashed or was killed)",
 		Description: `Finds objects labelled app.kubernetes.io/managed-by=gkexec older than --older-than and deletes
-them; each Job's Pod goes with it. Running executions are younger than their timeout, so an
---older-than above your longest timeout never touches live work.
+them; each Job's Pod goes with it. Warm pool Pods count from their claim: a claimed Pod older
+than --older-than, or already ended (its claim's deadline passed), is deleted; idle pool Pods
+belong to their Deployment and stay. Running executions are younger than their timeout (plus,
+for a warm sandbox held ready, --warm-hold), so an --older-than above that never touches live
+work.
 
 Examples:
    gkexec gc -n agent-sandbox --dry-run

@@ -60,6 +60,17 @@ type target struct {
 	gke bool
 	// startTimeout for executions that should start: room for a node scale-up on GKE.
 	startTimeout time.Duration
+	// warmPool: installed with the warm pool (manifests/overlays/warm-pool); its Role adds
+	// runner.WarmPoolRules().
+	warmPool bool
+}
+
+// rules is what the namespace's Role must grant, exactly.
+func (tg *target) rules() []rbacv1.PolicyRule {
+	if tg.warmPool {
+		return append(runner.RequiredRules(), runner.WarmPoolRules()...)
+	}
+	return runner.RequiredRules()
 }
 
 // adminClient loads a kubeconfig into a client with room for the suite's polling.
@@ -178,8 +189,13 @@ func (tg *target) assertStoodUp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("role %s/%s: %v", tg.namespace, roleName, err)
 	}
-	if got, want := ruleSet(role.Rules), ruleSet(runner.RequiredRules()); !slices.Equal(got, want) {
-		t.Errorf("role %s/%s grants\n  %v\nwant exactly runner.RequiredRules()\n  %v", tg.namespace, roleName, got, want)
+	if got, want := ruleSet(role.Rules), ruleSet(tg.rules()); !slices.Equal(got, want) {
+		t.Errorf("role %s/%s grants\n  %v\nwant exactly runner.RequiredRules() (+ WarmPoolRules() with the pool)\n  %v", tg.namespace, roleName, got, want)
+	}
+	if tg.warmPool {
+		if _, err := tg.admin.AppsV1().Deployments(tg.namespace).Get(ctx, runner.WarmPoolName("default"), metav1.GetOptions{}); err != nil {
+			t.Errorf("the warm pool: %v", err)
+		}
 	}
 	rb, err := tg.admin.RbacV1().RoleBindings(tg.namespace).Get(ctx, roleName, metav1.GetOptions{})
 	if err != nil {

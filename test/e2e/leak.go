@@ -62,6 +62,9 @@ func (tg *target) leftovers(ctx context.Context, executionIDs ...string) ([]stri
 		return nil, err
 	}
 	for _, p := range pods.Items {
+		if p.Labels[runner.LabelPoolState] == runner.PoolStateIdle {
+			continue // the warm pool's, waiting: not an execution's
+		}
 		state := string(p.Status.Phase)
 		if p.DeletionTimestamp != nil {
 			state += ",terminating"

@@ -161,7 +161,7 @@ func TestLocalCluster(t *testing.T) {
 				(&target{name: "terraform", namespace: tfNS, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}).assertStoodUp(t)
 			})
 			t.Run("kubectl_apply_k", func(t *testing.T) {
-				(&target{name: "manifests", namespace: mfNS, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}).assertStoodUp(t)
+				(&target{name: "manifests", namespace: mfNS, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig, warmPool: true}).assertStoodUp(t)
 			})
 		}) {
 			t.Fatal("stand-up incomplete; the stages need both namespaces (teardown still runs)")
@@ -175,7 +175,7 @@ func TestLocalCluster(t *testing.T) {
 		tf := &target{name: "terraform", namespace: tfNS, serviceAccount: "gkexec-agent", otherNamespace: mfNS,
 			admin: admin, adminConfig: adminConfig, adminKubectl: adminKubectl, bin: bin}
 		mf := &target{name: "manifests", namespace: mfNS, serviceAccount: "gkexec-agent", otherNamespace: tfNS,
-			admin: admin, adminConfig: adminConfig, adminKubectl: adminKubectl, bin: bin}
+			admin: admin, adminConfig: adminConfig, adminKubectl: adminKubectl, bin: bin, warmPool: true}
 		tf.becomeAgent(t, dir)
 		mf.becomeAgent(t, dir)
 
@@ -189,19 +189,20 @@ func TestLocalCluster(t *testing.T) {
 		runStage(t, "5_limits", tf, testLimits)
 		runStage(t, "6_leaks", tf, testLeaks)
 		runStage(t, "7_concurrency", tf, testConcurrency)
+		runStage(t, "9_warm_pool/manifests", mf, testWarm)
 	})
 }
 
-// writeManifestsOverlay writes a kustomization that retargets manifests/base to namespace and
-// returns its directory. The base alone: the local cluster has the gvisor RuntimeClass already,
-// and deleting the overlay must not remove it.
+// writeManifestsOverlay writes a kustomization that retargets manifests/overlays/warm-pool (the
+// base with the warm pool) to namespace and returns its directory. Not the non-gke overlay: the
+// local cluster has the gvisor RuntimeClass already, and deleting the overlay must not remove it.
 func writeManifestsOverlay(t *testing.T, root, dataDir, namespace string) string {
 	t.Helper()
 	dir := test_structure.FormatTestDataPath(dataDir, "manifests-overlay-"+namespace)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	base, err := filepath.Rel(dir, filepath.Join(root, "manifests", "base"))
+	base, err := filepath.Rel(dir, filepath.Join(root, "manifests", "overlays", "warm-pool"))
 	if err != nil {
 		t.Fatal(err)
 	}

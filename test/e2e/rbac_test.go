@@ -17,8 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/gkexec/gkexec/runner"
 )
 
 // testRBAC is stage 2: with the agent's own token, everything the runner needs is allowed and
@@ -42,7 +40,7 @@ func testRBAC(t *testing.T, tg *target) {
 	})
 
 	t.Run("allowed", func(t *testing.T) {
-		for _, rule := range runner.RequiredRules() {
+		for _, rule := range tg.rules() {
 			for _, res := range rule.Resources {
 				resource, sub, _ := strings.Cut(res, "/")
 				for _, verb := range rule.Verbs {
@@ -62,12 +60,14 @@ func testRBAC(t *testing.T, tg *target) {
 			attrs authv1.ResourceAttributes
 		}{
 			{"exec into pods", authv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "exec"}},
-			{"attach to pods", authv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "attach"}},
+			{"update pods", authv1.ResourceAttributes{Namespace: ns, Verb: "update", Resource: "pods"}},
+			{"attach to pods in another namespace", authv1.ResourceAttributes{Namespace: tg.otherNamespace, Verb: "create", Resource: "pods", Subresource: "attach"}},
+			{"change the warm pool", authv1.ResourceAttributes{Namespace: ns, Verb: "patch", Group: "apps", Resource: "deployments"}},
 			{"port-forward", authv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "portforward"}},
 			{"read secrets", authv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets"}},
 			{"list secrets", authv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "secrets"}},
 			{"create pods directly", authv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods"}},
-			{"delete pods", authv1.ResourceAttributes{Namespace: ns, Verb: "delete", Resource: "pods"}},
+			{"delete pods in another namespace", authv1.ResourceAttributes{Namespace: tg.otherNamespace, Verb: "delete", Resource: "pods"}},
 			{"read configmaps by name", authv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "configmaps"}},
 			{"update jobs", authv1.ResourceAttributes{Namespace: ns, Verb: "update", Group: "batch", Resource: "jobs"}},
 			{"mint tokens", authv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "serviceaccounts", Subresource: "token"}},
@@ -85,6 +85,17 @@ func testRBAC(t *testing.T, tg *target) {
 			{"create RuntimeClasses", authv1.ResourceAttributes{Verb: "create", Group: "node.k8s.io", Resource: "runtimeclasses"}},
 			{"create ClusterRoleBindings", authv1.ResourceAttributes{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}},
 			{"anything, anywhere", authv1.ResourceAttributes{Verb: "*", Group: "*", Resource: "*"}},
+		}
+		if !tg.warmPool {
+			// Only the warm path needs these, and only where a pool is installed.
+			denied = append(denied, []struct {
+				why   string
+				attrs authv1.ResourceAttributes
+			}{
+				{"attach to pods", authv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods", Subresource: "attach"}},
+				{"delete pods", authv1.ResourceAttributes{Namespace: ns, Verb: "delete", Resource: "pods"}},
+				{"patch pods", authv1.ResourceAttributes{Namespace: ns, Verb: "patch", Resource: "pods"}},
+			}...)
 		}
 		for _, d := range denied {
 			if k8s.CanIDoContext(t, ctx, tg.agentKubectl, d.attrs) {

@@ -1,0 +1,82 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// checkWarmPool reports whether executions with these options can run warm: the pool's Pods
+// (present, ready, matching the options) and the extra RBAC the warm path needs. A missing or
+// unusable pool is a warning, not a failure: executions then run cold.
+func (r *Runner) checkWarmPool(ctx context.Context) Check {
+	pool := r.opts.WarmPool
+	name := fmt.Sprintf("warm pool %q", pool)
+	if r.opts.NoWarmPool {
+		return Check{name, CheckWarn, "disabled (--no-warm-pool): every execution runs cold", ""}
+	}
+	install := "install one: the sandbox-namespace Terraform module's warm_pool variable, or kubectl apply -k manifests/overlays/warm-pool"
+	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelPool: pool}.String()
+	pods, err := r.client.CoreV1().Pods(r.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return Check{name, CheckWarn, "cannot list pods: " + err.Error(), "see the RBAC check"}
+	}
+	want := fingerprint(sandboxPodSpec(&r.opts, nil))
+	var idle, ready, matching, claimed int
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		switch p.Labels[LabelPoolState] {
+		case PoolStateClaimed:
+			claimed++
+		case PoolStateIdle:
+			idle++
+			if idleAndReady(p) {
+				ready++
+				if fingerprint(p.Spec) == want {
+					matching++
+				}
+			}
+		}
+	}
+	detail := fmt.Sprintf("%d idle pods (%d ready, %d matching these options), %d claimed", idle, ready, matching, claimed)
+	if missing := r.missingRules(ctx, WarmPoolRules()); len(missing) > 0 {
+		return Check{name, CheckWarn, detail + "; RBAC lacks " + strings.Join(missing, ", ") + ": executions run cold",
+			"grant the warm pool's rules (runner.WarmPoolRules) with the module's warm_pool or manifests/components/warm-pool"}
+	}
+	switch {
+	case idle+claimed == 0:
+		return Check{name, CheckWarn, "no pods of this pool in namespace " + r.opts.Namespace + ": every execution runs cold (about 1 s)", install}
+	case matching == 0 && ready > 0:
+		return Check{name, CheckWarn, detail + ": the pool's pods differ from these options (image, resources, runtime class, user, scratch size or gkexec version), so executions run cold",
+			"run with the options the pool was installed with, or reinstall the pool with these"}
+	case matching == 0:
+		return Check{name, CheckWarn, detail + ": none ready yet; executions run cold until one is", "kubectl -n " + r.opts.Namespace + " describe pods -l " + LabelPool + "=" + pool}
+	}
+	return Check{name, CheckPass, detail, ""}
+}
+
+// missingRules asks the API server which of rules this identity lacks in the namespace.
+func (r *Runner) missingRules(ctx context.Context, rules []rbacv1.PolicyRule) []string {
+	var missing []string
+	for _, rule := range rules {
+		for _, res := range rule.Resources {
+			resource, sub, _ := strings.Cut(res, "/")
+			for _, verb := range rule.Verbs {
+				review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+					ResourceAttributes: &authorizationv1.ResourceAttributes{
+						Namespace: r.opts.Namespace, Verb: verb, Group: rule.APIGroups[0], Resource: resource, Subresource: sub,
+					}}}
+				out, err := r.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+				if err != nil || !out.Status.Allowed {
+					missing = append(missing, verb+" "+res)
+				}
+			}
+		}
+	}
+	return missing
+}
