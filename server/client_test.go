@@ -72,6 +72,7 @@ func TestClientErrorsWrapTheRunnersSentinels(t *testing.T) {
 	ts.fc.client.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, "x", errors.New("denied"))
 	})
+	holdsARole(ts.fc)
 	_, err = NewClient(ts.url, "t0ken").Execute(context.Background(), runner.Request{Code: "1"})
 	if !errors.Is(err, runner.ErrForbidden) || !errors.As(err, &apiErr) || apiErr.Status != 403 {
 		t.Errorf("forbidden: %v, want ErrForbidden with status 403", err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -71,11 +72,14 @@ func (a answer) errorCode(t *testing.T) string {
 	return e.Error.Code
 }
 
+// post and get never stop the test, so that any goroutine may call them (t.Fatal must not be
+// called from one): a request that fails is an answer with status -1 and the error as its body,
+// which the caller's assertions on the status report.
 func post(t *testing.T, ctx context.Context, url, contentType string, body io.Reader, header ...string) answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+PathExecutions, body)
 	if err != nil {
-		t.Fatal(err)
+		return answer{status: -1, body: []byte(err.Error())}
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -103,17 +107,30 @@ func postJSON(t *testing.T, url string, v any, header ...string) answer {
 
 func get(t *testing.T, url string, header ...string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return answer{status: -1, body: []byte(err.Error())}
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return answer{status: -1, body: []byte(err.Error())}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, resp.Header, b}
+}
+
+// holdsARole makes the identity hold a Role in the namespace, without the verbs the runner needs:
+// a Forbidden is then missing RBAC, not a missing namespace (see runner's clarifyForbidden).
+func holdsARole(fc *fakeCluster) {
+	fc.client.PrependReactor("create", "selfsubjectrulesreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		review := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectRulesReview).DeepCopy()
+		review.Status.ResourceRules = []authorizationv1.ResourceRule{{Verbs: []string{"list"}, APIGroups: []string{""}, Resources: []string{"pods"}}}
+		return true, review, nil
+	})
 }
 
 func TestExecuteAnswersWithTheRunnersResult(t *testing.T) {
@@ -260,8 +277,10 @@ func TestRunnerErrorsMapOntoStatuses(t *testing.T) {
 		code       string
 		retryAfter bool
 	}{
-		{name: "RBAC", setup: reject("create", "configmaps", apierrors.NewForbidden(gr, "x", errors.New("denied"))),
-			status: 403, code: CodeForbidden},
+		{name: "RBAC", setup: func(fc *fakeCluster) {
+			reject("create", "configmaps", apierrors.NewForbidden(gr, "x", errors.New("denied")))(fc)
+			holdsARole(fc)
+		}, status: 403, code: CodeForbidden},
 		{name: "quota", setup: reject("create", "configmaps", apierrors.NewForbidden(gr, "x", errors.New("exceeded quota: gkexec-quota"))),
 			status: 503, code: CodeQuotaExceeded, retryAfter: true},
 		{name: "namespace", setup: reject("create", "configmaps", apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, testNamespace)),
@@ -537,11 +556,17 @@ func TestReadyzReflectsAPIAndRBACAndIsCached(t *testing.T) {
 	}
 	before := reviews()
 	var wg sync.WaitGroup
-	for range 5 {
+	answers := make([]answer, 5)
+	for i := range answers {
 		wg.Add(1)
-		go func() { defer wg.Done(); get(t, ts.url+PathReadyz) }()
+		go func() { defer wg.Done(); answers[i] = get(t, ts.url+PathReadyz) }()
 	}
 	wg.Wait()
+	for _, a := range answers {
+		if a.status != http.StatusOK {
+			t.Errorf("concurrent /readyz: %d %s, want 200 from the cache", a.status, a.body)
+		}
+	}
 	if after := reviews(); after != before {
 		t.Errorf("cached /readyz made %d more access reviews", after-before)
 	}
