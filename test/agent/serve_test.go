@@ -116,11 +116,13 @@ func (r reply) errorCode() string {
 	return code
 }
 
+// post, execute, get and do never stop the test, so that goroutines may call them (t.Fatal must
+// not be called from one): a request that fails is a reply with status -1 and the error as raw.
 func (p *serveProcess) post(t *testing.T, ctx context.Context, contentType string, body []byte) reply {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url+server.PathExecutions, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return reply{status: -1, raw: []byte(err.Error())}
 	}
 	req.Header.Set("Authorization", "Bearer "+p.token)
 	if contentType != "" {
@@ -133,16 +135,47 @@ func (p *serveProcess) execute(t *testing.T, ctx context.Context, v any) reply {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
-		t.Fatal(err)
+		return reply{status: -1, raw: []byte(err.Error())}
 	}
 	return p.post(t, ctx, "application/json", b)
 }
 
 func (p *serveProcess) get(t *testing.T, path string) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, p.url+path, nil)
+	req, err := http.NewRequest(http.MethodGet, p.url+path, nil)
+	if err != nil {
+		return reply{status: -1, raw: []byte(err.Error())}
+	}
 	req.Header.Set("Authorization", "Bearer "+p.token)
 	return do(t, req)
+}
+
+// metrics reads /metrics into sample -> value ("name{labels}" as the server writes it); a sample
+// the server has not written yet (a counter of an outcome never seen) reads as 0.
+func (p *serveProcess) metrics(t *testing.T) map[string]float64 {
+	t.Helper()
+	r := p.get(t, server.PathMetrics)
+	if r.status != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", r.status, r.raw)
+	}
+	return parseMetrics(t, r.raw)
+}
+
+func parseMetrics(t *testing.T, raw []byte) map[string]float64 {
+	t.Helper()
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil {
+			t.Fatalf("/metrics line %q is not a sample", line)
+		}
+		m[line[:i]] = v
+	}
+	return m
 }
 
 func do(t *testing.T, req *http.Request) reply {
@@ -302,18 +335,36 @@ func testServe(t *testing.T, c *cluster) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		m := string(p.get(t, server.PathMetrics).raw)
-		for _, want := range []string{
-			`gkexec_serve_executions_total{outcome="success"} `,
-			`gkexec_serve_executions_total{outcome="timeout"} 1`,
-			`gkexec_serve_executions_total{outcome="error"} 1`,
-			`gkexec_serve_execution_phase_seconds_bucket{phase="schedule",le="+Inf"} `,
-			`gkexec_serve_execution_phase_seconds_count{phase="run"} `,
-			"gkexec_serve_executions_in_flight 0",
-		} {
-			if !strings.Contains(m, want) {
-				t.Errorf("/metrics lacks %q", want)
+		// Counters move by exactly what this subtest did, whatever ran before it.
+		before := p.metrics(t)
+		const succeed = 2
+		for range succeed {
+			if r := p.execute(t, context.Background(), map[string]any{"code": "print(1)"}); r.status != 200 || r.body["outcome"] != "success" {
+				t.Fatalf("print(1): %d %s", r.status, r.raw)
 			}
+		}
+		if r := p.execute(t, context.Background(), map[string]any{"code": "import sys; sys.exit(3)"}); r.status != 200 || r.body["outcome"] != "error" {
+			t.Fatalf("sys.exit(3): %d %s", r.status, r.raw)
+		}
+		after := p.metrics(t)
+		for sample, want := range map[string]float64{
+			`gkexec_serve_executions_total{outcome="success"}`:                   succeed,
+			`gkexec_serve_executions_total{outcome="error"}`:                     1,
+			`gkexec_serve_executions_total{outcome="timeout"}`:                   0,
+			`gkexec_serve_executions_total{outcome="busy"}`:                      0,
+			`gkexec_serve_request_duration_seconds_count`:                        succeed + 1,
+			`gkexec_serve_execution_phase_seconds_count{phase="run"}`:            succeed + 1,
+			`gkexec_serve_execution_phase_seconds_bucket{phase="run",le="+Inf"}`: succeed + 1,
+		} {
+			if got := after[sample] - before[sample]; got != want {
+				t.Errorf("%s went from %v to %v (+%v), want +%v", sample, before[sample], after[sample], got, want)
+			}
+		}
+		if got := after["gkexec_serve_execution_phase_seconds_sum{phase=\"run\"}"] - before["gkexec_serve_execution_phase_seconds_sum{phase=\"run\"}"]; got <= 0 {
+			t.Errorf("the run phase's seconds grew by %v, want > 0", got)
+		}
+		if got, ok := after["gkexec_serve_executions_in_flight"]; !ok || got != 0 {
+			t.Errorf("executions in flight %v (exported: %v), want 0 once every execution answered", got, ok)
 		}
 	})
 
