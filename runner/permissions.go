@@ -34,14 +34,16 @@ func RequiredRules() []rbacv1.PolicyRule {
 //     resourceVersion) and of its activeDeadlineSeconds.
 //   - pods delete: a warm sandbox is deleted after its one execution; idle Pods past their age
 //     are recycled.
-//   - pods/attach create: the request reaches the waiting entrypoint over the Pod's stdin and
-//     the framed output comes back on its stdout; no network path into the sandbox.
+//   - pods/attach create, get: the request reaches the waiting entrypoint over the Pod's stdin
+//     and the framed output comes back on its stdout; no network path into the sandbox. An attach
+//     over WebSocket (a GET upgraded) is authorized as get and, since Kubernetes 1.31, also as
+//     create; SPDY (a POST) as create.
 //
 // pods/attach lets its holder write to the stdin and read the stdout of every container in the
 // namespace that has stdin open: that is why the sandbox namespace must hold nothing but sandboxes.
 func WarmPoolRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"delete", "patch"}},
-		{APIGroups: []string{""}, Resources: []string{"pods/attach"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/attach"}, Verbs: []string{"create", "get"}},
 	}
 }

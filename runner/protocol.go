@@ -107,6 +107,8 @@ func (d *decoder) line(line []byte) error {
 	data := d.scratch[:n]
 	var cut bool
 	switch tag {
+	case 'P':
+		// A warm sandbox's answer to the runner's ping, before the request: in its log, not news.
 	case 'O':
 		d.stdout, cut = appendCapped(d.stdout, data, d.limit)
 		d.stdoutCut = d.stdoutCut || cut

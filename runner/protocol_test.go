@@ -300,3 +300,19 @@ func TestResultJSONRoundTrips(t *testing.T) {
 		t.Errorf("round trip changed the result:\n in %+v\nout %+v", in, out)
 	}
 }
+
+// TestDecoderSkipsThePing: a warm sandbox's log starts with its answer to the runner's ping; a
+// re-read of that log (after a broken stream) must not show it as stderr.
+func TestDecoderSkipsThePing(t *testing.T) {
+	t.Parallel()
+	log := append([]byte("P:\n"), new(framed).out("ok").end(endRecord{})...)
+	d := newDecoder(DefaultMaxOutputBytes, DefaultMaxFileBytes)
+	if err := d.readFrom(bytes.NewReader(log)); err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	d.apply(&res)
+	if string(res.Stdout) != "ok" || len(res.Stderr) != 0 || d.end == nil {
+		t.Errorf("stdout %q stderr %q end %v", res.Stdout, res.Stderr, d.end != nil)
+	}
+}

@@ -97,6 +97,9 @@ func (w *warmSource) claimAndAttach(ctx context.Context, hold time.Duration, tm 
 	sb := w.connect(pod)
 	sb.claimed = tm.Claimed
 	if err := sb.ping(ctx); err != nil {
+		if sb.broken() && sb.err != nil && sb.err != io.EOF {
+			err = sb.err // why the stream ended says more than the pipe it closed
+		}
 		sb.release(w.r.log)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -115,6 +115,9 @@ func notes(w io.Writer, res runner.Result) {
 			fmt.Fprintf(w, "gkexec: %s truncated at the size cap\n", s.what)
 		}
 	}
+	if len(res.LeftBehind) > 0 {
+		fmt.Fprintf(w, "gkexec: cleanup could not delete %s; run `gkexec gc` to remove it\n", strings.Join(res.LeftBehind, ", "))
+	}
 }
 
 // maxCodeBytes is what a ConfigMap holds (the API server's limit on its data): the code must fit in one.

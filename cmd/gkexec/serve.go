@@ -96,6 +96,13 @@ func serveAction(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("--%s: %v", flagListen, err), exitRunner)
 	}
+	// Start the watches and the warm refill now, so that the first request finds a sandbox held
+	// ready; a failure here is not fatal (the first execution tries again, /readyz reports it).
+	go func() {
+		if err := r.Start(c.Context); err != nil {
+			fmt.Fprintf(stderr, "gkexec serve: %v\n", err)
+		}
+	}()
 	var probe net.Listener
 	if addr := c.String(flagProbeListen); addr != "" {
 		if probe, err = net.Listen("tcp", addr); err != nil {

@@ -172,7 +172,7 @@ variable "warm_pool" {
     sandbox Pods, exactly what runner.WarmPoolDeployment builds for these settings, which a runner
     with the same options (runner.Options.WarmPool = name, and the same image and
     resources) claims instead of starting a cold Job. Also adds runner.WarmPoolRules() to the Role:
-    pods patch/delete and pods/attach create. replicas is about the peak number of concurrent
+    pods patch/delete and pods/attach create/get. replicas is about the peak number of concurrent
     executions you want to start warm; a burst beyond it runs cold. Each idle Pod holds its requests
     and, on the node, about 145 MB of gVisor overhead. The pool's Pods count against the quota: the
     quota must still fit quota.jobs executions beside replicas + 25% (the rollout surge) pool Pods,
