@@ -28,6 +28,7 @@ type metrics struct {
 
 	mu         sync.Mutex
 	executions map[string]uint64 // by outcome
+	sandboxes  map[string]uint64 // by source: warm or cold
 	duration   *histogram        // whole request
 	phases     map[string]*histogram
 }
@@ -49,6 +50,7 @@ func (h *histogram) observe(v float64) {
 
 func newMetrics(maxConcurrent int) *metrics {
 	m := &metrics{maxConcurrent: maxConcurrent, executions: map[string]uint64{},
+		sandboxes: map[string]uint64{runner.SandboxWarm: 0, runner.SandboxCold: 0},
 		duration: newHistogram(), phases: map[string]*histogram{}}
 	for _, o := range resultOutcomes {
 		m.executions[o] = 0
@@ -67,10 +69,14 @@ func (m *metrics) count(outcome string, took time.Duration) {
 	m.duration.observe(took.Seconds())
 }
 
-func (m *metrics) observePhases(t runner.Timings) {
-	phases := t.Phases()
+// observe records where an execution ran and how long each of its phases took.
+func (m *metrics) observe(res runner.Result) {
+	phases := res.Timings.Phases()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.sandboxes[res.Sandbox]; ok {
+		m.sandboxes[res.Sandbox]++
+	}
 	for name, d := range phases {
 		if h, ok := m.phases[name]; ok {
 			h.observe(d.Seconds())
@@ -78,8 +84,8 @@ func (m *metrics) observePhases(t runner.Timings) {
 	}
 }
 
-// write writes every metric in the Prometheus text format.
-func (m *metrics) write(w io.Writer) error {
+// write writes every metric in the Prometheus text format; cleanupFailures is the runner's count.
+func (m *metrics) write(w io.Writer, cleanupFailures int64) error {
 	bw := bufio.NewWriter(w)
 	m.mu.Lock()
 	family(bw, "gkexec_serve_executions_total", "counter",
@@ -91,11 +97,19 @@ func (m *metrics) write(w io.Writer) error {
 		"Time to answer an execution request, from its arrival to the answer, cleanup included.")
 	m.duration.write(bw, "gkexec_serve_request_duration_seconds", "")
 	family(bw, "gkexec_serve_execution_phase_seconds", "histogram",
-		"Duration of each phase of an execution: create, schedule, start, run, read_logs, cleanup (runner.Timings.Phases).")
+		"Duration of each phase of an execution: create, claim, schedule, attach, start, run, read_logs, cleanup (runner.Timings.Phases).")
 	for _, p := range runner.PhaseNames {
 		m.phases[p].write(bw, "gkexec_serve_execution_phase_seconds", fmt.Sprintf("phase=%q", p))
 	}
+	family(bw, "gkexec_serve_sandboxes_total", "counter",
+		"Executions that got a sandbox, by where it came from: warm (a pre-started pool Pod) or cold (a Job made for it).")
+	for _, k := range sortedKeys(m.sandboxes) {
+		fmt.Fprintf(bw, "gkexec_serve_sandboxes_total{sandbox=%q} %d\n", k, m.sandboxes[k])
+	}
 	m.mu.Unlock()
+	family(bw, "gkexec_serve_cleanup_failures_total", "counter",
+		"Objects the runner could not delete after retrying (Result.left_behind, and used warm Pods deleted after the answer); run `gkexec gc`.")
+	fmt.Fprintf(bw, "gkexec_serve_cleanup_failures_total %d\n", cleanupFailures)
 	family(bw, "gkexec_serve_executions_in_flight", "gauge", "Executions running now.")
 	fmt.Fprintf(bw, "gkexec_serve_executions_in_flight %d\n", m.inFlight.Load())
 	family(bw, "gkexec_serve_max_concurrent", "gauge", "The bound on executions in flight (--max-concurrent); past it requests get 429.")

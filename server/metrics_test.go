@@ -63,6 +63,9 @@ func TestMetricsAreValidPrometheusText(t *testing.T) {
 		`gkexec_serve_execution_phase_seconds_bucket{phase="cleanup",le="+Inf"}`: 1,
 		`gkexec_serve_executions_in_flight`:                                      0,
 		`gkexec_serve_max_concurrent`:                                            DefaultMaxConcurrent,
+		`gkexec_serve_sandboxes_total{sandbox="cold"}`:                           1, // the invalid request got none
+		`gkexec_serve_sandboxes_total{sandbox="warm"}`:                           0,
+		`gkexec_serve_cleanup_failures_total`:                                    0,
 	} {
 		if got, ok := values[key]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)

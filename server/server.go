@@ -281,7 +281,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request) {
 	s.metrics.inFlight.Add(1)
 	res, err := s.run.Execute(ctx, req)
 	s.metrics.inFlight.Add(-1)
-	s.metrics.observePhases(res.Timings)
+	s.metrics.observe(res)
 
 	log := s.log.With("execution", req.ExecutionID, "seconds", time.Since(start).Seconds())
 	if err == nil || (errors.Is(err, runner.ErrTimeout) && res.TimedOut) {
@@ -392,5 +392,5 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_ = s.metrics.write(w)
+	_ = s.metrics.write(w, s.run.CleanupFailures())
 }
