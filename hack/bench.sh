@@ -38,4 +38,27 @@ print(f"  {r['api_requests_per_execution']:.1f} API requests/execution, watches 
       f" CPU {r['runner_cpu_seconds']:.2f}s, peak RSS {r['peak_rss_mib']:.1f} MiB, failures {r['failures']}")
 PY
 done
+# The warm pool: cold, held-ready and claim-on-request one at a time, paced so that the pool refills
+# between executions (and back to back), then a burst as large as the pool and its refill.
+# BENCH_WARM="N:PACE ..." overrides the warm scenarios; BENCH_WARM= skips them.
+for sc in ${BENCH_WARM-30:3s 40:0s}; do
+	n=${sc%%:*} pace=${sc##*:}
+	note "bench: warm pool of 4, $n executions per mode, one at a time, arrivals every $pace"
+	bin/gkexec bench -n "$ns" -N "$n" --pace "$pace" --floor=false --pool-replicas 4 --modes cold,warm-ready,warm-claim --burst-run \
+		--json >"$out/bench-warm-n$n-pace$pace.json" 2>"$STAGE_LOGS/bench-warm-n$n-pace$pace.log" ||
+		{ note "bench failed; log: $STAGE_LOGS/bench-warm-n$n-pace$pace.log"; exit 1; }
+	python3 - "$out/bench-warm-n$n-pace$pace.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for m in r["order"]:
+    x = r["modes"][m]
+    g = x["runner"]
+    print(f"  {m:<10} {x['warm']:>3}/{x['executions']} warm  p50 {g['p50']*1000:7.1f} ms  p95 {g['p95']*1000:7.1f} ms"
+          f"  {x['api_requests_per_execution']:.1f} API requests/execution, failures {x['failures']}")
+    print("             phases: " + ", ".join(f"{p['name']} {p['p50']*1000:.1f} ms" for p in x["phases"]))
+b = r.get("burst")
+if b:
+    print(f"  burst of {b['size']}: {b['warm']} warm, p50 {b['p50']*1000:.0f} ms; pool full again {b['refill_seconds']:.2f} s after it started")
+PY
+done
 note "reports in $out"
