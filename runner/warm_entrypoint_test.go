@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,6 +20,15 @@ type warmEntrypoint struct {
 	stdin io.WriteCloser
 	out   *bufio.Reader
 	dir   string
+	// waitOnce: the test and its cleanup both wait for the process; exec.Cmd allows one Wait.
+	waitOnce sync.Once
+	waitErr  error
+}
+
+// wait waits for the entrypoint to exit, once however many goroutines ask.
+func (e *warmEntrypoint) wait() error {
+	e.waitOnce.Do(func() { e.waitErr = e.cmd.Wait() })
+	return e.waitErr
 }
 
 func startWarmEntrypoint(t *testing.T) *warmEntrypoint {
@@ -51,11 +61,12 @@ func startWarmEntrypoint(t *testing.T) *warmEntrypoint {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	e := &warmEntrypoint{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), dir: dir}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		_ = e.wait()
 	})
-	return &warmEntrypoint{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), dir: dir}
+	return e
 }
 
 // run sends a ping, then the request, and decodes what comes back.
@@ -114,7 +125,7 @@ sys.exit(4)
 		t.Errorf("after the end record: %q, %v; want the stream closed", line, err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- e.cmd.Wait() }()
+	go func() { exited <- e.wait() }()
 	select {
 	case err := <-exited:
 		t.Errorf("the entrypoint exited after its execution (%v); in a pool Pod it would restart and serve again", err)
