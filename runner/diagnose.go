@@ -88,6 +88,8 @@ func diagnose(o *Options, jobName string, pod *corev1.Pod, events []*corev1.Even
 		switch {
 		case ev.InvolvedObject.Kind == "Job" && ev.Reason == "FailedCreate":
 			switch {
+			case transientCreateFailure(msg):
+				// The Job controller tries again; the summary keeps it, should the start time out.
 			case strings.Contains(msg, "exceeded quota"):
 				d.fatal = fmt.Errorf("%w: job %s/%s could not create its pod: %s; wait for running executions to finish or raise the namespace's ResourceQuota",
 					ErrQuotaExceeded, o.Namespace, jobName, msg)
@@ -142,6 +144,19 @@ func diagnose(o *Options, jobName string, pod *corev1.Pod, events []*corev1.Even
 		}
 	}
 	return d
+}
+
+// transientCreateFailure tells a Job's FailedCreate that its controller retries by itself from
+// one that no retry can fix. Concurrent Pod creates race on a ResourceQuota's usage counters and
+// the losers are refused with a Conflict on the quota object ("the object has been modified");
+// the Job controller creates the Pod again on its next sync. A quota that is exhausted ("exceeded
+// quota"), a missing RuntimeClass or a Pod Security rejection stays until someone acts.
+func transientCreateFailure(msg string) bool {
+	if strings.Contains(msg, "exceeded quota") {
+		return false
+	}
+	return strings.Contains(msg, "Operation cannot be fulfilled on resourcequotas") ||
+		strings.Contains(msg, "the object has been modified")
 }
 
 // selectorMismatch tells "no node matches" from "no node has room": only the first is final.

@@ -422,3 +422,38 @@ func TestMissingNamespaceAsALeastPrivilegeAgent(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+// TestQuotaConflictWhileTheJobCreatesItsPodIsNotFatal: at concurrency the Job controller's Pod
+// create races on the ResourceQuota's usage and is refused with a Conflict; the controller tries
+// again by itself, so the execution must wait for the Pod instead of failing.
+func TestQuotaConflictWhileTheJobCreatesItsPodIsNotFatal(t *testing.T) {
+	t.Parallel()
+	conflict := corev1.Event{Type: corev1.EventTypeWarning, Reason: "FailedCreate",
+		InvolvedObject: corev1.ObjectReference{Kind: "Job"},
+		Message: `Error creating: Operation cannot be fulfilled on resourcequotas "gkexec-quota": ` +
+			`the object has been modified; please apply your changes to the latest version and try again`}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running},
+		log: new(framed).out("ok").end(endRecord{}), events: []corev1.Event{conflict}})
+	r := fc.runner(Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := r.Execute(ctx, Request{Code: "x"})
+	if err != nil || string(res.Stdout) != "ok" {
+		t.Fatalf("Execute: %v, stdout %q; want the Job controller's retry awaited", err, res.Stdout)
+	}
+}
+
+func TestTransientPodCreateFailures(t *testing.T) {
+	t.Parallel()
+	cases := map[string]bool{
+		`Error creating: Operation cannot be fulfilled on resourcequotas "gkexec-quota": the object has been modified; please apply your changes to the latest version and try again`: true,
+		`Error creating: pods "x" is forbidden: exceeded quota: sandbox, requested: pods=1, used: pods=10, limited: pods=10`:                                                          false,
+		`Error creating: pods "x" is forbidden: pod rejected: RuntimeClass "gvisor" not found`:                                                                                        false,
+		`Error creating: pods "x" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true`:                                                                       false,
+	}
+	for msg, want := range cases {
+		if got := transientCreateFailure(msg); got != want {
+			t.Errorf("transientCreateFailure(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
