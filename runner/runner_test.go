@@ -269,7 +269,7 @@ func TestExecuteRejectsBadRequestsBeforeCreatingAnything(t *testing.T) {
 				t.Errorf("error = %v, want ErrRequestTooLarge", err)
 			}
 			for _, a := range fc.client.Actions() {
-				if a.GetVerb() == "create" && a.GetResource().Resource != "jobs" {
+				if a.GetVerb() == "create" {
 					t.Errorf("created %s before rejecting the request", a.GetResource().Resource)
 				}
 			}
@@ -355,8 +355,9 @@ func TestSameExecutionIDTwiceAtOnceLeavesTheFirstIntact(t *testing.T) {
 	t.Parallel()
 	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
 	r := fc.runner(Options{})
-	release := make(chan struct{})
+	reading, release := make(chan struct{}), make(chan struct{})
 	r.openLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
+		close(reading) // called once: the Pod started, so its ConfigMap and Job exist
 		<-release
 		return nopCloser(new(framed).out("first").end(endRecord{})), nil
 	}
@@ -367,14 +368,18 @@ func TestSameExecutionIDTwiceAtOnceLeavesTheFirstIntact(t *testing.T) {
 		res, err = r.Execute(context.Background(), Request{Code: "x", ExecutionID: "same"})
 		first <- err
 	}()
-	// Wait until the first execution is in flight (its Job exists), then try the same ID.
-	for deadline := time.Now().Add(30 * time.Second); len(fc.leftovers()) != 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first execution never created its objects")
-		}
+	// Wait until the first execution is reading its output, then try the same ID.
+	select {
+	case <-reading:
+	case err := <-first:
+		t.Fatalf("the first execution ended before it read its output: %v", err)
 	}
-	if _, err := r.Execute(context.Background(), Request{Code: "x", ExecutionID: "same"}); !errors.Is(err, ErrInvalidRequest) {
-		t.Errorf("second execution: %v, want ErrInvalidRequest", err)
+	if _, err := r.Execute(context.Background(), Request{Code: "x", ExecutionID: "same"}); !errors.Is(err, ErrInvalidRequest) ||
+		!strings.Contains(err.Error(), "already running on this runner") {
+		t.Errorf("second execution: %v, want ErrInvalidRequest: already running", err)
+	}
+	if left := fc.leftovers(); len(left) != 2 {
+		t.Errorf("after the refused second execution the first one's objects are %v, want its ConfigMap and Job", left)
 	}
 	close(release)
 	if err := <-first; err != nil || string(res.Stdout) != "first" {
