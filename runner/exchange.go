@@ -68,6 +68,17 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 	if term != nil {
 		// A stream can break before the container ends (API server or kubelet restarts); the
 		// finished container's whole output is still there to read once more.
+		//
+		// The re-read decodes beside the first decoder rather than replacing it, for two reasons.
+		// It is not always a superset of what the first read: a warm sandbox's first stream is
+		// the attach stream (the entrypoint's stdout from the attach on), the re-read its
+		// container log (stdout and stderr merged, from the container's start), so neither byte
+		// offsets nor contents line up. And even a cold sandbox's re-read, the same log from its
+		// start, can break again short of where the first stopped; then the first is the better
+		// partial result, and it is kept. The cost is bounded and brief: one more decoder
+		// (2·MaxOutputBytes + 2·MaxFileBytes + 112 KiB, see decoder) for this rare path only,
+		// and the loser is garbage as soon as the choice is made, before finish copies stdout
+		// and stderr into the Result.
 		if stream := sb.reopen(ctx); stream != nil {
 			again := newDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes)
 			if again.readFrom(stream) == nil && again.end != nil {

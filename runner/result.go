@@ -174,6 +174,12 @@ type timingsJSON struct {
 // MarshalJSON gives the documented JSON form: text fields as strings, with a lossless base64 twin
 // only when the bytes are not valid UTF-8; file contents always base64.
 func (r Result) MarshalJSON() ([]byte, error) {
+	return json.Marshal(r.jsonForm())
+}
+
+// jsonForm is the Result as resultJSON. File contents are shared with the Result, not copied:
+// encoding only reads them.
+func (r Result) jsonForm() resultJSON {
 	at := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil
@@ -195,9 +201,9 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	out.Stdout, out.StdoutBase64 = textAndBase64(r.Stdout)
 	out.Stderr, out.StderrBase64 = textAndBase64(r.Stderr)
 	for _, f := range r.Files {
-		out.Files = append(out.Files, fileJSON{f.Path, f.Size, f.Truncated, append([]byte{}, f.Data...)})
+		out.Files = append(out.Files, fileJSON{f.Path, f.Size, f.Truncated, f.Data})
 	}
-	return json.Marshal(out)
+	return out
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, so that clients of `gkexec serve` and
