@@ -15,4 +15,5 @@ module "sandbox_namespace" {
   agent_service_account = { name = var.agent_service_account }
   create_runtime_class  = var.create_runtime_class
   quota                 = var.quota
+  warm_pool             = var.warm_pool
 }

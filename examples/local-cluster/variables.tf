@@ -69,3 +69,12 @@ variable "quota" {
   })
   default = {}
 }
+
+variable "warm_pool" {
+  description = "A warm pool of pre-started sandboxes (see the sandbox-namespace module's warm_pool); null for none."
+  type = object({
+    name     = optional(string, "default")
+    replicas = optional(number, 2)
+  })
+  default = null
+}

@@ -5,17 +5,24 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/terraform"
+	test_structure "github.com/gruntwork-io/terratest/modules/test-structure"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/gkexec/gkexec/runner"
 )
@@ -382,4 +389,48 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// testWarmPoolTerraform applies examples/local-cluster with warm_pool = {replicas = 1} into a fresh
+// namespace — the pool installed by `terraform apply` — and runs one execution warm in it as the
+// agent, then destroys it.
+func testWarmPoolTerraform(t *testing.T, root, kubeconfig, bin string, admin kubernetes.Interface, adminConfig *rest.Config, adminKubectl *k8s.KubectlOptions) {
+	ctx := context.Background()
+	workDir := test_structure.CopyTerraformFolderToTemp(t, root, "examples/local-cluster")
+	copyRoot := filepath.Dir(filepath.Dir(filepath.Dir(workDir)))
+	ns := uniqueName("gkexec-e2e-tfw")
+	tfBinary, tfEnv := terraformEnv(t, root)
+	opts := &terraform.Options{
+		TerraformBinary: tfBinary, TerraformDir: workDir, EnvVars: tfEnv, NoColor: true,
+		Vars: map[string]any{"kubeconfig_path": kubeconfig, "namespace": ns, "warm_pool": map[string]any{"replicas": 1}},
+	}
+	destroyed := false
+	defer func() {
+		if _, err := terraform.DestroyContextE(t, ctx, opts); err != nil {
+			t.Errorf("terraform destroy: %v (kept %s)", err, copyRoot)
+			return
+		}
+		destroyed = true
+		waitNamespaceGone(t, admin, ns, 3*time.Minute)
+		if destroyed && strings.HasPrefix(filepath.Base(copyRoot), "TestLocalCluster") {
+			_ = os.RemoveAll(copyRoot)
+		}
+	}()
+	terraform.InitAndApplyContext(t, ctx, opts)
+	tg := &target{name: "terraform-warm", namespace: ns, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig,
+		adminKubectl: adminKubectl, bin: bin, warmPool: true}
+	tg.assertStoodUp(t)
+	tg.becomeAgent(t, t.TempDir())
+	tg.waitPoolReady(t, 1)
+	o := tg.options()
+	o.WarmPoolReady = -1
+	r, err := runner.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.Execute(ctx, runner.Request{Code: "print('warm from terraform')"})
+	if err != nil || res.Sandbox != runner.SandboxWarm || string(res.Stdout) != "warm from terraform\n" {
+		t.Errorf("%v, sandbox %q, stdout %q; want a warm run in the pool terraform installed", err, res.Sandbox, res.Stdout)
+	}
 }

@@ -42,3 +42,16 @@ run "host_must_be_https" {
   variables { host = "127.0.0.1:6443" }
   expect_failures = [var.host]
 }
+
+run "warm_pool_passes_through" {
+  command = plan
+
+  variables {
+    warm_pool = { replicas = 1 }
+  }
+
+  assert {
+    condition     = yamldecode(module.sandbox_namespace.manifests["warm-pool"]).spec.replicas == 1
+    error_message = "warm_pool must reach the module: a Deployment of 1 idle sandbox Pod."
+  }
+}

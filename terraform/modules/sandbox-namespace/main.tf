@@ -41,6 +41,7 @@ locals {
       networkpolicy-default-deny = templatefile("${path.module}/templates/networkpolicy-default-deny.yaml.tftpl", { namespace = var.namespace })
       resourcequota              = templatefile("${path.module}/templates/resourcequota.yaml.tftpl", { namespace = var.namespace, quota = var.quota })
       limitrange                 = templatefile("${path.module}/templates/limitrange.yaml.tftpl", { namespace = var.namespace, limits = var.container_resources })
+      poddisruptionbudget        = templatefile("${path.module}/templates/poddisruptionbudget.yaml.tftpl", { namespace = var.namespace })
     },
     length(local.egress) == 0 ? {} : {
       networkpolicy-egress = templatefile("${path.module}/templates/networkpolicy-egress.yaml.tftpl", { namespace = var.namespace, egress = local.egress })

@@ -32,7 +32,7 @@ run "defaults" {
 
   # Exactly these objects, none of the optional ones.
   assert {
-    condition     = toset(keys(kubectl_manifest.object)) == toset(["serviceaccount", "role", "rolebinding", "networkpolicy-default-deny", "resourcequota", "limitrange"])
+    condition     = toset(keys(kubectl_manifest.object)) == toset(["serviceaccount", "role", "rolebinding", "networkpolicy-default-deny", "resourcequota", "limitrange", "poddisruptionbudget"])
     error_message = "With defaults the module must create exactly the ServiceAccount, Role, RoleBinding, default-deny NetworkPolicy, ResourceQuota and LimitRange (no egress policy, no RuntimeClass)."
   }
   assert {
@@ -111,7 +111,7 @@ run "defaults" {
     error_message = "Outputs must name the namespace, the agent ServiceAccount and the gvisor RuntimeClass."
   }
   assert {
-    condition     = length(output.manifests) == 7 && output.manifests.namespace == kubectl_manifest.namespace.yaml_body
+    condition     = length(output.manifests) == 8 && output.manifests.namespace == kubectl_manifest.namespace.yaml_body
     error_message = "The manifests output must hold every applied object, the Namespace included."
   }
 
@@ -316,7 +316,7 @@ run "warm_pool_defaults" {
       { apiGroups = [""], resources = ["resourcequotas"], verbs = ["list"] },
       { apiGroups = ["batch"], resources = ["jobs"], verbs = ["create", "delete", "list"] },
       { apiGroups = [""], resources = ["pods"], verbs = ["delete", "patch"] },
-      { apiGroups = [""], resources = ["pods/attach"], verbs = ["create"] },
+      { apiGroups = [""], resources = ["pods/attach"], verbs = ["create", "get"] },
     ]
     error_message = "With the pool the Role must grant exactly runner.RequiredRules() followed by runner.WarmPoolRules()."
   }
@@ -332,7 +332,7 @@ run "warm_pool_defaults" {
     error_message = "The pool must not change the quota behind the user's back."
   }
   assert {
-    condition     = output.warm_pool == "default" && length(output.manifests) == 8 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body
+    condition     = output.warm_pool == "default" && length(output.manifests) == 9 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body
     error_message = "The warm_pool output must name the pool, and the manifests output hold its Deployment."
   }
 }
@@ -370,5 +370,21 @@ run "warm_pool_custom" {
   assert {
     condition     = output.warm_pool == "big"
     error_message = "The warm_pool output must name the pool."
+  }
+}
+
+run "running_sandboxes_are_not_evicted" {
+  command = plan
+
+  assert {
+    condition = yamldecode(kubectl_manifest.object["poddisruptionbudget"].yaml_body).spec == {
+      minAvailable = 1000000
+      selector = {
+        matchLabels      = { "app.kubernetes.io/managed-by" = "gkexec", "app.kubernetes.io/component" = "sandbox" }
+        matchExpressions = [{ key = "gkexec.dev/pool-state", operator = "NotIn", values = ["idle"] }]
+      }
+      unhealthyPodEvictionPolicy = "AlwaysAllow"
+    }
+    error_message = "A PodDisruptionBudget must forbid evicting running sandbox Pods (cold ones and claimed warm ones), and leave idle pool Pods alone."
   }
 }
