@@ -15,6 +15,9 @@
 #   sa-kubeconfig NS SA OUT [DURATION]
 #                       write a kubeconfig for ServiceAccount NS/SA (TokenRequest token, default 1h)
 #   reset               (after down) delete cluster state: etcd data, PKI, kubelet and containerd state
+#   restart DAEMON      stop one daemon (SIGTERM, then SIGKILL after 5 s) and start it again, for the fault
+#                       tier: kube-apiserver, kubelet or containerd. Pods keep running: their shims are not
+#                       the daemon's children
 # env: GKEXEC_CACHE (default ~/.cache/gkexec), K8S_VERSION, GVISOR_VERSION, DEBIAN_MIRROR
 set -Eeuo pipefail
 
@@ -58,6 +61,29 @@ cmd_down() {
 	say "cluster down; host cleaned"
 }
 
+cmd_restart() {
+	local what=${1:-} since
+	cluster_healthy || die "the cluster is not up (cluster.sh up)"
+	case $what in
+	kube-apiserver)
+		stop_daemons 5 kube-apiserver
+		start_apiserver
+		;;
+	kubelet)
+		stop_daemons 5 kubelet
+		since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+		start_kubelet
+		wait_daemon kubelet 120 node_ready "$since"
+		;;
+	containerd)
+		stop_daemons 5 containerd
+		start_containerd
+		;;
+	*) die "restart: want kube-apiserver, kubelet or containerd, not '$what'" ;;
+	esac
+	say "$what restarted"
+}
+
 cmd_reset() {
 	local rc=0
 	cmd_status >/dev/null 2>&1 || rc=$?
@@ -81,6 +107,7 @@ main() {
 	env) cmd_env ;;
 	sa-kubeconfig) cmd_sa_kubeconfig "$@" ;;
 	reset) cmd_reset ;;
+	restart) cmd_restart "$@" ;;
 	*)
 		sed -n '/^# usage:/,/^# env:/p' "$0" | sed 's/^# \{0,1\}//' >&2
 		exit 2

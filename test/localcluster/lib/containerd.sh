@@ -112,17 +112,21 @@ import_image() {
 }
 
 # The stage is not called "containerd": its log would be the daemon's log file ($LOGS/containerd.log).
+start_containerd() {
+	# HTTP(S)_PROXY is a second lock on the registry door: should a hosts.toml ever be ignored, Go's HTTP
+	# client still hands the request to the closed loopback port instead of resolving the registry.
+	start_daemon containerd env HTTP_PROXY=$REGISTRY_BLACKHOLE HTTPS_PROXY=$REGISTRY_BLACKHOLE NO_PROXY= \
+		containerd --config "$CTRD/config.toml"
+	wait_daemon containerd 30 containerd_up
+}
+
 stage_runtime() {
 	write_containerd_config
 	ensure_pod_network_parent
 	if containerd_up; then
 		echo "containerd already running"
 	else
-		# HTTP(S)_PROXY is a second lock on the registry door: should a hosts.toml ever be ignored, Go's HTTP
-		# client still hands the request to the closed loopback port instead of resolving the registry.
-		start_daemon containerd env HTTP_PROXY=$REGISTRY_BLACKHOLE HTTPS_PROXY=$REGISTRY_BLACKHOLE NO_PROXY= \
-			containerd --config "$CTRD/config.toml"
-		wait_daemon containerd 30 containerd_up
+		start_containerd
 	fi
 	import_image "$IMAGE_DIR/pause.tar" "$PAUSE_IMAGE"
 	import_image "$IMAGE_DIR/python.tar" "$PYTHON_IMAGE_CRI"
