@@ -35,11 +35,19 @@ type made struct{ configMap, job bool }
 
 func (s coldSource) acquire(ctx context.Context, x *execution) (sandbox, error) {
 	r := s.r
+	// Wait in line before anything is made: StartTimeout starts now. Execute gives the slot back
+	// when the sandbox is gone.
+	leave, err := r.admission.admit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	x.leave = leave
+	x.mark(&x.timings.Admitted)
 	t := r.hub.track(x.req.ExecutionID)
 	sb := &coldSandbox{r: r, t: t, name: objectName(x.req.ExecutionID), untrack: func() { r.hub.untrack(x.req.ExecutionID) }}
 	x.kind = SandboxCold
 	cm, job := newConfigMap(&r.opts, x.req), newJob(&r.opts, x.req)
-	err := sb.create(ctx, cm, job)
+	err = sb.create(ctx, cm, job)
 	if err == nil {
 		x.mark(&x.timings.Created)
 		x.log.Debug("created", "job", job.Name)

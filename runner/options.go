@@ -64,8 +64,16 @@ type Options struct {
 	// Timeout bounds the code's run time, measured from when it starts in the sandbox. When it
 	// passes the code is killed and Execute returns the output so far with ErrTimeout. Default 300s.
 	Timeout time.Duration
-	// StartTimeout bounds scheduling, image pull and container start. Default 120s.
+	// StartTimeout bounds scheduling, image pull and container start, from when the execution is
+	// admitted (see MaxInFlight). Default 120s.
 	StartTimeout time.Duration
+	// MaxInFlight bounds the cold sandboxes (Jobs) in flight at once; further cold executions
+	// wait for a slot, first come first served, for as long as their context allows, and the wait
+	// counts against neither StartTimeout nor Timeout (Result phase "queue"). Warm executions
+	// take no slot. Default: as many as the namespace's ResourceQuotas admit (the smallest of
+	// hard pods and of hard cpu and memory requests and limits over one sandbox's, read when the
+	// shared watches start); unbounded when there is no quota or it cannot be read. -1: unbounded.
+	MaxInFlight int
 
 	// CPURequest, MemoryRequest, CPULimit, MemoryLimit: Kubernetes quantities for the sandbox
 	// container. Defaults 200m, 256Mi, 500m, 512Mi.
@@ -231,6 +239,9 @@ func (o *Options) validate() error {
 	positive("WarmPoolMaxIdleAge", o.WarmPoolMaxIdleAge)
 	for _, msg := range validation.IsValidLabelValue(o.WarmPool) {
 		bad("WarmPool", o.WarmPool, msg)
+	}
+	if o.MaxInFlight < -1 {
+		bad("MaxInFlight", o.MaxInFlight, "must be -1 (unbounded), 0 (the default) or more")
 	}
 	if o.WarmPoolReady < -1 {
 		bad("WarmPoolReady", o.WarmPoolReady, "must be -1 (none), 0 (the default) or more")

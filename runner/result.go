@@ -102,6 +102,7 @@ const (
 // sandbox held ready ahead of the request was claimed and attached before Requested.
 type Timings struct {
 	Requested time.Time // Execute was called
+	Admitted  time.Time // cold: its turn came in the runner's queue (Options.MaxInFlight)
 	Created   time.Time // cold: ConfigMap and Job accepted by the API server
 	Claimed   time.Time // warm: a pool Pod was claimed
 	Scheduled time.Time // cold: the Pod was bound to a node
@@ -161,6 +162,7 @@ type fileJSON struct {
 
 type timingsJSON struct {
 	Requested *time.Time `json:"requested,omitempty"`
+	Admitted  *time.Time `json:"admitted,omitempty"`
 	Created   *time.Time `json:"created,omitempty"`
 	Claimed   *time.Time `json:"claimed,omitempty"`
 	Scheduled *time.Time `json:"scheduled,omitempty"`
@@ -191,7 +193,7 @@ func (r Result) jsonForm() resultJSON {
 		TimedOut: r.TimedOut, OOMKilled: r.OOMKilled,
 		StdoutTruncated: r.StdoutTruncated, StderrTruncated: r.StderrTruncated, FilesTruncated: r.FilesTruncated,
 		Files: []fileJSON{}, Sandbox: r.Sandbox, PodName: r.PodName, NodeName: r.NodeName, LeftBehind: r.LeftBehind,
-		Timings: timingsJSON{at(r.Timings.Requested), at(r.Timings.Created), at(r.Timings.Claimed), at(r.Timings.Scheduled),
+		Timings: timingsJSON{at(r.Timings.Requested), at(r.Timings.Admitted), at(r.Timings.Created), at(r.Timings.Claimed), at(r.Timings.Scheduled),
 			at(r.Timings.Attached), at(r.Timings.Started), at(r.Timings.Finished), at(r.Timings.LogsRead), at(r.Timings.CleanedUp)},
 		CodeSeconds: r.CodeDuration.Seconds(), MaxRSSBytes: r.MaxRSSBytes, PhaseSeconds: map[string]float64{},
 	}
@@ -231,7 +233,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		TimedOut: in.TimedOut, OOMKilled: in.OOMKilled,
 		StdoutTruncated: in.StdoutTruncated, StderrTruncated: in.StderrTruncated, FilesTruncated: in.FilesTruncated,
 		Files: []File{}, Sandbox: in.Sandbox, PodName: in.PodName, NodeName: in.NodeName, LeftBehind: in.LeftBehind,
-		Timings: Timings{from(in.Timings.Requested), from(in.Timings.Created), from(in.Timings.Claimed), from(in.Timings.Scheduled),
+		Timings: Timings{from(in.Timings.Requested), from(in.Timings.Admitted), from(in.Timings.Created), from(in.Timings.Claimed), from(in.Timings.Scheduled),
 			from(in.Timings.Attached), from(in.Timings.Started), from(in.Timings.Finished), from(in.Timings.LogsRead), from(in.Timings.CleanedUp)},
 		CodeDuration: time.Duration(in.CodeSeconds * float64(time.Second)), MaxRSSBytes: in.MaxRSSBytes,
 	}
@@ -249,23 +251,23 @@ func textAndBase64(b []byte) (string, []byte) {
 }
 
 // PhaseNames are the consecutive phases of an execution, in order. A cold execution goes through
-// create, schedule, start, run, read_logs, cleanup; a warm one through claim, attach, start, run,
-// read_logs, cleanup, or only start onwards when its sandbox was held ready ahead.
-var PhaseNames = []string{"create", "claim", "schedule", "attach", "start", "run", "read_logs", "cleanup"}
+// queue, create, schedule, start, run, read_logs, cleanup; a warm one through claim, attach,
+// start, run, read_logs, cleanup, or only start onwards when its sandbox was held ready ahead.
+var PhaseNames = []string{"queue", "create", "claim", "schedule", "attach", "start", "run", "read_logs", "cleanup"}
 
 // ColdPhaseNames and WarmPhaseNames are the phases a cold execution and a warm one claimed on
 // request go through.
 var (
-	ColdPhaseNames = []string{"create", "schedule", "start", "run", "read_logs", "cleanup"}
+	ColdPhaseNames = []string{"queue", "create", "schedule", "start", "run", "read_logs", "cleanup"}
 	WarmPhaseNames = []string{"claim", "attach", "start", "run", "read_logs", "cleanup"}
 )
 
-// Phases breaks the execution into consecutive phases from Requested on: create (ConfigMap and Job
-// accepted), claim (pool Pod claimed), schedule (Pod bound), attach (stream open), start (container
+// Phases breaks the execution into consecutive phases from Requested on: queue (waiting for a cold
+// slot, Options.MaxInFlight), create (ConfigMap and Job accepted), claim (pool Pod claimed), schedule (Pod bound), attach (stream open), start (container
 // running, or request delivered), run (end record seen), read_logs, cleanup. A phase not reached,
 // or done before Requested, is absent; the next one is measured from the last one seen.
 func (t Timings) Phases() map[string]time.Duration {
-	marks := []time.Time{t.Created, t.Claimed, t.Scheduled, t.Attached, t.Started, t.Finished, t.LogsRead, t.CleanedUp}
+	marks := []time.Time{t.Admitted, t.Created, t.Claimed, t.Scheduled, t.Attached, t.Started, t.Finished, t.LogsRead, t.CleanedUp}
 	out := make(map[string]time.Duration, len(marks))
 	prev := t.Requested
 	for i, at := range marks {

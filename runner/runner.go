@@ -49,8 +49,10 @@ type Runner struct {
 	inflight sync.WaitGroup  // executions in flight, which Close waits for
 	starting *hubStart
 	hub      *hub
-	cold     coldSource
-	warm     *warmSource
+	// admission bounds the cold sandboxes in flight; set with hub.
+	admission *admission
+	cold      coldSource
+	warm      *warmSource
 	// work tracks background work (ConfigMap ownership patches, the watches' start, deleting
 	// used warm sandboxes) that Close waits for.
 	work      sync.WaitGroup
@@ -187,6 +189,7 @@ func (r *Runner) startHub(st *hubStart) {
 		st.err = err
 		r.starting = nil
 	} else {
+		r.admission = newAdmission(maxInFlight(ctx, r.client, &r.opts))
 		r.hub = h
 		if r.attach != nil {
 			r.warm = newWarmSource(r, h)
@@ -252,6 +255,7 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		return r.finish(ctx, x, err)
 	}
 	defer end()
+	defer x.leaveAdmission()
 	if _, err := r.watching(ctx); err != nil {
 		return r.finish(ctx, x, err)
 	}

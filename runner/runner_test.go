@@ -48,10 +48,10 @@ func TestExecuteReturnsStreamsExitCodeAndFiles(t *testing.T) {
 		t.Errorf("code duration %v rss %d", res.CodeDuration, res.MaxRSSBytes)
 	}
 	tm := res.Timings
-	order := []time.Time{tm.Requested, tm.Created, tm.Scheduled, tm.Started, tm.Finished, tm.LogsRead, tm.CleanedUp}
+	order := []time.Time{tm.Requested, tm.Admitted, tm.Created, tm.Scheduled, tm.Started, tm.Finished, tm.LogsRead, tm.CleanedUp}
 	for i := 1; i < len(order); i++ {
 		if order[i].IsZero() || order[i].Before(order[i-1]) {
-			t.Errorf("timings out of order at %s: %+v", PhaseNames[i-1], tm)
+			t.Errorf("timings out of order at %s: %+v", ColdPhaseNames[i-1], tm)
 		}
 	}
 	if left := fc.leftovers(); len(left) != 0 {

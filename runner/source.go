@@ -68,9 +68,18 @@ type execution struct {
 	streamErr error
 	// leftBehind: what cleanup could not delete.
 	leftBehind []string
+	// leave gives back the cold admission slot, if the execution holds one.
+	leave func()
 }
 
 func (x *execution) mark(at *time.Time) { *at = time.Now() }
+
+// leaveAdmission gives back the admission slot, once the execution's sandbox is gone.
+func (x *execution) leaveAdmission() {
+	if x.leave != nil {
+		x.leave()
+	}
+}
 
 // codeEnded: the sandbox reported the end of the code, and the runner did not have to kill it.
 func (x *execution) codeEnded() bool { return x.dec != nil && x.dec.end != nil && !x.killed }

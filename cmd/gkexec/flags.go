@@ -23,6 +23,7 @@ const (
 	flagImagePullPolicy   = "image-pull-policy"
 	flagTimeout           = "timeout"
 	flagStartTimeout      = "start-timeout"
+	flagMaxInFlight       = "max-in-flight"
 	flagCPURequest        = "cpu-request"
 	flagMemoryRequest     = "memory-request"
 	flagCPULimit          = "cpu-limit"
@@ -77,6 +78,7 @@ func sandboxFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagImagePullPolicy, Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never", EnvVars: env(flagImagePullPolicy)},
 		&cli.DurationFlag{Name: flagTimeout, Value: runner.DefaultTimeout, Usage: "kill the code after this long", EnvVars: env(flagTimeout)},
 		&cli.DurationFlag{Name: flagStartTimeout, Value: runner.DefaultStartTimeout, Usage: "give up if the sandbox has not started after this long", EnvVars: env(flagStartTimeout)},
+		&cli.IntFlag{Name: flagMaxInFlight, EnvVars: env(flagMaxInFlight), Usage: "cold sandboxes in flight at most; more wait in line, first come first served (0: as many as the namespace's ResourceQuota admits, unbounded without one; -1: unbounded)"},
 		&cli.StringFlag{Name: flagCPURequest, Value: runner.DefaultCPURequest, EnvVars: env(flagCPURequest), Usage: "CPU request"},
 		&cli.StringFlag{Name: flagMemoryRequest, Value: runner.DefaultMemoryRequest, EnvVars: env(flagMemoryRequest), Usage: "memory request"},
 		&cli.StringFlag{Name: flagCPULimit, Value: runner.DefaultCPULimit, EnvVars: env(flagCPULimit), Usage: "CPU limit"},
@@ -123,6 +125,7 @@ func optionsFromFlags(c *cli.Context, stderr io.Writer) (runner.Options, error) 
 	o.ImagePullPolicy = corev1.PullPolicy(c.String(flagImagePullPolicy))
 	o.Timeout = c.Duration(flagTimeout)
 	o.StartTimeout = c.Duration(flagStartTimeout)
+	o.MaxInFlight = c.Int(flagMaxInFlight)
 	o.CPURequest, o.MemoryRequest = c.String(flagCPURequest), c.String(flagMemoryRequest)
 	o.CPULimit, o.MemoryLimit = c.String(flagCPULimit), c.String(flagMemoryLimit)
 	o.EphemeralStorageLimit = c.String(flagEphemeralStorage)
