@@ -97,7 +97,7 @@ func (m *metrics) write(w io.Writer, cleanupFailures int64) error {
 		"Time to answer an execution request, from its arrival to the answer, cleanup included.")
 	m.duration.write(bw, "gkexec_serve_request_duration_seconds", "")
 	family(bw, "gkexec_serve_execution_phase_seconds", "histogram",
-		"Duration of each phase of an execution: create, claim, schedule, attach, start, run, read_logs, cleanup (runner.Timings.Phases).")
+		"Duration of each phase of an execution: queue, create, claim, schedule, attach, start, run, read_logs, cleanup (runner.Timings.Phases).")
 	for _, p := range runner.PhaseNames {
 		m.phases[p].write(bw, "gkexec_serve_execution_phase_seconds", fmt.Sprintf("phase=%q", p))
 	}

@@ -1,0 +1,155 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// The warm source on the fake clientset: pool Pods are objects in it, and attach is a stand-in
+// that speaks the entrypoint's stdin protocol (the real entrypoint's side of it is proven in
+// warm_entrypoint_test.go, the whole path on the real cluster in test/e2e).
+
+// poolPod is an idle, ready pool Pod for the options, created age ago.
+func poolPod(t *testing.T, o Options, name string, age time.Duration) *corev1.Pod {
+	t.Helper()
+	d, err := WarmPoolDeployment(o, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := metav1.NewTime(time.Now().Add(-age))
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, UID: types.UID("uid-" + name),
+			Labels: d.Spec.Template.Labels, CreationTimestamp: created},
+		Spec: d.Spec.Template.Spec,
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &created,
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: containerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}},
+	}
+}
+
+// fakeAttach answers pings and, once the request is complete, writes output for it.
+func fakeAttach(output []byte) attachFunc {
+	return func(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
+		br := bufio.NewReader(stdin)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return nil
+			}
+			switch {
+			case strings.HasPrefix(line, "P:"):
+				if _, err := io.WriteString(stdout, "P:\n"); err != nil {
+					return err
+				}
+			case strings.HasPrefix(line, "G:"):
+				if _, err := stdout.Write(output); err != nil {
+					return err
+				}
+				<-ctx.Done() // the entrypoint lingers until its Pod is deleted
+				return nil
+			}
+		}
+	}
+}
+
+func warmRunner(t *testing.T, fc *fakeCluster, o Options, attach attachFunc) *Runner {
+	t.Helper()
+	o.WarmPoolReady = -1
+	r := fc.runner(o)
+	r.attach = attach
+	return r
+}
+
+func TestWarmExecutionClaimsOnePodAndDeletesIt(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}}, poolPod(t, o, "pool-a", time.Minute))
+	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("warm\n").end(endRecord{ExitCode: 2})))
+
+	res, err := r.Execute(context.Background(), Request{Code: "print('warm')", ExecutionID: "w1"})
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	if res.Sandbox != SandboxWarm || res.PodName != "pool-a" || string(res.Stdout) != "warm\n" || res.ExitCode != 2 {
+		t.Errorf("sandbox %q pod %q stdout %q exit %d, want warm in pool-a", res.Sandbox, res.PodName, res.Stdout, res.ExitCode)
+	}
+	_ = r.Close() // waits for the background delete of the used Pod
+	var claim []byte
+	for _, a := range fc.client.Actions() {
+		if p, ok := a.(k8stesting.PatchAction); ok && a.GetResource().Resource == "pods" && strings.Contains(string(p.GetPatch()), PoolStateClaimed) {
+			claim = p.GetPatch()
+		}
+	}
+	for _, want := range []string{`"resourceVersion"`, `"activeDeadlineSeconds"`, AnnotationClaimedAt, AnnotationSafeToEvict} {
+		if !strings.Contains(string(claim), want) {
+			t.Errorf("claim patch %s lacks %s", claim, want)
+		}
+	}
+	if _, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-a", metav1.GetOptions{}); err == nil {
+		t.Error("the used pool pod was not deleted")
+	}
+	if hasAction(fc.client.Actions(), "create", "jobs") {
+		t.Error("a Job was created for a warm execution")
+	}
+}
+
+func TestIdlePoolPodsPastTheirAgeAreRecycledNotUsed(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", WarmPoolMaxIdleAge: time.Hour}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		poolPod(t, o, "pool-old", 2*time.Hour))
+	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("warm\n").end(endRecord{})))
+
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || res.Sandbox != SandboxCold {
+		t.Fatalf("Execute: %v, sandbox %q; want cold (the only pool pod is too old)", err, res.Sandbox)
+	}
+	_ = r.Close()
+	if _, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-old", metav1.GetOptions{}); err == nil {
+		t.Error("the idle pod past WarmPoolMaxIdleAge was not recycled")
+	}
+}
+
+func TestWarmFallsBackToColdWhenTheAttachFails(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		poolPod(t, o, "pool-a", time.Minute))
+	r := warmRunner(t, fc, o, func(context.Context, string, io.Reader, io.Writer) error {
+		return errors.New("upgrade refused")
+	})
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || res.Sandbox != SandboxCold || string(res.Stdout) != "cold\n" {
+		t.Fatalf("Execute: %v, sandbox %q, stdout %q; want a cold run", err, res.Sandbox, res.Stdout)
+	}
+	_ = r.Close()
+	// The claimed Pod is out of the pool: it must not linger.
+	if _, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-a", metav1.GetOptions{}); err == nil {
+		t.Error("the claimed pod whose attach failed was not deleted")
+	}
+}
+
+func TestPoolPodsOfOtherOptionsAreNotClaimed(t *testing.T) {
+	t.Parallel()
+	pool := Options{Namespace: "sandbox", Image: "python:3.12-slim"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		poolPod(t, pool, "pool-other", time.Minute))
+	r := warmRunner(t, fc, Options{Namespace: "sandbox"}, fakeAttach(nil))
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || res.Sandbox != SandboxCold {
+		t.Fatalf("Execute: %v, sandbox %q; want cold", err, res.Sandbox)
+	}
+	if hasAction(fc.client.Actions(), "patch", "pods") {
+		t.Error("a pool pod with another image was claimed")
+	}
+}
