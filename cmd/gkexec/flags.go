@@ -142,8 +142,8 @@ func optionsFromFlags(c *cli.Context, stderr io.Writer) (runner.Options, error) 
 	o.CleanupTimeout = c.Duration(flagCleanupTimeout)
 	o.WarmPool, o.NoWarmPool = c.String(flagWarmPool), c.Bool(flagNoWarmPool)
 	o.WarmPoolReady = c.Int(flagWarmReady)
-	if o.WarmPoolReady == 0 || (c.Command.Name == "run" && !c.IsSet(flagWarmReady)) {
-		// 0 on the command line means none, not the default; and `run` makes one execution, for
+	if o.WarmPoolReady == 0 || ((c.Command.Name == "run" || c.Command.Name == "doctor") && !c.IsSet(flagWarmReady)) {
+		// 0 on the command line means none, not the default; and `run` and doctor's smoke check make one execution, for
 		// which holding a second sandbox ready would only waste it.
 		o.WarmPoolReady = -1
 	}
