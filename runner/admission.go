@@ -28,6 +28,9 @@ type admission struct {
 
 func newAdmission(limit int) *admission { return &admission{limit: max(limit, 0)} }
 
+// bounded: a limit is in force, so a slot must be held until its sandbox is really gone.
+func (a *admission) bounded() bool { return a != nil && a.limit > 0 }
+
 // admit waits for a slot and returns the function that gives it back. It fails only when ctx
 // ends first; the waiter then leaves the queue at once.
 func (a *admission) admit(ctx context.Context) (leave func(), err error) {

@@ -26,9 +26,11 @@ type coldSandbox struct {
 	t        *tracker
 	name     string // of the Job and the ConfigMap
 	made     made
-	untrack  func()
 	released bool
 }
+
+// podGoneTimeout bounds how long an admission slot waits for its deleted Pod to go.
+const podGoneTimeout = 2 * time.Minute
 
 // made records which objects may exist, so that cleanup deletes exactly those.
 type made struct{ configMap, job bool }
@@ -41,10 +43,24 @@ func (s coldSource) acquire(ctx context.Context, x *execution) (sandbox, error) 
 	if err != nil {
 		return nil, err
 	}
-	x.leave = leave
 	x.mark(&x.timings.Admitted)
-	t := r.hub.track(x.req.ExecutionID)
-	sb := &coldSandbox{r: r, t: t, name: objectName(x.req.ExecutionID), untrack: func() { r.hub.untrack(x.req.ExecutionID) }}
+	id := x.req.ExecutionID
+	t := r.hub.track(id)
+	sb := &coldSandbox{r: r, t: t, name: objectName(id)}
+	x.leave = func() {
+		if !r.admission.bounded() {
+			r.hub.untrack(id, t)
+			leave()
+			return
+		}
+		// The slot is node capacity: it is free once the Pod is gone, not when its deletion was
+		// accepted (a terminating Pod still holds its requests, and the scheduler counts them).
+		r.background(func() {
+			t.awaitGone(podGoneTimeout, r.stopping)
+			r.hub.untrack(id, t)
+			leave()
+		})
+	}
 	x.kind = SandboxCold
 	cm, job := newConfigMap(&r.opts, x.req), newJob(&r.opts, x.req)
 	err = sb.create(ctx, cm, job)
@@ -57,7 +73,6 @@ func (s coldSource) acquire(ctx context.Context, x *execution) (sandbox, error) 
 		if !r.opts.KeepObjects {
 			x.leftBehind = sb.release(x.log)
 		}
-		sb.untrack()
 		return nil, err
 	}
 	return sb, nil
@@ -123,7 +138,6 @@ func (sb *coldSandbox) release(log *slog.Logger) []string {
 		return nil
 	}
 	sb.released = true
-	defer sb.untrack()
 	ns, name := sb.r.opts.Namespace, sb.name
 	var dels []deletion
 	if sb.made.job {

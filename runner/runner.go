@@ -42,6 +42,8 @@ type Runner struct {
 	attach attachFunc
 	// killGrace and exitGrace: see their defaults; tests shorten them.
 	killGrace, exitGrace time.Duration
+	// stopping is closed by Close once no execution is in flight: background waits end early.
+	stopping chan struct{}
 
 	mu       sync.Mutex
 	closed   bool
@@ -76,7 +78,7 @@ func New(opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{},
+	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
 		killGrace: defaultKillGrace, exitGrace: defaultExitGrace}
 	r.cold = coldSource{r}
 	r.openLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
@@ -109,6 +111,7 @@ func (r *Runner) Close() error {
 	r.closed = true
 	r.mu.Unlock()
 	r.inflight.Wait()
+	close(r.stopping)
 	if r.warm != nil {
 		r.warm.close()
 	}

@@ -546,7 +546,7 @@ func (sb *warmSandbox) release(log *slog.Logger) []string {
 		case <-time.After(streamCloseGrace):
 		}
 		sb.cancel()
-		sb.w.h.untrack(podKey(name))
+		sb.w.h.untrack(podKey(name), sb.t)
 	})
 	return sb.left
 }

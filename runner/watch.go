@@ -142,10 +142,34 @@ func (h *hub) track(key string) *tracker {
 	return t
 }
 
-func (h *hub) untrack(id string) {
+// untrack stops following t; a later tracker under the same key (a new execution with a reused ID)
+// is left alone.
+func (h *hub) untrack(id string, t *tracker) {
 	h.mu.Lock()
-	delete(h.trackers, id)
+	if h.trackers[id] == t {
+		delete(h.trackers, id)
+	}
 	h.mu.Unlock()
+}
+
+// awaitGone waits until the tracked Pod has been deleted (or was never seen), at most timeout or
+// until stop is closed.
+func (t *tracker) awaitGone(timeout time.Duration, stop <-chan struct{}) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		pod, gone, _, _ := t.snapshot()
+		if pod == nil || gone {
+			return
+		}
+		select {
+		case <-t.wake:
+		case <-deadline.C:
+			return
+		case <-stop:
+			return
+		}
+	}
 }
 
 func (h *hub) lookup(id string) *tracker {

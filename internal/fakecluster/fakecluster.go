@@ -92,9 +92,14 @@ func New(t testing.TB, sc Scenario, objects ...runtime.Object) *Cluster {
 				if !ok {
 					return
 				}
-				if job, isJob := ev.Object.(*batchv1.Job); isJob && ev.Type == watch.Added {
+				job, isJob := ev.Object.(*batchv1.Job)
+				switch {
+				case isJob && ev.Type == watch.Added:
 					c.wg.Add(1)
 					go func() { defer c.wg.Done(); c.runJob(job) }()
+				case isJob && ev.Type == watch.Deleted:
+					// The garbage collector: a deleted Job's Pod goes too (background propagation).
+					_ = c.Client.CoreV1().Pods(Namespace).Delete(context.Background(), job.Name+"-abcde", metav1.DeleteOptions{})
 				}
 			}
 		}
