@@ -99,7 +99,9 @@ func New(t testing.TB, sc Scenario, objects ...runtime.Object) *Cluster {
 					go func() { defer c.wg.Done(); c.runJob(job) }()
 				case isJob && ev.Type == watch.Deleted:
 					// The garbage collector: a deleted Job's Pod goes too (background propagation).
-					_ = c.Client.CoreV1().Pods(Namespace).Delete(context.Background(), job.Name+"-abcde", metav1.DeleteOptions{})
+					// Straight through the tracker: a call through the clientset would run the reactor
+					// chain, which tests may be prepending to meanwhile (client-go's fake does not lock it).
+					_ = c.Client.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, Namespace, job.Name+"-abcde")
 				}
 			}
 		}
