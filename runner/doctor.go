@@ -9,6 +9,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,8 +105,21 @@ func (r *Runner) checkNamespace(ctx context.Context) Check {
 
 func (r *Runner) checkRBAC(ctx context.Context) Check {
 	name := "RBAC allows every call the runner makes"
-	var missing, allowed []string
-	for _, rule := range RequiredRules() {
+	allowed, missing, err := r.reviewRules(ctx, RequiredRules())
+	if err != nil {
+		return Check{name, CheckFail, "SelfSubjectAccessReview failed: " + err.Error(), "the identity must be able to create selfsubjectaccessreviews (every authenticated user can by default)"}
+	}
+	if len(missing) > 0 {
+		return Check{name, CheckFail, "missing: " + strings.Join(missing, ", "),
+			fmt.Sprintf("grant these verbs in namespace %s with the gkexec Role (terraform/modules/sandbox-namespace or manifests/base/role.yaml)", r.opts.Namespace)}
+	}
+	return Check{name, CheckPass, fmt.Sprintf("%d permissions allowed", len(allowed)), ""}
+}
+
+// reviewRules asks the API server, verb by verb, which of rules this identity holds in the
+// namespace ("verb resource" each).
+func (r *Runner) reviewRules(ctx context.Context, rules []rbacv1.PolicyRule) (allowed, missing []string, err error) {
+	for _, rule := range rules {
 		for _, res := range rule.Resources {
 			resource, sub, _ := strings.Cut(res, "/")
 			for _, verb := range rule.Verbs {
@@ -115,22 +129,17 @@ func (r *Runner) checkRBAC(ctx context.Context) Check {
 					}}}
 				out, err := r.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 				if err != nil {
-					return Check{name, CheckFail, "SelfSubjectAccessReview failed: " + err.Error(), "the identity must be able to create selfsubjectaccessreviews (every authenticated user can by default)"}
+					return allowed, missing, err
 				}
-				what := verb + " " + res
 				if out.Status.Allowed {
-					allowed = append(allowed, what)
+					allowed = append(allowed, verb+" "+res)
 				} else {
-					missing = append(missing, what)
+					missing = append(missing, verb+" "+res)
 				}
 			}
 		}
 	}
-	if len(missing) > 0 {
-		return Check{name, CheckFail, "missing: " + strings.Join(missing, ", "),
-			fmt.Sprintf("grant these verbs in namespace %s with the gkexec Role (terraform/modules/sandbox-namespace or manifests/base/role.yaml)", r.opts.Namespace)}
-	}
-	return Check{name, CheckPass, fmt.Sprintf("%d permissions allowed", len(allowed)), ""}
+	return allowed, missing, nil
 }
 
 // checkRuntimeClass also returns what only the smoke execution can prove when this identity

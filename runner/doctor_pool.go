@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -44,7 +42,11 @@ func (r *Runner) checkWarmPool(ctx context.Context) Check {
 		}
 	}
 	detail := fmt.Sprintf("%d idle pods (%d ready, %d matching these options), %d claimed", idle, ready, matching, claimed)
-	if missing := r.missingRules(ctx, WarmPoolRules()); len(missing) > 0 {
+	_, missing, err := r.reviewRules(ctx, WarmPoolRules())
+	if err != nil {
+		return Check{name, CheckWarn, detail + "; cannot review RBAC: " + err.Error(), "see the RBAC check"}
+	}
+	if len(missing) > 0 {
 		return Check{name, CheckWarn, detail + "; RBAC lacks " + strings.Join(missing, ", ") + ": executions run cold",
 			"grant the warm pool's rules (runner.WarmPoolRules) with the module's warm_pool or manifests/components/warm-pool"}
 	}
@@ -58,25 +60,4 @@ func (r *Runner) checkWarmPool(ctx context.Context) Check {
 		return Check{name, CheckWarn, detail + ": none ready yet; executions run cold until one is", "kubectl -n " + r.opts.Namespace + " describe pods -l " + LabelPool + "=" + pool}
 	}
 	return Check{name, CheckPass, detail, ""}
-}
-
-// missingRules asks the API server which of rules this identity lacks in the namespace.
-func (r *Runner) missingRules(ctx context.Context, rules []rbacv1.PolicyRule) []string {
-	var missing []string
-	for _, rule := range rules {
-		for _, res := range rule.Resources {
-			resource, sub, _ := strings.Cut(res, "/")
-			for _, verb := range rule.Verbs {
-				review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-					ResourceAttributes: &authorizationv1.ResourceAttributes{
-						Namespace: r.opts.Namespace, Verb: verb, Group: rule.APIGroups[0], Resource: resource, Subresource: sub,
-					}}}
-				out, err := r.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
-				if err != nil || !out.Status.Allowed {
-					missing = append(missing, verb+" "+res)
-				}
-			}
-		}
-	}
-	return missing
 }

@@ -117,17 +117,20 @@ func (w *warmSource) claimAndAttach(ctx context.Context, hold time.Duration, tm 
 func (w *warmSource) candidates() (fresh, old []*corev1.Pod) {
 	now := time.Now()
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	for uid, at := range w.tried {
 		if now.Sub(at) > time.Minute {
 			delete(w.tried, uid)
 		}
 	}
-	tried := maps2set(w.tried)
-	w.mu.Unlock()
 	for _, obj := range w.h.pods.List() {
 		pod, ok := obj.(*corev1.Pod)
-		if !ok || pod.Labels[LabelPool] != w.r.opts.WarmPool || pod.Labels[LabelPoolState] != PoolStateIdle ||
-			pod.DeletionTimestamp != nil || tried[pod.UID] || !idleAndReady(pod) || fingerprint(pod.Spec) != w.want {
+		if !ok {
+			continue
+		}
+		_, tried := w.tried[pod.UID]
+		if pod.Labels[LabelPool] != w.r.opts.WarmPool || pod.Labels[LabelPoolState] != PoolStateIdle ||
+			pod.DeletionTimestamp != nil || tried || !idleAndReady(pod) || fingerprint(pod.Spec) != w.want {
 			continue
 		}
 		if now.Sub(pod.CreationTimestamp.Time) > w.r.opts.WarmPoolMaxIdleAge {
@@ -138,14 +141,6 @@ func (w *warmSource) candidates() (fresh, old []*corev1.Pod) {
 	}
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	return fresh, old
-}
-
-func maps2set(m map[types.UID]time.Time) map[types.UID]bool {
-	s := make(map[types.UID]bool, len(m))
-	for k := range m {
-		s[k] = true
-	}
-	return s
 }
 
 // idleAndReady: running, ready, and never restarted (a restarted container's last state would
@@ -292,7 +287,7 @@ func (w *warmSource) fill() {
 		cancel()
 		if err != nil {
 			failures++
-			if len(w.idleCount()) == 0 {
+			if fresh, _ := w.candidates(); len(fresh) == 0 {
 				return
 			}
 			continue
@@ -308,11 +303,6 @@ func (w *warmSource) fill() {
 		w.ready = append(w.ready, sb)
 		w.mu.Unlock()
 	}
-}
-
-func (w *warmSource) idleCount() []*corev1.Pod {
-	fresh, _ := w.candidates()
-	return fresh
 }
 
 // takeReady returns the oldest held sandbox whose stream still works.
