@@ -5,7 +5,9 @@
 #   2. Terraform offline: fmt, validate, terraform test of every module and example, manifests parity
 #   3. the local gVisor cluster, brought up (built on first use, cached in ~/.cache/gkexec)
 #   4. the end-to-end suites against it (go test -tags integration ./test/...)
-#   5. the cluster brought down again, even on failure, unless it was already up before (or KEEP_CLUSTER=1)
+#   5. the fault tier (test/chaos, `make chaos`): kube-apiserver, kubelet and containerd restarted under
+#      executions in flight; every result right and nothing left behind
+#   6. the cluster brought down again, even on failure, unless it was already up before (or KEEP_CLUSTER=1)
 #
 # `test/run.sh e2e` runs only steps 3 and 4 (the cluster is left as it is found).
 # Environment: GKEXEC_CACHE (default ~/.cache/gkexec), KEEP_CLUSTER=1, E2E_RUN (a go test -run pattern).
@@ -41,3 +43,7 @@ export GKEXEC_E2E_KUBECONFIG GKEXEC_BIN
 GKEXEC_E2E_KUBECONFIG=$("$cluster" kubeconfig)
 GKEXEC_BIN=$PWD/bin/gkexec
 stage_tee e2e go test -tags integration -count=1 -timeout 50m ${E2E_RUN:+-run "$E2E_RUN"} $(go list -tags integration ./test/... | grep -v -e /test/parity -e /test/tfprovider)
+if [ "${1:-all}" != e2e ]; then
+	# The fault tier restarts the cluster's daemons, so it runs last, after every suite that needs them steady.
+	KUBECONFIG=$GKEXEC_E2E_KUBECONFIG stage_tee faults go test -tags chaos -count=1 -v -timeout 20m ./test/chaos/
+fi
