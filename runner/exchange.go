@@ -15,7 +15,9 @@ import (
 // OOM-killed or deleted, or the stream broke), the container's final state explains why. It
 // returns only infrastructure errors; what the code did is left in x for finish.
 func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
+	out := newStreamer(x.req.Output)
 	dec := newDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes)
+	dec.out = out
 	x.dec = dec
 	runDeadline := time.NewTimer(x.timeout + r.killGrace)
 	defer runDeadline.Stop()
@@ -81,6 +83,7 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 		// and stderr into the Result.
 		if stream := sb.reopen(ctx); stream != nil {
 			again := newDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes)
+			again.out = out // delivers only what the first read did not
 			if again.readFrom(stream) == nil && again.end != nil {
 				x.dec = again
 			}

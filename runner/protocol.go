@@ -72,6 +72,39 @@ type decoder struct {
 	// foreign counts lines that are not records (e.g. a Python that failed to start prints a plain
 	// traceback); they are kept as stderr so the user sees them.
 	foreign int
+	// out delivers stdout and stderr as they are kept (Request.Output); nil delivers nothing.
+	out *streamer
+}
+
+// streamer hands the kept bytes of stdout and stderr to Request.Output as they are decoded. It
+// counts what it delivered per stream, so that a second decoder reading the same output again
+// (exchange's re-read of a broken stream) delivers only what the first did not.
+type streamer struct {
+	fn   func(Stream, []byte)
+	sent [3]int // by Stream: bytes delivered
+}
+
+func newStreamer(fn func(Stream, []byte)) *streamer {
+	if fn == nil {
+		return nil
+	}
+	return &streamer{fn: fn}
+}
+
+// deliver hands over kept, the bytes a decoder just appended to stream s at offset at.
+func (o *streamer) deliver(s Stream, at int, kept []byte) {
+	if o == nil {
+		return
+	}
+	if skip := o.sent[s] - at; skip > 0 {
+		kept = kept[min(skip, len(kept)):]
+		at += skip
+	}
+	if len(kept) == 0 || at != o.sent[s] {
+		return
+	}
+	o.fn(s, kept)
+	o.sent[s] += len(kept)
 }
 
 // fileSpan is an output file whose bytes are fileData[start:end].
@@ -110,11 +143,12 @@ func (d *decoder) line(line []byte) error {
 	case 'P':
 		// A warm sandbox's answer to the runner's ping, before the request: in its log, not news.
 	case 'O':
+		at := len(d.stdout)
 		d.stdout, cut = appendCapped(d.stdout, data, d.limit)
 		d.stdoutCut = d.stdoutCut || cut
+		d.out.deliver(Stdout, at, d.stdout[at:])
 	case 'E':
-		d.stderr, cut = appendCapped(d.stderr, data, d.limit)
-		d.stderrCut = d.stderrCut || cut
+		d.appendStderr(data)
 	case 'F':
 		var h fileHeader
 		if err := json.Unmarshal(data, &h); err != nil {
@@ -163,10 +197,14 @@ func (d *decoder) plain(line []byte) error {
 	return nil
 }
 
-func (d *decoder) plainPart(part []byte) {
+func (d *decoder) plainPart(part []byte) { d.appendStderr(part) }
+
+func (d *decoder) appendStderr(data []byte) {
 	var cut bool
-	d.stderr, cut = appendCapped(d.stderr, part, d.limit)
+	at := len(d.stderr)
+	d.stderr, cut = appendCapped(d.stderr, data, d.limit)
 	d.stderrCut = d.stderrCut || cut
+	d.out.deliver(Stderr, at, d.stderr[at:])
 }
 
 // appendCapped appends at most limit-len(b) bytes of data to b, never growing b's capacity past

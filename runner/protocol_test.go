@@ -316,3 +316,69 @@ func TestDecoderSkipsThePing(t *testing.T) {
 		t.Errorf("stdout %q stderr %q end %v", res.Stdout, res.Stderr, d.end != nil)
 	}
 }
+
+// chunks records what a decoder hands to Request.Output.
+type chunks struct {
+	order  []Stream
+	stream map[Stream][]byte
+}
+
+func (c *chunks) add(s Stream, p []byte) {
+	if c.stream == nil {
+		c.stream = map[Stream][]byte{}
+	}
+	c.order = append(c.order, s)
+	c.stream[s] = append(c.stream[s], p...)
+}
+
+func TestDecoderStreamsWhatItKeeps(t *testing.T) {
+	t.Parallel()
+	log := new(framed).out("12345").err("e1").out("67890").err("e2").Bytes()
+	log = append(log, "plain line\n"...)
+	var got chunks
+	d := newDecoder(8, DefaultMaxFileBytes)
+	d.out = newStreamer(got.add)
+	if err := d.readFrom(bytes.NewReader(log)); err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	d.apply(&res)
+	if !bytes.Equal(got.stream[Stdout], res.Stdout) || !bytes.Equal(got.stream[Stderr], res.Stderr) {
+		t.Errorf("streamed stdout %q stderr %q, result stdout %q stderr %q", got.stream[Stdout], got.stream[Stderr], res.Stdout, res.Stderr)
+	}
+	if want := []Stream{Stdout, Stderr, Stdout, Stderr, Stderr}; !reflect.DeepEqual(got.order, want) {
+		t.Errorf("chunk order %v, want %v (the cap cuts stdout's second chunk to 3 bytes, nothing after)", got.order, want)
+	}
+}
+
+func TestStreamerDeliversAReReadOnce(t *testing.T) {
+	t.Parallel()
+	full := new(framed).out("abc").err("x").out("def").err("y").end(endRecord{})
+	broken := new(framed).out("abc").err("x").out("de").Bytes() // the stream broke mid-record
+	var got chunks
+	out := newStreamer(got.add)
+	first := newDecoder(1<<20, DefaultMaxFileBytes)
+	first.out = out
+	if err := first.readFrom(bytes.NewReader(broken)); err != nil {
+		t.Fatal(err)
+	}
+	again := newDecoder(1<<20, DefaultMaxFileBytes)
+	again.out = out
+	if err := again.readFrom(bytes.NewReader(full)); err != nil {
+		t.Fatal(err)
+	}
+	if string(got.stream[Stdout]) != "abcdef" || string(got.stream[Stderr]) != "xy" {
+		t.Errorf("stdout %q stderr %q, want each byte once: abcdef, xy", got.stream[Stdout], got.stream[Stderr])
+	}
+}
+
+func TestDecoderWithoutOutputStreamsNothing(t *testing.T) {
+	t.Parallel()
+	if newStreamer(nil) != nil {
+		t.Fatal("a nil callback must give a nil streamer")
+	}
+	d := newDecoder(1<<20, DefaultMaxFileBytes)
+	if err := d.readFrom(bytes.NewReader(new(framed).out("a").err("b").Bytes())); err != nil {
+		t.Fatal(err)
+	}
+}

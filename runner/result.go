@@ -25,6 +25,32 @@ type Request struct {
 	// Timeout, if set, bounds this execution's run time below Options.Timeout, which stays the
 	// operator's ceiling: a longer one is refused.
 	Timeout time.Duration
+	// Output, if set, receives the code's output while it runs: each chunk of stdout or stderr as
+	// the sandbox sends it, in order within each stream, byte for byte, within the same caps as
+	// Result.Stdout and Result.Stderr (the chunks of a stream add up to exactly the Result's
+	// bytes, and none is delivered twice, even when a broken stream is read again). It is called
+	// from one goroutine at a time and never after Execute returns; p is valid only during the
+	// call. A slow callback slows reading the sandbox's output, and its time counts against the
+	// timeout. The Result is the same with or without it.
+	Output func(s Stream, p []byte)
+}
+
+// Stream is one of the code's two output streams.
+type Stream uint8
+
+const (
+	Stdout Stream = 1
+	Stderr Stream = 2
+)
+
+func (s Stream) String() string {
+	switch s {
+	case Stdout:
+		return "stdout"
+	case Stderr:
+		return "stderr"
+	}
+	return fmt.Sprintf("stream(%d)", uint8(s))
 }
 
 // timeout is the run-time bound in force for req.

@@ -342,12 +342,16 @@ func TestBrokenLogStreamIsReadAgainOnceTheContainerEnded(t *testing.T) {
 		}
 		return nopCloser(full), nil
 	}
-	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	var streamed chunks
+	res, err := r.Execute(context.Background(), Request{Code: "x", Output: streamed.add})
 	if err != nil {
 		t.Fatalf("Execute: %v", err)
 	}
 	if string(res.Stdout) != "first second" || calls != 2 {
 		t.Errorf("stdout %q after %d log requests, want the whole output after 2", res.Stdout, calls)
+	}
+	if got := string(streamed.stream[Stdout]); got != "first second" || len(streamed.order) != 2 {
+		t.Errorf("streamed %q in %d chunks, want each chunk once: \"first \", then \"second\" from the re-read", got, len(streamed.order))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -74,11 +75,15 @@ func TestWarmExecutionClaimsOnePodAndDeletesIt(t *testing.T) {
 	t.Parallel()
 	o := Options{Namespace: "sandbox"}
 	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}}, poolPod(t, o, "pool-a", time.Minute))
-	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("warm\n").end(endRecord{ExitCode: 2})))
+	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("warm\n").err("note\n").end(endRecord{ExitCode: 2})))
 
-	res, err := r.Execute(context.Background(), Request{Code: "print('warm')", ExecutionID: "w1"})
+	var streamed chunks
+	res, err := r.Execute(context.Background(), Request{Code: "print('warm')", ExecutionID: "w1", Output: streamed.add})
 	if err != nil {
 		t.Fatalf("Execute: %v", err)
+	}
+	if !reflect.DeepEqual(streamed.order, []Stream{Stdout, Stderr}) || string(streamed.stream[Stderr]) != "note\n" {
+		t.Errorf("streamed %v %q, want stdout then stderr as the sandbox sent them", streamed.order, streamed.stream)
 	}
 	if res.Sandbox != SandboxWarm || res.PodName != "pool-a" || string(res.Stdout) != "warm\n" || res.ExitCode != 2 {
 		t.Errorf("sandbox %q pod %q stdout %q exit %d, want warm in pool-a", res.Sandbox, res.PodName, res.Stdout, res.ExitCode)
