@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,9 +28,10 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "run Python code in a new sandbox and print its output",
 		ArgsUsage: "[FILE | -]",
-		Description: `The code comes from -c, from FILE, or from standard input. Its stdout goes to stdout, its stderr
-to stderr, and gkexec exits with the code's exit status. Files the code writes under
-` + runner.OutputDir + ` are saved to --output-dir.
+		Description: `The code comes from -c, from FILE, or from standard input. Its stdout goes to stdout and its
+stderr to stderr as it runs, and gkexec exits with the code's exit status. Files the code writes
+under ` + runner.OutputDir + ` are saved to --output-dir. With --json nothing is printed while
+it runs: stdout gets one JSON document at the end.
 
 Exit codes of gkexec itself: 2 usage or invalid request, 124 timeout, 125 runner failure
 (cluster unreachable, RBAC, API error), 126 the sandbox cannot start (image, RuntimeClass,
@@ -52,7 +54,11 @@ Examples:
 	}
 }
 
-func runAction(c *cli.Context) error {
+func runAction(c *cli.Context) error { return runWith(c, runnerFromFlags) }
+
+// runWith is the command once a runner can be had: newRunner is runnerFromFlags, or a runner on a
+// fake cluster in the tests.
+func runWith(c *cli.Context, newRunner func(*cli.Context, io.Writer) (*runner.Runner, error)) error {
 	stdout, stderr := c.App.Writer, c.App.ErrWriter
 	code, err := readCode(c)
 	if err != nil {
@@ -68,13 +74,21 @@ func runAction(c *cli.Context) error {
 			return usageError("--%s: %v", flagOutputDir, err)
 		}
 	}
-	r, err := runnerFromFlags(c, stderr)
+	r, err := newRunner(c, stderr)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 
-	res, execErr := r.Execute(c.Context, runner.Request{Code: code, Files: files, ExecutionID: c.String(flagID)})
+	req := runner.Request{Code: code, Files: files, ExecutionID: c.String(flagID)}
+	var term *terminal
+	if !c.Bool(flagJSON) {
+		// The code's output goes out as the sandbox sends it, not at the end; --json keeps stdout
+		// for the one document.
+		term = &terminal{stdout: stdout, stderr: stderr}
+		req.Output = term.write
+	}
+	res, execErr := r.Execute(c.Context, req)
 	if execErr != nil && res.Timings.Started.IsZero() {
 		return cli.Exit(execErr, exitCodeFor(execErr))
 	}
@@ -82,16 +96,21 @@ func runAction(c *cli.Context) error {
 	if outDir != "" {
 		saveErr = saveFiles(outDir, res.Files)
 	}
-	if c.Bool(flagJSON) {
+	if term == nil {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {
 			return cli.Exit(err, exitRunner)
 		}
 	} else {
-		_, _ = stdout.Write(res.Stdout)
-		_, _ = stderr.Write(res.Stderr)
-		notes(stderr, res)
+		// Everything the code printed is out already (Output is never called after Execute
+		// returns). What gkexec says after it, notes and errors, starts on a line of its own.
+		var said bytes.Buffer
+		notes(&said, res)
+		if said.Len() > 0 || execErr != nil || saveErr != nil {
+			term.endLine()
+		}
+		_, _ = said.WriteTo(stderr)
 	}
 	switch {
 	case execErr != nil:
@@ -100,6 +119,36 @@ func runAction(c *cli.Context) error {
 		return cli.Exit(saveErr, exitRunner)
 	}
 	return cli.Exit("", res.ExitCode)
+}
+
+// terminal writes the code's output to gkexec's stdout and stderr as it arrives, and remembers
+// whether it left a line open, so that gkexec's own messages after it start on a line of their own.
+type terminal struct {
+	stdout, stderr io.Writer
+	openLine       bool // the last byte written was not a newline
+}
+
+// write is the runner's Request.Output: one goroutine at a time, never after Execute returns.
+func (t *terminal) write(s runner.Stream, p []byte) {
+	w := t.stdout
+	if s == runner.Stderr {
+		w = t.stderr
+	}
+	if len(p) == 0 {
+		return
+	}
+	_, _ = w.Write(p)
+	t.openLine = p[len(p)-1] != '\n'
+}
+
+// endLine ends a line the code left open, on stderr, where gkexec's notes and errors go: on a
+// terminal they would otherwise run on from the code's last line. It is called only when gkexec
+// has something to say, so that the code's own output stays byte for byte what it wrote.
+func (t *terminal) endLine() {
+	if t.openLine {
+		fmt.Fprintln(t.stderr)
+		t.openLine = false
+	}
 }
 
 // notes tells the user, on stderr, what the streams themselves do not show.
