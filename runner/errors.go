@@ -33,4 +33,13 @@ var (
 	ErrSandboxFailed = errors.New("sandbox failed")
 	// ErrCluster: the Kubernetes API could not be reached or answered with an unexpected error.
 	ErrCluster = errors.New("kubernetes API error")
+	// ErrSessionNotFound: no open session has that ID in the namespace (it never existed, was
+	// closed, or expired).
+	ErrSessionNotFound = errors.New("session not found")
+	// ErrSessionBusy: another runner process is executing in the session; try again when it is done.
+	ErrSessionBusy = errors.New("session busy")
+	// ErrSessionEnded: the session is over (closed, expired, or its interpreter could not be
+	// recovered) and its sandbox deleted; open a new one. The execution that ended it returns
+	// its Result with this error.
+	ErrSessionEnded = errors.New("session ended")
 )

@@ -122,7 +122,7 @@ func (r *Runner) awaitTermination(ctx context.Context, t *tracker) (*corev1.Cont
 // which error Execute returns.
 func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, error) {
 	res := Result{
-		ExecutionID: x.req.ExecutionID, Sandbox: x.kind, PodName: x.pod, NodeName: x.node,
+		ExecutionID: x.req.ExecutionID, Session: x.session, Sandbox: x.kind, PodName: x.pod, NodeName: x.node,
 		Timings: x.timings, LeftBehind: x.leftBehind, Files: []File{},
 	}
 	if x.dec != nil {
@@ -152,6 +152,13 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 			res.ExitCode = int(x.term.ExitCode)
 			err = fmt.Errorf("%w: pod %s/%s: the sandbox ended without a result: %s exit %d %s (output: %v)",
 				ErrSandboxFailed, ns, pod, x.term.Reason, x.term.ExitCode, x.term.Message, x.streamErr)
+		}
+	}
+	if x.sessionOver != "" {
+		if err == nil {
+			err = fmt.Errorf("%w: session %s: %s; its sandbox was deleted", ErrSessionEnded, x.session, x.sessionOver)
+		} else if !errors.Is(err, ErrSessionEnded) {
+			err = fmt.Errorf("%w: session %s: %s; its sandbox was deleted: %w", ErrSessionEnded, x.session, x.sessionOver, err)
 		}
 	}
 	// Whatever step the caller's cancellation interrupted, it is reported as a cancellation.

@@ -28,4 +28,18 @@ const (
 	// AnnotationClaimedBy names the runner process that claimed it.
 	AnnotationClaimedAt = "gkexec.dev/claimed-at"
 	AnnotationClaimedBy = "gkexec.dev/claimed-by"
+
+	// LabelSession carries a session's ID on its sandbox Pod (and, when cold, its Job): a runner
+	// process that did not open the session finds it by this label.
+	LabelSession = "gkexec.dev/session"
+	// A session's terms, on its Pod: when it ends at the latest (RFC 3339) and how long it may
+	// sit idle (a Go duration); AnnotationSessionLastUsed is when its last execution ended.
+	AnnotationSessionExpiresAt   = "gkexec.dev/session-expires-at"
+	AnnotationSessionIdleTimeout = "gkexec.dev/session-idle-timeout"
+	AnnotationSessionLastUsed    = "gkexec.dev/session-last-used"
+	// AnnotationSessionLease names the runner process and execution that hold a session's stdin,
+	// and until when ("<holder> <execution ID> <RFC 3339>"): a runner writes a request only while
+	// it holds the lease, taken with a patch guarded by the Pod's resourceVersion, so two callers
+	// in different processes are never interleaved.
+	AnnotationSessionLease = "gkexec.dev/session-lease"
 )

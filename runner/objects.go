@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -209,9 +210,11 @@ func sandboxPodSpec(o *Options, req *Request) corev1.PodSpec {
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 	}
 	if req == nil {
-		// The request arrives over pods/attach; stdinOnce closes stdin when that attach ends, so a
-		// second attach can never feed a used sandbox.
-		container.Stdin, container.StdinOnce = true, true
+		// The request arrives over pods/attach. Stdin stays open when an attach ends (no
+		// stdinOnce), so that a session can be resumed by another attach; a used one-shot
+		// sandbox never reads stdin again, and a restarted container in a Pod that served
+		// refuses to (the entrypoint's spent marker).
+		container.Stdin = true
 	}
 	return corev1.PodSpec{
 		RuntimeClassName:              runtimeClass(o),
@@ -347,6 +350,51 @@ func WarmPoolDeployment(opts Options, replicas int32) (*appsv1.Deployment, error
 			},
 		},
 	}, nil
+}
+
+// sessionSandboxID is the execution ID a cold session's Job is labelled and named with
+// (gkexec-s-<session>): the shared watches route its Pod and events by it.
+func sessionSandboxID(session string) string { return "s-" + session }
+
+// newSessionJob is a cold session's sandbox: the warm pool's Pod (the entrypoint waiting on
+// stdin) in a Job of its own, which never restarts it and ends at the session's maximum lifetime
+// at the latest; the TTL controller removes it once it ended.
+func newSessionJob(o *Options, session string, lifetime, idle time.Duration, expires time.Time) *batchv1.Job {
+	id := sessionSandboxID(session)
+	labels := o.labels(id)
+	labels[LabelSession] = session
+	annotations := runningSandboxAnnotations(o)
+	maps.Copy(annotations, sessionAnnotations(idle, expires))
+	jobAnnotations := maps.Clone(o.Annotations)
+	if jobAnnotations == nil {
+		jobAnnotations = map[string]string{}
+	}
+	jobAnnotations[AnnotationSessionExpiresAt] = annotations[AnnotationSessionExpiresAt] // for gc
+	spec := sandboxPodSpec(o, nil)
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: objectName(id), Namespace: o.Namespace, Labels: labels, Annotations: jobAnnotations},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To[int32](0),
+			Completions:             ptr.To[int32](1),
+			Parallelism:             ptr.To[int32](1),
+			PodReplacementPolicy:    ptr.To(batchv1.Failed),
+			ActiveDeadlineSeconds:   ptr.To(int64(math.Ceil((o.StartTimeout + lifetime).Seconds())) + deadlineSlack),
+			TTLSecondsAfterFinished: ptr.To(int32(math.Ceil(o.TTLAfterFinished.Seconds()))),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+				Spec:       spec,
+			},
+		},
+	}
+}
+
+func sessionAnnotations(idle time.Duration, expires time.Time) map[string]string {
+	return map[string]string{
+		AnnotationSessionExpiresAt:   expires.UTC().Format(time.RFC3339),
+		AnnotationSessionIdleTimeout: idle.String(),
+		AnnotationSessionLastUsed:    time.Now().UTC().Format(time.RFC3339),
+	}
 }
 
 // WarmPoolName is the name of the Deployment of warm pool pool.

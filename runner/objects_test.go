@@ -232,8 +232,8 @@ func TestWarmPoolDeploymentIsTheColdSandboxWaitingOnStdin(t *testing.T) {
 		t.Error("user labels are missing from the pool's pods")
 	}
 	c := warm.Containers[0]
-	if !c.Stdin || !c.StdinOnce || c.TTY {
-		t.Errorf("stdin %v stdinOnce %v tty %v: the request arrives once on stdin", c.Stdin, c.StdinOnce, c.TTY)
+	if !c.Stdin || c.StdinOnce || c.TTY {
+		t.Errorf("stdin %v stdinOnce %v tty %v: requests arrive on stdin, which must stay open across attaches (a session is resumed by a new one)", c.Stdin, c.StdinOnce, c.TTY)
 	}
 	if warm.RestartPolicy != corev1.RestartPolicyAlways {
 		t.Errorf("restartPolicy %s", warm.RestartPolicy)

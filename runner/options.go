@@ -42,6 +42,8 @@ const (
 	DefaultWarmPoolReady         = 1
 	DefaultWarmPoolHold          = 10 * time.Minute
 	DefaultWarmPoolMaxIdleAge    = time.Hour
+	DefaultSessionIdleTimeout    = 10 * time.Minute
+	DefaultSessionMaxLifetime    = time.Hour
 
 	// GKESandboxLabel is the label and taint key GKE puts on GKE Sandbox (gVisor) nodes.
 	GKESandboxLabel = "sandbox.gke.io/runtime"
@@ -151,6 +153,13 @@ type Options struct {
 	// them) instead of used. Default 1h.
 	WarmPoolMaxIdleAge time.Duration
 
+	// SessionIdleTimeout ends a session that has run nothing for this long; SessionMaxLifetime
+	// ends it this long after it opened, however busy. Both are enforced by the runner and by the
+	// sandbox itself (a runner that dies leaves nothing running forever); OpenSession may lower
+	// them per session. Defaults 10m and 1h.
+	SessionIdleTimeout time.Duration
+	SessionMaxLifetime time.Duration
+
 	// KubeconfigPath and KubeconfigContext select the cluster. Fallback order: this kubeconfig,
 	// in-cluster config, then the default kubeconfig (KUBECONFIG, ~/.kube/config).
 	KubeconfigPath    string
@@ -199,6 +208,8 @@ func (o *Options) setDefaults() {
 	setDefault(&o.WarmPoolReady, DefaultWarmPoolReady)
 	setDefault(&o.WarmPoolHold, DefaultWarmPoolHold)
 	setDefault(&o.WarmPoolMaxIdleAge, DefaultWarmPoolMaxIdleAge)
+	setDefault(&o.SessionIdleTimeout, DefaultSessionIdleTimeout)
+	setDefault(&o.SessionMaxLifetime, DefaultSessionMaxLifetime)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -237,6 +248,8 @@ func (o *Options) validate() error {
 	positive("CleanupTimeout", o.CleanupTimeout)
 	positive("WarmPoolHold", o.WarmPoolHold)
 	positive("WarmPoolMaxIdleAge", o.WarmPoolMaxIdleAge)
+	positive("SessionIdleTimeout", o.SessionIdleTimeout)
+	positive("SessionMaxLifetime", o.SessionMaxLifetime)
 	for _, msg := range validation.IsValidLabelValue(o.WarmPool) {
 		bad("WarmPool", o.WarmPool, msg)
 	}

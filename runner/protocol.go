@@ -26,6 +26,8 @@ type endRecord struct {
 	FinishedAt      float64 `json:"finished_at"`
 	MaxRSSKiB       int64   `json:"max_rss_kib"`
 	CPUSeconds      float64 `json:"cpu_seconds"`
+	// SessionOver says why a session ended with this execution ("" while it goes on).
+	SessionOver string `json:"session_over,omitempty"`
 }
 
 type fileHeader struct {
@@ -140,8 +142,9 @@ func (d *decoder) line(line []byte) error {
 	data := d.scratch[:n]
 	var cut bool
 	switch tag {
-	case 'P':
-		// A warm sandbox's answer to the runner's ping, before the request: in its log, not news.
+	case 'P', 'B', 'S':
+		// A warm sandbox's answer to the runner's ping, a session's begin record and its opening
+		// (the session's reader consumes B before the decoder starts): in its log, not news.
 	case 'O':
 		at := len(d.stdout)
 		d.stdout, cut = appendCapped(d.stdout, data, d.limit)

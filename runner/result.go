@@ -73,6 +73,8 @@ const maxExecutionIDLength = 40
 // Result is what an execution produced. A non-zero exit code is a result, not an error.
 type Result struct {
 	ExecutionID string
+	// Session is the ID of the session the execution ran in; empty for a one-shot execution.
+	Session string
 	// Stdout and Stderr are the code's two streams, kept apart, byte for byte.
 	Stdout []byte
 	Stderr []byte
@@ -156,6 +158,7 @@ func (r *Result) Outcome() string {
 // resultJSON is the documented JSON form of a Result (README "Results", docs/integrations.md).
 type resultJSON struct {
 	ExecutionID     string             `json:"execution_id"`
+	Session         string             `json:"session_id,omitempty"`
 	ExitCode        int                `json:"exit_code"`
 	Signal          int                `json:"signal,omitempty"`
 	Outcome         string             `json:"outcome"`
@@ -215,7 +218,7 @@ func (r Result) jsonForm() resultJSON {
 		return &t
 	}
 	out := resultJSON{
-		ExecutionID: r.ExecutionID, ExitCode: r.ExitCode, Signal: r.Signal, Outcome: r.Outcome(),
+		ExecutionID: r.ExecutionID, Session: r.Session, ExitCode: r.ExitCode, Signal: r.Signal, Outcome: r.Outcome(),
 		TimedOut: r.TimedOut, OOMKilled: r.OOMKilled,
 		StdoutTruncated: r.StdoutTruncated, StderrTruncated: r.StderrTruncated, FilesTruncated: r.FilesTruncated,
 		Files: []fileJSON{}, Sandbox: r.Sandbox, PodName: r.PodName, NodeName: r.NodeName, LeftBehind: r.LeftBehind,
@@ -254,7 +257,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		return []byte(text)
 	}
 	*r = Result{
-		ExecutionID: in.ExecutionID, ExitCode: in.ExitCode, Signal: in.Signal,
+		ExecutionID: in.ExecutionID, Session: in.Session, ExitCode: in.ExitCode, Signal: in.Signal,
 		Stdout: exact(in.Stdout, in.StdoutBase64), Stderr: exact(in.Stderr, in.StderrBase64),
 		TimedOut: in.TimedOut, OOMKilled: in.OOMKilled,
 		StdoutTruncated: in.StdoutTruncated, StderrTruncated: in.StderrTruncated, FilesTruncated: in.FilesTruncated,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,10 @@ type Runner struct {
 	// used warm sandboxes) that Close waits for.
 	work      sync.WaitGroup
 	leftCount atomic.Int64
+	// holder names this runner process on what it claims and leases ("<host>/<pid>").
+	holder string
+	// sessions this process has opened or resumed, by ID.
+	sessions map[string]*Session
 }
 
 // hubStart is the one start of the shared watches that concurrent callers wait for.
@@ -78,8 +83,10 @@ func New(opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	host, _ := os.Hostname()
 	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
-		killGrace: defaultKillGrace, exitGrace: defaultExitGrace}
+		killGrace: defaultKillGrace, exitGrace: defaultExitGrace, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		sessions: map[string]*Session{}}
 	r.cold = coldSource{r}
 	r.openLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
 		return r.client.CoreV1().Pods(r.opts.Namespace).GetLogs(pod, lo).Stream(ctx)
@@ -111,6 +118,16 @@ func (r *Runner) Close() error {
 	r.closed = true
 	r.mu.Unlock()
 	r.inflight.Wait()
+	// Sessions outlive the runner: detach from them, leaving them for another process to resume.
+	r.mu.Lock()
+	var open []*Session
+	for _, s := range r.sessions {
+		open = append(open, s)
+	}
+	r.mu.Unlock()
+	for _, s := range open {
+		s.Detach()
+	}
 	close(r.stopping)
 	if r.warm != nil {
 		r.warm.close()

@@ -70,6 +70,9 @@ type execution struct {
 	leftBehind []string
 	// leave gives back the cold admission slot, if the execution holds one.
 	leave func()
+	// session is the session the execution ran in, if any; sessionOver why it ended with this
+	// execution.
+	session, sessionOver string
 }
 
 func (x *execution) mark(at *time.Time) { *at = time.Now() }

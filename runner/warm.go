@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -61,8 +61,7 @@ const (
 )
 
 func newWarmSource(r *Runner, h *hub) *warmSource {
-	host, _ := os.Hostname()
-	w := &warmSource{r: r, h: h, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+	w := &warmSource{r: r, h: h, holder: r.holder,
 		want: fingerprint(sandboxPodSpec(&r.opts, nil)), tried: map[types.UID]time.Time{}, claiming: map[types.UID]bool{},
 		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if r.opts.WarmPoolReady > 0 {
@@ -79,7 +78,7 @@ func (w *warmSource) acquire(ctx context.Context, x *execution) (sandbox, error)
 		x.noteSandbox(SandboxWarm, sb.pod)
 		return sb, nil
 	}
-	sb, err := w.claimAndAttach(ctx, 0, &x.timings)
+	sb, err := w.claimAndAttach(ctx, 0, nil, &x.timings)
 	if err != nil {
 		return nil, err
 	}
@@ -88,8 +87,8 @@ func (w *warmSource) acquire(ctx context.Context, x *execution) (sandbox, error)
 }
 
 // claimAndAttach claims an idle Pod, attaches to it and checks the stream with a ping.
-func (w *warmSource) claimAndAttach(ctx context.Context, hold time.Duration, tm *Timings) (*warmSandbox, error) {
-	pod, err := w.claim(ctx, hold)
+func (w *warmSource) claimAndAttach(ctx context.Context, hold time.Duration, extra *metav1.ObjectMeta, tm *Timings) (*warmSandbox, error) {
+	pod, err := w.claim(ctx, hold, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +162,9 @@ func idleAndReady(pod *corev1.Pod) bool {
 	return ready
 }
 
-// claim takes one idle Pod out of the pool, exactly once across every runner.
-func (w *warmSource) claim(ctx context.Context, hold time.Duration) (*corev1.Pod, error) {
+// claim takes one idle Pod out of the pool, exactly once across every runner. extra adds labels
+// and annotations to the claim (a session's).
+func (w *warmSource) claim(ctx context.Context, hold time.Duration, extra *metav1.ObjectMeta) (*corev1.Pod, error) {
 	ns := w.r.opts.Namespace
 	fresh, old := w.candidates()
 	for _, pod := range old {
@@ -186,15 +186,21 @@ func (w *warmSource) claim(ctx context.Context, hold time.Duration) (*corev1.Pod
 		// plus one execution's start and run time, plus slack.
 		age := time.Since(pod.Status.StartTime.Time)
 		deadline := int64(math.Ceil((age + hold + w.r.opts.StartTimeout + w.r.opts.Timeout + w.r.killGrace).Seconds())) + deadlineSlack
+		labels := map[string]string{LabelPoolState: PoolStateClaimed}
+		annotations := map[string]string{
+			AnnotationClaimedAt:   time.Now().UTC().Format(time.RFC3339),
+			AnnotationClaimedBy:   w.holder,
+			AnnotationSafeToEvict: "false",
+		}
+		if extra != nil {
+			maps.Copy(labels, extra.Labels)
+			maps.Copy(annotations, extra.Annotations)
+		}
 		patch, _ := json.Marshal(map[string]any{
 			"metadata": map[string]any{
 				"resourceVersion": pod.ResourceVersion,
-				"labels":          map[string]string{LabelPoolState: PoolStateClaimed},
-				"annotations": map[string]string{
-					AnnotationClaimedAt:   time.Now().UTC().Format(time.RFC3339),
-					AnnotationClaimedBy:   w.holder,
-					AnnotationSafeToEvict: "false",
-				},
+				"labels":          labels,
+				"annotations":     annotations,
 			},
 			"spec": map[string]any{"activeDeadlineSeconds": deadline},
 		})
@@ -283,7 +289,7 @@ func (w *warmSource) fill() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), attachTimeout)
 		var tm Timings
-		sb, err := w.claimAndAttach(ctx, w.r.opts.WarmPoolHold, &tm)
+		sb, err := w.claimAndAttach(ctx, w.r.opts.WarmPoolHold, nil, &tm)
 		cancel()
 		if err != nil {
 			failures++
@@ -542,7 +548,10 @@ func (sb *warmSandbox) release(log *slog.Logger) []string {
 }
 
 // encodeRequest frames a request for a warm sandbox's stdin (see sandbox/entrypoint.py).
-func encodeRequest(o *Options, x *execution) []byte {
+func encodeRequest(o *Options, x *execution) []byte { return encodeRequestHeader(o, x, nil) }
+
+// encodeRequestHeader frames a request whose Q header carries extra fields too.
+func encodeRequestHeader(o *Options, x *execution, extra map[string]any) []byte {
 	var b bytes.Buffer
 	put := func(tag byte, data []byte) {
 		for first := true; first || len(data) > 0; first = false {
@@ -554,12 +563,14 @@ func encodeRequest(o *Options, x *execution) []byte {
 			data = data[n:]
 		}
 	}
-	header, _ := json.Marshal(map[string]any{
+	fields := map[string]any{
 		"timeout_seconds":  x.timeout.Seconds(),
 		"max_output_bytes": o.MaxOutputBytes,
 		"max_file_bytes":   o.MaxFileBytes,
 		"max_processes":    max(o.MaxProcesses, 0),
-	})
+	}
+	maps.Copy(fields, extra)
+	header, _ := json.Marshal(fields)
 	put('Q', header)
 	put('C', []byte(x.req.Code))
 	names := make([]string, 0, len(x.req.Files))

@@ -48,7 +48,7 @@ func startWarmEntrypoint(t *testing.T) *warmEntrypoint {
 		"GKEXEC_CODE=" + filepath.Join(dir, "code", "main.py"),
 		"GKEXEC_WORKDIR=" + work,
 		"GKEXEC_OUTPUT_DIR=" + filepath.Join(work, "output"),
-		"HOME=" + dir, "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1",
+		"HOME=" + dir, "TMPDIR=" + dir, "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1",
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -172,5 +172,122 @@ func TestWarmEntrypointRefusesAPathOutsideItsWorkdir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "escape")); err == nil {
 		t.Error("the file was written outside the workdir")
+	}
+}
+
+// sessionExec sends one request to a session entrypoint and decodes its records, from its begin
+// record to its end record.
+func (e *warmEntrypoint) sessionExec(t *testing.T, o *Options, req Request) (Result, *endRecord) {
+	t.Helper()
+	if req.ExecutionID == "" {
+		req.ExecutionID = NewExecutionID()
+	}
+	x := &execution{req: req, timeout: req.timeout(o)}
+	if _, err := e.stdin.Write(encodeSessionRequest(o, x)); err != nil {
+		t.Fatal(err)
+	}
+	begin := string(beginLine(req.ExecutionID))
+	for {
+		line, err := e.out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("before the begin record: %v", err)
+		}
+		if line == begin {
+			break
+		}
+	}
+	dec := newDecoder(o.MaxOutputBytes, o.MaxFileBytes)
+	if err := dec.readFrom(e.out); err != nil || dec.end == nil {
+		t.Fatalf("decode: %v (end record %v)", err, dec.end)
+	}
+	var res Result
+	dec.apply(&res)
+	return res, dec.end
+}
+
+func startSessionEntrypoint(t *testing.T, hello string) *warmEntrypoint {
+	t.Helper()
+	e := startWarmEntrypoint(t)
+	if _, err := e.stdin.Write(frame('S', []byte(hello))); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := e.out.ReadString('\n'); err != nil || !strings.HasPrefix(line, "S:") {
+		t.Fatalf("session opening answered %q, %v", line, err)
+	}
+	return e
+}
+
+func TestSessionEntrypointKeepsStateAcrossExecutions(t *testing.T) {
+	t.Parallel()
+	o := defaults(t, Options{})
+	e := startSessionEntrypoint(t, `{"id":"s1"}`)
+	if res, end := e.sessionExec(t, o, Request{Code: "import json\nx = 41\nopen('output/a.txt', 'w').write('a')\n"}); res.ExitCode != 0 || end.SessionOver != "" || len(res.Files) != 1 {
+		t.Fatalf("first: exit %d over %q files %+v stderr %s", res.ExitCode, end.SessionOver, res.Files, res.Stderr)
+	}
+	res, _ := e.sessionExec(t, o, Request{Code: "x += 1\nprint(x, json.dumps([1]))\nopen('output/b.txt', 'w').write('b')\n"})
+	if string(res.Stdout) != "42 [1]\n" {
+		t.Errorf("second stdout %q stderr %q, want the first's variables and imports", res.Stdout, res.Stderr)
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "b.txt" {
+		t.Errorf("second files %+v, want only the file it wrote (b.txt)", res.Files)
+	}
+	// An exception is a result; the session goes on.
+	res, end := e.sessionExec(t, o, Request{Code: "raise ValueError('boom')\n"})
+	if res.ExitCode != 1 || end.SessionOver != "" || !strings.Contains(string(res.Stderr), "ValueError: boom") || strings.Contains(string(res.Stderr), "_session") {
+		t.Errorf("exception: exit %d over %q stderr %s", res.ExitCode, end.SessionOver, res.Stderr)
+	}
+	res, _ = e.sessionExec(t, o, Request{Code: "import sys\nprint(x)\nsys.exit(3)\n"})
+	if string(res.Stdout) != "42\n" || res.ExitCode != 3 {
+		t.Errorf("after the exception: stdout %q exit %d, want 42 and sys.exit's 3", res.Stdout, res.ExitCode)
+	}
+	res, _ = e.sessionExec(t, o, Request{Code: "print(x)\n"})
+	if string(res.Stdout) != "42\n" {
+		t.Errorf("after sys.exit: stdout %q, want the session still there", res.Stdout)
+	}
+}
+
+func TestSessionEntrypointInterruptsARunawayAndGoesOn(t *testing.T) {
+	t.Parallel()
+	o := defaults(t, Options{})
+	e := startSessionEntrypoint(t, `{"id":"s2"}`)
+	e.sessionExec(t, o, Request{Code: "y = 'kept'\n"})
+	res, end := e.sessionExec(t, o, Request{Code: "while True:\n    pass\n", Timeout: time.Second})
+	if !res.TimedOut || res.ExitCode != 130 || end.SessionOver != "" || !strings.Contains(string(res.Stderr), "KeyboardInterrupt") {
+		t.Fatalf("runaway: timed out %v exit %d over %q stderr %s; want interrupted, session kept", res.TimedOut, res.ExitCode, end.SessionOver, res.Stderr)
+	}
+	if res, _ := e.sessionExec(t, o, Request{Code: "print(y)\n"}); string(res.Stdout) != "kept\n" {
+		t.Errorf("after the interrupt: stdout %q stderr %q", res.Stdout, res.Stderr)
+	}
+	// Code that swallows KeyboardInterrupt cannot be recovered: the session ends.
+	res, end = e.sessionExec(t, o, Request{Code: "import time\nwhile True:\n    try:\n        time.sleep(10)\n    except KeyboardInterrupt:\n        print('swallowed', flush=True)\n", Timeout: time.Second})
+	if !res.TimedOut || end.SessionOver == "" {
+		t.Errorf("stubborn: timed out %v over %q exit %d stderr %s; want the session ended", res.TimedOut, end.SessionOver, res.ExitCode, res.Stderr)
+	}
+}
+
+func TestSessionEntrypointEndsWhenIdle(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s3","idle_timeout_seconds":0.5,"exit_when_over":true}`)
+	exited := make(chan error, 1)
+	go func() { exited <- e.wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the idle session's entrypoint did not end within 30 s of its 0.5 s idle timeout")
+	}
+}
+
+func TestSessionEntrypointAnswersPingsWithItsSession(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s4"}`)
+	if _, err := io.WriteString(e.stdin, "P:\n"); err != nil {
+		t.Fatal(err)
+	}
+	want := string(frame('P', []byte(`{"session":"s4"}`)))
+	if line, err := e.out.ReadString('\n'); err != nil || line != want {
+		t.Errorf("ping answered %q, %v; want %q", line, err, want)
 	}
 }

@@ -112,92 +112,437 @@ def safe_path(base, rel):
     return full
 
 
-def receive_request(stream):
-    """Reads one framed request from stream (stdin), writing the code and inputs where the cold path
-    finds them. Returns False if the stream ended before the first record."""
-    global TIMEOUT, MAX_OUTPUT, MAX_FILES, MAX_PROCS
-    code, current, seen = None, None, False
-    for raw in stream:
-        line = raw.rstrip(b"\r\n")
-        if len(line) < 2 or line[1:2] != b":":
-            raise BadRequest("not a request record")
-        seen = True
-        tag, data = line[:1], base64.b64decode(line[2:], validate=True)
-        if tag == b"P":
-            emit(b"P", b"")
-            OUT.flush()
-        elif tag == b"Q":
-            q = json.loads(data)
-            TIMEOUT = float(q.get("timeout_seconds", TIMEOUT))
-            MAX_OUTPUT = int(q.get("max_output_bytes", MAX_OUTPUT))
-            MAX_FILES = int(q.get("max_file_bytes", MAX_FILES))
-            MAX_PROCS = int(q.get("max_processes", MAX_PROCS))
+class Lines:
+    """Reads newline-terminated records from a raw fd, with a timeout, without Python's buffering
+    (which select cannot see into)."""
+
+    def __init__(self, fd):
+        self.fd, self.buf, self.eof = fd, b"", False
+
+    def fileno(self):
+        return self.fd
+
+    def pop(self):
+        i = self.buf.find(b"\n")
+        if i < 0:
+            return None
+        line, self.buf = self.buf[:i], self.buf[i + 1 :]
+        return line.rstrip(b"\r")
+
+    def fill(self):
+        """Reads what is available (one read); False at EOF."""
+        try:
+            data = os.read(self.fd, 1 << 16)
+        except BlockingIOError:
+            return True
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def next(self, timeout=None):
+        """The next line; None on timeout; raises EOFError at the end of the stream."""
+        deadline = None if timeout is None else time.time() + timeout
+        while True:
+            line = self.pop()
+            if line is not None:
+                return line
+            if self.eof:
+                raise EOFError
+            if deadline is not None:
+                left = deadline - time.time()
+                if left <= 0:
+                    return None
+                if not select_readable(self.fd, left):
+                    return None
+            self.fill()
+
+
+def select_readable(fd, timeout):
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    try:
+        return sel.select(timeout=max(0.0, timeout))
+    finally:
+        sel.close()
+
+
+def record(line):
+    if len(line) < 2 or line[1:2] != b":":
+        raise BadRequest("not a request record")
+    return line[:1], base64.b64decode(line[2:], validate=True)
+
+
+class RequestReader:
+    """Assembles one framed request (Q, C, I, D, G records), writing the code and inputs where the
+    cold path finds them. A new Q starts over: a request cut short by a broken attach is dropped."""
+
+    def __init__(self):
+        self.header, self.code, self.current = None, None, None
+
+    def feed(self, tag, data):
+        """True once the request is complete (its G record)."""
+        if tag == b"Q":
+            self.close()
+            self.header = json.loads(data)
             os.makedirs(os.path.dirname(CODE), exist_ok=True)
-            code = open(CODE, "wb")
-        elif tag == b"C" and code is not None:
-            code.write(data)
-        elif tag == b"I" and code is not None:
-            if current is not None:
-                current.close()
+            self.code = open(CODE, "wb")
+        elif tag == b"C" and self.code is not None:
+            self.code.write(data)
+        elif tag == b"I" and self.code is not None:
+            if self.current is not None:
+                self.current.close()
             path = safe_path(WORKDIR, json.loads(data)["path"])
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            current = open(path, "wb")
-        elif tag == b"D" and current is not None:
-            current.write(data)
-        elif tag == b"G" and code is not None:
-            if current is not None:
-                current.close()
-            code.close()
+            self.current = open(path, "wb")
+        elif tag == b"D" and self.current is not None:
+            self.current.write(data)
+        elif tag == b"G" and self.code is not None:
+            self.close()
             return True
         else:
             raise BadRequest("unexpected record %r" % tag)
-    if seen:
-        raise BadRequest("the request ended before its G record")
-    return False
+        return False
+
+    def close(self):
+        for f in (self.current, self.code):
+            if f is not None:
+                f.close()
+        self.current, self.code = None, None
 
 
-def serve_once():
+def apply_limits(q):
+    global TIMEOUT, MAX_OUTPUT, MAX_FILES, MAX_PROCS
+    TIMEOUT = float(q.get("timeout_seconds", TIMEOUT))
+    MAX_OUTPUT = int(q.get("max_output_bytes", MAX_OUTPUT))
+    MAX_FILES = int(q.get("max_file_bytes", MAX_FILES))
+    MAX_PROCS = int(q.get("max_processes", MAX_PROCS))
+
+
+def bad_request(e):
+    emit(b"E", ("gkexec: bad request: %s\n" % e).encode())
+    now = time.time()
+    emit_json(b"X", {"exit_code": 125, "signal": 0, "timed_out": False, "stdout_truncated": False,
+                     "stderr_truncated": False, "files_truncated": False, "started_at": now,
+                     "finished_at": now, "max_rss_kib": 0, "cpu_seconds": 0})
+    OUT.flush()
+
+
+# SPENT marks a Pod whose sandbox has served: a container restarted in it (restartPolicy Always)
+# must never serve again, least of all as a fresh interpreter in place of a session's state. It
+# lives in /tmp, an emptyDir that outlives the container.
+SPENT = os.path.join(os.environ.get("TMPDIR", "/tmp"), ".gkexec-spent")
+
+
+def serve():
     """The warm sandbox: start the code's interpreter at once, so that it is ready when the request
-    comes; wait for one request on stdin; run it; then stay until deleted."""
-    child, go = prestart()
+    comes; then serve one request (Q..G) and stay until deleted, or open a session (S) and serve
+    its requests until it ends."""
+    if os.path.exists(SPENT):
+        spent()
+    child, go, status = prestart()
+    lines = Lines(0)
     try:
-        if not receive_request(sys.stdin.buffer):
-            # The first attach ended without a request (stdinOnce closed stdin): nothing ran here,
-            # so exiting is safe; the kubelet restarts the container, idle again.
-            kill_group(child.pid)
-            return
-    except (BadRequest, ValueError, KeyError, OSError) as e:
+        while True:
+            try:
+                line = lines.next()
+            except EOFError:
+                # The attach ended without a request (a pool Pod of an older runner had
+                # stdinOnce): nothing ran here, so exiting is safe; the kubelet restarts it, idle.
+                kill_group(child.pid)
+                return
+            tag, data = record(line)
+            if tag == b"P":
+                emit(b"P", b"")
+                OUT.flush()
+            elif tag == b"S":
+                open(SPENT, "w").close()
+                serve_session(child, go, status, lines, json.loads(data))
+            else:
+                req = RequestReader()
+                if req.feed(tag, data):
+                    break
+                while not req.feed(*record(lines.next())):
+                    pass
+                break
+    except (BadRequest, ValueError, KeyError, OSError, EOFError) as e:
         kill_group(child.pid)
-        emit(b"E", ("gkexec: bad request: %s\n" % e).encode())
-        emit_json(b"X", {"exit_code": 125, "signal": 0, "timed_out": False, "stdout_truncated": False,
-                         "stderr_truncated": False, "files_truncated": False, "started_at": time.time(),
-                         "finished_at": time.time(), "max_rss_kib": 0, "cpu_seconds": 0})
-        OUT.flush()
+        bad_request(e)
         linger()
+    open(SPENT, "w").close()
+    apply_limits(req.header)
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     started = time.time()
-    go.write(json.dumps({"code": CODE, "max_processes": MAX_PROCS}).encode())
+    go.write((json.dumps({"code": CODE, "max_processes": MAX_PROCS}) + "\n").encode())
     go.close()
     run(child, started)
     linger()
 
 
+def spent():
+    """A restarted container of a Pod that served: answer pings so, and never serve."""
+    lines = Lines(0)
+    while True:
+        try:
+            line = lines.next()
+        except EOFError:
+            linger()
+        if line[:2] == b"P:":
+            emit_json(b"P", {"spent": True})
+            OUT.flush()
+
+
+# A session: one interpreter, many executions. The runner opens it with an S record (JSON: id,
+# idle_timeout_seconds, max_lifetime_seconds, max_processes, exit_when_over) and sends requests as
+# in one-shot mode; each runs in the same interpreter, so variables, imports and files persist. The
+# runner may attach and detach any number of times (the Pod's stdin is not stdinOnce). Per request
+# the entrypoint writes:
+#
+#   B  begin (JSON: execution_id): what follows, up to X, belongs to that request
+#   O, E, F, D as in one-shot mode; F/D only for output files created or changed by this request
+#   X  the end record, with "session_over": why the session ended ("" while it goes on)
+#
+# and it answers P at any time, with JSON {"session": id}. While a request runs, a K record
+# interrupts it (KeyboardInterrupt). Its own timeout interrupts it too: SIGINT, again after 1 s,
+# SIGKILL of the interpreter 2 s later, which ends the session. The session also ends, inside the
+# sandbox whatever the runner does, after idle_timeout_seconds without a request and after
+# max_lifetime_seconds in all: the interpreter is killed, and the entrypoint exits (a Job's Pod,
+# exit_when_over) or waits to be deleted (a pool Pod).
+def serve_session(child, go, status, lines, hello):
+    sid = str(hello.get("id", ""))
+    idle = float(hello.get("idle_timeout_seconds", 600))
+    born = time.time()
+    end_of_life = born + float(hello.get("max_lifetime_seconds", 3600))
+    go.write((json.dumps({"session": True, "max_processes": int(hello.get("max_processes", 0))}) + "\n").encode())
+    go.flush()
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    emit_json(b"S", {"session": sid})
+    OUT.flush()
+    pending, last, over = [], time.time(), ""
+    while not over:
+        now = time.time()
+        if now >= end_of_life:
+            over = "max lifetime reached"
+            break
+        if now >= last + idle:
+            over = "idle timeout reached"
+            break
+        if pending:
+            line = pending.pop(0)
+        else:
+            try:
+                line = lines.next(timeout=min(last + idle, end_of_life) - now)
+            except EOFError:
+                over = "stdin closed"
+                break
+            if line is None:
+                continue
+        try:
+            tag, data = record(line)
+            if tag == b"P":
+                emit_json(b"P", {"session": sid})
+                OUT.flush()
+                continue
+            if tag == b"K":
+                continue  # nothing runs
+            req = RequestReader()
+            done = req.feed(tag, data)
+            while not done:
+                nxt = pending.pop(0) if pending else lines.next()
+                done = req.feed(*record(nxt))
+        except EOFError:
+            over = "stdin closed"
+            break
+        except (BadRequest, ValueError, KeyError, OSError) as e:
+            bad_request(e)
+            last = time.time()
+            continue
+        over = run_in_session(sid, child, go, status, lines, req.header, pending)
+        last = time.time()
+    kill_group(child.pid)
+    if hello.get("exit_when_over"):
+        sys.exit(0)
+    linger()
+
+
+def run_in_session(sid, child, go, status, lines, q, pending):
+    """Runs one request in the session's interpreter; returns why the session ended, or ""."""
+    eid = str(q.get("execution_id", ""))
+    timeout = float(q.get("timeout_seconds", TIMEOUT))
+    max_output = int(q.get("max_output_bytes", MAX_OUTPUT))
+    max_files = int(q.get("max_file_bytes", MAX_FILES))
+    before = output_snapshot()
+    emit_json(b"B", {"execution_id": eid})
+    OUT.flush()
+    started = time.time()
+    go.write((json.dumps({"code": CODE}) + "\n").encode())
+    go.flush()
+    out_fd, err_fd = child.stdout.fileno(), child.stderr.fileno()
+    streams = {out_fd: [b"O", 0, False], err_fd: [b"E", 0, False]}
+    sel = selectors.DefaultSelector()
+    for fd in (out_fd, err_fd, status.fileno(), lines.fileno()):
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    kick, interrupts, timed_out, over, answer = started + timeout, 0, False, "", None
+
+    def forward(fd, data):
+        state = streams[fd]
+        room = max_output - state[1]
+        if room <= 0:
+            state[2] = state[2] or bool(data)
+            return
+        if len(data) > room:
+            data, state[2] = data[:room], True
+        state[1] += len(data)
+        for i in range(0, len(data), CHUNK):
+            emit(state[0], data[i : i + CHUNK])
+
+    try:
+        while answer is None and not over:
+            now = time.time()
+            if now >= kick:
+                if interrupts < 2:
+                    timed_out = timed_out or interrupts == 0 and now >= started + timeout
+                    interrupt(child.pid)
+                    interrupts += 1
+                    kick = now + (1.0 if interrupts == 1 else 2.0)
+                else:
+                    kill_group(child.pid)
+                    over = "the code could not be interrupted; the interpreter was killed"
+                    break
+            for key, _ in sel.select(timeout=max(0.0, min(kick - now, 0.25))):
+                fd = key.fd
+                if fd == lines.fileno():
+                    if not lines.fill():
+                        sel.unregister(fd)  # no more input: the session ends after this request
+                    while True:
+                        line = lines.pop()
+                        if line is None:
+                            break
+                        if line[:2] == b"P:":
+                            emit_json(b"P", {"session": sid})
+                        elif line[:2] == b"K:":
+                            kick = min(kick, time.time())  # the caller gave up: interrupt now
+                        else:
+                            pending.append(line)  # the next request, sent early
+                    continue
+                try:
+                    data = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if fd == status.fileno():
+                    if not data:
+                        sel.unregister(fd)
+                        continue
+                    status.buf += data
+                    line = status.pop()
+                    if line is not None:
+                        answer = json.loads(line)
+                    continue
+                if not data:
+                    sel.unregister(fd)
+                    continue
+                forward(fd, data)
+            OUT.flush()
+            if answer is None and child.poll() is not None:
+                code = child.returncode
+                over = "the interpreter exited (%s)" % (
+                    "exit code %d" % code if code >= 0 else "signal %d" % -code)
+    finally:
+        sel.close()
+        for fd in (out_fd, err_fd, status.fileno(), lines.fileno()):
+            try:
+                os.set_blocking(fd, True)
+            except OSError:
+                pass
+    # What the code wrote before it answered is in the pipes: read it all.
+    for fd in (out_fd, err_fd):
+        os.set_blocking(fd, False)
+        while True:
+            try:
+                data = os.read(fd, 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            forward(fd, data)
+        os.set_blocking(fd, True)
+    finished = time.time()
+    files_truncated = emit_files(max_files, before)
+    if answer is None:
+        code = child.poll()
+        if code is None:
+            kill_group(child.pid)
+            code = child.wait()
+        answer = {"exit_code": code if code >= 0 else 128 - code, "signal": -code if code < 0 else 0}
+    emit_json(b"X", {
+        "exit_code": answer.get("exit_code", 0),
+        "signal": answer.get("signal", 0),
+        "timed_out": timed_out,
+        "stdout_truncated": streams[out_fd][2],
+        "stderr_truncated": streams[err_fd][2],
+        "files_truncated": files_truncated,
+        "started_at": started,
+        "finished_at": finished,
+        "max_rss_kib": answer.get("max_rss_kib", 0),
+        "cpu_seconds": answer.get("cpu_seconds", 0),
+        "session_over": over,
+    })
+    OUT.flush()
+    return over
+
+
+def interrupt(pid):
+    try:
+        os.kill(pid, signal.SIGINT)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def output_snapshot():
+    """Size and modification time of every output file, to return only what a request changed."""
+    seen = {}
+    for root, _, files in os.walk(OUTPUT_DIR):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            seen[path] = (st.st_size, st.st_mtime_ns)
+    return seen
+
+
 # STUB is the code's interpreter in a warm sandbox, started before the request: it waits for the
 # go message on a pipe, then runs main.py as `python3 -u main.py` would (as __main__, with
-# sys.argv and sys.path[0] set, tracebacks without its own frames).
+# sys.argv and sys.path[0] set, tracebacks without its own frames). In a session it runs one
+# main.py per go message in the same globals, and answers each on the status pipe.
 STUB = r"""
-import json, os, resource, sys
-with os.fdopen(int(sys.argv[1]), "rb") as _f:
-    _go = json.loads(_f.read() or b"null")
-if not _go:
+import json, os, resource, signal, sys, traceback
+_go = os.fdopen(int(sys.argv[1]), "rb")
+_status = os.fdopen(int(sys.argv[2]), "wb", buffering=0)
+_first = json.loads(_go.readline() or b"null")
+if not _first:
     raise SystemExit(0)
-def _main(go):
+def _limit(go):
     n = go.get("max_processes", 0)
     if n > 0:
         try:
             resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
         except (ValueError, OSError):
             pass
+def _globals(path):
+    g = sys.modules["__main__"].__dict__
+    builtins = g["__builtins__"]
+    g.clear()
+    g.update(__name__="__main__", __file__=path, __builtins__=builtins, __doc__=None,
+             __loader__=None, __spec__=None, __package__=None, __cached__=None)
+    return g
+def _main(go):
+    _status.close()
+    _go.close()
+    _limit(go)
     path = go["code"]
     sys.argv[:] = [path]
     sys.path[0] = os.path.dirname(path)
@@ -209,21 +554,97 @@ def _main(go):
     sys.excepthook = hook
     with open(path, "rb") as f:
         source = f.read()
-    g = sys.modules["__main__"].__dict__
-    builtins = g["__builtins__"]
-    g.clear()
-    g.update(__name__="__main__", __file__=path, __builtins__=builtins, __doc__=None,
-             __loader__=None, __spec__=None, __package__=None, __cached__=None)
-    exec(compile(source, path, "exec"), g)
-_main(_go)
+    exec(compile(source, path, "exec"), _globals(path))
+def _session(go):
+    _limit(go)
+    running = [False]
+    def on_sigint(signum, frame):
+        if running[0]:
+            raise KeyboardInterrupt
+    g = None
+    for line in _go:
+        req = json.loads(line)
+        path = req["code"]
+        if g is None:
+            # A module of its own: clearing __main__'s dict (as _main does) would clear this loop's.
+            import types
+            main = types.ModuleType("__main__")
+            main.__file__ = path
+            sys.modules["__main__"] = main
+            g = main.__dict__
+            sys.argv[:] = [path]
+            sys.path[0] = os.path.dirname(path)
+        signal.signal(signal.SIGINT, on_sigint)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu0 = usage.ru_utime + usage.ru_stime
+        answer = {"exit_code": 0, "signal": 0}
+        try:
+            with open(path, "rb") as f:
+                source = f.read()
+            running[0] = True
+            try:
+                exec(compile(source, path, "exec"), g)
+            finally:
+                running[0] = False
+        except SystemExit as e:
+            c = e.code
+            if c is None:
+                c = 0
+            elif not isinstance(c, int):
+                print(c, file=sys.stderr)
+                c = 1
+            answer["exit_code"] = c & 0xFF
+        except BaseException as e:
+            tb = e.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename != path:
+                tb = tb.tb_next
+            try:
+                traceback.print_exception(type(e), e, tb)
+            except BaseException:
+                pass
+            if isinstance(e, KeyboardInterrupt):
+                answer = {"exit_code": 130, "signal": 2}
+            else:
+                answer["exit_code"] = 1
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except BaseException:
+                pass
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        answer["max_rss_kib"] = max(usage.ru_maxrss, kids.ru_maxrss)
+        answer["cpu_seconds"] = usage.ru_utime + usage.ru_stime - cpu0
+        _status.write((json.dumps(answer) + "\n").encode())
+if _first.get("session"):
+    _session(_first)
+else:
+    _main(_first)
 """
+
+
+class StatusPipe:
+    def __init__(self, fd):
+        self.fd, self.buf = fd, b""
+
+    def fileno(self):
+        return self.fd
+
+    def pop(self):
+        i = self.buf.find(b"\n")
+        if i < 0:
+            return None
+        line, self.buf = self.buf[:i], self.buf[i + 1 :]
+        return line
 
 
 def prestart():
     r, w = os.pipe()
-    child = spawn([sys.executable, "-u", "-c", STUB, str(r)], pass_fds=(r,))
+    sr, sw = os.pipe()
+    child = spawn([sys.executable, "-u", "-c", STUB, str(r), str(sw)], pass_fds=(r, sw))
     os.close(r)
-    return child, os.fdopen(w, "wb")
+    os.close(sw)
+    return child, os.fdopen(w, "wb"), StatusPipe(sr)
 
 
 def linger():
@@ -328,9 +749,11 @@ def run(child, started):
     OUT.flush()
 
 
-def emit_files():
-    """Sends every regular file under OUTPUT_DIR, in path order, until MAX_FILES bytes are spent."""
-    budget, truncated = MAX_FILES, False
+def emit_files(budget=None, unchanged=None):
+    """Sends every regular file under OUTPUT_DIR, in path order, until budget (MAX_FILES) bytes are
+    spent; in a session, only those whose size or modification time differs from unchanged."""
+    budget = MAX_FILES if budget is None else budget
+    truncated = False
     if not os.path.isdir(OUTPUT_DIR):
         return False
     paths = []
@@ -341,6 +764,10 @@ def emit_files():
     for path in paths:
         if os.path.islink(path) or not os.path.isfile(path):
             continue
+        if unchanged is not None:
+            st = os.lstat(path)
+            if unchanged.get(path) == (st.st_size, st.st_mtime_ns):
+                continue
         size = os.path.getsize(path)
         take = min(size, budget)
         rel = os.path.relpath(path, OUTPUT_DIR)
@@ -360,6 +787,6 @@ def emit_files():
 
 if __name__ == "__main__":
     if REQUEST == "stdin":
-        serve_once()
+        serve()
     else:
         run_cold()

@@ -302,8 +302,8 @@ run "warm_pool_defaults" {
     error_message = "The pool's container must run the module's copy of the runner's entrypoint inline, byte for byte: python3 -I -S -c SOURCE."
   }
   assert {
-    condition     = alltrue([for c in yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.containers : c.stdin && c.stdinOnce && c.securityContext.runAsNonRoot && c.securityContext.readOnlyRootFilesystem && !c.securityContext.allowPrivilegeEscalation && c.securityContext.capabilities.drop == ["ALL"]]) && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.runtimeClassName == "gvisor" && !yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.automountServiceAccountToken && !yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.enableServiceLinks
-    error_message = "Pool Pods must be the hardened gVisor sandbox (non-root, read-only root, no capabilities, no token, no service links) with stdin open once for the request."
+    condition     = alltrue([for c in yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.containers : c.stdin && !try(c.stdinOnce, false) && c.securityContext.runAsNonRoot && c.securityContext.readOnlyRootFilesystem && !c.securityContext.allowPrivilegeEscalation && c.securityContext.capabilities.drop == ["ALL"]]) && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.runtimeClassName == "gvisor" && !yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.automountServiceAccountToken && !yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.enableServiceLinks
+    error_message = "Pool Pods must be the hardened gVisor sandbox (non-root, read-only root, no capabilities, no token, no service links) with stdin open across attaches (requests and sessions arrive on it)."
   }
 
   # RBAC: runner.RequiredRules() + runner.WarmPoolRules(), still namespaced, still no pods/exec or secrets.

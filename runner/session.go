@@ -1,0 +1,789 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// A session is one live interpreter in one sandbox across many executions: variables, imports
+// and files under /workspace persist from one to the next, and nothing crosses to another
+// session. Its sandbox comes through the same seam as a one-shot execution's — a claimed warm
+// pool Pod when one is idle, else a Job of its own — and it is talked to over the same attach
+// channel and framing as a warm sandbox; each execution's Result is completed by finish.
+//
+// The state lives in the sandbox, not in the runner: a session is addressed by its ID (the
+// gkexec.dev/session label of its Pod), so any runner process can resume it with Runner.Session.
+// Within one process a session runs one execution at a time (others wait their turn); across
+// processes a runner writes a request only while it holds the session's lease (an annotation
+// taken with a guarded patch), so two callers are serialised or the second refused with
+// ErrSessionBusy, never interleaved.
+
+// SessionOptions configures a new session.
+type SessionOptions struct {
+	// ID names the session (a DNS label of at most 38 characters); empty means a random one.
+	ID string
+	// IdleTimeout and MaxLifetime end the session; zero means Options.SessionIdleTimeout and
+	// Options.SessionMaxLifetime, which are also their ceilings.
+	IdleTimeout time.Duration
+	MaxLifetime time.Duration
+}
+
+const (
+	maxSessionIDLength = maxExecutionIDLength - 2 // its cold Job is gkexec-s-<id>
+	// sessionOpenTimeout bounds the sandbox's answer to the session's opening.
+	sessionOpenTimeout = 30 * time.Second
+	// sessionReadBuffer bounds the lines of session output waiting for a reader.
+	sessionReadBuffer = 256
+)
+
+// Session is an open session. It is safe for concurrent use; executions run one at a time.
+type Session struct {
+	r    *Runner
+	id   string
+	kind string // SandboxWarm or SandboxCold: where its sandbox came from
+	// turn admits one execution of this process at a time; it is given back once the lease is.
+	turn chan struct{}
+
+	mu   sync.Mutex
+	pod  *corev1.Pod // as last written by this runner (claim, lease) or seen by the watch
+	job  string      // a cold session's Job
+	conn *sessionConn
+	over string // why the session ended, once it did
+}
+
+// OpenSession starts a session: it claims an idle warm pool Pod (else creates a Job for it),
+// attaches to its entrypoint and starts the session's interpreter there. The session outlives
+// this Runner (Close detaches from it); CloseSession, Session.Close, its idle timeout or its
+// maximum lifetime end it and delete its sandbox.
+func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, error) {
+	so, err := r.checkSession(so)
+	if err != nil {
+		return nil, err
+	}
+	end, err := r.begin("session/" + so.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	h, err := r.watching(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.attach == nil {
+		return nil, fmt.Errorf("%w: sessions talk to their sandbox over pods/attach, which needs a REST config (Options.RESTConfig or a kubeconfig), not only Options.Client", ErrInvalidOptions)
+	}
+	if pod := findSessionPod(h, so.ID); pod != nil {
+		return nil, fmt.Errorf("%w: session %s already exists in namespace %s (pod %s); resume it with its ID or choose another", ErrInvalidRequest, so.ID, r.opts.Namespace, pod.Name)
+	}
+	expires := time.Now().Add(so.MaxLifetime)
+	s := &Session{r: r, id: so.ID, turn: make(chan struct{}, 1)}
+	log := r.log.With("session", so.ID, "namespace", r.opts.Namespace)
+	if err := s.start(ctx, so, expires); err != nil {
+		if left := s.delete(); len(left) > 0 {
+			log.Warn("cleanup could not delete everything; run `gkexec gc`", "left_behind", left)
+			r.countLeft(left)
+		}
+		return nil, err
+	}
+	r.mu.Lock()
+	r.sessions[so.ID] = s
+	r.mu.Unlock()
+	log.Debug("session open", "sandbox", s.kind, "pod", s.pod.Name)
+	return s, nil
+}
+
+func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
+	if so.ID == "" {
+		so.ID = NewExecutionID()
+	}
+	var errs []error
+	if len(so.ID) > maxSessionIDLength {
+		errs = append(errs, fmt.Errorf("session ID %q: longer than %d characters", so.ID, maxSessionIDLength))
+	}
+	for _, msg := range validation.IsDNS1123Label(so.ID) {
+		errs = append(errs, fmt.Errorf("session ID %q: %s", so.ID, msg))
+	}
+	limit := func(name string, d *time.Duration, ceiling time.Duration) {
+		switch {
+		case *d == 0:
+			*d = ceiling
+		case *d < 0 || *d > ceiling:
+			errs = append(errs, fmt.Errorf("%s %s: must be positive and at most %s (the runner's ceiling)", name, *d, ceiling))
+		}
+	}
+	limit("IdleTimeout", &so.IdleTimeout, r.opts.SessionIdleTimeout)
+	limit("MaxLifetime", &so.MaxLifetime, r.opts.SessionMaxLifetime)
+	if len(errs) > 0 {
+		return so, fmt.Errorf("%w: %w", ErrInvalidRequest, errors.Join(errs...))
+	}
+	return so, nil
+}
+
+// start obtains the session's sandbox and opens the session in it.
+func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Time) error {
+	r := s.r
+	meta := &metav1.ObjectMeta{Labels: map[string]string{LabelSession: so.ID}, Annotations: sessionAnnotations(so.IdleTimeout, expires)}
+	r.mu.Lock()
+	warm := r.warm
+	r.mu.Unlock()
+	var sb *warmSandbox
+	if warm != nil {
+		var tm Timings
+		claimed, err := warm.claimAndAttach(ctx, so.MaxLifetime, meta, &tm)
+		switch {
+		case err == nil:
+			s.kind, sb = SandboxWarm, claimed
+			s.setPod(claimed.pod)
+		case !errors.Is(err, errNotServed):
+			return err
+		default:
+			r.log.Debug("session: cold start", "why", err)
+		}
+	}
+	if sb == nil {
+		s.kind = SandboxCold
+		pod, err := s.createJob(ctx, so, expires)
+		if err != nil {
+			return err
+		}
+		s.setPod(pod)
+		sb = warm.connect(pod)
+		if err := sb.ping(ctx); err != nil {
+			return fmt.Errorf("%w: attach to session pod %s/%s: %w", ErrSandboxFailed, r.opts.Namespace, pod.Name, err)
+		}
+	}
+	conn := newSessionConn(sb)
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	hello, _ := json.Marshal(map[string]any{
+		"id": so.ID, "idle_timeout_seconds": so.IdleTimeout.Seconds(), "max_lifetime_seconds": time.Until(expires).Seconds(),
+		"max_processes": max(r.opts.MaxProcesses, 0), "exit_when_over": s.kind == SandboxCold,
+	})
+	if err := conn.send(ctx, frame('S', hello)); err != nil {
+		return fmt.Errorf("%w: pod %s/%s: opening the session: %w", ErrSandboxFailed, r.opts.Namespace, sb.pod.Name, err)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, sessionOpenTimeout)
+	defer cancel()
+	for {
+		line, err := conn.next(openCtx)
+		if err != nil {
+			return fmt.Errorf("%w: pod %s/%s: the sandbox did not open the session: %w", ErrSandboxFailed, r.opts.Namespace, sb.pod.Name, err)
+		}
+		if bytes.HasPrefix(line, []byte("S:")) {
+			return nil
+		}
+	}
+}
+
+// createJob makes a cold session's Job and waits for its Pod to run.
+func (s *Session) createJob(ctx context.Context, so SessionOptions, expires time.Time) (*corev1.Pod, error) {
+	r := s.r
+	id := sessionSandboxID(so.ID)
+	job := newSessionJob(&r.opts, so.ID, so.MaxLifetime, so.IdleTimeout, expires)
+	s.job = job.Name
+	t := r.hub.track(id)
+	defer r.hub.untrack(id, t)
+	sb := &coldSandbox{r: r, t: t, name: job.Name}
+	if err := sb.create(ctx, nil, job); err != nil {
+		return nil, err
+	}
+	x := &execution{req: Request{ExecutionID: id}, log: r.log}
+	if err := sb.awaitStart(ctx, x); err != nil {
+		return nil, err
+	}
+	pod, _, _, _ := t.snapshot()
+	return pod, nil
+}
+
+// Session returns the open session id, resuming it when this process has not used it yet (its
+// Pod is found by label and attached to on the first execution).
+func (r *Runner) Session(ctx context.Context, id string) (*Session, error) {
+	r.mu.Lock()
+	s := r.sessions[id]
+	r.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	h, err := r.watching(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.attach == nil {
+		return nil, fmt.Errorf("%w: sessions need pods/attach, which needs a REST config", ErrInvalidOptions)
+	}
+	pod := findSessionPod(h, id)
+	if pod == nil {
+		return nil, fmt.Errorf("%w: session %s in namespace %s: no running sandbox carries it (closed, expired, or never opened)", ErrSessionNotFound, id, r.opts.Namespace)
+	}
+	s = &Session{r: r, id: id, kind: SandboxCold, turn: make(chan struct{}, 1)}
+	if pod.Labels[LabelPool] != "" {
+		s.kind = SandboxWarm
+	} else {
+		s.job = objectName(sessionSandboxID(id))
+	}
+	s.setPod(pod)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if existing := r.sessions[id]; existing != nil {
+		return existing, nil
+	}
+	r.sessions[id] = s
+	return s, nil
+}
+
+// findSessionPod is the live sandbox Pod of session id, as the shared watch last saw it.
+func findSessionPod(h *hub, id string) *corev1.Pod {
+	for _, obj := range h.pods.List() {
+		pod, ok := obj.(*corev1.Pod)
+		if ok && pod.Labels[LabelSession] == id && pod.DeletionTimestamp == nil &&
+			pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+			return pod
+		}
+	}
+	return nil
+}
+
+// CloseSession ends session id and deletes its sandbox, whichever process opened it.
+func (r *Runner) CloseSession(ctx context.Context, id string) error {
+	s, err := r.Session(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// ID is the session's ID.
+func (s *Session) ID() string { return s.id }
+
+// Sandbox is where the session's sandbox came from: SandboxWarm or SandboxCold.
+func (s *Session) Sandbox() string { return s.kind }
+
+// PodName is the session's sandbox Pod.
+func (s *Session) PodName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pod.Name
+}
+
+// Close ends the session and deletes its sandbox. An execution in flight ends with
+// ErrSessionEnded.
+func (s *Session) Close() error {
+	s.end("closed")
+	if left := s.delete(); len(left) > 0 {
+		s.r.countLeft(left)
+		return fmt.Errorf("%w: session %s: could not delete %s; run `gkexec gc`", ErrCluster, s.id, strings.Join(left, ", "))
+	}
+	return nil
+}
+
+// Detach drops this process's attach to the session and forgets it, leaving the session open
+// for another process (or a later Runner.Session) to resume.
+func (s *Session) Detach() {
+	s.mu.Lock()
+	conn := s.conn
+	s.conn = nil
+	s.mu.Unlock()
+	if conn != nil {
+		conn.close()
+	}
+	s.r.mu.Lock()
+	if s.r.sessions[s.id] == s {
+		delete(s.r.sessions, s.id)
+	}
+	s.r.mu.Unlock()
+}
+
+func (s *Session) setPod(pod *corev1.Pod) {
+	s.mu.Lock()
+	s.pod = pod
+	s.mu.Unlock()
+}
+
+// end marks the session over; the first reason given stays.
+func (s *Session) end(why string) {
+	s.mu.Lock()
+	if s.over == "" {
+		s.over = why
+	}
+	s.mu.Unlock()
+	s.r.mu.Lock()
+	if s.r.sessions[s.id] == s {
+		delete(s.r.sessions, s.id)
+	}
+	s.r.mu.Unlock()
+}
+
+// delete removes the session's sandbox, retrying until Options.CleanupTimeout, and returns what
+// it could not delete.
+func (s *Session) delete() []string {
+	r := s.r
+	s.mu.Lock()
+	conn, pod, job := s.conn, s.pod, s.job
+	s.conn = nil
+	s.mu.Unlock()
+	if r.opts.KeepObjects {
+		return nil
+	}
+	if job != "" {
+		if conn != nil {
+			conn.close()
+		}
+		return (&coldSandbox{r: r, name: job, made: made{job: true}}).release(r.log)
+	}
+	if conn != nil {
+		return conn.sb.release(r.log)
+	}
+	if pod == nil {
+		return nil
+	}
+	ns, name, uid := r.opts.Namespace, pod.Name, pod.UID
+	return deleteAll(r.log, r.opts.CleanupTimeout, deletion{"pod/" + name, func(ctx context.Context) error {
+		err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if apierrors.IsConflict(err) {
+			return nil
+		}
+		return err
+	}})
+}
+
+// Execute runs req in the session's interpreter and returns its Result, as Runner.Execute does
+// for a one-shot execution: streams (Request.Output included), exit status, the output files
+// this execution created or changed, timings. An exception is a result (exit code 1), not the
+// end of the session. On timeout the code is interrupted (KeyboardInterrupt, then harder): the
+// Result says TimedOut, Execute returns ErrTimeout, and the session stays usable if the
+// interpreter could be interrupted; if not, or if it died (os._exit, OOM), the session is over
+// and Execute's error wraps ErrSessionEnded.
+func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
+	r := s.r
+	x := &execution{req: req, session: s.id, kind: s.kind}
+	x.mark(&x.timings.Requested)
+	x.log = r.log
+	if err := r.CheckRequest(req); err != nil {
+		return r.finish(ctx, x, err)
+	}
+	if x.req.ExecutionID == "" {
+		x.req.ExecutionID = NewExecutionID()
+	}
+	x.timeout = x.req.timeout(&r.opts)
+	x.log = r.log.With("session", s.id, "execution", x.req.ExecutionID, "namespace", r.opts.Namespace)
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return r.finish(ctx, x, ctx.Err())
+	}
+	giveBack := func() { <-s.turn }
+	end, err := r.begin(x.req.ExecutionID)
+	if err != nil {
+		giveBack()
+		return r.finish(ctx, x, err)
+	}
+	defer end()
+	x.mark(&x.timings.Admitted)
+	conn, pod, err := s.ready(ctx, x)
+	if err != nil {
+		giveBack()
+		return r.finish(ctx, x, err)
+	}
+	x.noteSandbox(s.kind, pod)
+	leased, err := s.lease(ctx, x, pod)
+	if err != nil {
+		giveBack()
+		return r.finish(ctx, x, err)
+	}
+	sb := &sessionSandbox{s: s, conn: conn}
+	err = r.exchange(ctx, x, sb)
+	switch {
+	case x.dec != nil && x.dec.end != nil && x.dec.end.SessionOver != "":
+		x.sessionOver = x.dec.end.SessionOver
+	case x.killed:
+		x.sessionOver = "the sandbox did not answer within the timeout and a grace period"
+	case err == nil && !x.codeEnded():
+		x.sessionOver = "the sandbox ended without a result"
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up: interrupt the code, so that the session is free for the next.
+		_ = conn.send(context.Background(), []byte("K:\n"))
+	}
+	if x.sessionOver != "" {
+		s.end(x.sessionOver)
+		if x.leftBehind = s.delete(); len(x.leftBehind) == 0 {
+			x.mark(&x.timings.CleanedUp)
+		}
+		r.countLeft(x.leftBehind)
+		giveBack()
+	} else {
+		// Give the lease back off the critical path; this process's next execution waits for it.
+		r.background(func() {
+			defer giveBack()
+			s.unlease(leased)
+		})
+	}
+	return r.finish(ctx, x, err)
+}
+
+// ready returns the session's attach, attaching first when this process has none (a resumed
+// session, or one whose stream broke), after checking that the session is still what it was.
+func (s *Session) ready(ctx context.Context, x *execution) (*sessionConn, *corev1.Pod, error) {
+	r := s.r
+	s.mu.Lock()
+	over, conn, pod := s.over, s.conn, s.pod
+	s.mu.Unlock()
+	if over != "" {
+		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, over)
+	}
+	if seen := findSessionPod(r.hub, s.id); seen == nil || seen.UID != pod.UID {
+		s.end("its sandbox is gone")
+		s.delete()
+		return nil, nil, fmt.Errorf("%w: session %s in namespace %s: its sandbox pod %s is gone (closed, expired or evicted)", ErrSessionEnded, s.id, r.opts.Namespace, pod.Name)
+	} else if newer(seen, pod) {
+		pod = seen
+		s.setPod(seen)
+	}
+	if why := sessionExpired(pod, time.Now()); why != "" {
+		x.sessionOver = why
+		s.end(why)
+		s.delete()
+		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == containerName && cs.RestartCount > 0 {
+			why := "its sandbox restarted, and the interpreter's state with it"
+			s.end(why)
+			s.delete()
+			return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
+		}
+	}
+	if conn != nil && !conn.broken() {
+		return conn, pod, nil
+	}
+	if conn != nil {
+		conn.close()
+	}
+	sb := r.warm.connect(pod)
+	conn = newSessionConn(sb)
+	answer, err := conn.ping(ctx)
+	if err != nil {
+		conn.close()
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("%w: session %s: attach to pod %s/%s: %w", ErrSandboxFailed, s.id, r.opts.Namespace, pod.Name, err)
+	}
+	if answer.Session != s.id {
+		conn.close()
+		why := "its sandbox no longer holds the session's interpreter"
+		s.end(why)
+		s.delete()
+		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
+	}
+	x.mark(&x.timings.Attached)
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	return conn, pod, nil
+}
+
+// newer reports whether a is a later version of the same Pod than b. resourceVersions are
+// opaque; the watch's copy is newer unless it is the one this runner's own patch replaced.
+func newer(a, b *corev1.Pod) bool {
+	if a.ResourceVersion == b.ResourceVersion {
+		return false
+	}
+	at, bt := a.Annotations[AnnotationSessionLease], b.Annotations[AnnotationSessionLease]
+	return at == bt || a.Annotations[AnnotationSessionLastUsed] >= b.Annotations[AnnotationSessionLastUsed]
+}
+
+// sessionExpired says why the session on pod is over by its own terms, or "".
+func sessionExpired(pod *corev1.Pod, now time.Time) string {
+	a := pod.Annotations
+	if at, err := time.Parse(time.RFC3339, a[AnnotationSessionExpiresAt]); err == nil && !now.Before(at) {
+		return "max lifetime reached"
+	}
+	idle, err := time.ParseDuration(a[AnnotationSessionIdleTimeout])
+	last, err2 := time.Parse(time.RFC3339, a[AnnotationSessionLastUsed])
+	if err == nil && err2 == nil && now.Sub(last) >= idle {
+		if _, _, until := parseLease(a[AnnotationSessionLease]); !now.Before(until) {
+			return "idle timeout reached"
+		}
+	}
+	return ""
+}
+
+// lease takes the session's lease for x: no other runner process may write to the session's
+// stdin until it is given back or expires (x's timeout, the kill grace and slack from now).
+func (s *Session) lease(ctx context.Context, x *execution, pod *corev1.Pod) (*corev1.Pod, error) {
+	r := s.r
+	ns := r.opts.Namespace
+	for attempt := 0; ; attempt++ {
+		holder, exec, until := parseLease(pod.Annotations[AnnotationSessionLease])
+		if holder != "" && holder != r.holder && time.Now().Before(until) {
+			return nil, fmt.Errorf("%w: session %s is running execution %s for %s until %s at the latest; try again when it is done",
+				ErrSessionBusy, s.id, exec, holder, until.Format(time.RFC3339))
+		}
+		until = time.Now().Add(x.timeout + r.killGrace + deadlineSlack*time.Second)
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+			"resourceVersion": pod.ResourceVersion,
+			"labels":          map[string]string{LabelExecutionID: x.req.ExecutionID},
+			"annotations":     map[string]string{AnnotationSessionLease: fmt.Sprintf("%s %s %s", r.holder, x.req.ExecutionID, until.UTC().Format(time.RFC3339))},
+		}})
+		leased, err := r.client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		switch {
+		case err == nil:
+			s.setPod(leased)
+			return leased, nil
+		case apierrors.IsConflict(err) && attempt < 3:
+			// Someone changed the Pod since this runner saw it: look again.
+			fresh, gerr := r.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+			if gerr != nil {
+				return nil, apiError(gerr, "get", "pods", ns, pod.Name)
+			}
+			pod = fresh
+		case apierrors.IsNotFound(err):
+			s.end("its sandbox is gone")
+			return nil, fmt.Errorf("%w: session %s: its sandbox pod %s/%s is gone", ErrSessionEnded, s.id, ns, pod.Name)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			return nil, apiError(err, "patch", "pods", ns, pod.Name)
+		}
+	}
+}
+
+// unlease gives the lease back and records the session's last use, unless someone else changed
+// the Pod since (a lease that expired and was taken is theirs).
+func (s *Session) unlease(leased *corev1.Pod) {
+	r := s.r
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.CleanupTimeout)
+	defer cancel()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": leased.ResourceVersion,
+		"annotations": map[string]any{
+			AnnotationSessionLease:    nil,
+			AnnotationSessionLastUsed: time.Now().UTC().Format(time.RFC3339),
+		},
+	}})
+	pod, err := r.client.CoreV1().Pods(r.opts.Namespace).Patch(ctx, leased.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		r.log.Debug("could not give the session lease back; it expires by itself", "session", s.id, "error", err)
+		return
+	}
+	s.setPod(pod)
+}
+
+// parseLease reads AnnotationSessionLease: "<holder> <execution> <until>".
+func parseLease(v string) (holder, execution string, until time.Time) {
+	f := strings.Fields(v)
+	if len(f) != 3 {
+		return "", "", time.Time{}
+	}
+	until, err := time.Parse(time.RFC3339, f[2])
+	if err != nil {
+		return "", "", time.Time{}
+	}
+	return f[0], f[1], until
+}
+
+// sessionSandbox is the session's sandbox as exchange sees it for one execution: the request goes
+// down the session's attach, and the stream is that execution's records, from its begin record
+// to its end record.
+type sessionSandbox struct {
+	s    *Session
+	conn *sessionConn
+}
+
+func (sb *sessionSandbox) kind() string { return sb.s.kind }
+
+func (sb *sessionSandbox) tracker() *tracker { return sb.conn.sb.t }
+
+func (sb *sessionSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, error) {
+	if err := sb.conn.send(ctx, encodeSessionRequest(&sb.s.r.opts, x)); err != nil {
+		return nil, fmt.Errorf("%w: session %s: sending the request: %v", ErrSandboxFailed, sb.s.id, err)
+	}
+	x.mark(&x.timings.Started)
+	return &sessionReader{ctx: ctx, conn: sb.conn, begin: beginLine(x.req.ExecutionID)}, nil
+}
+
+// reopen: a session's output is not read again; its attach is opened anew for the next execution.
+func (sb *sessionSandbox) reopen(context.Context) io.ReadCloser { return nil }
+
+// release: the session's sandbox outlives its executions.
+func (sb *sessionSandbox) release(*slog.Logger) []string { return nil }
+
+// encodeSessionRequest frames a request for a session: a one-shot request whose header also
+// names the execution, so that its records can be told from a previous one's.
+func encodeSessionRequest(o *Options, x *execution) []byte {
+	return encodeRequestHeader(o, x, map[string]any{"execution_id": x.req.ExecutionID})
+}
+
+func beginLine(id string) []byte {
+	b, _ := json.Marshal(map[string]string{"execution_id": id})
+	return frame('B', b)
+}
+
+// frame is one record line.
+func frame(tag byte, data []byte) []byte {
+	return []byte(string(tag) + ":" + base64.StdEncoding.EncodeToString(data) + "\n")
+}
+
+// sessionReader is one execution's records: it skips the session's output up to the
+// execution's begin record (what an interrupted earlier execution still wrote), then yields lines
+// up to and including the end record, and then EOF.
+type sessionReader struct {
+	ctx   context.Context
+	conn  *sessionConn
+	begin []byte
+	begun bool
+	buf   []byte
+	done  bool
+}
+
+func (sr *sessionReader) Read(p []byte) (int, error) {
+	for len(sr.buf) == 0 {
+		if sr.done {
+			return 0, io.EOF
+		}
+		line, err := sr.conn.next(sr.ctx)
+		if err != nil {
+			return 0, err
+		}
+		if !sr.begun {
+			sr.begun = bytes.Equal(line, sr.begin)
+			continue
+		}
+		sr.done = bytes.HasPrefix(line, []byte("X:"))
+		sr.buf = line
+	}
+	n := copy(p, sr.buf)
+	sr.buf = sr.buf[n:]
+	return n, nil
+}
+
+func (sr *sessionReader) Close() error { return nil }
+
+// sessionConn is an attach to a session's entrypoint whose output is read line by line by one
+// pump, so that executions (and pings) take lines with their own deadlines without ever cutting
+// the stream.
+type sessionConn struct {
+	sb    *warmSandbox
+	lines chan []byte
+	wmu   sync.Mutex // one writer at a time on stdin
+}
+
+func newSessionConn(sb *warmSandbox) *sessionConn {
+	c := &sessionConn{sb: sb, lines: make(chan []byte, sessionReadBuffer)}
+	go c.pump()
+	return c
+}
+
+func (c *sessionConn) pump() {
+	defer close(c.lines)
+	br := bufio.NewReaderSize(c.sb.out, maxLineBytes)
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull { // no record is that long: drop it
+				_, err = br.ReadSlice('\n')
+			}
+			continue
+		}
+		if len(line) > 0 {
+			c.lines <- append([]byte(nil), bytes.TrimRight(line, "\r\n")...)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// next is the next line of output, without its newline.
+func (c *sessionConn) next(ctx context.Context) ([]byte, error) {
+	select {
+	case line, ok := <-c.lines:
+		if !ok {
+			err := c.sb.err
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("the attach stream ended: %w", err)
+		}
+		return append(line, '\n'), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *sessionConn) send(ctx context.Context, b []byte) error {
+	written := make(chan error, 1)
+	go func() {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		_, err := c.sb.stdin.Write(b)
+		written <- err
+	}()
+	select {
+	case err := <-written:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pingAnswer is a session entrypoint's answer to a ping.
+type pingAnswer struct {
+	Session string `json:"session"`
+	Spent   bool   `json:"spent"`
+}
+
+// ping checks the attach end to end and asks the entrypoint which session it holds; lines that
+// come before the answer (an interrupted execution's) are skipped.
+func (c *sessionConn) ping(ctx context.Context) (pingAnswer, error) {
+	ctx, cancel := context.WithTimeout(ctx, attachTimeout)
+	defer cancel()
+	var answer pingAnswer
+	if err := c.send(ctx, []byte("P:\n")); err != nil {
+		return answer, err
+	}
+	for {
+		line, err := c.next(ctx)
+		if err != nil {
+			return answer, err
+		}
+		if !bytes.HasPrefix(line, []byte("P:")) {
+			continue
+		}
+		data, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(line[2:])))
+		if err == nil && len(data) > 0 {
+			_ = json.Unmarshal(data, &answer)
+		}
+		return answer, nil
+	}
+}
+
+func (c *sessionConn) broken() bool { return c.sb.broken() }
+
+// close ends this attach (the session goes on in its sandbox).
+func (c *sessionConn) close() {
+	_ = c.sb.stdin.Close()
+	c.sb.cancel()
+	select {
+	case <-c.sb.done:
+	case <-time.After(streamCloseGrace):
+	}
+	c.sb.w.h.untrack(podKey(c.sb.pod.Name), c.sb.t)
+}
