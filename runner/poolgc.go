@@ -30,6 +30,13 @@ func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namesp
 		}
 		age := now.Sub(claimedAt)
 		ended := p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
+		if p.Labels[LabelSession] != "" {
+			// A session's Pod is garbage when its own terms ended it, however old it is.
+			if ended || sessionExpired(&p, now) != "" {
+				found = append(found, Leftover{Kind: "Pod", Name: p.Name, Age: age})
+			}
+			continue
+		}
 		if age >= olderThan || ended {
 			found = append(found, Leftover{Kind: "Pod", Name: p.Name, Age: age})
 		}

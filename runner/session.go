@@ -65,6 +65,9 @@ type Session struct {
 	job  string      // a cold session's Job
 	conn *sessionConn
 	over string // why the session ended, once it did
+	// expiry is the runner's own check of the session's terms (idle timeout, lifetime), at the
+	// earliest moment they may end it; the sandbox enforces them too.
+	expiry *time.Timer
 }
 
 // OpenSession starts a session: it claims an idle warm pool Pod (else creates a Job for it),
@@ -104,6 +107,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	r.mu.Lock()
 	r.sessions[so.ID] = s
 	r.mu.Unlock()
+	s.arm()
 	log.Debug("session open", "sandbox", s.kind, "pod", s.pod.Name)
 	return s, nil
 }
@@ -245,7 +249,64 @@ func (r *Runner) Session(ctx context.Context, id string) (*Session, error) {
 		return existing, nil
 	}
 	r.sessions[id] = s
+	s.arm()
 	return s, nil
+}
+
+// arm schedules the runner's check of the session's terms for when they may next end it.
+func (s *Session) arm() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.over != "" || s.pod == nil {
+		return
+	}
+	at := sessionDeadline(s.pod)
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.expiry = time.AfterFunc(time.Until(at)+time.Second, s.checkExpiry)
+}
+
+// checkExpiry ends the session if its terms say so, as another process may have used it since
+// (its Pod's last-used annotation); a session executing now is looked at again later.
+func (s *Session) checkExpiry() {
+	select {
+	case s.turn <- struct{}{}:
+	default:
+		s.arm()
+		return
+	}
+	defer func() { <-s.turn }()
+	s.mu.Lock()
+	pod := s.pod
+	s.mu.Unlock()
+	if seen := findSessionPod(s.r.hub, s.id); seen != nil && seen.UID == pod.UID && newer(seen, pod) {
+		pod = seen
+		s.setPod(seen)
+	}
+	why := sessionExpired(pod, time.Now())
+	if why == "" {
+		s.arm()
+		return
+	}
+	s.r.log.Debug("session expired", "session", s.id, "why", why)
+	s.end(why)
+	s.r.countLeft(s.delete())
+}
+
+// sessionDeadline is the earliest moment the session's terms may end it.
+func sessionDeadline(pod *corev1.Pod) time.Time {
+	a := pod.Annotations
+	at, err := time.Parse(time.RFC3339, a[AnnotationSessionExpiresAt])
+	if err != nil {
+		at = time.Now().Add(time.Hour)
+	}
+	idle, err := time.ParseDuration(a[AnnotationSessionIdleTimeout])
+	last, err2 := time.Parse(time.RFC3339, a[AnnotationSessionLastUsed])
+	if err == nil && err2 == nil && last.Add(idle).Before(at) {
+		at = last.Add(idle)
+	}
+	return at
 }
 
 // findSessionPod is the live sandbox Pod of session id, as the shared watch last saw it.
@@ -299,6 +360,9 @@ func (s *Session) Detach() {
 	s.mu.Lock()
 	conn := s.conn
 	s.conn = nil
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	s.mu.Unlock()
 	if conn != nil {
 		conn.close()
@@ -321,6 +385,9 @@ func (s *Session) end(why string) {
 	s.mu.Lock()
 	if s.over == "" {
 		s.over = why
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
 	}
 	s.mu.Unlock()
 	s.r.mu.Lock()
@@ -432,6 +499,7 @@ func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 		r.background(func() {
 			defer giveBack()
 			s.unlease(leased)
+			s.arm()
 		})
 	}
 	return r.finish(ctx, x, err)

@@ -190,6 +190,7 @@ func TestLocalCluster(t *testing.T) {
 		runStage(t, "6_leaks", tf, testLeaks)
 		runStage(t, "7_concurrency", tf, testConcurrency)
 		runStage(t, "9_warm_pool/manifests", mf, testWarm)
+		runStage(t, "10_sessions/manifests", mf, testSessions)
 		t.Run("9_warm_pool/terraform", func(t *testing.T) {
 			testWarmPoolTerraform(t, root, kubeconfig, bin, admin, adminConfig, adminKubectl)
 		})
