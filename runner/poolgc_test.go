@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -49,5 +50,51 @@ func TestGCRemovesClaimedWarmSandboxesOnly(t *testing.T) {
 	left, _ := client.CoreV1().Pods("sb").List(context.Background(), metav1.ListOptions{})
 	if len(left.Items) != 2 {
 		t.Errorf("%d pods left, want the idle one and the one in use", len(left.Items))
+	}
+}
+
+// TestGCJudgesSessionsByTheirTerms: a session's sandbox is garbage once its idle timeout or
+// lifetime is over, however young it is, and never before, however old it is.
+func TestGCJudgesSessionsByTheirTerms(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	stamp := func(d time.Duration) string { return now.Add(d).UTC().Format(time.RFC3339) }
+	session := func(name string, lastUsed, expires time.Duration, lease string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "sb",
+			CreationTimestamp: metav1.NewTime(now.Add(-3 * time.Hour)),
+			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: ComponentSandbox, LabelPool: "default",
+				LabelPoolState: PoolStateClaimed, LabelSession: name},
+			Annotations: map[string]string{AnnotationClaimedAt: stamp(-3 * time.Hour), AnnotationSessionIdleTimeout: "10m0s",
+				AnnotationSessionLastUsed: stamp(lastUsed), AnnotationSessionExpiresAt: stamp(expires), AnnotationSessionLease: lease}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	}
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "gkexec-s-old", Namespace: "sb", CreationTimestamp: metav1.NewTime(now.Add(-2 * time.Hour)),
+		Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelSession: "old"},
+		Annotations: map[string]string{AnnotationSessionExpiresAt: stamp(-time.Minute)}}}
+	live := job.DeepCopy()
+	live.Name, live.Labels[LabelSession], live.Annotations[AnnotationSessionExpiresAt] = "gkexec-s-live", "live", stamp(time.Hour)
+	client := fake.NewSimpleClientset(
+		session("in-use", -time.Minute, time.Hour, ""),
+		session("idle", -11*time.Minute, time.Hour, ""),
+		session("leased", -11*time.Minute, time.Hour, "host/1 e1 "+stamp(time.Minute)),
+		session("lived", -time.Minute, -time.Second, ""),
+		job, live,
+	)
+	found, err := CollectGarbage(context.Background(), client, "sb", 15*time.Minute, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := map[string]bool{}
+	for _, l := range found {
+		deleted[l.Name] = l.Deleted
+	}
+	want := map[string]bool{"idle": true, "lived": true, "gkexec-s-old": true}
+	if len(deleted) != len(want) {
+		t.Errorf("deleted %v, want %v (not in-use, not the one leased for a running execution, not the live Job)", deleted, want)
+	}
+	for name := range want {
+		if !deleted[name] {
+			t.Errorf("%s not deleted: %v", name, deleted)
+		}
 	}
 }
