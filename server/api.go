@@ -37,6 +37,41 @@ type ExecuteRequest struct {
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
 }
 
+// MediaTypeNDJSON selects a streamed execution: a POST /v1/executions whose Accept header names it
+// is answered with one JSON object per line (StreamLine), the code's output as it is produced and
+// the result last. The plain JSON answer stays the default.
+const MediaTypeNDJSON = "application/x-ndjson"
+
+// Types of StreamLine.
+const (
+	LineOutput = "output" // a chunk of stdout or stderr
+	LineResult = "result" // the last line of an execution that finished: the Result JSON
+	LineError  = "error"  // the last line of an execution that failed after its output began
+)
+
+// StreamLine is one line of a streamed execution. Output lines come in the order the sandbox
+// wrote them; the stream ends with exactly one result or error line. Errors found before any line
+// was sent (auth, a bad request, limits, a sandbox that never started) are not lines: they are
+// the usual status and ErrorBody. Clients ignore lines of types they do not know.
+type StreamLine struct {
+	Type string `json:"type"`
+	// Stream is "stdout" or "stderr" (output lines).
+	Stream string `json:"stream,omitempty"`
+	// Data is the chunk as text when it is valid UTF-8; otherwise DataBase64 holds its exact bytes
+	// (standard base64) and Data is absent. A character split between two chunks of a stream is
+	// held back and sent whole with the next, so that every Data is whole characters; the chunks
+	// of a stream, decoded and put together, are exactly the Result's stdout or stderr.
+	Data       string `json:"data,omitempty"`
+	DataBase64 []byte `json:"data_base64,omitempty"`
+	// Status is the HTTP status the same failure has in a plain JSON answer (error lines).
+	Status int `json:"status,omitempty"`
+	// Error, ExecutionID and Result are those of ErrorBody (error lines); Result is also the
+	// whole Result of a result line, the same JSON as the plain answer's body.
+	Error       *APIError      `json:"error,omitempty"`
+	ExecutionID string         `json:"execution_id,omitempty"`
+	Result      *runner.Result `json:"result,omitempty"`
+}
+
 // ErrorBody is the body of every answer that is not a result.
 type ErrorBody struct {
 	Error APIError `json:"error"`

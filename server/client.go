@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -33,6 +34,12 @@ func NewClient(baseURL, token string) *Client {
 
 // Execute runs req through the server. Like runner.Runner.Execute, a run timeout returns the
 // partial Result and an error wrapping runner.ErrTimeout.
+//
+// With req.Output set it asks the server to stream (Accept: application/x-ndjson), and Output gets
+// each chunk of stdout and stderr as the code produces it, as from the runner: in order, byte for
+// byte, adding up to the Result's Stdout and Stderr; called from the goroutine that called
+// Execute, never after it returns; p valid only during the call. A server that answers with plain
+// JSON instead has Output called once per stream with the whole of it.
 func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result, error) {
 	in := ExecuteRequest{Code: req.Code, ExecutionID: req.ExecutionID, TimeoutSeconds: req.Timeout.Seconds()}
 	if len(req.Files) > 0 {
@@ -45,8 +52,12 @@ func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result
 	if err != nil {
 		return runner.Result{}, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
 	}
+	accept := "application/json"
+	if req.Output != nil {
+		accept = MediaTypeNDJSON
+	}
 	var res runner.Result
-	resp, err := c.do(ctx, http.MethodPost, PathExecutions, body)
+	resp, err := c.do(ctx, http.MethodPost, PathExecutions, accept, body)
 	if err != nil {
 		return res, err
 	}
@@ -55,27 +66,96 @@ func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result
 		// An execution that had started fails with what the sandbox produced: give it back, as
 		// runner.Runner.Execute does.
 		body, err := decodeError(resp)
-		if body.Result != nil {
-			res = *body.Result
-		}
-		if res.ExecutionID == "" {
-			res.ExecutionID = body.ExecutionID
-		}
-		return res, err
+		return partialResult(body), err
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); req.Output != nil && mt == MediaTypeNDJSON {
+		return c.readStream(ctx, resp, req.Output)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		return res, fmt.Errorf("%w: %s %s: decoding the result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions, err)
 	}
+	if req.Output != nil {
+		for _, out := range []struct {
+			s runner.Stream
+			p []byte
+		}{{runner.Stdout, res.Stdout}, {runner.Stderr, res.Stderr}} {
+			if len(out.p) > 0 {
+				req.Output(out.s, out.p)
+			}
+		}
+	}
+	return finished(res)
+}
+
+// streams are the output streams by their names in StreamLine.
+var streams = map[string]runner.Stream{runner.Stdout.String(): runner.Stdout, runner.Stderr.String(): runner.Stderr}
+
+// readStream reads a streamed answer line by line, handing output on as it comes, up to its
+// result or error line.
+func (c *Client) readStream(ctx context.Context, resp *http.Response, output func(runner.Stream, []byte)) (runner.Result, error) {
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var line StreamLine
+		if err := dec.Decode(&line); err != nil {
+			res := runner.Result{ExecutionID: resp.Header.Get("X-Gkexec-Execution-Id")}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // the server always ends with a result or an error line
+			}
+			if ctx.Err() != nil {
+				return res, fmt.Errorf("%w: %s %s: %w", runner.ErrCanceled, http.MethodPost, c.BaseURL+PathExecutions, err)
+			}
+			return res, fmt.Errorf("%w: %s %s: reading the stream before its result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions, err)
+		}
+		switch line.Type {
+		case LineOutput:
+			data := line.DataBase64
+			if data == nil {
+				data = []byte(line.Data)
+			}
+			if s, ok := streams[line.Stream]; ok && len(data) > 0 {
+				output(s, data)
+			}
+		case LineResult:
+			if line.Result == nil {
+				return runner.Result{}, fmt.Errorf("%w: %s %s: a result line without a result", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions)
+			}
+			return finished(*line.Result)
+		case LineError:
+			body := ErrorBody{ExecutionID: line.ExecutionID, Result: line.Result}
+			if line.Error != nil {
+				body.Error = *line.Error
+			}
+			return partialResult(body), answerError(line.Status, body.Error)
+		}
+		// Lines of other types are for newer clients.
+	}
+}
+
+// finished is a Result as Execute returns it: a run timeout is also an error, as from the runner.
+func finished(res runner.Result) (runner.Result, error) {
 	if res.TimedOut {
 		return res, fmt.Errorf("%w: execution %s ran past the server's timeout and was killed", runner.ErrTimeout, res.ExecutionID)
 	}
 	return res, nil
 }
 
+// partialResult is what an error answer gives back beside the error: what the sandbox produced
+// when it had started, else only the execution ID.
+func partialResult(body ErrorBody) runner.Result {
+	var res runner.Result
+	if body.Result != nil {
+		res = *body.Result
+	}
+	if res.ExecutionID == "" {
+		res.ExecutionID = body.ExecutionID
+	}
+	return res
+}
+
 // Config returns the sandbox configuration the server applies to every execution.
 func (c *Client) Config(ctx context.Context) (Config, error) {
 	var cfg Config
-	resp, err := c.do(ctx, http.MethodGet, PathConfig, nil)
+	resp, err := c.do(ctx, http.MethodGet, PathConfig, "application/json", nil)
 	if err != nil {
 		return cfg, err
 	}
@@ -90,7 +170,7 @@ func (c *Client) Config(ctx context.Context) (Config, error) {
 	return cfg, nil
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path, accept string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -99,6 +179,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (*htt
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
 	}
+	hreq.Header.Set("Accept", accept)
 	if body != nil {
 		hreq.Header.Set("Content-Type", "application/json")
 	}
@@ -129,18 +210,19 @@ const maxErrorBodyBytes = 64 << 20
 func decodeError(resp *http.Response) (ErrorBody, error) {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 	var body ErrorBody
-	e := &APIError{Status: resp.StatusCode}
-	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message, e.Retryable = body.Error.Code, body.Error.Message, body.Error.Retryable
-	} else {
+	if json.Unmarshal(raw, &body) != nil || body.Error.Code == "" {
 		// Not one of ours (a proxy's error page, say): its start is enough to tell what it is.
-		body = ErrorBody{}
-		e.Code, e.Message = CodeInternal, strings.TrimSpace(string(raw[:min(len(raw), 1<<10)]))
+		body = ErrorBody{Error: APIError{Code: CodeInternal, Message: strings.TrimSpace(string(raw[:min(len(raw), 1<<10)]))}}
 	}
+	return body, answerError(resp.StatusCode, body.Error)
+}
+
+// answerError is an error the server sent, as the client returns it: with its HTTP status, and
+// wrapping the runner sentinel of its code.
+func answerError(status int, e APIError) *APIError {
+	e.Status, e.sentinel = status, runner.ErrCluster
 	if k, ok := byCode(e.Code); ok {
 		e.sentinel = k.sentinel
-	} else {
-		e.sentinel = runner.ErrCluster
 	}
-	return body, e
+	return &e
 }

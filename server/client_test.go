@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -132,5 +134,124 @@ func TestClientErrorWithoutResult(t *testing.T) {
 	res, err := NewClient(hs.URL, "").Execute(context.Background(), runner.Request{Code: "1"})
 	if !errors.Is(err, runner.ErrForbidden) || res.ExecutionID != "f-1" || res.Stdout != nil {
 		t.Errorf("err %v result %+v; want ErrForbidden and only the execution ID", err, res)
+	}
+}
+
+// chunks records what Output got.
+type chunks struct {
+	order  []runner.Stream
+	stream map[runner.Stream][]byte
+}
+
+func (c *chunks) add(s runner.Stream, p []byte) {
+	if c.stream == nil {
+		c.stream = map[runner.Stream][]byte{}
+	}
+	c.order = append(c.order, s)
+	c.stream[s] = append(c.stream[s], p...)
+}
+
+// With Request.Output, the client streams: Output gets each chunk while the execution runs, in
+// order, byte for byte, and Execute returns the same Result as without it.
+func TestClientStreamsOutputWhileTheExecutionRuns(t *testing.T) {
+	t.Parallel()
+	notUTF8 := []byte{'o', 'k', 0xff, '\n'}
+	log := new(framed).out("one\n").err("✓ two\n").rec('O', notUTF8).file("a.bin", []byte{0, 0xfe}).end(3, false)
+	ts := newTestServer(t, scenario{steps: ok, log: log}, runner.Options{}, Options{Token: "t0ken"})
+	release, released := blockCleanup(ts.fc)
+	c := NewClient(ts.url, "t0ken")
+
+	var got chunks
+	res, err := c.Execute(context.Background(), runner.Request{Code: "print(1)", ExecutionID: "cs-1", Output: func(s runner.Stream, p []byte) {
+		got.add(s, p)
+		if len(got.order) == 3 {
+			close(release) // the execution cannot end before this: its Job is held
+		}
+	}})
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	if !<-released {
+		t.Error("Output was called only after the execution was over")
+	}
+	if want := []runner.Stream{runner.Stdout, runner.Stderr, runner.Stdout}; !reflect.DeepEqual(got.order, want) {
+		t.Errorf("chunks %v, want %v", got.order, want)
+	}
+	if string(got.stream[runner.Stdout]) != "one\nok\xff\n" || !bytes.Equal(got.stream[runner.Stdout], res.Stdout) ||
+		string(got.stream[runner.Stderr]) != "✓ two\n" || !bytes.Equal(got.stream[runner.Stderr], res.Stderr) {
+		t.Errorf("streamed %q, result stdout %q stderr %q: want the exact bytes, the same", got.stream, res.Stdout, res.Stderr)
+	}
+
+	waitFor(t, "cleanup", func() bool { return len(ts.fc.leftovers()) == 0 })
+	plain, err := c.Execute(context.Background(), runner.Request{Code: "print(1)", ExecutionID: "cs-1"})
+	if err != nil {
+		t.Fatalf("Execute without Output: %v", err)
+	}
+	plain.Timings, res.Timings = runner.Timings{}, runner.Timings{} // when each run did what
+	if !reflect.DeepEqual(plain, res) {
+		t.Errorf("streamed result\n%+v\nplain\n%+v", res, plain)
+	}
+}
+
+// Streamed, the errors are those of Execute without Output, with the partial result.
+func TestClientStreamErrorsWrapTheRunnersSentinels(t *testing.T) {
+	t.Parallel()
+	died := newTestServer(t, scenario{steps: append(ok[:2:2], terminated("Error", 2)), log: new(framed).out("so far\n").Bytes()}, runner.Options{}, Options{})
+	var got chunks
+	res, err := NewClient(died.url, "").Execute(context.Background(), runner.Request{Code: "1", ExecutionID: "died-2", Output: got.add})
+	var apiErr *APIError
+	if !errors.Is(err, runner.ErrSandboxFailed) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable || apiErr.Code != CodeSandboxFailed {
+		t.Errorf("err %v, want ErrSandboxFailed with status 503", err)
+	}
+	if res.ExecutionID != "died-2" || string(res.Stdout) != "so far\n" || string(got.stream[runner.Stdout]) != "so far\n" {
+		t.Errorf("result %q stdout %q, streamed %q; want the partial result and the output once", res.ExecutionID, res.Stdout, got.stream)
+	}
+
+	timeout := newTestServer(t, scenario{steps: ok, log: new(framed).out("so far").end(137, true)}, runner.Options{}, Options{Token: "t0ken"})
+	res, err = NewClient(timeout.url, "t0ken").Execute(context.Background(), runner.Request{Code: "while True: pass", Output: func(runner.Stream, []byte) {}})
+	if !errors.Is(err, runner.ErrTimeout) || !res.TimedOut || string(res.Stdout) != "so far" {
+		t.Errorf("timeout: err %v timedOut %v stdout %q; want ErrTimeout with the partial result", err, res.TimedOut, res.Stdout)
+	}
+	_, err = NewClient(timeout.url, "wrong").Execute(context.Background(), runner.Request{Code: "1", Output: func(runner.Stream, []byte) {}})
+	if !errors.As(err, &apiErr) || apiErr.Status != 401 || apiErr.Code != CodeUnauthorized {
+		t.Errorf("wrong token: %v, want 401", err)
+	}
+}
+
+// A stream that ends before its last line is an ErrCluster, after what did arrive.
+func TestClientStreamCutShortIsAnError(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", MediaTypeNDJSON)
+		w.Header().Set("X-Gkexec-Execution-Id", "cut-1")
+		_ = json.NewEncoder(w).Encode(StreamLine{Type: LineOutput, Stream: "stdout", Data: "half"})
+		_ = json.NewEncoder(w).Encode(StreamLine{Type: "progress"}) // a type this client does not know
+	}))
+	defer hs.Close()
+	var got chunks
+	res, err := NewClient(hs.URL, "").Execute(context.Background(), runner.Request{Code: "1", Output: got.add})
+	if !errors.Is(err, runner.ErrCluster) || !errors.Is(err, io.ErrUnexpectedEOF) || res.ExecutionID != "cut-1" || string(got.stream[runner.Stdout]) != "half" {
+		t.Errorf("err %v id %q streamed %q; want ErrCluster after the chunk that came", err, res.ExecutionID, got.stream)
+	}
+}
+
+// A server that does not stream answers in plain JSON: Output gets each stream whole.
+func TestClientStreamFromAServerThatDoesNotStream(t *testing.T) {
+	t.Parallel()
+	accept := make(chan string, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accept <- r.Header.Get("Accept")
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(runner.Result{ExecutionID: "old-1", Stdout: []byte("out"), Stderr: []byte("err")})
+	}))
+	defer hs.Close()
+	var got chunks
+	res, err := NewClient(hs.URL, "").Execute(context.Background(), runner.Request{Code: "1", Output: got.add})
+	if a := <-accept; a != MediaTypeNDJSON {
+		t.Errorf("Accept %q, want %s", a, MediaTypeNDJSON)
+	}
+	if err != nil || res.ExecutionID != "old-1" || !reflect.DeepEqual(got.order, []runner.Stream{runner.Stdout, runner.Stderr}) ||
+		string(got.stream[runner.Stdout]) != "out" || string(got.stream[runner.Stderr]) != "err" {
+		t.Errorf("err %v result %q streamed %v %q; want each stream once, whole", err, res.ExecutionID, got.order, got.stream)
 	}
 }
