@@ -8,6 +8,13 @@ ADK's BaseCodeExecutor, and anything else (LangChain, a plain script) can use it
     result = GkexecClient().execute("print(6 * 7)")
     print(result.stdout, result.exit_code)
 
+or, to see the output while the code runs::
+
+    with GkexecClient().execute_stream("for i in range(3): print(i, flush=True)") as run:
+        for chunk in run:
+            print(chunk.text, end="")
+    print(run.result.exit_code)
+
 What the code did is a result (non-zero exit, timeout, OOM kill); only failures to run it raise
 GkexecError. See docs/integrations.md for the API.
 """
@@ -17,13 +24,14 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import http.client
 import json
 import mimetypes
 import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 """Where `gkexec serve` listens by default."""
@@ -31,6 +39,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 ENV_URL = "GKEXEC_URL"
 ENV_TOKEN = "GKEXEC_SERVE_TOKEN"
 ENV_TOKEN_FILE = "GKEXEC_TOKEN_FILE"
+
+NDJSON = "application/x-ndjson"
+"""The media type of a streamed execution (Accept header of POST /v1/executions)."""
 
 # Answers that are worth repeating after Retry-After: the concurrency bound, and 503s the server
 # marks retryable (quota, API server, a sandbox that failed).
@@ -128,6 +139,98 @@ class ExecutionResult:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class OutputChunk:
+    """A piece of the code's stdout or stderr, as it was produced (ExecutionStream yields them).
+
+    data is the exact bytes; the chunks of a stream add up to the result's stdout_bytes or
+    stderr_bytes. text is whole characters: a character split between two chunks comes whole with
+    the second. Output that is not UTF-8 is decoded with U+FFFD replacements in text only.
+    """
+
+    stream: str  # "stdout" or "stderr"
+    data: bytes
+    text: str
+
+
+class ExecutionStream:
+    """An execution whose output streams (GkexecClient.execute_stream): iterate it for OutputChunks
+    as the code produces them; once the iteration is over, result is the ExecutionResult.
+
+    A failure after the output began raises GkexecError from the iteration, with the partial
+    result as its result; code "incomplete_stream" (status 0) when the answer broke off before its
+    last line. Use it as a context manager, or call close(), to hang up early: the server then
+    cancels the execution and deletes its sandbox.
+    """
+
+    def __init__(self, resp, url: str):
+        self._resp = resp
+        self._url = url
+        self._chunks = self._read()
+        self.execution_id: Optional[str] = resp.headers.get("X-Gkexec-Execution-Id")
+        self.result: Optional[ExecutionResult] = None
+        """The result, once the iteration has ended; None before."""
+
+    def __iter__(self) -> "ExecutionStream":
+        return self
+
+    def __next__(self) -> OutputChunk:
+        return next(self._chunks)
+
+    def __enter__(self) -> "ExecutionStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._chunks.close()
+        self._resp.close()
+
+    def _read(self) -> Iterator[OutputChunk]:
+        try:
+            if self._resp.headers.get_content_type() != NDJSON:
+                # A server that does not stream answers with the plain result: each stream whole.
+                self.result = ExecutionResult.from_json(json.loads(self._resp.read().decode("utf-8")))
+                for name, data in (("stdout", self.result.stdout_bytes), ("stderr", self.result.stderr_bytes)):
+                    if data:
+                        yield OutputChunk(name, data, data.decode("utf-8", "replace"))
+                return
+            while True:
+                raw = self._resp.readline()
+                if not raw:
+                    raise GkexecError(0, "incomplete_stream", f"POST {self._url}: the answer ended before its result line",
+                                      execution_id=self.execution_id)
+                if not raw.strip():
+                    continue
+                line = json.loads(raw.decode("utf-8"))
+                kind = line.get("type")
+                if kind == "output" and line.get("stream") in ("stdout", "stderr"):
+                    yield _chunk_from(line)
+                elif kind == "result":
+                    self.result = ExecutionResult.from_json(line.get("result") or {})
+                    return
+                elif kind == "error":
+                    err = line.get("error") or {}
+                    raise GkexecError(int(line.get("status", 0)), err.get("code", "internal"), err.get("message", ""),
+                                      bool(err.get("retryable")), line.get("execution_id"), line.get("result"))
+                # Lines of other types are for newer clients.
+        except (OSError, http.client.HTTPException, ValueError) as e:  # the connection broke or timed out; not JSON
+            raise GkexecError(0, "incomplete_stream", f"POST {self._url}: reading the answer: {e}",
+                              execution_id=self.execution_id) from None
+        finally:
+            self._resp.close()
+
+
+def _chunk_from(line: Mapping[str, Any]) -> OutputChunk:
+    # data is the text when the chunk is UTF-8; otherwise data_base64 holds the exact bytes.
+    if "data_base64" in line:
+        data = base64.b64decode(line["data_base64"])
+        return OutputChunk(line["stream"], data, data.decode("utf-8", "replace"))
+    text = line.get("data", "")
+    return OutputChunk(line["stream"], text.encode("utf-8"), text)
+
+
 class GkexecClient:
     """Calls `gkexec serve`.
 
@@ -172,6 +275,23 @@ class GkexecClient:
         files maps relative paths to contents; the code finds them in its working directory.
         Returns the result whatever the code did; raises GkexecError when it could not run.
         """
+        data, timeout = self._execution(code, files, execution_id)
+        return ExecutionResult.from_json(self._retrying(lambda: self._request("POST", "/v1/executions", data, timeout=timeout)))
+
+    def execute_stream(self, code: str, files: Optional[Mapping[str, bytes]] = None,
+                       execution_id: Optional[str] = None) -> ExecutionStream:
+        """Runs code like execute, streaming its output (Accept: application/x-ndjson).
+
+        Returns once the output begins (or the code is over): iterate the ExecutionStream for
+        OutputChunks, then read its result. Failures before any output raise GkexecError here,
+        after the same retries as execute; later ones raise from the iteration.
+        """
+        data, timeout = self._execution(code, files, execution_id)
+        resp = self._retrying(lambda: self._open("POST", "/v1/executions", data, timeout=timeout, accept=NDJSON))
+        return ExecutionStream(resp, self.base_url + "/v1/executions")
+
+    def _execution(self, code: str, files: Optional[Mapping[str, bytes]], execution_id: Optional[str]) -> tuple[bytes, float]:
+        """The body of POST /v1/executions and how long to wait for its answer."""
         body: dict[str, Any] = {"code": code}
         if files:
             body["files"] = {name: base64.b64encode(bytes(data)).decode("ascii") for name, data in files.items()}
@@ -184,10 +304,14 @@ class GkexecClient:
         if timeout is None:
             cfg = self.config()
             timeout = float(cfg.get("start_timeout_seconds", 120)) + float(cfg.get("timeout_seconds", 300)) + 60
+        return data, timeout
+
+    def _retrying(self, call: Callable[[], Any]) -> Any:
+        """call(), repeated after Retry-After while the server answers 429 or a retryable 503."""
         attempt = 0
         while True:
             try:
-                return ExecutionResult.from_json(self._request("POST", "/v1/executions", data, timeout=timeout))
+                return call()
             except GkexecError as e:
                 if e.status not in _RETRY_STATUSES or not (e.retryable or e.status == 429) or attempt >= self.max_retries:
                     raise
@@ -202,14 +326,23 @@ class GkexecClient:
             return False, e.result or {"reason": e.message}
 
     def _request(self, method: str, path: str, body: Optional[bytes], timeout: float) -> dict:
+        with self._open(method, path, body, timeout) as resp:
+            try:
+                return json.loads(resp.read().decode("utf-8"))
+            except OSError as e:
+                raise GkexecError(0, "unreachable", f"{method} {self.base_url}{path}: reading the answer: {e}",
+                                  retryable=True) from None
+
+    def _open(self, method: str, path: str, body: Optional[bytes], timeout: float, accept: str = "application/json"):
+        """The response to a request that the server answered 200; GkexecError otherwise."""
         req = urllib.request.Request(self.base_url + path, data=body, method=method)
+        req.add_header("Accept", accept)
         if body is not None:
             req.add_header("Content-Type", "application/json")
         if self.token:
             req.add_header("Authorization", "Bearer " + self.token)
         try:
-            with self._opener.open(req, timeout=timeout) as resp:
-                return json.loads(resp.read().decode("utf-8"))
+            return self._opener.open(req, timeout=timeout)
         except urllib.error.HTTPError as e:
             raise _error_from(e) from None
         except (urllib.error.URLError, OSError) as e:
