@@ -19,6 +19,7 @@ import (
 const (
 	PathExecutions = "/v1/executions"
 	PathConfig     = "/v1/config"
+	PathSessions   = "/v1/sessions"
 	PathHealthz    = "/healthz"
 	PathReadyz     = "/readyz"
 	PathMetrics    = "/metrics"
@@ -113,6 +114,9 @@ const (
 	CodeHostNotAllowed     = "host_not_allowed"
 	CodeBusy               = "busy"
 	CodeExecutionIDInUse   = "execution_id_in_use"
+	CodeSessionNotFound    = "session_not_found"
+	CodeSessionBusy        = "session_busy"
+	CodeSessionEnded       = "session_ended"
 	CodeForbidden          = "forbidden"
 	CodeStartTimeout       = "start_timeout"
 	CodeShuttingDown       = "shutting_down"
@@ -132,8 +136,13 @@ const (
 const StatusClientClosedRequest = 499
 
 // errorKinds maps the runner's sentinels onto the API, most specific first (ErrRequestTooLarge
-// also wraps ErrInvalidRequest). Run timeouts never get here: they are results.
+// also wraps ErrInvalidRequest; a session's execution that timed out and ended the session wraps
+// ErrSessionEnded and ErrTimeout, and is session_ended). Run timeouts that leave the session
+// usable never get here: they are results.
 var errorKinds = []APIError{
+	{Status: http.StatusGone, Code: CodeSessionEnded, sentinel: runner.ErrSessionEnded},
+	{Status: http.StatusNotFound, Code: CodeSessionNotFound, sentinel: runner.ErrSessionNotFound},
+	{Status: http.StatusConflict, Code: CodeSessionBusy, Retryable: true, sentinel: runner.ErrSessionBusy},
 	{Status: http.StatusRequestEntityTooLarge, Code: CodeRequestTooLarge, sentinel: runner.ErrRequestTooLarge},
 	{Status: http.StatusBadRequest, Code: CodeInvalidRequest, sentinel: runner.ErrInvalidRequest},
 	{Status: http.StatusForbidden, Code: CodeForbidden, sentinel: runner.ErrForbidden},

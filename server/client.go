@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gkexec/gkexec/runner"
@@ -41,6 +42,59 @@ func NewClient(baseURL, token string) *Client {
 // Execute, never after it returns; p valid only during the call. A server that answers with plain
 // JSON instead has Output called once per stream with the whole of it.
 func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result, error) {
+	return c.execute(ctx, PathExecutions, req)
+}
+
+// ExecuteInSession runs req in session id's interpreter (POST /v1/sessions/{id}/executions), as
+// runner.Session.Execute does: Result, streaming and errors as Execute's, and besides them
+// runner.ErrSessionNotFound (no such session: 404), runner.ErrSessionBusy (another process is
+// executing in it: 409, retryable) and runner.ErrSessionEnded (it is over and its sandbox
+// deleted: 410, with the Result of the execution that ended it, if one did).
+func (c *Client) ExecuteInSession(ctx context.Context, id string, req runner.Request) (runner.Result, error) {
+	return c.execute(ctx, sessionPath(id)+"/executions", req)
+}
+
+// OpenSession opens a session (POST /v1/sessions); so's zero fields mean the server's defaults.
+func (c *Client) OpenSession(ctx context.Context, so runner.SessionOptions) (SessionInfo, error) {
+	var info SessionInfo
+	body, err := json.Marshal(OpenSessionRequest{SessionID: so.ID,
+		IdleTimeoutSeconds: so.IdleTimeout.Seconds(), MaxLifetimeSeconds: so.MaxLifetime.Seconds()})
+	if err != nil {
+		return info, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
+	}
+	resp, err := c.do(ctx, http.MethodPost, PathSessions, "application/json", body)
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		_, err := decodeError(resp)
+		return info, err
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return info, fmt.Errorf("%w: decoding %s: %w", runner.ErrCluster, PathSessions, err)
+	}
+	return info, nil
+}
+
+// CloseSession ends session id and deletes its sandbox (DELETE /v1/sessions/{id}); an unknown
+// session is runner.ErrSessionNotFound.
+func (c *Client) CloseSession(ctx context.Context, id string) error {
+	resp, err := c.do(ctx, http.MethodDelete, sessionPath(id), "application/json", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		_, err := decodeError(resp)
+		return err
+	}
+	return nil
+}
+
+func sessionPath(id string) string { return PathSessions + "/" + url.PathEscape(id) }
+
+func (c *Client) execute(ctx context.Context, path string, req runner.Request) (runner.Result, error) {
 	in := ExecuteRequest{Code: req.Code, ExecutionID: req.ExecutionID, TimeoutSeconds: req.Timeout.Seconds()}
 	if len(req.Files) > 0 {
 		in.Files = make(map[string]string, len(req.Files))
@@ -57,7 +111,7 @@ func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result
 		accept = MediaTypeNDJSON
 	}
 	var res runner.Result
-	resp, err := c.do(ctx, http.MethodPost, PathExecutions, accept, body)
+	resp, err := c.do(ctx, http.MethodPost, path, accept, body)
 	if err != nil {
 		return res, err
 	}
@@ -69,10 +123,10 @@ func (c *Client) Execute(ctx context.Context, req runner.Request) (runner.Result
 		return partialResult(body), err
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); req.Output != nil && mt == MediaTypeNDJSON {
-		return c.readStream(ctx, resp, req.Output)
+		return c.readStream(ctx, resp, path, req.Output)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return res, fmt.Errorf("%w: %s %s: decoding the result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions, err)
+		return res, fmt.Errorf("%w: %s %s: decoding the result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+path, err)
 	}
 	if req.Output != nil {
 		for _, out := range []struct {
@@ -92,7 +146,7 @@ var streams = map[string]runner.Stream{runner.Stdout.String(): runner.Stdout, ru
 
 // readStream reads a streamed answer line by line, handing output on as it comes, up to its
 // result or error line.
-func (c *Client) readStream(ctx context.Context, resp *http.Response, output func(runner.Stream, []byte)) (runner.Result, error) {
+func (c *Client) readStream(ctx context.Context, resp *http.Response, path string, output func(runner.Stream, []byte)) (runner.Result, error) {
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var line StreamLine
@@ -102,9 +156,9 @@ func (c *Client) readStream(ctx context.Context, resp *http.Response, output fun
 				err = io.ErrUnexpectedEOF // the server always ends with a result or an error line
 			}
 			if ctx.Err() != nil {
-				return res, fmt.Errorf("%w: %s %s: %w", runner.ErrCanceled, http.MethodPost, c.BaseURL+PathExecutions, err)
+				return res, fmt.Errorf("%w: %s %s: %w", runner.ErrCanceled, http.MethodPost, c.BaseURL+path, err)
 			}
-			return res, fmt.Errorf("%w: %s %s: reading the stream before its result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions, err)
+			return res, fmt.Errorf("%w: %s %s: reading the stream before its result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+path, err)
 		}
 		switch line.Type {
 		case LineOutput:
@@ -117,7 +171,7 @@ func (c *Client) readStream(ctx context.Context, resp *http.Response, output fun
 			}
 		case LineResult:
 			if line.Result == nil {
-				return runner.Result{}, fmt.Errorf("%w: %s %s: a result line without a result", runner.ErrCluster, http.MethodPost, c.BaseURL+PathExecutions)
+				return runner.Result{}, fmt.Errorf("%w: %s %s: a result line without a result", runner.ErrCluster, http.MethodPost, c.BaseURL+path)
 			}
 			return finished(*line.Result)
 		case LineError:

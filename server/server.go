@@ -4,6 +4,9 @@
 //
 //	POST /v1/executions  {"code": "...", "files": {"name": "<base64>"}, "execution_id": "..."}
 //	GET  /v1/config      the sandbox every execution gets (namespace, image, limits, timeouts)
+//	POST   /v1/sessions                 {"session_id": "...", "idle_timeout_seconds": 600, ...}
+//	POST   /v1/sessions/{id}/executions the body of POST /v1/executions, in the session's interpreter
+//	DELETE /v1/sessions/{id}            ends the session and deletes its sandbox
 //	GET  /healthz        the process is alive
 //	GET  /readyz         the API server answers and RBAC allows every call the runner makes
 //	GET  /metrics        Prometheus text format
@@ -44,13 +47,15 @@ var errShuttingDown = errors.New("server shutting down")
 // Server serves the API. Create it with New; serve it with Serve, or mount Handler in your own
 // http.Server and call Shutdown yourself.
 type Server struct {
-	opts    Options
-	run     *runner.Runner
-	log     *slog.Logger
-	sem     chan struct{}
-	metrics *metrics
-	ready   *readiness
-	token   [sha256.Size]byte
+	opts Options
+	run  *runner.Runner
+	// sessions is the session API; the runner's, unless a test stands in.
+	sessions sessionRunner
+	log      *slog.Logger
+	sem      chan struct{}
+	metrics  *metrics
+	ready    *readiness
+	token    [sha256.Size]byte
 
 	// stop cancels every in-flight execution's context (with errShuttingDown).
 	stopCtx context.Context
@@ -70,7 +75,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		opts: opts, run: opts.Runner, log: opts.Logger,
+		opts: opts, run: opts.Runner, log: opts.Logger, sessions: runnerSessions{opts.Runner},
 		sem:     make(chan struct{}, opts.MaxConcurrent),
 		metrics: newMetrics(opts.MaxConcurrent),
 		ids:     map[string]bool{},
@@ -86,6 +91,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+PathExecutions, s.authenticated(http.HandlerFunc(s.handleExecute)))
 	mux.Handle("GET "+PathConfig, s.authenticated(http.HandlerFunc(s.handleConfig)))
+	mux.Handle("POST "+PathSessions, s.authenticated(http.HandlerFunc(s.handleOpenSession)))
+	mux.Handle("POST "+PathSessions+"/{id}/executions", s.authenticated(http.HandlerFunc(s.handleSessionExecute)))
+	mux.Handle("DELETE "+PathSessions+"/{id}", s.authenticated(http.HandlerFunc(s.handleCloseSession)))
 	s.probes(mux)
 	return mux
 }
@@ -225,6 +233,16 @@ func loopbackHost(hostport string) bool {
 }
 
 func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request) {
+	s.serveExecution(w, r, s.run.Execute)
+}
+
+// executeFunc runs one decoded request: the runner's Execute, or a session's.
+type executeFunc func(ctx context.Context, req runner.Request) (runner.Result, error)
+
+// serveExecution is the whole of an execution request — limits, decoding, the plain or streamed
+// answer, metrics — around exec; POST /v1/executions and POST /v1/sessions/{id}/executions
+// differ only in exec.
+func (s *Server) serveExecution(w http.ResponseWriter, r *http.Request, exec executeFunc) {
 	start := time.Now()
 	if s.draining.Load() {
 		e := newAPIError(http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down; retry on another replica")
@@ -290,14 +308,15 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.metrics.inFlight.Add(1)
-	res, err := s.run.Execute(ctx, req)
+	res, err := exec(ctx, req)
 	s.metrics.inFlight.Add(-1)
 	s.metrics.observe(res)
 
 	log := s.log.With("execution", req.ExecutionID, "seconds", time.Since(start).Seconds(), "stream", stream != nil)
-	if err == nil || (errors.Is(err, runner.ErrTimeout) && res.TimedOut) {
+	if err == nil || (errors.Is(err, runner.ErrTimeout) && res.TimedOut && !errors.Is(err, runner.ErrSessionEnded)) {
 		// Whatever the code did, it is a result for the agent to read: exit codes, timeouts and
-		// OOM kills included.
+		// OOM kills included. A timeout that also ended a session is a 410 carrying the Result:
+		// the agent must learn that its state is gone.
 		log.Info("executed", "outcome", res.Outcome(), "exit_code", res.ExitCode)
 		s.metrics.count(res.Outcome(), time.Since(start))
 		if stream != nil {
@@ -484,7 +503,7 @@ func (s *Server) noteFailure(start time.Time, e *APIError, id string) {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, e *APIError, id string, partial *runner.Result) {
-	if e.Status == http.StatusTooManyRequests || (e.Retryable && e.Status == http.StatusServiceUnavailable) {
+	if e.Status == http.StatusTooManyRequests || (e.Retryable && (e.Status == http.StatusServiceUnavailable || e.Status == http.StatusConflict)) {
 		w.Header().Set("Retry-After", strconv.Itoa(int((s.opts.RetryAfter+time.Second-1)/time.Second)))
 	}
 	writeJSON(w, e.Status, ErrorBody{Error: *e, ExecutionID: id, Result: partial}, id)
