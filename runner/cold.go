@@ -81,32 +81,42 @@ func (s coldSource) acquire(ctx context.Context, x *execution) (sandbox, error) 
 func (sb *coldSandbox) kind() string      { return SandboxCold }
 func (sb *coldSandbox) tracker() *tracker { return sb.t }
 
+// A session's Job has no ConfigMap (cm nil): its requests arrive on stdin.
 func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *batchv1.Job) error {
 	r, ns := sb.r, sb.r.opts.Namespace
-	// A ResourceQuota's admission answers Conflict when concurrent creates race on its usage
-	// counters; nothing was created then, and trying again is what the API server asks for.
-	err := retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
-		_, err := r.client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
-		return err
-	})
-	if err != nil {
-		// An error that is not the server's answer (a timeout, a broken connection) may come after
-		// the server created the object: delete it by name to be sure.
-		sb.made.configMap = !isAnswer(err)
-		return r.explain(ctx, apiError(err, "create", "configmaps", ns, cm.Name))
+	if cm != nil {
+		// A ResourceQuota's admission answers Conflict when concurrent creates race on its usage
+		// counters; nothing was created then, and trying again is what the API server asks for.
+		err := retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
+			_, err := r.client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+			return err
+		})
+		if err != nil {
+			// An error that is not the server's answer (a timeout, a broken connection) may come
+			// after the server created the object: delete it by name to be sure.
+			sb.made.configMap = !isAnswer(err)
+			return r.explain(ctx, apiError(err, "create", "configmaps", ns, cm.Name))
+		}
+		sb.made.configMap = true
 	}
-	sb.made.configMap = true
 	var created *batchv1.Job
-	err = retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
+	err := retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
 		var err error
 		created, err = r.client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
 		return err
 	})
 	if err != nil {
 		sb.made.job = !isAnswer(err)
-		return apiError(err, "create", "jobs", ns, job.Name) // the namespace exists: the ConfigMap is in it
+		err = apiError(err, "create", "jobs", ns, job.Name)
+		if cm == nil {
+			return r.explain(ctx, err)
+		}
+		return err // the namespace exists: the ConfigMap is in it
 	}
 	sb.made.job = true
+	if cm == nil {
+		return nil
+	}
 	// The Pod only needs the ConfigMap to exist; who owns it matters only if the runner dies, so
 	// the ownership patch stays off the critical path.
 	r.background(func() { r.adoptConfigMap(cm.Name, created) })

@@ -616,10 +616,11 @@ func (s *Session) lease(ctx context.Context, x *execution, pod *corev1.Pod) (*co
 			s.setPod(leased)
 			return leased, nil
 		case apierrors.IsConflict(err) && attempt < 3:
-			// Someone changed the Pod since this runner saw it: look again.
-			fresh, gerr := r.client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-			if gerr != nil {
-				return nil, apiError(gerr, "get", "pods", ns, pod.Name)
+			// Someone changed the Pod since this runner saw it: wait for the watch to show the
+			// change, and look again.
+			fresh, werr := s.awaitChange(ctx, pod.ResourceVersion)
+			if werr != nil {
+				return nil, werr
 			}
 			pod = fresh
 		case apierrors.IsNotFound(err):
@@ -629,6 +630,26 @@ func (s *Session) lease(ctx context.Context, x *execution, pod *corev1.Pod) (*co
 			return nil, ctx.Err()
 		default:
 			return nil, apiError(err, "patch", "pods", ns, pod.Name)
+		}
+	}
+}
+
+// awaitChange waits for the shared watch to show the session's Pod at another resourceVersion
+// than rv.
+func (s *Session) awaitChange(ctx context.Context, rv string) (*corev1.Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, attachTimeout)
+	defer cancel()
+	for {
+		if pod := findSessionPod(s.r.hub, s.id); pod == nil {
+			s.end("its sandbox is gone")
+			return nil, fmt.Errorf("%w: session %s: its sandbox pod is gone", ErrSessionEnded, s.id)
+		} else if pod.ResourceVersion != rv {
+			return pod, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: session %s: its pod changed and the watch did not show how within %s: %w", ErrCluster, s.id, attachTimeout, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

@@ -566,7 +566,12 @@ def _session(go):
         req = json.loads(line)
         path = req["code"]
         if g is None:
-            g = _globals(path)
+            # A module of its own: clearing __main__'s dict (as _main does) would clear this loop's.
+            import types
+            main = types.ModuleType("__main__")
+            main.__file__ = path
+            sys.modules["__main__"] = main
+            g = main.__dict__
             sys.argv[:] = [path]
             sys.path[0] = os.path.dirname(path)
         signal.signal(signal.SIGINT, on_sigint)
