@@ -8,6 +8,14 @@ ADK's BaseCodeExecutor, and anything else (LangChain, a plain script) can use it
     result = GkexecClient().execute("print(6 * 7)")
     print(result.stdout, result.exit_code)
 
+or, to keep the interpreter's state (variables, imports, files) from one execution to the next::
+
+    client = GkexecClient()
+    sid = client.open_session()["session_id"]
+    client.execute_in_session(sid, "x = 6 * 7")
+    print(client.execute_in_session(sid, "print(x)").stdout)   # 42
+    client.close_session(sid)
+
 or, to see the output while the code runs::
 
     with GkexecClient().execute_stream("for i in range(3): print(i, flush=True)") as run:
@@ -30,6 +38,7 @@ import mimetypes
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable, Iterator, Mapping, Optional
 
@@ -43,9 +52,10 @@ ENV_TOKEN_FILE = "GKEXEC_TOKEN_FILE"
 NDJSON = "application/x-ndjson"
 """The media type of a streamed execution (Accept header of POST /v1/executions)."""
 
-# Answers that are worth repeating after Retry-After: the concurrency bound, and 503s the server
-# marks retryable (quota, API server, a sandbox that failed).
-_RETRY_STATUSES = (429, 503)
+# Answers that are worth repeating after Retry-After: the concurrency bound, 503s the server
+# marks retryable (quota, API server, a sandbox that failed) and a session another process is
+# executing in (409 session_busy; execution_id_in_use is a 409 too, but not retryable).
+_RETRY_STATUSES = (409, 429, 503)
 _MAX_RETRY_DELAY = 30.0
 
 
@@ -290,6 +300,53 @@ class GkexecClient:
         resp = self._retrying(lambda: self._open("POST", "/v1/executions", data, timeout=timeout, accept=NDJSON))
         return ExecutionStream(resp, self.base_url + "/v1/executions")
 
+    def open_session(self, session_id: Optional[str] = None, idle_timeout_seconds: Optional[float] = None,
+                     max_lifetime_seconds: Optional[float] = None) -> dict:
+        """Opens a session (POST /v1/sessions): one interpreter in one sandbox whose variables,
+        imports and files persist across execute_in_session calls until close_session, its idle
+        timeout or its lifetime ends it. None means the server's default (also its ceiling).
+
+        Returns {"session_id", "sandbox", "pod_name"}. An ID already open is a 400 invalid_request.
+        """
+        body: dict[str, Any] = {}
+        if session_id:
+            body["session_id"] = session_id
+        if idle_timeout_seconds is not None:
+            body["idle_timeout_seconds"] = idle_timeout_seconds
+        if max_lifetime_seconds is not None:
+            body["max_lifetime_seconds"] = max_lifetime_seconds
+        cfg_timeout = self.timeout_seconds
+        if cfg_timeout is None:
+            cfg_timeout = float(self.config().get("start_timeout_seconds", 120)) + 60
+        data = json.dumps(body).encode("utf-8")
+        return self._retrying(lambda: self._request("POST", "/v1/sessions", data, timeout=cfg_timeout))
+
+    def execute_in_session(self, session_id: str, code: str, files: Optional[Mapping[str, bytes]] = None,
+                           execution_id: Optional[str] = None) -> ExecutionResult:
+        """Runs code in the session's interpreter (POST /v1/sessions/{id}/executions), as execute.
+
+        Raises GkexecError 404 session_not_found (never opened, closed or expired), 410
+        session_ended (it is over and its sandbox deleted; .result is the Result of the execution
+        that ended it, when one did) and, after the retries, 409 session_busy.
+        """
+        data, timeout = self._execution(code, files, execution_id)
+        path = _session_path(session_id) + "/executions"
+        return ExecutionResult.from_json(self._retrying(lambda: self._request("POST", path, data, timeout=timeout)))
+
+    def execute_in_session_stream(self, session_id: str, code: str, files: Optional[Mapping[str, bytes]] = None,
+                                  execution_id: Optional[str] = None) -> ExecutionStream:
+        """execute_in_session, streaming its output as execute_stream does."""
+        data, timeout = self._execution(code, files, execution_id)
+        path = _session_path(session_id) + "/executions"
+        resp = self._retrying(lambda: self._open("POST", path, data, timeout=timeout, accept=NDJSON))
+        return ExecutionStream(resp, self.base_url + path)
+
+    def close_session(self, session_id: str) -> None:
+        """Ends the session and deletes its sandbox (DELETE /v1/sessions/{id}); raises GkexecError
+        404 session_not_found when there is no such session."""
+        with self._open("DELETE", _session_path(session_id), None, timeout=60):
+            pass
+
     def _execution(self, code: str, files: Optional[Mapping[str, bytes]], execution_id: Optional[str]) -> tuple[bytes, float]:
         """The body of POST /v1/executions and how long to wait for its answer."""
         body: dict[str, Any] = {"code": code}
@@ -348,6 +405,10 @@ class GkexecClient:
         except (urllib.error.URLError, OSError) as e:
             raise GkexecError(0, "unreachable", f"{method} {self.base_url}{path}: is gkexec serve running there? {e}",
                               retryable=True) from None
+
+
+def _session_path(session_id: str) -> str:
+    return "/v1/sessions/" + urllib.parse.quote(session_id, safe="")
 
 
 def _error_from(e: urllib.error.HTTPError) -> GkexecError:

@@ -23,13 +23,35 @@ standard-library Python in gkexec_client.py, tested against a real server withou
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
+import threading
 from typing import Any, Optional
 
 from google.adk.agents.invocation_context import InvocationContext
 from google.adk.code_executors.base_code_executor import BaseCodeExecutor
 from google.adk.code_executors.code_execution_utils import CodeExecutionInput, CodeExecutionResult, File
 
-from gkexec_client import GkexecClient, GkexecError, adk_fields, input_file_bytes
+from gkexec_client import ExecutionResult, GkexecClient, GkexecError, adk_fields, input_file_bytes
+
+log = logging.getLogger(__name__)
+
+# A gkexec session ID is a DNS label of at most 38 characters.
+_SESSION_ID_MAX = 38
+_SESSION_PREFIX = "adk-"
+_SESSION_HASH = 8
+
+
+def session_id_for(execution_id: str) -> str:
+    """The gkexec session ID for an ADK execution ID: deterministic, a DNS label of at most 38
+    characters, "adk-<readable part>-<8 hex of its SHA-256>", the hash keeping apart IDs that
+    sanitise alike (e.g. "A_b" and "a-b")."""
+    digest = hashlib.sha256(execution_id.encode("utf-8")).hexdigest()[:_SESSION_HASH]
+    slug = re.sub(r"[^a-z0-9]+", "-", execution_id.lower()).strip("-")
+    room = _SESSION_ID_MAX - len(_SESSION_PREFIX) - 1 - _SESSION_HASH
+    slug = slug[:room].strip("-")
+    return f"{_SESSION_PREFIX}{slug}-{digest}" if slug else f"{_SESSION_PREFIX}{digest}"
 
 # GkeCodeExecutor's parameters that describe the sandbox, and the /v1/config field and the
 # `gkexec serve` flag that set each. The sidecar applies its own flags to every execution; given
@@ -61,6 +83,18 @@ class GkexecCodeExecutor(BaseCodeExecutor):
       errors_as_stderr: False (default) raises GkexecError when the sandbox cannot run the code
         (RBAC, API server, no node, image): the model cannot fix those. True reports them to the
         model as stderr, as GkeCodeExecutor does.
+      stateful: False (default): every execution starts in a fresh sandbox. True: executions with
+        the same CodeExecutionInput.execution_id (ADK sets it to the ADK session's ID when the
+        executor is stateful) share one gkexec session, whose variables, imports and files persist;
+        its ID is session_id_for(execution_id). It is opened on first use (or resumed, if this or
+        another process opened it before) and left open after; its idle timeout and lifetime
+        (session_idle_timeout_seconds, session_max_lifetime_seconds, default the sidecar's) end
+        it, or close_session does.
+        If a session this executor used is found over (404/410 before the code ran: expired,
+        closed, or its sandbox gone) a fresh one is opened and the code runs there; the lost state
+        is logged as a warning and told to the model in stderr. If the code itself ended the
+        session (a timeout it could not be interrupted from, os._exit, OOM), its result comes back
+        with that note, and the next execution opens a fresh session: code is never run twice.
 
     Model-actionable outcomes are results, never exceptions: a non-zero exit, a timeout or an OOM
     kill comes back with stderr saying so; input the sandbox refuses (too large, a bad file name)
@@ -83,20 +117,24 @@ class GkexecCodeExecutor(BaseCodeExecutor):
     kubeconfig_context: Optional[str] = None
     max_retries: int = 3
     errors_as_stderr: bool = False
+    session_idle_timeout_seconds: Optional[float] = None
+    session_max_lifetime_seconds: Optional[float] = None
 
     _client: Any = None
     _verified: bool = False
+    _used: Any = None  # session IDs this executor has executed in
+    _lock: Any = None
 
     def __init__(self, **data):
         super().__init__(**data)
         if self.kubeconfig_path or self.kubeconfig_context:
             raise ValueError("GkexecCodeExecutor: kubeconfig_path and kubeconfig_context do not apply: the Kubernetes "
                              "credentials live in the gkexec serve sidecar (its --kubeconfig/--context flags)")
-        if self.stateful:
-            raise ValueError("GkexecCodeExecutor is stateless: every execution starts in a fresh sandbox")
         self._client = GkexecClient(base_url=self.base_url, token=self.token, token_file=self.token_file,
                                     max_retries=self.max_retries)
         self._verified = False
+        self._used = set()
+        self._lock = threading.Lock()
 
     def verify(self) -> dict:
         """Checks the constructor's sandbox parameters against the sidecar; returns its config.
@@ -124,8 +162,12 @@ class GkexecCodeExecutor(BaseCodeExecutor):
         try:
             if not self._verified:
                 self.verify()
-            # No execution_id: it names the sandbox's objects, and each execution needs its own.
-            result = self._client.execute(code_execution_input.code, files=files)
+            note = ""
+            if self.stateful:
+                result, note = self._execute_stateful(invocation_context, code_execution_input, files)
+            else:
+                # No execution_id: it names the sandbox's objects, and each execution needs its own.
+                result = self._client.execute(code_execution_input.code, files=files)
         except GkexecError as e:
             if e.model_actionable or self.errors_as_stderr:
                 return CodeExecutionResult(stderr=f"gkexec: the code was not run ({e.code}): {e.message}\n")
@@ -133,7 +175,67 @@ class GkexecCodeExecutor(BaseCodeExecutor):
         fields = adk_fields(result)
         return CodeExecutionResult(
             stdout=fields["stdout"],
-            stderr=fields["stderr"],
+            stderr=fields["stderr"] + note,
             output_files=[File(name=f["name"], content=f["content"], mime_type=f["mime_type"])
                           for f in fields["output_files"]],
         )
+
+    def session_for(self, invocation_context: InvocationContext, code_execution_input: CodeExecutionInput) -> str:
+        """The gkexec session ID of an execution: from its execution_id, else (ADK left it unset)
+        from the invocation context's ADK session, else its invocation."""
+        key = code_execution_input.execution_id
+        if not key:
+            session = getattr(invocation_context, "session", None)
+            key = getattr(session, "id", None) or invocation_context.invocation_id
+        return session_id_for(key)
+
+    def close_session(self, session_id: str) -> None:
+        """Ends a session this executor opened (see session_for); one already over is not an error."""
+        with self._lock:
+            self._used.discard(session_id)
+        try:
+            self._client.close_session(session_id)
+        except GkexecError as e:
+            if e.status not in (404, 410):
+                raise
+
+    def _open(self, session_id: str) -> None:
+        self._client.open_session(session_id, idle_timeout_seconds=self.session_idle_timeout_seconds,
+                                  max_lifetime_seconds=self.session_max_lifetime_seconds)
+
+    def _execute_stateful(self, invocation_context: InvocationContext, code_execution_input: CodeExecutionInput,
+                          files: dict) -> tuple[ExecutionResult, str]:
+        """Runs the code in its session; returns the result and a note for the model's stderr."""
+        sid = self.session_for(invocation_context, code_execution_input)
+        code = code_execution_input.code
+        note = ""
+        try:
+            result = self._client.execute_in_session(sid, code, files=files)
+        except GkexecError as e:
+            if e.status == 410 and e.result is not None:
+                # The code ran and ended the session: give its result, never run it again.
+                with self._lock:
+                    self._used.discard(sid)
+                log.warning("gkexec session %s ended during an execution; its state is lost: %s", sid, e.message)
+                return ExecutionResult.from_json(e.result), _lost_note(sid, e.message, after=True)
+            if e.status not in (404, 410):
+                raise
+            with self._lock:
+                lost = sid in self._used
+            if lost:
+                log.warning("gkexec session %s is over (%s); opening a fresh one: its variables and files are lost",
+                            sid, e.code)
+                note = _lost_note(sid, e.message, after=False)
+            self._open(sid)
+            result = self._client.execute_in_session(sid, code, files=files)
+        with self._lock:
+            self._used.add(sid)
+        return result, note
+
+
+def _lost_note(session_id: str, why: str, after: bool) -> str:
+    if after:
+        return (f"\ngkexec: session {session_id} ended during this execution ({why}); variables, imports and "
+                "files are lost, and the next execution starts in a fresh session.\n")
+    return (f"\ngkexec: session {session_id} had ended ({why}); this code ran in a fresh session: variables, "
+            "imports and files from earlier executions are lost.\n")

@@ -104,12 +104,13 @@ UNTIL_HUNG_UP = object()
 
 
 class StubServer:
-    """A loopback HTTP/1.1 server that answers POST /v1/executions with the next scripted Answer and
-    records each request's headers and body. Use it as a context manager."""
+    """A loopback HTTP/1.1 server that answers each POST or DELETE with the next scripted Answer and
+    records each request's headers and body (requests) and method and path (paths). Use it as a context manager."""
 
     def __init__(self, *answers: Answer):
         self.answers = list(answers)
         self.requests: list[tuple[dict, bytes]] = []
+        self.paths: list[str] = []  # "METHOD /path" of each request, in order
         stub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -118,8 +119,13 @@ class StubServer:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 stub.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                stub.paths.append(f"{self.command} {self.path}")
                 answer = stub.answers.pop(0)
                 self.send_response(answer.status)
+                if answer.status == 204:  # no body, as the server answers DELETE /v1/sessions/{id}
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Transfer-Encoding", "chunked")
                 self.send_header("Connection", "close")
@@ -140,6 +146,8 @@ class StubServer:
                         self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):
                     answer.hung_up = True
+
+            do_DELETE = do_GET = do_POST
 
             def send_chunk(self, part: bytes):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
