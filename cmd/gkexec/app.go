@@ -55,10 +55,14 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			doctorCommand(),
 			serveCommand(),
 			benchCommand(),
+			sessionCommand(),
 		},
 	}
 	for _, cmd := range app.Commands {
 		cmd.Before = routeKlog(stderr)
+		for _, sub := range cmd.Subcommands {
+			sub.Before = routeKlog(stderr) // the subcommand has the -v flag
+		}
 	}
 	return app
 }

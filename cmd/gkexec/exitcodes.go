@@ -10,11 +10,14 @@ import (
 // 125 and 126, the shell's 130), so a caller can tell them from the code's own exit status; a
 // program that exits with one of these itself is indistinguishable, as with those tools.
 const (
-	exitUsage       = 2   // bad flags, invalid options or an invalid request: nothing was created
-	exitTimeout     = 124 // the code ran past --timeout (or never started within --start-timeout)
-	exitRunner      = 125 // the runner failed: cluster unreachable, forbidden, API error, sandbox failed
-	exitCannotStart = 126 // the sandbox cannot start: image, RuntimeClass, no node, quota, no namespace
-	exitInterrupted = 130 // SIGINT or SIGTERM: everything created was deleted
+	exitUsage           = 2   // bad flags, invalid options or an invalid request: nothing was created
+	exitSessionNotFound = 121 // gkexec session: no open session has that ID (closed, expired or never opened)
+	exitSessionBusy     = 122 // gkexec session: another process is executing in it; try again when it is done
+	exitSessionEnded    = 123 // gkexec session: it is over (closed, expired, its interpreter died) and its sandbox deleted
+	exitTimeout         = 124 // the code ran past --timeout (or never started within --start-timeout)
+	exitRunner          = 125 // the runner failed: cluster unreachable, forbidden, API error, sandbox failed
+	exitCannotStart     = 126 // the sandbox cannot start: image, RuntimeClass, no node, quota, no namespace
+	exitInterrupted     = 130 // SIGINT or SIGTERM: everything created was deleted
 )
 
 // exitCodeFor maps a runner error onto the documented exit codes.
@@ -22,6 +25,14 @@ func exitCodeFor(err error) int {
 	switch {
 	case err == nil:
 		return 0
+	// A session's fate comes first: a timeout that ended the session is reported as its end, since
+	// what the caller must do next is open a new one.
+	case errors.Is(err, runner.ErrSessionEnded):
+		return exitSessionEnded
+	case errors.Is(err, runner.ErrSessionNotFound):
+		return exitSessionNotFound
+	case errors.Is(err, runner.ErrSessionBusy):
+		return exitSessionBusy
 	case errors.Is(err, runner.ErrCanceled):
 		return exitInterrupted
 	case errors.Is(err, runner.ErrInvalidOptions), errors.Is(err, runner.ErrInvalidRequest):

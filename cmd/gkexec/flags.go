@@ -53,6 +53,8 @@ const (
 	flagWarmReady         = "warm-ready"
 	flagWarmHold          = "warm-hold"
 	flagWarmMaxIdleAge    = "warm-max-idle-age"
+	flagSessionIdle       = "session-idle-timeout"
+	flagSessionLifetime   = "session-max-lifetime"
 )
 
 func env(name string) []string {
@@ -105,6 +107,8 @@ func sandboxFlags() []cli.Flag {
 		&cli.IntFlag{Name: flagWarmReady, Value: runner.DefaultWarmPoolReady, EnvVars: env(flagWarmReady), Usage: "warm sandboxes to hold claimed and attached ahead of demand (-1: claim on request)"},
 		&cli.DurationFlag{Name: flagWarmHold, Value: runner.DefaultWarmPoolHold, EnvVars: env(flagWarmHold), Usage: "release a held warm sandbox after this long"},
 		&cli.DurationFlag{Name: flagWarmMaxIdleAge, Value: runner.DefaultWarmPoolMaxIdleAge, EnvVars: env(flagWarmMaxIdleAge), Usage: "recycle idle pool pods older than this"},
+		&cli.DurationFlag{Name: flagSessionIdle, Value: runner.DefaultSessionIdleTimeout, EnvVars: env(flagSessionIdle), Usage: "end a session that has run nothing for this long (the ceiling of a session's own idle timeout)"},
+		&cli.DurationFlag{Name: flagSessionLifetime, Value: runner.DefaultSessionMaxLifetime, EnvVars: env(flagSessionLifetime), Usage: "end a session this long after it opened (the ceiling of a session's own maximum lifetime)"},
 	}
 }
 
@@ -148,6 +152,7 @@ func optionsFromFlags(c *cli.Context, stderr io.Writer) (runner.Options, error) 
 		o.WarmPoolReady = -1
 	}
 	o.WarmPoolHold, o.WarmPoolMaxIdleAge = c.Duration(flagWarmHold), c.Duration(flagWarmMaxIdleAge)
+	o.SessionIdleTimeout, o.SessionMaxLifetime = c.Duration(flagSessionIdle), c.Duration(flagSessionLifetime)
 	var err error
 	if o.NodeSelector, err = keyValues(flagNodeSelector, c.StringSlice(flagNodeSelector)); err != nil {
 		return o, err
