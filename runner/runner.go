@@ -41,8 +41,8 @@ type Runner struct {
 	// attach connects stdin and stdout to a warm sandbox's entrypoint until ctx ends; nil when
 	// the runner has no REST config to attach with. Tests replace it.
 	attach attachFunc
-	// killGrace and exitGrace: see their defaults; tests shorten them.
-	killGrace, exitGrace time.Duration
+	// killGrace, exitGrace and busyWait: see their defaults; tests shorten them.
+	killGrace, exitGrace, busyWait time.Duration
 	// stopping is closed by Close once no execution is in flight: background waits end early.
 	stopping chan struct{}
 
@@ -85,7 +85,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	host, _ := os.Hostname()
 	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
-		killGrace: defaultKillGrace, exitGrace: defaultExitGrace, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		killGrace: defaultKillGrace, exitGrace: defaultExitGrace, busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
 		sessions: map[string]*Session{}}
 	r.cold = coldSource{r}
 	r.openLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {

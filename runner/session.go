@@ -68,7 +68,23 @@ type Session struct {
 	// expiry is the runner's own check of the session's terms (idle timeout, lifetime), at the
 	// earliest moment they may end it; the sandbox enforces them too.
 	expiry *time.Timer
+	// held is the Pod as this runner's lease patch left it, while it holds the lease, which
+	// runs until heldUntil; unleasing gives it back sessionLeaseLinger after an execution
+	// unless another one of this process takes it on first.
+	held      *corev1.Pod
+	heldUntil time.Time
+	unleasing *time.Timer
 }
+
+const (
+	// sessionLeaseLinger is how long a runner keeps a session's lease after an execution: an agent's
+	// next execution often follows at once, and then needs no API call at all. Another process
+	// waits for it (Runner.busyWait).
+	sessionLeaseLinger = 300 * time.Millisecond
+	// defaultBusyWait bounds how long an execution waits for another process's lease to be given
+	// back before it is refused with ErrSessionBusy.
+	defaultBusyWait = 5 * time.Second
+)
 
 // OpenSession starts a session: it claims an idle warm pool Pod (else creates a Job for it),
 // attaches to its entrypoint and starts the session's interpreter there. The session outlives
@@ -357,6 +373,9 @@ func (s *Session) Close() error {
 // Detach drops this process's attach to the session and forgets it, leaving the session open
 // for another process (or a later Runner.Session) to resume.
 func (s *Session) Detach() {
+	s.turn <- struct{}{} // after the execution in flight, if any
+	s.unlease()
+	<-s.turn
 	s.mu.Lock()
 	conn := s.conn
 	s.conn = nil
@@ -389,6 +408,10 @@ func (s *Session) end(why string) {
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
+	if s.unleasing != nil {
+		s.unleasing.Stop()
+	}
+	s.held = nil
 	s.mu.Unlock()
 	s.r.mu.Lock()
 	if s.r.sessions[s.id] == s {
@@ -469,7 +492,7 @@ func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 		return r.finish(ctx, x, err)
 	}
 	x.noteSandbox(s.kind, pod)
-	leased, err := s.lease(ctx, x, pod)
+	_, err = s.lease(ctx, x, pod)
 	if err != nil {
 		giveBack()
 		return r.finish(ctx, x, err)
@@ -495,12 +518,14 @@ func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 		r.countLeft(x.leftBehind)
 		giveBack()
 	} else {
-		// Give the lease back off the critical path; this process's next execution waits for it.
-		r.background(func() {
-			defer giveBack()
-			s.unlease(leased)
-			s.arm()
-		})
+		// Keep the lease a moment for this process's next execution; give it back after that.
+		s.mu.Lock()
+		if s.unleasing != nil {
+			s.unleasing.Stop()
+		}
+		s.unleasing = time.AfterFunc(sessionLeaseLinger, s.unleaseIfIdle)
+		s.mu.Unlock()
+		giveBack()
 	}
 	return r.finish(ctx, x, err)
 }
@@ -598,9 +623,35 @@ func sessionExpired(pod *corev1.Pod, now time.Time) string {
 func (s *Session) lease(ctx context.Context, x *execution, pod *corev1.Pod) (*corev1.Pod, error) {
 	r := s.r
 	ns := r.opts.Namespace
+	need := time.Now().Add(x.timeout + r.killGrace)
+	s.mu.Lock()
+	if s.unleasing != nil {
+		s.unleasing.Stop()
+	}
+	held, heldUntil := s.held, s.heldUntil
+	s.mu.Unlock()
+	if held != nil {
+		if !heldUntil.Before(need) {
+			return held, nil // still ours, for long enough: no API call
+		}
+		pod = held
+	}
+	waitUntil := time.Now().Add(r.busyWait)
 	for attempt := 0; ; attempt++ {
 		holder, exec, until := parseLease(pod.Annotations[AnnotationSessionLease])
 		if holder != "" && holder != r.holder && time.Now().Before(until) {
+			if time.Now().Before(waitUntil) {
+				// Another process holds it: its execution may be about to end. Wait for the
+				// watch to show the Pod change.
+				fresh, err := s.awaitChange(ctx, pod, time.Until(waitUntil))
+				if err == nil {
+					pod = fresh
+					continue
+				}
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+			}
 			return nil, fmt.Errorf("%w: session %s is running execution %s for %s until %s at the latest; try again when it is done",
 				ErrSessionBusy, s.id, exec, holder, until.Format(time.RFC3339))
 		}
@@ -614,11 +665,14 @@ func (s *Session) lease(ctx context.Context, x *execution, pod *corev1.Pod) (*co
 		switch {
 		case err == nil:
 			s.setPod(leased)
+			s.mu.Lock()
+			s.held, s.heldUntil = leased, until
+			s.mu.Unlock()
 			return leased, nil
 		case apierrors.IsConflict(err) && attempt < 3:
 			// Someone changed the Pod since this runner saw it: wait for the watch to show the
 			// change, and look again.
-			fresh, werr := s.awaitChange(ctx, pod.ResourceVersion)
+			fresh, werr := s.awaitChange(ctx, pod, attachTimeout)
 			if werr != nil {
 				return nil, werr
 			}
@@ -634,30 +688,53 @@ func (s *Session) lease(ctx context.Context, x *execution, pod *corev1.Pod) (*co
 	}
 }
 
-// awaitChange waits for the shared watch to show the session's Pod at another resourceVersion
-// than rv.
-func (s *Session) awaitChange(ctx context.Context, rv string) (*corev1.Pod, error) {
-	ctx, cancel := context.WithTimeout(ctx, attachTimeout)
+// awaitChange waits for the shared watch to show the session's Pod changed from was: another
+// resourceVersion, or another lease.
+func (s *Session) awaitChange(ctx context.Context, was *corev1.Pod, within time.Duration) (*corev1.Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	for {
 		if pod := findSessionPod(s.r.hub, s.id); pod == nil {
 			s.end("its sandbox is gone")
 			return nil, fmt.Errorf("%w: session %s: its sandbox pod is gone", ErrSessionEnded, s.id)
-		} else if pod.ResourceVersion != rv {
+		} else if pod.ResourceVersion != was.ResourceVersion || pod.Annotations[AnnotationSessionLease] != was.Annotations[AnnotationSessionLease] {
 			return pod, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: session %s: its pod changed and the watch did not show how within %s: %w", ErrCluster, s.id, attachTimeout, ctx.Err())
+			return nil, fmt.Errorf("%w: session %s: the watch did not show its pod change within %s: %w", ErrCluster, s.id, within, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
 
-// unlease gives the lease back and records the session's last use, unless someone else changed
-// the Pod since (a lease that expired and was taken is theirs).
-func (s *Session) unlease(leased *corev1.Pod) {
+// unleaseIfIdle gives the lease back, unless an execution of this process is running (it
+// schedules its own).
+func (s *Session) unleaseIfIdle() {
+	select {
+	case s.turn <- struct{}{}:
+	default:
+		return
+	}
+	defer func() { <-s.turn }()
+	s.unlease()
+	s.arm()
+}
+
+// unlease gives a held lease back and records the session's last use, unless someone else
+// changed the Pod since (a lease that expired and was taken is theirs).
+func (s *Session) unlease() {
 	r := s.r
+	s.mu.Lock()
+	leased := s.held
+	s.held = nil
+	if s.unleasing != nil {
+		s.unleasing.Stop()
+	}
+	s.mu.Unlock()
+	if leased == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.CleanupTimeout)
 	defer cancel()
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{

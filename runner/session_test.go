@@ -1,0 +1,115 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gkexec/gkexec/internal/fakecluster"
+)
+
+// sessionPod is a running session's sandbox Pod whose lease is held as given ("" for none).
+func sessionPod(t *testing.T, o Options, name, session, lease string) *corev1.Pod {
+	t.Helper()
+	pod := poolPod(t, o, name, time.Minute)
+	pod.Labels[LabelPoolState] = PoolStateClaimed
+	pod.Labels[LabelSession] = session
+	pod.Annotations = sessionAnnotations(10*time.Minute, time.Now().Add(time.Hour))
+	if lease != "" {
+		pod.Annotations[AnnotationSessionLease] = lease
+	}
+	return pod
+}
+
+// leaseFor starts the runner's watches and tries to take the lease of session s1 for one execution.
+func leaseFor(t *testing.T, r *Runner, pod *corev1.Pod) error {
+	t.Helper()
+	if _, err := r.watching(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := &Session{r: r, id: "s1", kind: SandboxWarm, turn: make(chan struct{}, 1), pod: pod}
+	x := &execution{req: Request{ExecutionID: "e2"}, timeout: time.Second}
+	_, err := s.lease(context.Background(), x, pod)
+	return err
+}
+
+func TestSessionLeaseOfAnotherProcessIsWaitedForThenRefused(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	pod := sessionPod(t, o, "pool-a", "s1", "other-host/7 e1 "+until)
+	fc := newFakeCluster(t, scenario{}, pod)
+	r := fc.runner(o)
+	r.busyWait = 300 * time.Millisecond
+	err := leaseFor(t, r, pod)
+	if !errors.Is(err, ErrSessionBusy) {
+		t.Fatalf("lease held by another process: %v, want ErrSessionBusy", err)
+	}
+	got, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
+	if h, _, _ := parseLease(got.Annotations[AnnotationSessionLease]); h != "other-host/7" {
+		t.Errorf("the lease is now %q: a refused caller must not take it", got.Annotations[AnnotationSessionLease])
+	}
+}
+
+func TestSessionLeaseGivenBackMeanwhileIsTaken(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	pod := sessionPod(t, o, "pool-a", "s1", "other-host/7 e1 "+until)
+	fc := newFakeCluster(t, scenario{}, pod)
+	r := fc.runner(o)
+	r.busyWait = time.Minute
+	go func() {
+		// The other process's execution ends and it gives the lease back.
+		time.Sleep(100 * time.Millisecond)
+		p, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
+		if err != nil {
+			return
+		}
+		delete(p.Annotations, AnnotationSessionLease)
+		_, _ = fc.client.CoreV1().Pods(fakecluster.Namespace).Update(context.Background(), p, metav1.UpdateOptions{})
+	}()
+	if err := leaseFor(t, r, pod); err != nil {
+		t.Fatalf("lease given back while waiting: %v, want it taken", err)
+	}
+	got, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
+	if h, e, _ := parseLease(got.Annotations[AnnotationSessionLease]); h != r.holder || e != "e2" {
+		t.Errorf("lease %q, want this runner's for e2", got.Annotations[AnnotationSessionLease])
+	}
+}
+
+func TestSessionLeaseExpiredIsTaken(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	pod := sessionPod(t, o, "pool-a", "s1", fmt.Sprintf("dead-host/9 e1 %s", past))
+	fc := newFakeCluster(t, scenario{}, pod)
+	r := fc.runner(o)
+	if err := leaseFor(t, r, pod); err != nil {
+		t.Fatalf("an expired lease (a runner that died mid-execution): %v, want it taken", err)
+	}
+}
+
+func TestSessionOptionsAreChecked(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{})
+	r := fc.runner(Options{SessionIdleTimeout: time.Minute})
+	for name, so := range map[string]SessionOptions{
+		"bad ID":             {ID: "Not_A_Label"},
+		"ID too long":        {ID: "a123456789a123456789a123456789a123456789"},
+		"idle above ceiling": {IdleTimeout: time.Hour},
+		"negative lifetime":  {MaxLifetime: -time.Second},
+	} {
+		if _, err := r.OpenSession(context.Background(), so); !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("%s: %v, want ErrInvalidRequest", name, err)
+		}
+	}
+	if left := fc.leftovers(); len(left) != 0 {
+		t.Errorf("a refused session left %v", left)
+	}
+}
