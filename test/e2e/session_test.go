@@ -98,6 +98,41 @@ func testSessions(t *testing.T, tg *target) {
 		}
 	})
 
+	tg.step(t, "max_lifetime", func(t *testing.T) {
+		r := tg.newRunner(t, opts)
+		s := openSession(t, r, runner.SessionOptions{ID: executionID("sl"), MaxLifetime: 8 * time.Second})
+		// Busy all along: the lifetime ends it anyway.
+		for i := 0; i < 3; i++ {
+			sessionExec(t, s, "print(1)\n", 0, "1\n")
+		}
+		tg.waitSessionGone(t, s.ID())
+		if _, err := s.Execute(context.Background(), runner.Request{Code: "print(1)"}); !errors.Is(err, runner.ErrSessionEnded) {
+			t.Errorf("after the lifetime: %v, want ErrSessionEnded", err)
+		}
+	})
+
+	tg.step(t, "output_flood_against_the_caps", func(t *testing.T) {
+		capped := opts
+		capped.MaxOutputBytes = 64 << 10
+		r := tg.newRunner(t, capped)
+		s := openSession(t, r, runner.SessionOptions{ID: executionID("sf")})
+		var streamed [3]int
+		res, err := s.Execute(context.Background(), runner.Request{
+			Code: "import sys\nfor i in range(2000):\n    print('o' * 100)\n    print('e' * 100, file=sys.stderr)\n",
+			Output: func(st runner.Stream, p []byte) { streamed[st] += len(p) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Stdout) != 64<<10 || len(res.Stderr) != 64<<10 || !res.StdoutTruncated || !res.StderrTruncated {
+			t.Errorf("stdout %d stderr %d bytes truncated %v/%v, want both cut at 64 KiB", len(res.Stdout), len(res.Stderr), res.StdoutTruncated, res.StderrTruncated)
+		}
+		if streamed[runner.Stdout] != len(res.Stdout) || streamed[runner.Stderr] != len(res.Stderr) {
+			t.Errorf("streamed %v bytes, the result has %d/%d: the caps apply to the stream too", streamed, len(res.Stdout), len(res.Stderr))
+		}
+		// The caps are per execution: the next one has its own.
+		sessionExec(t, s, "print('after')\n", 0, "after\n")
+	})
+
 	tg.step(t, "streams_as_the_code_writes", func(t *testing.T) {
 		r := tg.newRunner(t, opts)
 		s := openSession(t, r, runner.SessionOptions{ID: executionID("ss")})
