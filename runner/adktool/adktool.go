@@ -14,6 +14,16 @@
 //
 // The Executor is a *runner.Runner (the agent holds the Kubernetes credentials) or a
 // *server.Client (they stay in a `gkexec serve` sidecar).
+//
+// By default every call starts from a fresh sandbox. Given Sessions instead, the tool is
+// stateful: the calls of one ADK session run in one gkexec session, one live interpreter, so
+// that what a call defines (variables, imports, files under /workspace) is there for the next:
+//
+//	execTool, _ := adktool.New(adktool.Config{Sessions: adktool.RunnerSessions(r), Timeout: r.Options().Timeout})
+//	sessions := adktool.SessionService(session.InMemoryService(), adktool.RunnerSessions(r))
+//	// adkrunner.Config{..., SessionService: sessions}: deleting an ADK session closes its gkexec session
+//
+// See Config.Sessions for when a session ends.
 package adktool
 
 import (
@@ -54,12 +64,23 @@ const (
 
 // Config configures the tool.
 type Config struct {
-	// Executor runs the code; required.
+	// Executor runs each call's code in a fresh sandbox. Give it or Sessions, not both.
 	Executor Executor
+	// Sessions, if set, makes the tool stateful: the calls of one ADK session run in one gkexec
+	// session, opened by the first (its ID is SessionID's) and resumed by the later ones from
+	// any process; the ADK session's state keeps its ID under StateKeySession.
+	// ADK has no end-of-session hook: the gkexec session ends at its idle timeout or maximum
+	// lifetime, or when the ADK session is deleted through SessionService. A call after the end
+	// runs in a new session and its answer tells the model that earlier state is gone.
+	Sessions Sessions
+	// SessionIdleTimeout and SessionMaxLifetime are the terms of the sessions the tool opens;
+	// zero means the runner's (runner.Options.SessionIdleTimeout and SessionMaxLifetime).
+	SessionIdleTimeout time.Duration
+	SessionMaxLifetime time.Duration
 	// Name of the tool. Default "execute_code".
 	Name string
 	// Description tells the model what the tool does. Default: a description of the sandbox that
-	// names Timeout.
+	// names Timeout (DefaultDescription, or DefaultSessionDescription when stateful).
 	Description string
 	// Timeout is the executor's run-time limit, for the default description only (use
 	// runner.Runner.Options().Timeout or server.Client.Config's timeout_seconds).
@@ -123,13 +144,20 @@ type OutputFile struct {
 
 // New returns the execute_code tool.
 func New(cfg Config) (tool.Tool, error) {
-	if cfg.Executor == nil {
-		return nil, errors.New("adktool: Config.Executor is required (a *runner.Runner or a *server.Client)")
+	switch {
+	case cfg.Executor == nil && cfg.Sessions == nil:
+		return nil, errors.New("adktool: Config.Executor (a *runner.Runner or a *server.Client) or Config.Sessions (RunnerSessions) is required")
+	case cfg.Executor != nil && cfg.Sessions != nil:
+		return nil, errors.New("adktool: give Config.Executor (a fresh sandbox per call) or Config.Sessions (one interpreter per ADK session), not both")
+	case cfg.SessionIdleTimeout < 0 || cfg.SessionMaxLifetime < 0:
+		return nil, fmt.Errorf("adktool: Config.SessionIdleTimeout %s and SessionMaxLifetime %s may not be negative", cfg.SessionIdleTimeout, cfg.SessionMaxLifetime)
 	}
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
 	}
-	if cfg.Description == "" {
+	if cfg.Description == "" && cfg.Sessions != nil {
+		cfg.Description = DefaultSessionDescription(cfg.Timeout, cfg.SessionIdleTimeout)
+	} else if cfg.Description == "" {
 		cfg.Description = DefaultDescription(cfg.Timeout)
 	}
 	if cfg.MaxOutputBytes <= 0 {
@@ -139,6 +167,10 @@ func New(cfg Config) (tool.Tool, error) {
 		cfg.MaxInlineFileBytes = DefaultMaxInlineFileBytes
 	}
 	t := &execTool{cfg: cfg}
+	if cfg.Sessions != nil {
+		t.opening = &opening{locks: map[string]*idLock{}}
+		return functiontool.New(functiontool.Config{Name: cfg.Name, Description: cfg.Description}, t.runInSession)
+	}
 	return functiontool.New(functiontool.Config{Name: cfg.Name, Description: cfg.Description}, t.run)
 }
 
@@ -155,7 +187,10 @@ func DefaultDescription(timeout time.Duration) string {
 		"/ to return them." + limit
 }
 
-type execTool struct{ cfg Config }
+type execTool struct {
+	cfg     Config
+	opening *opening // stateful: one opening of a session ID at a time in this process
+}
 
 func (t *execTool) run(ctx agent.ToolContext, in Input) (Output, error) {
 	req, problem := request(in)
@@ -164,7 +199,17 @@ func (t *execTool) run(ctx agent.ToolContext, in Input) (Output, error) {
 	}
 	started := time.Now()
 	res, err := t.cfg.Executor.Execute(ctx, req)
+	return t.answer(ctx, res, err, time.Since(started))
+}
+
+// answer is the model's view of an execution: what the code did is a result, the request's
+// fault is invalid_request, and anything else the tool's error.
+func (t *execTool) answer(ctx agent.ToolContext, res runner.Result, err error, took time.Duration, notes ...string) (Output, error) {
 	switch {
+	case errors.Is(err, runner.ErrSessionEnded) && !res.Timings.Started.IsZero():
+		// The code ended its session (os._exit, out of memory, uninterruptible at the timeout):
+		// its result stands, and the model must know that the next call starts afresh.
+		notes = append(notes, "this program ended the session ("+err.Error()+"); the next call runs in a new one, without the variables, imports and files of earlier calls")
 	case err == nil, errors.Is(err, runner.ErrTimeout) && res.TimedOut:
 	case errors.Is(err, runner.ErrInvalidRequest):
 		// Too much input, a bad file name: the model can change the call.
@@ -172,7 +217,13 @@ func (t *execTool) run(ctx agent.ToolContext, in Input) (Output, error) {
 	default:
 		return Output{}, fmt.Errorf("%s: the sandbox could not run the code: %w", t.cfg.Name, err)
 	}
-	out := t.output(res, time.Since(started))
+	out := t.output(res, took)
+	if out.Message != "" {
+		notes = append(notes, out.Message)
+	}
+	if len(notes) > 0 {
+		out.Message = strings.Join(notes, "; ")
+	}
 	if t.cfg.SaveArtifacts {
 		if err := saveArtifacts(ctx, res.Files, &out); err != nil {
 			return out, fmt.Errorf("%s: saving output files as artifacts: %w", t.cfg.Name, err)

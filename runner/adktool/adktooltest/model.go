@@ -124,14 +124,37 @@ type Transcript struct {
 // Ask runs one user message through ADK's runner (in-memory sessions, the given artifact
 // service if not nil) and collects what happened.
 func Ask(ctx context.Context, a agent.Agent, artifacts artifact.Service, message string) (Transcript, error) {
+	c := &Conversation{Agent: a, Artifacts: artifacts}
+	return c.Ask(ctx, message)
+}
+
+// Conversation is one ADK session that messages are asked in, one after another: its state and
+// events carry from each message to the next, as a chat's do.
+type Conversation struct {
+	Agent agent.Agent
+	// Sessions stores the session; default: an in-memory service, made on the first Ask.
+	Sessions session.Service
+	// Artifacts, if not nil, is the artifact service.
+	Artifacts artifact.Service
+	// AppName, UserID and SessionID name the session; defaults "adktooltest", "user", "session".
+	AppName, UserID, SessionID string
+}
+
+// Ask runs one user message through ADK's runner in the conversation's session and collects what
+// happened.
+func (c *Conversation) Ask(ctx context.Context, message string) (Transcript, error) {
 	var tr Transcript
-	r, err := adkrunner.New(adkrunner.Config{AppName: "adktooltest", Agent: a, SessionService: session.InMemoryService(),
-		ArtifactService: artifacts, AutoCreateSession: true})
+	if c.Sessions == nil {
+		c.Sessions = session.InMemoryService()
+	}
+	app, user, id := or(c.AppName, "adktooltest"), or(c.UserID, "user"), or(c.SessionID, "session")
+	r, err := adkrunner.New(adkrunner.Config{AppName: app, Agent: c.Agent, SessionService: c.Sessions,
+		ArtifactService: c.Artifacts, AutoCreateSession: true})
 	if err != nil {
 		return tr, err
 	}
 	msg := genai.NewContentFromText(message, genai.RoleUser)
-	for ev, err := range r.Run(ctx, "user", "session", msg, agent.RunConfig{}) {
+	for ev, err := range r.Run(ctx, user, id, msg, agent.RunConfig{}) {
 		if err != nil {
 			return tr, err
 		}
@@ -150,4 +173,11 @@ func Ask(ctx context.Context, a agent.Agent, artifacts artifact.Service, message
 		}
 	}
 	return tr, nil
+}
+
+func or(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
 }

@@ -1,0 +1,253 @@
+package adktool
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/adk/agent"
+	"google.golang.org/adk/session"
+
+	"github.com/gkexec/gkexec/runner"
+)
+
+// Sessions opens, resumes and closes gkexec sessions, for a stateful tool. RunnerSessions gives
+// a *runner.Runner's; the Executor a session returns runs code in it (*runner.Session does).
+type Sessions interface {
+	// OpenSession opens a session; an ID that is taken is refused with runner.ErrInvalidRequest.
+	OpenSession(ctx context.Context, so runner.SessionOptions) (Executor, error)
+	// Session resumes an open session, from any process; runner.ErrSessionNotFound if none.
+	Session(ctx context.Context, id string) (Executor, error)
+	// CloseSession ends a session and deletes its sandbox; runner.ErrSessionNotFound if none.
+	CloseSession(ctx context.Context, id string) error
+}
+
+// RunnerSessions are r's sessions.
+func RunnerSessions(r *runner.Runner) Sessions { return runnerSessions{r} }
+
+type runnerSessions struct{ r *runner.Runner }
+
+func (rs runnerSessions) OpenSession(ctx context.Context, so runner.SessionOptions) (Executor, error) {
+	s, err := rs.r.OpenSession(ctx, so)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (rs runnerSessions) Session(ctx context.Context, id string) (Executor, error) {
+	s, err := rs.r.Session(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (rs runnerSessions) CloseSession(ctx context.Context, id string) error {
+	return rs.r.CloseSession(ctx, id)
+}
+
+// StateKeySession is the ADK session state key under which a stateful tool keeps the ID of the
+// ADK session's gkexec session.
+const StateKeySession = "gkexec_session_id"
+
+// SessionID is the gkexec session ID a stateful tool opens first for an ADK session: "adk-" and
+// 32 hex digits of a hash of the app, user and session IDs — a DNS label of 36 characters, the
+// same in every process, so that concurrent first calls (parallel tool calls, agent replicas)
+// meet in one session.
+func SessionID(appName, userID, sessionID string) string {
+	return hashID(fmt.Sprintf("%q %q %q", appName, userID, sessionID))
+}
+
+// nextSessionID follows an ended session. The ended one's ID is not reused: its sandbox may
+// still be going away, and would make the new one's ID taken for a while.
+func nextSessionID(ended string) string { return hashID("after " + ended) }
+
+func hashID(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "adk-" + hex.EncodeToString(sum[:16])
+}
+
+// StatefulInput is what the model sends to a stateful tool: Input, described for a session.
+type StatefulInput struct {
+	Code  string      `json:"code" jsonschema:"Python 3 code to run in this conversation's interpreter, where what earlier calls defined still is. Print what you need to see: a bare expression prints nothing."`
+	Files []InputFile `json:"files,omitempty" jsonschema:"Input files, written to the working directory before the code runs."`
+}
+
+// DefaultSessionDescription is the description a stateful tool gives the model by default;
+// idle, if known, is how long its interpreter waits for the next call.
+func DefaultSessionDescription(timeout, idle time.Duration) string {
+	limit, ends := "", " It ends after a while without a call;"
+	if timeout > 0 {
+		limit = fmt.Sprintf(" Each call is interrupted after %s.", timeout)
+	}
+	if idle > 0 {
+		ends = fmt.Sprintf(" It ends after %s without a call;", idle)
+	}
+	return "Runs Python 3 code in an isolated sandbox, in one interpreter for this whole conversation, and returns its stdout, stderr, exit code and output files." +
+		" Variables, imports and files persist from one call to the next: build on earlier results instead of recomputing them." +
+		ends + " the answer then says that earlier state is gone." +
+		" There is no network access and no pip: use the standard library." +
+		" The working directory is " + runner.WorkDir + ", where input files appear; write files to " + runner.OutputDir +
+		"/ to return them." + limit
+}
+
+const lostState = "this call ran in a new session because the previous one had ended (idle or too old): the variables, imports and files of earlier calls are gone"
+
+func (t *execTool) runInSession(ctx agent.ToolContext, in StatefulInput) (Output, error) {
+	req, problem := request(Input(in))
+	if problem != "" {
+		return Output{Status: StatusInvalidRequest, ExitCode: -1, Message: problem}, nil
+	}
+	started := time.Now()
+	s, note, err := t.session(ctx)
+	if err != nil {
+		return Output{}, fmt.Errorf("%s: no session to run the code in: %w", t.cfg.Name, err)
+	}
+	res, err := s.Execute(ctx, req)
+	if errors.Is(err, runner.ErrSessionEnded) && res.Timings.Started.IsZero() {
+		// It ended before this call could run (its terms ran out, or it was closed): start over.
+		id, _ := stateSession(ctx)
+		if s, err = t.replace(ctx, id); err != nil {
+			return Output{}, fmt.Errorf("%s: no session to run the code in: %w", t.cfg.Name, err)
+		}
+		note = lostState
+		res, err = s.Execute(ctx, req)
+	}
+	var notes []string
+	if note != "" {
+		notes = append(notes, note)
+	}
+	return t.answer(ctx, res, err, time.Since(started), notes...)
+}
+
+// session is the ADK session's gkexec session: resumed, or opened on its first call, or a new
+// one when it ended (then note says so).
+func (t *execTool) session(ctx agent.ToolContext) (s Executor, note string, err error) {
+	id, ran := stateSession(ctx)
+	if !ran {
+		id = SessionID(ctx.AppName(), ctx.UserID(), ctx.SessionID())
+	}
+	s, err = t.cfg.Sessions.Session(ctx, id)
+	switch {
+	case err == nil:
+	case !errors.Is(err, runner.ErrSessionNotFound):
+		return nil, "", err
+	case ran:
+		// An earlier call ran in it, and it is gone.
+		s, err = t.replace(ctx, id)
+		note = lostState
+	default:
+		s, err = t.open(ctx, id)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if !ran {
+		if err := ctx.State().Set(StateKeySession, id); err != nil {
+			return nil, "", fmt.Errorf("recording the session in the ADK session's state: %w", err)
+		}
+	}
+	return s, note, nil
+}
+
+// stateSession is the gkexec session an earlier call of the ADK session ran in, if any.
+func stateSession(ctx agent.ToolContext) (string, bool) {
+	v, err := ctx.State().Get(StateKeySession)
+	id, ok := v.(string)
+	return id, err == nil && ok && id != ""
+}
+
+// replace opens the session that follows ended, and records it.
+func (t *execTool) replace(ctx agent.ToolContext, ended string) (Executor, error) {
+	id := nextSessionID(ended)
+	s, err := t.open(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.State().Set(StateKeySession, id); err != nil {
+		return nil, fmt.Errorf("recording the session in the ADK session's state: %w", err)
+	}
+	return s, nil
+}
+
+// open opens session id, or resumes it if another call opened it meanwhile: in this process
+// one at a time per ID, and from another process the runner refuses the taken ID.
+func (t *execTool) open(ctx context.Context, id string) (Executor, error) {
+	defer t.opening.lock(id)()
+	if s, err := t.cfg.Sessions.Session(ctx, id); err == nil {
+		return s, nil
+	}
+	s, err := t.cfg.Sessions.OpenSession(ctx, runner.SessionOptions{ID: id, IdleTimeout: t.cfg.SessionIdleTimeout, MaxLifetime: t.cfg.SessionMaxLifetime})
+	if errors.Is(err, runner.ErrInvalidRequest) {
+		if s, rerr := t.cfg.Sessions.Session(ctx, id); rerr == nil {
+			return s, nil
+		}
+	}
+	return s, err
+}
+
+// opening serialises the opening of each session ID within a process.
+type opening struct {
+	mu    sync.Mutex
+	locks map[string]*idLock
+}
+
+type idLock struct {
+	sync.Mutex
+	waiting int
+}
+
+func (o *opening) lock(id string) (unlock func()) {
+	o.mu.Lock()
+	l := o.locks[id]
+	if l == nil {
+		l = &idLock{}
+		o.locks[id] = l
+	}
+	l.waiting++
+	o.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		o.mu.Lock()
+		if l.waiting--; l.waiting == 0 {
+			delete(o.locks, id)
+		}
+		o.mu.Unlock()
+	}
+}
+
+// SessionService wraps an ADK session service so that deleting an ADK session also closes its
+// gkexec session, the one end of a session ADK tells anyone about. A session already gone is
+// not an error; one that could not be closed is, after the ADK session was deleted (the
+// gkexec session's idle timeout ends it anyway).
+func SessionService(inner session.Service, sessions Sessions) session.Service {
+	return closingService{Service: inner, sessions: sessions}
+}
+
+type closingService struct {
+	session.Service
+	sessions Sessions
+}
+
+func (c closingService) Delete(ctx context.Context, req *session.DeleteRequest) error {
+	id := SessionID(req.AppName, req.UserID, req.SessionID)
+	got, err := c.Service.Get(ctx, &session.GetRequest{AppName: req.AppName, UserID: req.UserID, SessionID: req.SessionID, NumRecentEvents: 1})
+	if err == nil {
+		if v, err := got.Session.State().Get(StateKeySession); err == nil && fmt.Sprint(v) != "" {
+			id = fmt.Sprint(v)
+		}
+	}
+	if err := c.Service.Delete(ctx, req); err != nil {
+		return err
+	}
+	if err := c.sessions.CloseSession(ctx, id); err != nil && !errors.Is(err, runner.ErrSessionNotFound) {
+		return fmt.Errorf("adktool: ADK session %s deleted, but not its gkexec session %s: %w", req.SessionID, id, err)
+	}
+	return nil
+}
