@@ -162,7 +162,7 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 		}
 	}
 	// Whatever step the caller's cancellation interrupted, it is reported as a cancellation.
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrCanceled) && !errors.Is(err, ErrTimeout) {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrCanceled) && !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrSessionEnded) {
 		err = fmt.Errorf("%w: execution %s in namespace %s: %w", ErrCanceled, x.req.ExecutionID, ns, ctx.Err())
 	}
 	if len(res.LeftBehind) > 0 {

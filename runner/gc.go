@@ -46,9 +46,11 @@ func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace 
 	} else {
 		for _, j := range jobs.Items {
 			if j.Labels[LabelSession] != "" {
-				// A cold session's Job is garbage once the session's lifetime is over (its idle
-				// timeout ends the Job itself, and the TTL controller removes it).
-				if at, err := time.Parse(time.RFC3339, j.Annotations[AnnotationSessionExpiresAt]); err == nil && now.After(at) && j.DeletionTimestamp == nil {
+				// A cold session's Job is garbage once the session is over: its lifetime passed,
+				// or its sandbox ended it (idle timeout) and the Job finished.
+				at, err := time.Parse(time.RFC3339, j.Annotations[AnnotationSessionExpiresAt])
+				over := (err == nil && now.After(at)) || j.Status.Succeeded+j.Status.Failed > 0
+				if over && j.DeletionTimestamp == nil {
 					found = append(found, Leftover{Kind: "Job", Name: j.Name, ExecutionID: j.Labels[LabelExecutionID], Age: now.Sub(j.CreationTimestamp.Time)})
 				}
 				continue

@@ -191,6 +191,8 @@ func TestLocalCluster(t *testing.T) {
 		runStage(t, "7_concurrency", tf, testConcurrency)
 		runStage(t, "9_warm_pool/manifests", mf, testWarm)
 		runStage(t, "10_sessions/manifests", mf, testSessions)
+		runStage(t, "11_session_cli/manifests", mf, testSessionCLI)
+		runStage(t, "12_session_runner_killed/manifests", mf, testSessionRunnerKilled)
 		t.Run("9_warm_pool/terraform", func(t *testing.T) {
 			testWarmPoolTerraform(t, root, kubeconfig, bin, admin, adminConfig, adminKubectl)
 		})

@@ -201,3 +201,55 @@ func (tg *target) waitSessionGone(t *testing.T, id string) {
 		t.Errorf("session %s: its pod is still there after %s", id, leftoverDeadline)
 	}
 }
+
+// testSessionRunnerKilled: a runner process SIGKILLed in the middle of an execution leaves its
+// session leased and its sandbox running; nothing waits for it forever. The sandbox interrupts the
+// code at its timeout and ends the session after its idle timeout; `gkexec gc` leaves it while the
+// dead process's lease runs and removes it once the lease has expired, without --older-than.
+func testSessionRunnerKilled(t *testing.T, tg *target) {
+	const timeout = 5 * time.Minute
+	start := "--start-timeout=" + max(tg.startTimeout, 3*time.Minute).String()
+	id := executionID("sk")
+	if res := tg.gkexecSession(t, timeout, nil, "open", start, "--id", id, "--idle-timeout", "5s"); res.exitCode != 0 {
+		t.Fatalf("open: %s", res)
+	}
+	tg.closeSessionAtEnd(t, id)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd, out, _ := tg.sessionCommand(ctx, nil, "exec", "--timeout", "3s", "-c", "import time\nprint('running', flush=True)\ntime.sleep(600)\n", id)
+	seen := newLineWatch(out)
+	cmd.Stdout = seen
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seen.wait(t, "running\n", timeout)
+	killed := time.Now()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+
+	// The lease of the killed process runs for its execution's timeout, the kill grace and slack:
+	// until then gc must leave the session alone.
+	res := tg.gkexec(t, timeout, nil, "gc")
+	if res.exitCode != 0 {
+		t.Fatalf("gc: %s", res)
+	}
+	if pods, _ := tg.admin.CoreV1().Pods(tg.namespace).List(ctx, metav1.ListOptions{LabelSelector: runner.LabelSession + "=" + id}); len(pods.Items) == 0 && time.Since(killed) < 30*time.Second {
+		t.Error("gc deleted a session whose lease (a running execution's) had not expired")
+	}
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 3*time.Minute, false, func(ctx context.Context) (bool, error) {
+		res := tg.gkexec(t, timeout, nil, "gc")
+		if res.exitCode != 0 {
+			return false, nil
+		}
+		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(ctx, metav1.ListOptions{LabelSelector: runner.LabelSession + "=" + id})
+		return err == nil && len(pods.Items) == 0, nil
+	})
+	if err != nil {
+		pods, _ := tg.admin.CoreV1().Pods(tg.namespace).List(context.Background(), metav1.ListOptions{LabelSelector: runner.LabelSession + "=" + id})
+		for _, p := range pods.Items {
+			t.Logf("pod %s phase %s labels %v annotations %v", p.Name, p.Status.Phase, p.Labels, p.Annotations)
+		}
+		t.Errorf("session %s of the killed runner still there 3 minutes later, gc run every 2 s; gc --dry-run: %s", id, tg.gkexec(t, timeout, nil, "gc", "--dry-run"))
+	}
+	t.Logf("gc removed the killed runner's session %s after it was killed", time.Since(killed).Round(time.Second))
+}
