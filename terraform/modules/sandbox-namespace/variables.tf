@@ -176,7 +176,8 @@ variable "warm_pool" {
     executions you want to start warm; a burst beyond it runs cold. Each idle Pod holds its requests
     and, on the node, about 145 MB of gVisor overhead. The pool's Pods count against the quota: the
     quota must still fit quota.jobs executions beside replicas + 25% (the rollout surge) pool Pods,
-    at the pool's resources.
+    at the pool's resources. Sessions (runner.OpenSession, gkexec session, serve's /v1/sessions)
+    need the same rules, warm or cold: set warm_pool with replicas = 0 to grant them without idle Pods.
   EOT
   type = object({
     name                    = optional(string, "default")
