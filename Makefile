@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LOCALCLUSTER := test/localcluster/cluster.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test build unit e2e bench chaos load clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
+.PHONY: help demo test build unit e2e bench bench-session chaos load clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -30,6 +30,9 @@ e2e: ## End-to-end tests only (brings the local cluster up if needed and leaves 
 
 bench: ## Benchmark against the local cluster's floor (docs/performance.md)
 	hack/bench.sh
+
+bench-session: ## Benchmark sessions: print(1) in an open session, first streamed chunk, memory (docs/performance.md)
+	hack/bench-session.sh
 
 load: ## Load run: 1000 cold executions at concurrency 20 through the runner's queue (docs/performance.md)
 	hack/load.sh
