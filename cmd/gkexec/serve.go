@@ -37,13 +37,18 @@ this container. Listening elsewhere requires a token; without one, only requests
 a loopback name are served.
 
    POST /v1/executions  {"code": "print(1)", "files": {"data.csv": "<base64>"}}  -> the result JSON
+                        (with Accept: application/x-ndjson: output lines as the code writes, then the result)
+   POST /v1/sessions    {"idle_timeout_seconds": 600}  -> 201 {"session_id", "sandbox", "pod_name"}
+   POST /v1/sessions/{id}/executions   as /v1/executions, in the session's live interpreter
+   DELETE /v1/sessions/{id}            ends the session and deletes its sandbox (204)
    GET  /v1/config      the sandbox every execution gets (namespace, image, limits, timeouts)
    GET  /healthz        the process is alive
    GET  /readyz         the API server answers and RBAC allows every call the runner makes
    GET  /metrics        Prometheus: executions by outcome, latency by phase, in flight
 
 A finished execution is always 200, whatever the code did (exit_code, timed_out, oom_killed);
-400/413/415 bad request, 401 token, 409 execution_id in flight, 429 --max-concurrent reached,
+400/413/415 bad request, 401 token, 409 execution_id in flight or session busy, 404 no such
+session, 410 session ended, 429 --max-concurrent reached,
 403 RBAC, 503 the sandbox cannot run (image, RuntimeClass, node, quota, API server) or shutting
 down, 504 the sandbox did not start in --start-timeout. See docs/integrations.md.
 
