@@ -130,7 +130,7 @@ const (
 // sandbox held ready ahead of the request was claimed and attached before Requested.
 type Timings struct {
 	Requested time.Time // Execute was called
-	Admitted  time.Time // cold: its turn came in the runner's queue (Options.MaxInFlight)
+	Admitted  time.Time // its turn came: cold, in the runner's queue (Options.MaxInFlight); in a session, the session's
 	Created   time.Time // cold: ConfigMap and Job accepted by the API server
 	Claimed   time.Time // warm: a pool Pod was claimed
 	Scheduled time.Time // cold: the Pod was bound to a node

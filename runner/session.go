@@ -48,8 +48,9 @@ const (
 	maxSessionIDLength = maxExecutionIDLength - 2 // its cold Job is gkexec-s-<id>
 	// sessionOpenTimeout bounds the sandbox's answer to the session's opening.
 	sessionOpenTimeout = 30 * time.Second
-	// sessionReadBuffer bounds the lines of session output waiting for a reader.
-	sessionReadBuffer = 256
+	// sessionReadBuffer bounds the lines of session output waiting for a reader: with lines of at
+	// most maxLineBytes, 1 MiB per attached session beside its execution's decoder.
+	sessionReadBuffer = 16
 )
 
 // Session is an open session. It is safe for concurrent use; executions run one at a time.
