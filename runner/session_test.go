@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,5 +113,112 @@ func TestSessionOptionsAreChecked(t *testing.T) {
 	}
 	if left := fc.leftovers(); len(left) != 0 {
 		t.Errorf("a refused session left %v", left)
+	}
+}
+
+// pythonPod is a pool Pod's container played by the real entrypoint under the machine's python3:
+// it lives across attaches, and its stdout goes to whichever attach is current, as a container
+// runtime's does.
+type pythonPod struct {
+	e   *warmEntrypoint
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func newPythonPod(t *testing.T) *pythonPod {
+	p := &pythonPod{e: startWarmEntrypoint(t)}
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := p.e.out.Read(buf)
+			p.mu.Lock()
+			if p.out != nil && n > 0 {
+				_, _ = p.out.Write(buf[:n])
+			}
+			p.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// attach connects one attach to the container until ctx ends; the container's stdin stays open
+// when it does (no stdinOnce).
+func (p *pythonPod) attach(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
+	p.mu.Lock()
+	p.out = stdout
+	p.mu.Unlock()
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := stdin.Read(buf)
+			if n > 0 {
+				if _, werr := p.e.stdin.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	<-ctx.Done()
+	p.mu.Lock()
+	if p.out == stdout {
+		p.out = nil
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+func TestSessionKeepsStateAcrossExecutionsAndRunners(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := newPythonPod(t)
+	first := warmRunner(t, fc, o, pod.attach)
+	ctx := context.Background()
+	s, err := first.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatalf("OpenSession: %v", err)
+	}
+	if s.Sandbox() != SandboxWarm || s.PodName() != "pool-a" {
+		t.Errorf("session in %s pod %s, want the warm pool's pool-a", s.Sandbox(), s.PodName())
+	}
+	var streamed chunks
+	if res, err := s.Execute(ctx, Request{Code: "x = 41\nprint('set')\n", Output: streamed.add}); err != nil || string(res.Stdout) != "set\n" || res.Session != "s1" {
+		t.Fatalf("first: %v stdout %q session %q", err, res.Stdout, res.Session)
+	}
+	if string(streamed.stream[Stdout]) != "set\n" {
+		t.Errorf("streamed %q", streamed.stream[Stdout])
+	}
+	if res, err := s.Execute(ctx, Request{Code: "x += 1\nprint(x)\n"}); err != nil || string(res.Stdout) != "42\n" {
+		t.Fatalf("second: %v stdout %q stderr %q", err, res.Stdout, res.Stderr)
+	}
+	got, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{})
+	if got.Labels[LabelSession] != "s1" || got.Labels[LabelPoolState] != PoolStateClaimed {
+		t.Errorf("pod labels %v, want claimed for session s1", got.Labels)
+	}
+	if err := first.Close(); err != nil { // detaches: the session stays
+		t.Fatal(err)
+	}
+	second := warmRunner(t, fc, o, pod.attach)
+	again, err := second.Session(ctx, "s1")
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if res, err := again.Execute(ctx, Request{Code: "print(x)\n"}); err != nil || string(res.Stdout) != "42\n" {
+		t.Fatalf("resumed: %v stdout %q stderr %q", err, res.Stdout, res.Stderr)
+	}
+	if err := second.CloseSession(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{}); err == nil {
+		t.Error("the closed session's pod was not deleted")
+	}
+	if _, err := again.Execute(ctx, Request{Code: "print(x)\n"}); !errors.Is(err, ErrSessionEnded) {
+		t.Errorf("after close: %v, want ErrSessionEnded", err)
 	}
 }
