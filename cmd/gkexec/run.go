@@ -89,6 +89,13 @@ func runWith(c *cli.Context, newRunner func(*cli.Context, io.Writer) (*runner.Ru
 		req.Output = term.write
 	}
 	res, execErr := r.Execute(c.Context, req)
+	return reportExecution(stdout, stderr, term, res, execErr, outDir)
+}
+
+// reportExecution finishes an execution, one-shot or in a session: output files saved, the JSON
+// document (term nil) or gkexec's notes on a line of their own after the streamed output, and
+// the exit status.
+func reportExecution(stdout, stderr io.Writer, term *terminal, res runner.Result, execErr error, outDir string) error {
 	if execErr != nil && res.Timings.Started.IsZero() {
 		return cli.Exit(execErr, exitCodeFor(execErr))
 	}

@@ -388,40 +388,6 @@ func sessionCode(c *cli.Context, args []string) (string, error) {
 	return readCodeFrom(c.App.Reader, "stdin")
 }
 
-// reportExecution finishes an execution the way `gkexec run` does (run.go has it inline in
-// runWith): output files saved, the JSON document or gkexec's notes on a line of their own after
-// the streamed output, and the exit status.
-func reportExecution(stdout, stderr io.Writer, term *terminal, res runner.Result, execErr error, outDir string) error {
-	if execErr != nil && res.Timings.Started.IsZero() {
-		return cli.Exit(execErr, exitCodeFor(execErr))
-	}
-	var saveErr error
-	if outDir != "" {
-		saveErr = saveFiles(outDir, res.Files)
-	}
-	if term == nil {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return cli.Exit(err, exitRunner)
-		}
-	} else {
-		var said bytes.Buffer
-		notes(&said, res)
-		if said.Len() > 0 || execErr != nil || saveErr != nil {
-			term.endLine()
-		}
-		_, _ = said.WriteTo(stderr)
-	}
-	switch {
-	case execErr != nil:
-		return cli.Exit(execErr, exitCodeFor(execErr))
-	case saveErr != nil:
-		return cli.Exit(saveErr, exitRunner)
-	}
-	return cli.Exit("", res.ExitCode)
-}
-
 func (d sessionDeps) close(c *cli.Context) error {
 	id, _, err := sessionArgs(c, false, 0)
 	if err != nil {
