@@ -259,17 +259,10 @@ func (r *Runner) CheckRequest(req Request) error {
 // serves this one execution and is deleted before Execute returns (unless Options.KeepObjects),
 // on every path. What could not be deleted is named in Result.LeftBehind.
 func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
-	x := &execution{req: req}
-	x.mark(&x.timings.Requested)
-	x.log = r.log
-	if err := r.CheckRequest(req); err != nil {
+	x, err := r.prepare(req)
+	if err != nil {
 		return r.finish(ctx, x, err)
 	}
-	if x.req.ExecutionID == "" {
-		x.req.ExecutionID = NewExecutionID()
-	}
-	x.timeout = x.req.timeout(&r.opts)
-	x.log = r.log.With("execution", x.req.ExecutionID, "namespace", r.opts.Namespace)
 	end, err := r.begin(x.req.ExecutionID)
 	if err != nil {
 		return r.finish(ctx, x, err)
@@ -298,6 +291,22 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		r.countLeft(x.leftBehind)
 	}
 	return r.finish(ctx, x, err)
+}
+
+// prepare checks req and starts the execution's facts: when it was asked for, its ID (a random
+// one if none), its timeout and its logger.
+func (r *Runner) prepare(req Request, logAttrs ...any) (*execution, error) {
+	x := &execution{req: req, log: r.log}
+	x.mark(&x.timings.Requested)
+	if err := r.CheckRequest(req); err != nil {
+		return x, err
+	}
+	if x.req.ExecutionID == "" {
+		x.req.ExecutionID = NewExecutionID()
+	}
+	x.timeout = x.req.timeout(&r.opts)
+	x.log = r.log.With(append(logAttrs, "execution", x.req.ExecutionID, "namespace", r.opts.Namespace)...)
+	return x, nil
 }
 
 // CleanupFailures counts the objects this runner could not delete (after retrying for

@@ -463,17 +463,11 @@ func (s *Session) delete() []string {
 // and Execute's error wraps ErrSessionEnded.
 func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 	r := s.r
-	x := &execution{req: req, session: s.id, kind: s.kind}
-	x.mark(&x.timings.Requested)
-	x.log = r.log
-	if err := r.CheckRequest(req); err != nil {
+	x, err := r.prepare(req, "session", s.id)
+	x.session, x.kind = s.id, s.kind
+	if err != nil {
 		return r.finish(ctx, x, err)
 	}
-	if x.req.ExecutionID == "" {
-		x.req.ExecutionID = NewExecutionID()
-	}
-	x.timeout = x.req.timeout(&r.opts)
-	x.log = r.log.With("session", s.id, "execution", x.req.ExecutionID, "namespace", r.opts.Namespace)
 	select {
 	case s.turn <- struct{}{}:
 	case <-ctx.Done():
