@@ -56,7 +56,8 @@ type cluster struct {
 	agentToken      string
 }
 
-// standUp applies manifests/base into a fresh namespace with kubectl apply -k, mints a token for
+// standUp applies manifests/overlays/warm-pool (the base, the RBAC sessions need and a warm pool
+// of 2) into a fresh namespace with kubectl apply -k, mints a token for
 // its agent ServiceAccount, and registers the teardown: the namespace is deleted after the test
 // has checked that nothing the runner creates was left behind.
 func standUp(t *testing.T) *cluster {
@@ -85,16 +86,17 @@ func standUp(t *testing.T) *cluster {
 	})
 	k8s.KubectlApplyFromKustomizeContext(t, context.Background(), c.kubectl, overlay)
 	c.becomeAgent(t)
-	t.Logf("namespace %s from manifests/base, agent %s", c.namespace, agentServiceAccount)
+	t.Logf("namespace %s from manifests/overlays/warm-pool, agent %s", c.namespace, agentServiceAccount)
 	return c
 }
 
-// writeOverlay writes a kustomization that retargets manifests/base to namespace. The base alone:
-// the local cluster has the gvisor RuntimeClass already.
+// writeOverlay writes a kustomization that retargets manifests/overlays/warm-pool to namespace: the
+// base plus runner.WarmPoolRules (which sessions need) and a warm pool. Not the non-gke overlay:
+// the local cluster has the gvisor RuntimeClass already, and deleting the overlay must not remove it.
 func writeOverlay(t *testing.T, root, namespace string) string {
 	t.Helper()
 	dir := t.TempDir()
-	base, err := filepath.Rel(dir, filepath.Join(root, "manifests", "base"))
+	base, err := filepath.Rel(dir, filepath.Join(root, "manifests", "overlays", "warm-pool"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +160,9 @@ func (c *cluster) agentRunner(t *testing.T, o runner.Options) *runner.Runner {
 }
 
 // managedObjects lists what the runner creates (ConfigMaps, Jobs, Pods labelled
-// app.kubernetes.io/managed-by=gkexec) that exists in the namespace now.
+// app.kubernetes.io/managed-by=gkexec) that exists in the namespace now. Idle warm-pool Pods
+// (gkexec.dev/pool-state=idle) are the Deployment's, waiting, not an execution's: they are not
+// listed; a claimed one (an execution's or a session's) is.
 func (c *cluster) managedObjects(ctx context.Context) ([]string, error) {
 	sel := metav1.ListOptions{LabelSelector: labels.Set{runner.LabelManagedBy: runner.ManagedByValue}.String()}
 	var out []string
@@ -181,6 +185,9 @@ func (c *cluster) managedObjects(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	for _, o := range pods.Items {
+		if o.Labels[runner.LabelPoolState] == runner.PoolStateIdle {
+			continue
+		}
 		out = append(out, "pod/"+o.Name)
 	}
 	return out, nil

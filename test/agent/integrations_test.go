@@ -14,7 +14,9 @@ func TestAgentIntegrations(t *testing.T) {
 	c := standUp(t)
 	t.Run("group", func(t *testing.T) {
 		t.Run("adk_go_agent_loop", func(t *testing.T) { t.Parallel(); testADKAgentLoop(t, c) })
+		t.Run("adk_go_stateful_agent_loop", func(t *testing.T) { t.Parallel(); testADKStatefulLoop(t, c) })
 		t.Run("serve", func(t *testing.T) { t.Parallel(); testServe(t, c) })
+		t.Run("serve_sessions", func(t *testing.T) { t.Parallel(); testServeSessions(t, c) })
 		t.Run("python_executor", func(t *testing.T) { t.Parallel(); testPythonExecutor(t, c) })
 		t.Run("agent_pod", func(t *testing.T) { t.Parallel(); testAgentPod(t, c) })
 	})

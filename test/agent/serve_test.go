@@ -442,7 +442,18 @@ func measureOverhead(t *testing.T, c *cluster, p *serveProcess) {
 		}
 		tm := rep.body["timings"].(map[string]any)
 		requested, _ := time.Parse(time.RFC3339Nano, tm["requested"].(string))
-		cleaned, _ := time.Parse(time.RFC3339Nano, tm["cleaned_up"].(string))
+		// A warm execution's Pod is deleted after the answer: it has no cleaned_up; its last mark is.
+		var last string
+		for _, mark := range []string{"cleaned_up", "logs_read", "finished"} {
+			if v, ok := tm[mark].(string); ok {
+				last = v
+				break
+			}
+		}
+		cleaned, err := time.Parse(time.RFC3339Nano, last)
+		if err != nil {
+			t.Fatalf("serve: timings %v lack cleaned_up, logs_read and finished", tm)
+		}
 		viaServe = append(viaServe, rep.took)
 		overhead = append(overhead, rep.took-cleaned.Sub(requested))
 

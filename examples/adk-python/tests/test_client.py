@@ -271,7 +271,8 @@ class ServerTest(unittest.TestCase):
         self.assertEqual((r.outcome, r.stdout_bytes, r.stderr), ("success", b"first\n\xe2\x9c\x93 \xff\n", "note\n"))
         self.assertEqual(b"".join(c.data for c in chunks if c.stream == "stdout"), r.stdout_bytes)
         self.assertEqual("".join(c.text for c in chunks if c.stream == "stderr"), "note\n")
-        self.assertEqual(next(c.text for c in chunks if c.stream == "stdout"), "first\n")
+        # Chunks need not be whole lines (a warm sandbox's attach stream may split print's newline).
+        self.assertTrue(next(c.text for c in chunks if c.stream == "stdout").startswith("first"))
         self.assertGreater(done - arrived[0], 1.5, "the first line came only with the end, not while the code slept")
 
     def test_stream_error_before_output_raises_from_the_call(self):
