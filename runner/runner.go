@@ -62,8 +62,10 @@ type Runner struct {
 	leftCount atomic.Int64
 	// holder names this runner process on what it claims and leases ("<host>/<pid>").
 	holder string
-	// sessions this process has opened or resumed, by ID.
+	// sessions this process has opened or resumed, by ID; ended, those it ended whose Pods may
+	// not be gone yet.
 	sessions map[string]*Session
+	ended    map[string]endedSessionPod
 }
 
 // hubStart is the one start of the shared watches that concurrent callers wait for.
@@ -86,7 +88,7 @@ func New(opts Options) (*Runner, error) {
 	host, _ := os.Hostname()
 	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
 		killGrace: defaultKillGrace, exitGrace: defaultExitGrace, busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
-		sessions: map[string]*Session{}}
+		sessions: map[string]*Session{}, ended: map[string]endedSessionPod{}}
 	r.cold = coldSource{r}
 	r.openLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
 		return r.client.CoreV1().Pods(r.opts.Namespace).GetLogs(pod, lo).Stream(ctx)

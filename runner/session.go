@@ -250,6 +250,9 @@ func (r *Runner) Session(ctx context.Context, id string) (*Session, error) {
 		return nil, fmt.Errorf("%w: sessions need pods/attach, which needs a REST config", ErrInvalidOptions)
 	}
 	pod := findSessionPod(h, id)
+	if why := r.endedSession(h, id, pod); why != "" {
+		return nil, fmt.Errorf("%w: session %s: %s; its sandbox is being deleted", ErrSessionEnded, id, why)
+	}
 	if pod == nil {
 		return nil, fmt.Errorf("%w: session %s in namespace %s: no running sandbox carries it (closed, expired, or never opened)", ErrSessionNotFound, id, r.opts.Namespace)
 	}
@@ -324,6 +327,33 @@ func sessionDeadline(pod *corev1.Pod) time.Time {
 		at = last.Add(idle)
 	}
 	return at
+}
+
+// endedSession says why session id ended, if this runner ended it and pod is still its sandbox
+// (deleted, but not gone yet). It forgets sessions whose Pods are gone.
+func (r *Runner) endedSession(h *hub, id string, pod *corev1.Pod) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for other := range r.ended {
+		if other != id && findSessionPod(h, other) == nil {
+			delete(r.ended, other)
+		}
+	}
+	e, ok := r.ended[id]
+	switch {
+	case !ok:
+		return ""
+	case pod == nil || pod.UID != e.uid:
+		delete(r.ended, id)
+		return ""
+	}
+	return e.why
+}
+
+// endedSessionPod is a session this runner ended, and its Pod's UID.
+type endedSessionPod struct {
+	uid types.UID
+	why string
 }
 
 // findSessionPod is the live sandbox Pod of session id, as the shared watch last saw it.
@@ -413,10 +443,14 @@ func (s *Session) end(why string) {
 		s.unleasing.Stop()
 	}
 	s.held = nil
+	pod, why := s.pod, s.over
 	s.mu.Unlock()
 	s.r.mu.Lock()
 	if s.r.sessions[s.id] == s {
 		delete(s.r.sessions, s.id)
+	}
+	if pod != nil {
+		s.r.ended[s.id] = endedSessionPod{uid: pod.UID, why: why}
 	}
 	s.r.mu.Unlock()
 }

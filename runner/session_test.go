@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
 )
@@ -220,5 +222,36 @@ func TestSessionKeepsStateAcrossExecutionsAndRunners(t *testing.T) {
 	}
 	if _, err := again.Execute(ctx, Request{Code: "print(x)\n"}); !errors.Is(err, ErrSessionEnded) {
 		t.Errorf("after close: %v, want ErrSessionEnded", err)
+	}
+}
+
+// TestClosedSessionStaysEndedWhileItsPodGoes: between a session's close and its Pod's
+// disappearance (a terminating Pod, a watch that has not seen the delete yet), the session must
+// not be found again and resumed.
+func TestClosedSessionStaysEndedWhileItsPodGoes(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	// The delete is accepted but the Pod stays, as a terminating one does for a while.
+	fc.client.PrependReactor("delete", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, nil })
+	pod := newPythonPod(t)
+	r := warmRunner(t, fc, o, pod.attach)
+	ctx := context.Background()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CloseSession(ctx, s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.Session(ctx, "s1")
+	if err == nil {
+		_, err = again.Execute(ctx, Request{Code: "print(1)"})
+	}
+	if !errors.Is(err, ErrSessionEnded) {
+		t.Errorf("after close, with its pod still there: %v, want ErrSessionEnded", err)
+	}
+	if err := r.CloseSession(ctx, "s1"); !errors.Is(err, ErrSessionEnded) {
+		t.Errorf("closing it again: %v, want ErrSessionEnded", err)
 	}
 }
