@@ -100,7 +100,10 @@ func writeOverlay(t *testing.T, root, namespace string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\n", namespace, base)
+	// One idle Pod, not the overlay's two: this suite runs beside the e2e suite's pool on a node
+	// that fits ten sandboxes, and its sessions need the overlay's RBAC more than its capacity.
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\nreplicas:\n  - name: %s\n    count: 1\n",
+		namespace, base, runner.WarmPoolName(runner.DefaultWarmPool))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
