@@ -51,7 +51,7 @@ func (h *histogram) observe(v float64) {
 func newMetrics(maxConcurrent int) *metrics {
 	m := &metrics{maxConcurrent: maxConcurrent, executions: map[string]uint64{},
 		sandboxes: map[string]uint64{runner.SandboxWarm: 0, runner.SandboxCold: 0},
-		duration: newHistogram(), phases: map[string]*histogram{}}
+		duration:  newHistogram(), phases: map[string]*histogram{}}
 	for _, o := range resultOutcomes {
 		m.executions[o] = 0
 	}

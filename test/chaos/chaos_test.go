@@ -164,4 +164,3 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func(context
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
-

@@ -118,7 +118,7 @@ func testSessions(t *testing.T, tg *target) {
 		s := openSession(t, r, runner.SessionOptions{ID: executionID("sf")})
 		var streamed [3]int
 		res, err := s.Execute(context.Background(), runner.Request{
-			Code: "import sys\nfor i in range(2000):\n    print('o' * 100)\n    print('e' * 100, file=sys.stderr)\n",
+			Code:   "import sys\nfor i in range(2000):\n    print('o' * 100)\n    print('e' * 100, file=sys.stderr)\n",
 			Output: func(st runner.Stream, p []byte) { streamed[st] += len(p) }})
 		if err != nil {
 			t.Fatal(err)
