@@ -135,11 +135,14 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 			res.TimedOut, res.ExitCode, res.Signal = true, 137, 9
 			err = fmt.Errorf("%w: pod %s/%s ran past %s and was killed", ErrTimeout, ns, pod, x.timeout)
 		case x.dec != nil && x.dec.end != nil:
-			if res.TimedOut {
+			switch {
+			case res.TimedOut && x.session != "" && x.sessionOver == "":
+				err = fmt.Errorf("%w: the code ran past %s and was interrupted; session %s goes on (pod %s/%s)", ErrTimeout, x.timeout, x.session, ns, pod)
+			case res.TimedOut:
 				err = fmt.Errorf("%w: the code ran past %s and was killed (pod %s/%s)", ErrTimeout, x.timeout, ns, pod)
 			}
 		case x.term == nil:
-			err = fmt.Errorf("%w: pod %s/%s: the output ended without a result and the pod is gone (%v)", ErrSandboxFailed, ns, pod, x.streamErr)
+			err = fmt.Errorf("%w: pod %s/%s: the output ended without a result and the pod is gone%s", ErrSandboxFailed, ns, pod, streamCause(x.streamErr))
 		case x.term.Reason == "OOMKilled":
 			// The kernel's OOM killer sends SIGKILL. Under gVisor the whole sandbox goes and the
 			// runtime reports exit code 128; report what a process killed that way exits with
@@ -150,8 +153,8 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 			err = fmt.Errorf("%w: pod %s/%s reached its deadline", ErrTimeout, ns, pod)
 		default:
 			res.ExitCode = int(x.term.ExitCode)
-			err = fmt.Errorf("%w: pod %s/%s: the sandbox ended without a result: %s exit %d %s (output: %v)",
-				ErrSandboxFailed, ns, pod, x.term.Reason, x.term.ExitCode, x.term.Message, x.streamErr)
+			err = fmt.Errorf("%w: pod %s/%s: the sandbox ended without a result: %s exit %d %s%s",
+				ErrSandboxFailed, ns, pod, x.term.Reason, x.term.ExitCode, x.term.Message, streamCause(x.streamErr))
 		}
 	}
 	if x.sessionOver != "" {
@@ -169,4 +172,12 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 		x.log.Warn("cleanup could not delete everything; run `gkexec gc`", "left_behind", res.LeftBehind)
 	}
 	return res, err
+}
+
+// streamCause says why the output stream ended early, when it broke rather than ended.
+func streamCause(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (reading its output: %v)", err)
 }
