@@ -100,9 +100,10 @@ func writeOverlay(t *testing.T, root, namespace string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One idle Pod, not the overlay's two: this suite runs beside the e2e suite's pool on a node
-	// that fits ten sandboxes, and its sessions need the overlay's RBAC more than its capacity.
-	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\nreplicas:\n  - name: %s\n    count: 1\n",
+	// The overlay's RBAC (sessions need pods/attach) without its idle Pods: this suite runs beside
+	// the e2e suite, whose own pool and executions use most of a node that fits ten sandboxes;
+	// idle Pods here starved them. Sessions here run cold, in Jobs of their own.
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\nreplicas:\n  - name: %s\n    count: 0\n",
 		namespace, base, runner.WarmPoolName(runner.DefaultWarmPool))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
