@@ -56,8 +56,8 @@ type cluster struct {
 	agentToken      string
 }
 
-// standUp applies manifests/overlays/warm-pool (the base, the RBAC sessions need and a warm pool
-// of 2) into a fresh namespace with kubectl apply -k, mints a token for
+// standUp applies manifests/overlays/warm-pool (the base and the RBAC sessions need; its pool
+// scaled to no idle Pods) into a fresh namespace with kubectl apply -k, mints a token for
 // its agent ServiceAccount, and registers the teardown: the namespace is deleted after the test
 // has checked that nothing the runner creates was left behind.
 func standUp(t *testing.T) *cluster {
@@ -91,7 +91,7 @@ func standUp(t *testing.T) *cluster {
 }
 
 // writeOverlay writes a kustomization that retargets manifests/overlays/warm-pool to namespace: the
-// base plus runner.WarmPoolRules (which sessions need) and a warm pool. Not the non-gke overlay:
+// base plus runner.WarmPoolRules (which sessions need), its pool at 0 replicas. Not the non-gke overlay:
 // the local cluster has the gvisor RuntimeClass already, and deleting the overlay must not remove it.
 func writeOverlay(t *testing.T, root, namespace string) string {
 	t.Helper()
