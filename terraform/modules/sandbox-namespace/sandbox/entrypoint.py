@@ -427,18 +427,16 @@ def run_in_session(sid, child, go, status, lines, q, pending):
                         else:
                             pending.append(line)  # the next request, sent early
                     continue
-                try:
-                    data = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
                 if fd == status.fileno():
-                    if not data:
+                    if not status.fill():
                         sel.unregister(fd)
-                        continue
-                    status.buf += data
                     line = status.pop()
                     if line is not None:
                         answer = json.loads(line)
+                    continue
+                try:
+                    data = os.read(fd, 1 << 16)
+                except BlockingIOError:
                     continue
                 if not data:
                     sel.unregister(fd)
@@ -623,28 +621,13 @@ else:
 """
 
 
-class StatusPipe:
-    def __init__(self, fd):
-        self.fd, self.buf = fd, b""
-
-    def fileno(self):
-        return self.fd
-
-    def pop(self):
-        i = self.buf.find(b"\n")
-        if i < 0:
-            return None
-        line, self.buf = self.buf[:i], self.buf[i + 1 :]
-        return line
-
-
 def prestart():
     r, w = os.pipe()
     sr, sw = os.pipe()
     child = spawn([sys.executable, "-u", "-c", STUB, str(r), str(sw)], pass_fds=(r, sw))
     os.close(r)
     os.close(sw)
-    return child, os.fdopen(w, "wb"), StatusPipe(sr)
+    return child, os.fdopen(w, "wb"), Lines(sr)
 
 
 def linger():
