@@ -478,14 +478,7 @@ func (s *Session) delete() []string {
 	if pod == nil {
 		return nil
 	}
-	ns, name, uid := r.opts.Namespace, pod.Name, pod.UID
-	return deleteAll(r.log, r.opts.CleanupTimeout, deletion{"pod/" + name, func(ctx context.Context) error {
-		err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-		if apierrors.IsConflict(err) {
-			return nil
-		}
-		return err
-	}})
+	return deleteAll(r.log, r.opts.CleanupTimeout, r.podDeletion(pod))
 }
 
 // Execute runs req in the session's interpreter and returns its Result, as Runner.Execute does

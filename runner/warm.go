@@ -529,14 +529,8 @@ func (sb *warmSandbox) reopen(ctx context.Context) io.ReadCloser {
 func (sb *warmSandbox) release(log *slog.Logger) []string {
 	sb.releaseOnce.Do(func() {
 		_ = sb.stdin.Close()
-		r, ns, name, uid := sb.w.r, sb.w.r.opts.Namespace, sb.pod.Name, sb.pod.UID
-		sb.left = deleteAll(log, r.opts.CleanupTimeout, deletion{"pod/" + name, func(ctx context.Context) error {
-			err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-			if apierrors.IsConflict(err) {
-				return nil // a different Pod by that name: ours is gone
-			}
-			return err
-		}})
+		r, name := sb.w.r, sb.pod.Name
+		sb.left = deleteAll(log, r.opts.CleanupTimeout, r.podDeletion(sb.pod))
 		select {
 		case <-sb.done:
 		case <-time.After(streamCloseGrace):
@@ -545,6 +539,18 @@ func (sb *warmSandbox) release(log *slog.Logger) []string {
 		sb.w.h.untrack(podKey(name), sb.t)
 	})
 	return sb.left
+}
+
+// podDeletion deletes exactly pod, not a later Pod of the same name.
+func (r *Runner) podDeletion(pod *corev1.Pod) deletion {
+	ns, name, uid := r.opts.Namespace, pod.Name, pod.UID
+	return deletion{"pod/" + name, func(ctx context.Context) error {
+		err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if apierrors.IsConflict(err) {
+			return nil // a different Pod by that name: ours is gone
+		}
+		return err
+	}}
 }
 
 // encodeRequest frames a request for a warm sandbox's stdin (see sandbox/entrypoint.py).
