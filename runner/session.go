@@ -45,7 +45,6 @@ type SessionOptions struct {
 }
 
 const (
-	maxSessionIDLength = maxExecutionIDLength - 2 // its cold Job is gkexec-s-<id>
 	// sessionOpenTimeout bounds the sandbox's answer to the session's opening.
 	sessionOpenTimeout = 30 * time.Second
 	// sessionReadBuffer bounds the lines of session output waiting for a reader: with lines of at
@@ -134,10 +133,7 @@ func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
 		so.ID = NewExecutionID()
 	}
 	var errs []error
-	if len(so.ID) > maxSessionIDLength {
-		errs = append(errs, fmt.Errorf("session ID %q: longer than %d characters", so.ID, maxSessionIDLength))
-	}
-	for _, msg := range validation.IsDNS1123Label(so.ID) {
+	for _, msg := range SessionIDProblems(so.ID) {
 		errs = append(errs, fmt.Errorf("session ID %q: %s", so.ID, msg))
 	}
 	limit := func(name string, d *time.Duration, ceiling time.Duration) {
@@ -154,6 +150,20 @@ func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
 		return so, fmt.Errorf("%w: %w", ErrInvalidRequest, errors.Join(errs...))
 	}
 	return so, nil
+}
+
+// MaxSessionIDLength is the longest session ID: a cold session's Job is gkexec-s-<id>.
+const MaxSessionIDLength = maxExecutionIDLength - 2
+
+// SessionIDProblems says what keeps id from being a session's ID — a DNS label of at most
+// MaxSessionIDLength characters — or nothing when it is one. The CLI and serve check IDs with it
+// before they contact anything.
+func SessionIDProblems(id string) []string {
+	var problems []string
+	if len(id) > MaxSessionIDLength {
+		problems = append(problems, fmt.Sprintf("longer than %d characters", MaxSessionIDLength))
+	}
+	return append(problems, validation.IsDNS1123Label(id)...)
 }
 
 // start obtains the session's sandbox and opens the session in it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -13,14 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/validation"
-
 	"github.com/gkexec/gkexec/runner"
 )
 
-// MaxSessionIDLength is the longest session ID the runner accepts (its cold Job is
-// gkexec-s-<id>).
-const MaxSessionIDLength = 38
+// MaxSessionIDLength is the longest session ID the runner accepts.
+const MaxSessionIDLength = runner.MaxSessionIDLength
 
 // OpenSessionRequest is the body of POST /v1/sessions. Every field is optional: {} opens a
 // session with a random ID and the server's idle timeout and lifetime, which are also ceilings.
@@ -74,12 +70,7 @@ func (rs runnerSessions) CloseSession(ctx context.Context, id string) error {
 
 // checkSessionID checks a session ID from a path or a body before anything else sees it.
 func checkSessionID(id string) *APIError {
-	var problems []string
-	if len(id) > MaxSessionIDLength {
-		problems = append(problems, fmt.Sprintf("longer than %d characters", MaxSessionIDLength))
-	}
-	problems = append(problems, validation.IsDNS1123Label(id)...)
-	if len(problems) > 0 {
+	if problems := runner.SessionIDProblems(id); len(problems) > 0 {
 		return newAPIError(http.StatusBadRequest, CodeInvalidRequest,
 			"session ID %q: %s; use the session_id POST /v1/sessions returned", id, strings.Join(problems, "; "))
 	}

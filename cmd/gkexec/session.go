@@ -14,7 +14,6 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gkexec/gkexec/runner"
 )
@@ -22,11 +21,6 @@ import (
 const (
 	flagIdleTimeout = "idle-timeout"
 	flagMaxLifetime = "max-lifetime"
-
-	// maxSessionIDLength is the runner's limit on a session ID (runner.SessionOptions.ID): a cold
-	// session's Job is gkexec-s-<id>. The CLI checks IDs itself so that a bad one is a usage
-	// error before anything is contacted, not a session that is never found.
-	maxSessionIDLength = 38
 )
 
 // sessionRunner is what the session commands need of a runner: *runner.Runner through
@@ -136,7 +130,7 @@ Examples:
    gkexec session open -n agent-sandbox
    gkexec session open -n agent-sandbox --id analysis-1 --idle-timeout 30m --max-lifetime 4h --json`,
 				Flags: append(append(append([]cli.Flag{
-					&cli.StringFlag{Name: flagID, Usage: fmt.Sprintf("session ID (a DNS label, <= %d chars; default random)", maxSessionIDLength)},
+					&cli.StringFlag{Name: flagID, Usage: fmt.Sprintf("session ID (a DNS label, <= %d chars; default random)", runner.MaxSessionIDLength)},
 					&cli.BoolFlag{Name: flagJSON, Usage: "print the session's ID, sandbox and pod as one JSON document"},
 				}, termsFlags()...), clusterFlags()...), sandboxFlags()...),
 				Action: d.open,
@@ -255,14 +249,10 @@ func notifySignals() (<-chan os.Signal, func()) {
 	return ch, func() { signal.Stop(ch) }
 }
 
-// checkSessionID refuses an ID no session can have, before anything is contacted.
+// checkSessionID refuses an ID no session can have, before anything is contacted: a usage error,
+// not a session that is never found.
 func checkSessionID(id string) error {
-	var problems []string
-	if len(id) > maxSessionIDLength {
-		problems = append(problems, fmt.Sprintf("longer than %d characters", maxSessionIDLength))
-	}
-	problems = append(problems, validation.IsDNS1123Label(id)...)
-	if len(problems) > 0 {
+	if problems := runner.SessionIDProblems(id); len(problems) > 0 {
 		return usageError("session ID %q: %s", id, strings.Join(problems, "; "))
 	}
 	return nil

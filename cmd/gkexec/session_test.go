@@ -205,7 +205,7 @@ func TestSessionCommandsRejectBadUsageBeforeContactingACluster(t *testing.T) {
 	if err := os.WriteFile(file, []byte("print(1)"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	long := strings.Repeat("a", maxSessionIDLength+1)
+	long := strings.Repeat("a", runner.MaxSessionIDLength+1)
 	cases := []struct {
 		name string
 		args []string
