@@ -64,15 +64,9 @@ func runWith(c *cli.Context, newRunner func(*cli.Context, io.Writer) (*runner.Ru
 	if err != nil {
 		return err
 	}
-	files, err := readInputs(c.StringSlice(flagInput))
+	files, outDir, err := inputsAndOutputDir(c)
 	if err != nil {
 		return err
-	}
-	outDir := c.String(flagOutputDir)
-	if outDir != "" {
-		if err := os.MkdirAll(outDir, 0o755); err != nil {
-			return usageError("--%s: %v", flagOutputDir, err)
-		}
 	}
 	r, err := newRunner(c, stderr)
 	if err != nil {
@@ -90,6 +84,22 @@ func runWith(c *cli.Context, newRunner func(*cli.Context, io.Writer) (*runner.Ru
 	}
 	res, execErr := r.Execute(c.Context, req)
 	return reportExecution(stdout, stderr, term, res, execErr, outDir)
+}
+
+// inputsAndOutputDir reads the --input files and makes the --output-dir, before anything is
+// contacted: a bad path is a usage error that leaves nothing in the cluster.
+func inputsAndOutputDir(c *cli.Context) (map[string][]byte, string, error) {
+	files, err := readInputs(c.StringSlice(flagInput))
+	if err != nil {
+		return nil, "", err
+	}
+	outDir := c.String(flagOutputDir)
+	if outDir != "" {
+		if err := os.MkdirAll(outDir, 0o755); err != nil {
+			return nil, "", usageError("--%s: %v", flagOutputDir, err)
+		}
+	}
+	return files, outDir, nil
 }
 
 // reportExecution finishes an execution, one-shot or in a session: output files saved, the JSON

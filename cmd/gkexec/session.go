@@ -325,15 +325,9 @@ func (d sessionDeps) exec(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	files, err := readInputs(c.StringSlice(flagInput))
+	files, outDir, err := inputsAndOutputDir(c)
 	if err != nil {
 		return err
-	}
-	outDir := c.String(flagOutputDir)
-	if outDir != "" {
-		if err := os.MkdirAll(outDir, 0o755); err != nil {
-			return usageError("--%s: %v", flagOutputDir, err)
-		}
 	}
 	sr, err := d.newSessions(c, c.App.ErrWriter)
 	if err != nil {
