@@ -307,13 +307,7 @@ func (s *Session) checkExpiry() {
 		return
 	}
 	defer func() { <-s.turn }()
-	s.mu.Lock()
-	pod := s.pod
-	s.mu.Unlock()
-	if seen := findSessionPod(s.r.hub, s.id); seen != nil && seen.UID == pod.UID && newer(seen, pod) {
-		pod = seen
-		s.setPod(seen)
-	}
+	pod, _ := s.refresh()
 	why := sessionExpired(pod, time.Now())
 	if why == "" {
 		s.arm()
@@ -567,18 +561,16 @@ func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 func (s *Session) ready(ctx context.Context, x *execution) (*sessionConn, *corev1.Pod, error) {
 	r := s.r
 	s.mu.Lock()
-	over, conn, pod := s.over, s.conn, s.pod
+	over, conn := s.over, s.conn
 	s.mu.Unlock()
 	if over != "" {
 		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, over)
 	}
-	if seen := findSessionPod(r.hub, s.id); seen == nil || seen.UID != pod.UID {
+	pod, present := s.refresh()
+	if !present {
 		s.end("its sandbox is gone")
 		s.delete()
 		return nil, nil, fmt.Errorf("%w: session %s in namespace %s: its sandbox pod %s is gone (closed, expired or evicted)", ErrSessionEnded, s.id, r.opts.Namespace, pod.Name)
-	} else if newer(seen, pod) {
-		pod = seen
-		s.setPod(seen)
 	}
 	if why := sessionExpired(pod, time.Now()); why != "" {
 		x.sessionOver = why
@@ -622,6 +614,23 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sessionConn, *corev
 	s.conn = conn
 	s.mu.Unlock()
 	return conn, pod, nil
+}
+
+// refresh brings the session's Pod up to date from the shared watch, and says whether the watch
+// still has that Pod.
+func (s *Session) refresh() (pod *corev1.Pod, present bool) {
+	s.mu.Lock()
+	pod = s.pod
+	s.mu.Unlock()
+	seen := findSessionPod(s.r.hub, s.id)
+	if seen == nil || seen.UID != pod.UID {
+		return pod, false
+	}
+	if newer(seen, pod) {
+		s.setPod(seen)
+		return seen, true
+	}
+	return pod, true
 }
 
 // newer reports whether a is a later version of the same Pod than b. resourceVersions are
