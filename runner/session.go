@@ -334,15 +334,10 @@ func sessionDeadline(pod *corev1.Pod) time.Time {
 }
 
 // endedSession says why session id ended, if this runner ended it and pod is still its sandbox
-// (deleted, but not gone yet). It forgets sessions whose Pods are gone.
+// (deleted, but not gone yet).
 func (r *Runner) endedSession(h *hub, id string, pod *corev1.Pod) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for other := range r.ended {
-		if other != id && findSessionPod(h, other) == nil {
-			delete(r.ended, other)
-		}
-	}
 	e, ok := r.ended[id]
 	switch {
 	case !ok:
@@ -452,6 +447,13 @@ func (s *Session) end(why string) {
 	s.r.mu.Lock()
 	if s.r.sessions[s.id] == s {
 		delete(s.r.sessions, s.id)
+	}
+	// Remember it while its Pod goes; forget those whose Pods are gone, so that the list stays
+	// as short as the Pods still terminating.
+	for other := range s.r.ended {
+		if findSessionPod(s.r.hub, other) == nil {
+			delete(s.r.ended, other)
+		}
 	}
 	if pod != nil {
 		s.r.ended[s.id] = endedSessionPod{uid: pod.UID, why: why}
