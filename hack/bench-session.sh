@@ -10,15 +10,5 @@ export STAGE_LOGS=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/logs/bench-session
 source hack/stages.sh
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
-was_up=0
-test/localcluster/cluster.sh status >/dev/null 2>&1 && was_up=1
-cleanup() {
-	local rc=$?
-	if [ "$was_up" -eq 0 ]; then stage cluster-down test/localcluster/cluster.sh down || rc=1; fi
-	if [ "$rc" -ne 0 ]; then note "session benchmark FAILED (exit $rc); logs: $STAGE_LOGS"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-stage cluster-up test/localcluster/cluster.sh up
-eval "$(test/localcluster/cluster.sh env)"
+use_cluster "session benchmark"
 stage_tee bench-session go test -tags integration -run '^$' -bench BenchmarkSession -benchtime "${BENCH_N:-200}x" -count 1 ./test/e2e/

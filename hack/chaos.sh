@@ -10,15 +10,5 @@ export STAGE_LOGS=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/logs/chaos
 source hack/stages.sh
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 
-was_up=0
-test/localcluster/cluster.sh status >/dev/null 2>&1 && was_up=1
-cleanup() {
-	local rc=$?
-	if [ "$was_up" -eq 0 ]; then stage cluster-down test/localcluster/cluster.sh down || rc=1; fi
-	if [ "$rc" -eq 0 ]; then note "fault tier passed"; else note "fault tier FAILED (exit $rc); logs: $STAGE_LOGS"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-stage cluster-up test/localcluster/cluster.sh up
-eval "$(test/localcluster/cluster.sh env)"
+use_cluster "fault tier"
 stage_tee faults go test -tags chaos -count=1 -v -timeout 20m ./test/chaos/

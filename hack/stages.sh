@@ -47,3 +47,22 @@ stage_tee() {
 	fi
 	note "$name done in $(stages_elapsed "$t0")"
 }
+
+# use_cluster WHAT: brings the local cluster up for a run (its environment exported: KUBECONFIG,
+# KUBECTL) and leaves it as found — brought down again at exit, even on failure, unless it was up
+# before. WHAT names the run in the last line.
+use_cluster() {
+	STAGES_CLUSTER_WAS_UP=0
+	test/localcluster/cluster.sh status >/dev/null 2>&1 && STAGES_CLUSTER_WAS_UP=1
+	STAGES_RUN=$1
+	trap stages_leave_cluster EXIT
+	stage cluster-up test/localcluster/cluster.sh up
+	eval "$(test/localcluster/cluster.sh env)"
+}
+
+stages_leave_cluster() {
+	local rc=$?
+	if [ "$STAGES_CLUSTER_WAS_UP" -eq 0 ]; then stage cluster-down test/localcluster/cluster.sh down || rc=1; fi
+	if [ "$rc" -eq 0 ]; then note "$STAGES_RUN passed"; else note "$STAGES_RUN FAILED (exit $rc); logs: $STAGE_LOGS"; fi
+	exit "$rc"
+}
