@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // coldSource creates a sandbox for each request: a ConfigMap holding the code and inputs, and a
@@ -222,7 +224,7 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *execution) error {
 func (sb *coldSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, error) {
 	r, pod := sb.r, x.pod
 	opts := &corev1.PodLogOptions{Container: containerName, Follow: true,
-		LimitBytes: ptr.To(int64(maxLogBytes + 1<<20))}
+		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))}
 	backoff := 50 * time.Millisecond
 	for {
 		stream, err := r.openLogs(ctx, pod, opts)
@@ -249,7 +251,7 @@ func (sb *coldSandbox) reopen(ctx context.Context) io.ReadCloser {
 		return nil
 	}
 	stream, err := sb.r.openLogs(ctx, pod.Name, &corev1.PodLogOptions{Container: containerName,
-		LimitBytes: ptr.To(int64(maxLogBytes + 1<<20))})
+		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
 	if err != nil {
 		return nil
 	}

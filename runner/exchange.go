@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gkexec/gkexec/internal/wire"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -15,9 +16,8 @@ import (
 // OOM-killed or deleted, or the stream broke), the container's final state explains why. It
 // returns only infrastructure errors; what the code did is left in x for finish.
 func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
-	out := newStreamer(x.req.Output)
-	dec := newDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes)
-	dec.out = out
+	out := wire.NewStreamer(x.req.Output)
+	dec := wire.NewDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes, out)
 	x.dec = dec
 	runDeadline := time.NewTimer(x.timeout + r.killGrace)
 	defer runDeadline.Stop()
@@ -32,7 +32,7 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 			return
 		}
 		defer stream.Close()
-		readDone <- dec.readFrom(stream)
+		readDone <- dec.Decode(stream)
 	}()
 
 	var readErr error
@@ -49,7 +49,7 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 		<-readDone
 		return ctx.Err()
 	}
-	if dec.end != nil {
+	if dec.End() != nil {
 		x.mark(&x.timings.Finished)
 		x.timings.LogsRead = x.timings.Finished
 		return nil
@@ -82,9 +82,8 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 		// and the loser is garbage as soon as the choice is made, before finish copies stdout
 		// and stderr into the Result.
 		if stream := sb.reopen(ctx); stream != nil {
-			again := newDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes)
-			again.out = out // delivers only what the first read did not
-			if again.readFrom(stream) == nil && again.end != nil {
+			again := wire.NewDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes, out) // out delivers only what the first read did not
+			if again.Decode(stream) == nil && again.End() != nil {
 				x.dec = again
 			}
 			stream.Close()
@@ -126,7 +125,7 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 		Timings: x.timings, LeftBehind: x.leftBehind, Files: []File{},
 	}
 	if x.dec != nil {
-		x.dec.apply(&res)
+		res.takeOutput(x.dec.Output())
 	}
 	ns, pod := r.opts.Namespace, x.pod
 	if err == nil {
@@ -134,7 +133,7 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 		case x.killed:
 			res.TimedOut, res.ExitCode, res.Signal = true, 137, 9
 			err = fmt.Errorf("%w: pod %s/%s ran past %s and was killed", ErrTimeout, ns, pod, x.timeout)
-		case x.dec != nil && x.dec.end != nil:
+		case x.dec != nil && x.dec.End() != nil:
 			switch {
 			case res.TimedOut && x.session != "" && x.sessionOver == "":
 				err = fmt.Errorf("%w: the code ran past %s and was interrupted; session %s goes on (pod %s/%s)", ErrTimeout, x.timeout, x.session, ns, pod)

@@ -3,7 +3,6 @@ package runner
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // The runner's tests run on internal/fakecluster (a Job controller and kubelet on the fake
@@ -77,15 +77,28 @@ var (
 	unschedulable  = fakecluster.Unschedulable
 )
 
-// framed builds a container log the way sandbox/entrypoint.py writes it, ending in the runner's
-// own endRecord type so that the two cannot drift apart.
+// framed builds a container log the way the entrypoint writes it (the wire's framing).
 type framed struct{ fakecluster.Log }
 
-func (f *framed) rec(tag byte, payload []byte) *framed  { f.Record(tag, payload); return f }
-func (f *framed) out(s string) *framed                  { f.Out(s); return f }
-func (f *framed) err(s string) *framed                  { f.Err(s); return f }
-func (f *framed) file(path string, data []byte) *framed { f.File(path, data); return f }
-func (f *framed) end(e endRecord) []byte {
-	b, _ := json.Marshal(e)
-	return f.Record('X', b).Bytes()
+// endRecord is the entrypoint's end record.
+type endRecord = wire.End
+
+func (f *framed) rec(tag wire.Tag, payload []byte) *framed { f.Record(tag, payload); return f }
+func (f *framed) out(s string) *framed                     { f.Out(s); return f }
+func (f *framed) err(s string) *framed                     { f.Err(s); return f }
+func (f *framed) file(path string, data []byte) *framed    { f.File(path, data); return f }
+func (f *framed) end(e endRecord) []byte                   { return f.End(e) }
+
+// chunks records what an execution hands to Request.Output.
+type chunks struct {
+	order  []Stream
+	stream map[Stream][]byte
+}
+
+func (c *chunks) add(s Stream, p []byte) {
+	if c.stream == nil {
+		c.stream = map[Stream][]byte{}
+	}
+	c.order = append(c.order, s)
+	c.stream[s] = append(c.stream[s], p...)
 }

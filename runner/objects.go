@@ -1,7 +1,6 @@
 package runner
 
 import (
-	_ "embed"
 	"fmt"
 	"maps"
 	"math"
@@ -16,10 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-)
 
-//go:embed sandbox/entrypoint.py
-var entrypointPy string
+	"github.com/gkexec/gkexec/internal/wire"
+)
 
 const (
 	containerName = "sandbox"
@@ -56,7 +54,7 @@ func (o *Options) labels(executionID string) map[string]string {
 
 // requestSize is what the request adds to the ConfigMap, checked before anything is created.
 func requestSize(req Request) int {
-	n := len(codeKey) + len(req.Code) + len(entrypointKey) + len(entrypointPy)
+	n := len(codeKey) + len(req.Code) + len(entrypointKey) + len(wire.Entrypoint)
 	i := 0
 	for _, data := range req.Files {
 		n += len(inputKey(i)) + len(data)
@@ -85,7 +83,7 @@ func newConfigMap(o *Options, req Request) *corev1.ConfigMap {
 			Annotations: maps.Clone(o.Annotations),
 		},
 		Immutable: ptr.To(true),
-		Data:      map[string]string{codeKey: req.Code, entrypointKey: entrypointPy},
+		Data:      map[string]string{codeKey: req.Code, entrypointKey: wire.Entrypoint},
 	}
 	for i, name := range sortedFileNames(req.Files) {
 		if cm.BinaryData == nil {
@@ -141,7 +139,7 @@ func sandboxPodSpec(o *Options, req *Request) corev1.PodSpec {
 	code := corev1.Volume{Name: "code", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 		Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse(warmCodeVolumeSize)),
 	}}}
-	command := []string{"python3", "-I", "-S", "-c", entrypointPy}
+	command := []string{"python3", "-I", "-S", "-c", wire.Entrypoint}
 	restart := corev1.RestartPolicyAlways
 	if req != nil {
 		items := []corev1.KeyToPath{

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 func defaults(t *testing.T, o Options) *Options {
@@ -173,7 +175,7 @@ func TestNewConfigMapHoldsCodeEntrypointAndInputs(t *testing.T) {
 		t.Errorf("name %s/%s", cm.Namespace, cm.Name)
 	case !*cm.Immutable:
 		t.Error("ConfigMap must be immutable")
-	case cm.Data[codeKey] != "print(2)" || cm.Data[entrypointKey] != entrypointPy:
+	case cm.Data[codeKey] != "print(2)" || cm.Data[entrypointKey] != wire.Entrypoint:
 		t.Error("code or entrypoint missing")
 	case string(cm.BinaryData["input-0"]) != "a" || string(cm.BinaryData["input-1"]) != "\x00\x01":
 		t.Errorf("inputs not stored in name order: %v", cm.BinaryData)
@@ -238,7 +240,7 @@ func TestWarmPoolDeploymentIsTheColdSandboxWaitingOnStdin(t *testing.T) {
 	if warm.RestartPolicy != corev1.RestartPolicyAlways {
 		t.Errorf("restartPolicy %s", warm.RestartPolicy)
 	}
-	if len(c.Command) != 5 || c.Command[3] != "-c" || c.Command[4] != entrypointPy || envOf(c, "GKEXEC_REQUEST") != "stdin" {
+	if len(c.Command) != 5 || c.Command[3] != "-c" || c.Command[4] != wire.Entrypoint || envOf(c, "GKEXEC_REQUEST") != "stdin" {
 		t.Errorf("command %q... must run the entrypoint inline in stdin mode", c.Command[:4])
 	}
 	if envOf(c, "GKEXEC_TIMEOUT_SECONDS") != "" || envOf(c, "GKEXEC_INPUTS") != "" {

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // Defaults. The first nine match ADK's GkeCodeExecutor so that moving to gkexec changes nothing.
@@ -49,10 +51,6 @@ const (
 	GKESandboxLabel = "sandbox.gke.io/runtime"
 	// GKESandboxValue is that label's and taint's value.
 	GKESandboxValue = "gvisor"
-
-	// maxLogBytes bounds the container log: the kubelet rotates it at 10 MiB by default, and anything
-	// rotated away is lost to the logs API, so the framed output must stay below that.
-	maxLogBytes = 9 << 20
 )
 
 // Options configures a Runner. The zero value of each field means its documented default.
@@ -292,9 +290,9 @@ func (o *Options) validate() error {
 		bad("MaxFileBytes", o.MaxFileBytes, "must be positive")
 	}
 	// Base64 framing grows output by a third; all of it has to fit in one unrotated container log.
-	if framed := (2*o.MaxOutputBytes + o.MaxFileBytes) * 4 / 3; framed > maxLogBytes {
+	if framed := (2*o.MaxOutputBytes + o.MaxFileBytes) * 4 / 3; framed > wire.MaxLogBytes {
 		errs = append(errs, fmt.Errorf("2*MaxOutputBytes + MaxFileBytes = %d bytes: too much for one container log (at most %d before framing)",
-			2*o.MaxOutputBytes+o.MaxFileBytes, maxLogBytes*3/4))
+			2*o.MaxOutputBytes+o.MaxFileBytes, wire.MaxLogBytes*3/4))
 	}
 	if !o.NoRuntimeClass {
 		for _, msg := range validation.IsDNS1123Subdomain(o.RuntimeClassName) {

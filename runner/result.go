@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // Request is one execution.
@@ -36,22 +38,12 @@ type Request struct {
 }
 
 // Stream is one of the code's two output streams.
-type Stream uint8
+type Stream = wire.Stream
 
 const (
-	Stdout Stream = 1
-	Stderr Stream = 2
+	Stdout = wire.Stdout // 1
+	Stderr = wire.Stderr // 2
 )
-
-func (s Stream) String() string {
-	switch s {
-	case Stdout:
-		return "stdout"
-	case Stderr:
-		return "stderr"
-	}
-	return fmt.Sprintf("stream(%d)", uint8(s))
-}
 
 // timeout is the run-time bound in force for req.
 func (req Request) timeout(o *Options) time.Duration {
@@ -270,6 +262,23 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		r.Files = append(r.Files, File{Path: f.Path, Data: f.Content, Size: f.Size, Truncated: f.Truncated})
 	}
 	return nil
+}
+
+// takeOutput copies what the sandbox said into the Result: stdout and stderr are copied, file
+// data is shared with the decoder.
+func (r *Result) takeOutput(o wire.Output) {
+	r.Stdout = append([]byte(nil), o.Stdout...)
+	r.Stderr = append([]byte(nil), o.Stderr...)
+	r.StdoutTruncated, r.StderrTruncated, r.FilesTruncated = o.StdoutTruncated, o.StderrTruncated, o.FilesTruncated
+	r.Files = make([]File, len(o.Files))
+	for i, f := range o.Files {
+		r.Files[i] = File{Path: f.Path, Data: f.Data, Size: f.Size, Truncated: f.Truncated}
+	}
+	if e := o.End; e != nil {
+		r.ExitCode, r.Signal, r.TimedOut = e.ExitCode, e.Signal, e.TimedOut
+		r.CodeDuration = e.CodeDuration()
+		r.MaxRSSBytes = e.MaxRSSKiB * 1024
+	}
 }
 
 func textAndBase64(b []byte) (string, []byte) {

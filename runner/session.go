@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // A session is one live interpreter in one sandbox across many executions: variables, imports
@@ -203,11 +204,9 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
-	hello, _ := json.Marshal(map[string]any{
-		"id": so.ID, "idle_timeout_seconds": so.IdleTimeout.Seconds(), "max_lifetime_seconds": time.Until(expires).Seconds(),
-		"max_processes": max(r.opts.MaxProcesses, 0), "exit_when_over": s.kind == SandboxCold,
-	})
-	if err := conn.send(ctx, frame('S', hello)); err != nil {
+	hello := wire.FrameJSON(wire.TagSession, wire.Hello{ID: so.ID, IdleTimeoutSeconds: so.IdleTimeout.Seconds(),
+		MaxLifetimeSeconds: time.Until(expires).Seconds(), MaxProcesses: max(r.opts.MaxProcesses, 0), ExitWhenOver: s.kind == SandboxCold})
+	if err := conn.send(ctx, hello); err != nil {
 		return fmt.Errorf("%w: pod %s/%s: opening the session: %w", ErrSandboxFailed, r.opts.Namespace, sb.pod.Name, err)
 	}
 	openCtx, cancel := context.WithTimeout(ctx, sessionOpenTimeout)
@@ -217,7 +216,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 		if err != nil {
 			return fmt.Errorf("%w: pod %s/%s: the sandbox did not open the session: %w", ErrSandboxFailed, r.opts.Namespace, sb.pod.Name, err)
 		}
-		if bytes.HasPrefix(line, []byte("S:")) {
+		if wire.TagSession.Starts(line) {
 			return nil
 		}
 	}
@@ -528,15 +527,15 @@ func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 	sb := &sessionSandbox{s: s, conn: conn}
 	err = r.exchange(ctx, x, sb)
 	switch {
-	case x.dec != nil && x.dec.end != nil && x.dec.end.SessionOver != "":
-		x.sessionOver = x.dec.end.SessionOver
+	case x.dec != nil && x.dec.End() != nil && x.dec.End().SessionOver != "":
+		x.sessionOver = x.dec.End().SessionOver
 	case x.killed:
 		x.sessionOver = "the sandbox did not answer within the timeout and a grace period"
 	case err == nil && !x.codeEnded():
 		x.sessionOver = "the sandbox ended without a result"
 	case err != nil && ctx.Err() != nil:
 		// The caller gave up: interrupt the code, so that the session is free for the next.
-		_ = conn.send(context.Background(), []byte("K:\n"))
+		_ = conn.send(context.Background(), wire.Interrupt)
 	}
 	if x.sessionOver != "" {
 		s.end(x.sessionOver)
@@ -821,11 +820,11 @@ func (sb *sessionSandbox) kind() string { return sb.s.kind }
 func (sb *sessionSandbox) tracker() *tracker { return sb.conn.sb.t }
 
 func (sb *sessionSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, error) {
-	if err := sb.conn.send(ctx, encodeSessionRequest(&sb.s.r.opts, x)); err != nil {
+	if err := sb.conn.send(ctx, x.sandboxRequest(&sb.s.r.opts).Encode(true)); err != nil {
 		return nil, fmt.Errorf("%w: session %s: sending the request: %v", ErrSandboxFailed, sb.s.id, err)
 	}
 	x.mark(&x.timings.Started)
-	return &sessionReader{ctx: ctx, conn: sb.conn, begin: beginLine(x.req.ExecutionID)}, nil
+	return wire.NewRecords(x.req.ExecutionID, func() ([]byte, error) { return sb.conn.next(ctx) }), nil
 }
 
 // reopen: a session's output is not read again; its attach is opened anew for the next execution.
@@ -833,57 +832,6 @@ func (sb *sessionSandbox) reopen(context.Context) io.ReadCloser { return nil }
 
 // release: the session's sandbox outlives its executions.
 func (sb *sessionSandbox) release(*slog.Logger) []string { return nil }
-
-// encodeSessionRequest frames a request for a session: a one-shot request whose header also
-// names the execution, so that its records can be told from a previous one's.
-func encodeSessionRequest(o *Options, x *execution) []byte {
-	return encodeRequestHeader(o, x, map[string]any{"execution_id": x.req.ExecutionID})
-}
-
-func beginLine(id string) []byte {
-	b, _ := json.Marshal(map[string]string{"execution_id": id})
-	return frame('B', b)
-}
-
-// frame is one record line.
-func frame(tag byte, data []byte) []byte {
-	return []byte(string(tag) + ":" + base64.StdEncoding.EncodeToString(data) + "\n")
-}
-
-// sessionReader is one execution's records: it skips the session's output up to the
-// execution's begin record (what an interrupted earlier execution still wrote), then yields lines
-// up to and including the end record, and then EOF.
-type sessionReader struct {
-	ctx   context.Context
-	conn  *sessionConn
-	begin []byte
-	begun bool
-	buf   []byte
-	done  bool
-}
-
-func (sr *sessionReader) Read(p []byte) (int, error) {
-	for len(sr.buf) == 0 {
-		if sr.done {
-			return 0, io.EOF
-		}
-		line, err := sr.conn.next(sr.ctx)
-		if err != nil {
-			return 0, err
-		}
-		if !sr.begun {
-			sr.begun = bytes.Equal(line, sr.begin)
-			continue
-		}
-		sr.done = bytes.HasPrefix(line, []byte("X:"))
-		sr.buf = line
-	}
-	n := copy(p, sr.buf)
-	sr.buf = sr.buf[n:]
-	return n, nil
-}
-
-func (sr *sessionReader) Close() error { return nil }
 
 // sessionConn is an attach to a session's entrypoint whose output is read line by line by one
 // pump, so that executions (and pings) take lines with their own deadlines without ever cutting
@@ -902,7 +850,7 @@ func newSessionConn(sb *warmSandbox) *sessionConn {
 
 func (c *sessionConn) pump() {
 	defer close(c.lines)
-	br := bufio.NewReaderSize(c.sb.out, maxLineBytes)
+	br := bufio.NewReaderSize(c.sb.out, wire.MaxLineBytes)
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -953,34 +901,22 @@ func (c *sessionConn) send(ctx context.Context, b []byte) error {
 	}
 }
 
-// pingAnswer is a session entrypoint's answer to a ping.
-type pingAnswer struct {
-	Session string `json:"session"`
-	Spent   bool   `json:"spent"`
-}
-
 // ping checks the attach end to end and asks the entrypoint which session it holds; lines that
 // come before the answer (an interrupted execution's) are skipped.
-func (c *sessionConn) ping(ctx context.Context) (pingAnswer, error) {
+func (c *sessionConn) ping(ctx context.Context) (wire.PingAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, attachTimeout)
 	defer cancel()
-	var answer pingAnswer
-	if err := c.send(ctx, []byte("P:\n")); err != nil {
-		return answer, err
+	if err := c.send(ctx, wire.Ping); err != nil {
+		return wire.PingAnswer{}, err
 	}
 	for {
 		line, err := c.next(ctx)
 		if err != nil {
-			return answer, err
+			return wire.PingAnswer{}, err
 		}
-		if !bytes.HasPrefix(line, []byte("P:")) {
-			continue
+		if answer, ok := wire.ParsePing(line); ok {
+			return answer, nil
 		}
-		data, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(line[2:])))
-		if err == nil && len(data) > 0 {
-			_ = json.Unmarshal(data, &answer)
-		}
-		return answer, nil
 	}
 }
 

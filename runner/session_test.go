@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/internal/wire/wiretest"
 )
 
 // sessionPod is a running session's sandbox Pod whose lease is held as given ("" for none).
@@ -118,69 +117,12 @@ func TestSessionOptionsAreChecked(t *testing.T) {
 	}
 }
 
-// pythonPod is a pool Pod's container played by the real entrypoint under the machine's python3:
-// it lives across attaches, and its stdout goes to whichever attach is current, as a container
-// runtime's does.
-type pythonPod struct {
-	e   *warmEntrypoint
-	mu  sync.Mutex
-	out io.Writer
-}
-
-func newPythonPod(t *testing.T) *pythonPod {
-	p := &pythonPod{e: startWarmEntrypoint(t)}
-	go func() {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := p.e.out.Read(buf)
-			p.mu.Lock()
-			if p.out != nil && n > 0 {
-				_, _ = p.out.Write(buf[:n])
-			}
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return p
-}
-
-// attach connects one attach to the container until ctx ends; the container's stdin stays open
-// when it does (no stdinOnce).
-func (p *pythonPod) attach(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
-	p.mu.Lock()
-	p.out = stdout
-	p.mu.Unlock()
-	go func() {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := stdin.Read(buf)
-			if n > 0 {
-				if _, werr := p.e.stdin.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	<-ctx.Done()
-	p.mu.Lock()
-	if p.out == stdout {
-		p.out = nil
-	}
-	p.mu.Unlock()
-	return nil
-}
-
 func TestSessionKeepsStateAcrossExecutionsAndRunners(t *testing.T) {
 	t.Parallel()
 	o := Options{Namespace: "sandbox"}
 	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
-	pod := newPythonPod(t)
-	first := warmRunner(t, fc, o, pod.attach)
+	pod := wiretest.NewPod(t)
+	first := warmRunner(t, fc, o, pod.Attach)
 	ctx := context.Background()
 	s, err := first.OpenSession(ctx, SessionOptions{ID: "s1"})
 	if err != nil {
@@ -206,7 +148,7 @@ func TestSessionKeepsStateAcrossExecutionsAndRunners(t *testing.T) {
 	if err := first.Close(); err != nil { // detaches: the session stays
 		t.Fatal(err)
 	}
-	second := warmRunner(t, fc, o, pod.attach)
+	second := warmRunner(t, fc, o, pod.Attach)
 	again, err := second.Session(ctx, "s1")
 	if err != nil {
 		t.Fatalf("resume: %v", err)
@@ -234,8 +176,8 @@ func TestClosedSessionStaysEndedWhileItsPodGoes(t *testing.T) {
 	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
 	// The delete is accepted but the Pod stays, as a terminating one does for a while.
 	fc.client.PrependReactor("delete", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, nil })
-	pod := newPythonPod(t)
-	r := warmRunner(t, fc, o, pod.attach)
+	pod := wiretest.NewPod(t)
+	r := warmRunner(t, fc, o, pod.Attach)
 	ctx := context.Background()
 	s, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
 	if err != nil {

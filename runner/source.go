@@ -8,6 +8,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // The seam between "where a sandbox comes from" and "how the runner talks to it".
@@ -59,7 +61,7 @@ type execution struct {
 	// kind, pod and node: which sandbox ran it.
 	kind, pod, node string
 	// dec holds what the sandbox said.
-	dec *decoder
+	dec *wire.Decoder
 	// term is how the container ended, when the stream ended without an end record.
 	term *corev1.ContainerStateTerminated
 	// killed: the runner's own deadline passed and it deleted the sandbox.
@@ -85,7 +87,7 @@ func (x *execution) leaveAdmission() {
 }
 
 // codeEnded: the sandbox reported the end of the code, and the runner did not have to kill it.
-func (x *execution) codeEnded() bool { return x.dec != nil && x.dec.end != nil && !x.killed }
+func (x *execution) codeEnded() bool { return x.dec != nil && x.dec.End() != nil && !x.killed }
 
 // noteSandbox records where the execution runs, as soon as the source knows.
 func (x *execution) noteSandbox(kind string, pod *corev1.Pod) {
@@ -93,4 +95,10 @@ func (x *execution) noteSandbox(kind string, pod *corev1.Pod) {
 	if pod != nil {
 		x.pod, x.node = pod.Name, pod.Spec.NodeName
 	}
+}
+
+// sandboxRequest is what the sandbox is asked: x's code, files and limits.
+func (x *execution) sandboxRequest(o *Options) wire.Request {
+	return wire.Request{ExecutionID: x.req.ExecutionID, Code: x.req.Code, Files: x.req.Files, Timeout: x.timeout,
+		MaxOutput: o.MaxOutputBytes, MaxFile: o.MaxFileBytes, MaxProcesses: o.MaxProcesses}
 }

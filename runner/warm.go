@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // warmSource claims pre-started sandbox Pods from the warm pool: a Deployment (created by the
@@ -436,7 +436,7 @@ func (sb *warmSandbox) broken() bool {
 func (sb *warmSandbox) ping(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
-		if _, err := io.WriteString(sb.stdin, "P:\n"); err != nil {
+		if _, err := sb.stdin.Write(wire.Ping); err != nil {
 			errc <- err
 			return
 		}
@@ -444,7 +444,7 @@ func (sb *warmSandbox) ping(ctx context.Context) error {
 		switch {
 		case err != nil:
 			errc <- err
-		case !bytes.HasPrefix(line, []byte("P:")):
+		case !wire.TagPing.Starts(line):
 			errc <- fmt.Errorf("the sandbox answered %q to a ping", bytes.TrimSpace(line))
 		default:
 			errc <- nil
@@ -468,7 +468,7 @@ func (sb *warmSandbox) ping(ctx context.Context) error {
 
 // open sends the request over stdin; the entrypoint's framed output comes back on stdout.
 func (sb *warmSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, error) {
-	frames := encodeRequest(&sb.w.r.opts, x)
+	frames := x.sandboxRequest(&sb.w.r.opts).Encode(false)
 	written := make(chan error, 1)
 	go func() {
 		_, err := sb.stdin.Write(frames)
@@ -517,7 +517,7 @@ func (sb *warmSandbox) reopen(ctx context.Context) io.ReadCloser {
 		previous = previous || (cs.Name == containerName && cs.RestartCount > 0)
 	}
 	stream, err := sb.w.r.openLogs(ctx, sb.pod.Name, &corev1.PodLogOptions{Container: containerName, Previous: previous,
-		LimitBytes: ptr.To(int64(maxLogBytes + 1<<20))})
+		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
 	if err != nil {
 		return nil
 	}
@@ -552,49 +552,6 @@ func (r *Runner) podDeletion(pod *corev1.Pod) deletion {
 		return err
 	}}
 }
-
-// encodeRequest frames a request for a warm sandbox's stdin (see sandbox/entrypoint.py).
-func encodeRequest(o *Options, x *execution) []byte { return encodeRequestHeader(o, x, nil) }
-
-// encodeRequestHeader frames a request whose Q header carries extra fields too.
-func encodeRequestHeader(o *Options, x *execution, extra map[string]any) []byte {
-	var b bytes.Buffer
-	put := func(tag byte, data []byte) {
-		for first := true; first || len(data) > 0; first = false {
-			n := min(len(data), requestChunk)
-			b.WriteByte(tag)
-			b.WriteByte(':')
-			b.WriteString(base64.StdEncoding.EncodeToString(data[:n]))
-			b.WriteByte('\n')
-			data = data[n:]
-		}
-	}
-	fields := map[string]any{
-		"timeout_seconds":  x.timeout.Seconds(),
-		"max_output_bytes": o.MaxOutputBytes,
-		"max_file_bytes":   o.MaxFileBytes,
-		"max_processes":    max(o.MaxProcesses, 0),
-	}
-	maps.Copy(fields, extra)
-	header, _ := json.Marshal(fields)
-	put('Q', header)
-	put('C', []byte(x.req.Code))
-	names := make([]string, 0, len(x.req.Files))
-	for name := range x.req.Files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		h, _ := json.Marshal(map[string]string{"path": name})
-		put('I', h)
-		put('D', x.req.Files[name])
-	}
-	put('G', nil)
-	return b.Bytes()
-}
-
-// requestChunk keeps request lines short, like the entrypoint's output lines.
-const requestChunk = 48 << 10
 
 // fingerprint is what a pool Pod must share with the sandbox the options describe to serve a
 // request: image, runtime, resources, identity, scratch sizes, placement and the entrypoint

@@ -12,6 +12,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner"
 )
 
@@ -81,13 +82,13 @@ func waiting(reason string) func(*corev1.Pod) {
 // ok is the usual lifecycle of a Pod that runs.
 var ok = []func(*corev1.Pod){scheduled, running}
 
-// framed writes a container log the way runner/sandbox/entrypoint.py does.
+// framed writes a container log the way the sandbox entrypoint does (internal/wire).
 type framed struct{ fakecluster.Log }
 
-func (f *framed) rec(tag byte, payload []byte) *framed  { f.Record(tag, payload); return f }
-func (f *framed) out(s string) *framed                  { f.Out(s); return f }
-func (f *framed) err(s string) *framed                  { f.Err(s); return f }
-func (f *framed) file(path string, data []byte) *framed { f.File(path, data); return f }
+func (f *framed) rec(tag wire.Tag, payload []byte) *framed { f.Record(tag, payload); return f }
+func (f *framed) out(s string) *framed                     { f.Out(s); return f }
+func (f *framed) err(s string) *framed                     { f.Err(s); return f }
+func (f *framed) file(path string, data []byte) *framed    { f.File(path, data); return f }
 
 func (f *framed) end(exitCode int, timedOut bool) []byte {
 	now := fakecluster.Now()

@@ -1,6 +1,6 @@
 // Command gen-manifests writes the files of the declarative installations that are built by Go
 // rather than by hand, from runner.WarmPoolDeployment: the warm pool's Deployment in
-// manifests/components/warm-pool/deployment.yaml, and the copy of runner/sandbox/entrypoint.py
+// manifests/components/warm-pool/deployment.yaml, and the copy of internal/wire/entrypoint.py
 // in terraform/modules/sandbox-namespace/sandbox/. Run it from anywhere in the repository after
 // changing the runner:
 //

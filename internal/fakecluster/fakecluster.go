@@ -9,8 +9,6 @@ package fakecluster
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -25,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // Namespace is where the fake cluster's executions run.
@@ -228,43 +228,33 @@ func Unschedulable(msg string) func(*corev1.Pod) {
 	}
 }
 
-// Log builds a container log the way runner/sandbox/entrypoint.py writes it: "<tag>:<base64>" lines,
-// O stdout, E stderr, F file header, D file data, X the end record.
+// Log builds a container log the way the sandbox's entrypoint writes it, with the wire's own
+// framing (internal/wire): O stdout, E stderr, F file header, D file data, X the end record.
 type Log struct{ bytes.Buffer }
 
 // End is the entrypoint's end record.
-type End struct {
-	ExitCode   int     `json:"exit_code"`
-	Signal     int     `json:"signal,omitempty"`
-	TimedOut   bool    `json:"timed_out,omitempty"`
-	StartedAt  float64 `json:"started_at,omitempty"`
-	FinishedAt float64 `json:"finished_at,omitempty"`
-	MaxRSSKiB  int64   `json:"max_rss_kib,omitempty"`
-}
+type End = wire.End
 
 // Record appends one raw record.
-func (l *Log) Record(tag byte, payload []byte) *Log {
-	l.WriteByte(tag)
-	l.WriteByte(':')
-	l.WriteString(base64.StdEncoding.EncodeToString(payload))
-	l.WriteByte('\n')
+func (l *Log) Record(tag wire.Tag, payload []byte) *Log {
+	l.Write(wire.Frame(tag, payload))
 	return l
 }
 
 // Out appends stdout; Err stderr.
-func (l *Log) Out(s string) *Log { return l.Record('O', []byte(s)) }
-func (l *Log) Err(s string) *Log { return l.Record('E', []byte(s)) }
+func (l *Log) Out(s string) *Log { return l.Record(wire.TagStdout, []byte(s)) }
+func (l *Log) Err(s string) *Log { return l.Record(wire.TagStderr, []byte(s)) }
 
 // File appends an output file.
 func (l *Log) File(path string, data []byte) *Log {
-	h, _ := json.Marshal(map[string]any{"path": path, "size": len(data)})
-	return l.Record('F', h).Record('D', data)
+	l.Write(wire.FrameJSON(wire.TagFile, wire.FileHeader{Path: path, Size: int64(len(data))}))
+	return l.Record(wire.TagData, data)
 }
 
 // End appends the end record and returns the whole log.
 func (l *Log) End(e End) []byte {
-	b, _ := json.Marshal(e)
-	return l.Record('X', b).Bytes()
+	l.Write(wire.FrameJSON(wire.TagEnd, e))
+	return l.Bytes()
 }
 
 // Now is a convenience for End records: seconds since the epoch.

@@ -137,12 +137,12 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 
 	// Said twice on purpose: the copy is compared with the runner's source file itself, not only
 	// with what the runner embeds.
-	runners, err := os.ReadFile(filepath.Join(root, "runner", "sandbox", "entrypoint.py"))
+	runners, err := os.ReadFile(filepath.Join(root, "internal", "wire", "entrypoint.py"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if copied, err := os.ReadFile(filepath.Join(root, warmpool.EntrypointPath)); err != nil || !bytes.Equal(copied, runners) {
-		t.Errorf("%s differs from runner/sandbox/entrypoint.py (%v): run `go run ./hack/gen-manifests`", warmpool.EntrypointPath, err)
+		t.Errorf("%s differs from internal/wire/entrypoint.py (%v): run `go run ./hack/gen-manifests`", warmpool.EntrypointPath, err)
 	}
 }
 

@@ -50,7 +50,7 @@ locals {
   )
 
   # The warm pool's Deployment: what runner.WarmPoolDeployment builds for these settings, with the
-  # runner's entrypoint inline. sandbox/entrypoint.py is a copy of runner/sandbox/entrypoint.py (a
+  # runner's entrypoint inline. sandbox/entrypoint.py is a copy of internal/wire/entrypoint.py (a
   # module cannot read outside its folder); test/parity fails when the two differ.
   warm_pool_manifest = var.warm_pool == null ? null : templatefile("${path.module}/templates/warm-pool-deployment.yaml.tftpl", {
     namespace  = var.namespace

@@ -1,4 +1,4 @@
-package runner
+package wire
 
 import (
 	"bytes"
@@ -7,22 +7,22 @@ import (
 )
 
 // FuzzDecoder feeds the decoder arbitrary logs: it never panics, never holds more than its caps
-// allow, and what apply gives stays within the caps. The seed corpus in testdata/fuzz/FuzzDecoder
+// allow, and what Output gives stays within the caps. The seed corpus in testdata/fuzz/FuzzDecoder
 // holds real entrypoint output (see TestEntrypointWithRealPython for how it is run); go test runs
-// the seeds, go test -fuzz FuzzDecoder ./runner explores from them.
+// the seeds, go test -fuzz FuzzDecoder ./internal/wire explores from them.
 func FuzzDecoder(f *testing.F) {
-	f.Add(new(framed).out("a").err("b").file("f", []byte{1}).end(endRecord{ExitCode: 1}))
+	f.Add(new(logb).out("a").err("b").file("f", []byte{1}).end(End{ExitCode: 1}))
 	f.Add([]byte("X:not base64\nO:\n\n"))
-	f.Add(append([]byte("O:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 300))+"\r\n"), new(framed).file("x", []byte("yz")).end(endRecord{})...))
+	f.Add(append([]byte("O:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 300))+"\r\n"), new(logb).file("x", []byte("yz")).end(End{})...))
 	const (
 		maxOutput = 64
-		maxFiles  = 2*fileEntryBytes + 40 // two entries with short paths, or one with a long one
+		maxFiles  = 2*FileEntryBytes + 40 // two entries with short paths, or one with a long one
 		maxLine   = 256                   // small, so that the fuzzer reaches over-long lines
 	)
 	f.Fuzz(func(t *testing.T, log []byte) {
-		d := newDecoder(maxOutput, maxFiles)
+		d := NewDecoder(maxOutput, maxFiles, nil)
 		d.maxLine = maxLine
-		_ = d.readFrom(bytes.NewReader(log))
+		_ = d.Decode(bytes.NewReader(log))
 
 		if cap(d.stdout) > maxOutput || cap(d.stderr) > maxOutput {
 			t.Fatalf("stdout/stderr buffers hold %d/%d bytes, cap %d", cap(d.stdout), cap(d.stderr), maxOutput)
@@ -32,7 +32,7 @@ func FuzzDecoder(f *testing.F) {
 		}
 		var entries int64
 		for _, s := range d.files {
-			entries += int64(len(s.path)) + fileEntryBytes
+			entries += int64(len(s.path)) + FileEntryBytes
 		}
 		if entries > maxFiles || entries != d.fileEntries {
 			t.Fatalf("file list costs %d bytes (counted %d), cap %d", entries, d.fileEntries, maxFiles)
@@ -41,8 +41,7 @@ func FuzzDecoder(f *testing.F) {
 			t.Fatalf("scratch buffer holds %d bytes, a line decodes to %d at most", cap(d.scratch), n)
 		}
 
-		var res Result
-		d.apply(&res)
+		res := d.Output()
 		if len(res.Stdout) > maxOutput || len(res.Stderr) > maxOutput {
 			t.Fatalf("result stdout/stderr %d/%d bytes, cap %d", len(res.Stdout), len(res.Stderr), maxOutput)
 		}

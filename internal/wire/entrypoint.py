@@ -35,6 +35,42 @@ import subprocess
 import sys
 import time
 
+# The wire, record by record, as internal/wire (tags.go) defines it for the runner's end; the Go test
+# TestEntrypointSpeaksTheWire fails when the two tables differ, or when a tag below is written as a bare
+# literal elsewhere in this file. Every record is one line, "<tag>:<base64 payload>".
+T_STDOUT = b"O"  # sandbox -> runner: a chunk of the code's stdout
+T_STDERR = b"E"  # sandbox -> runner: a chunk of the code's stderr
+T_FILE = b"F"  # sandbox -> runner: an output file's header (JSON: path, size, truncated)
+T_DATA = b"D"  # both ways: a chunk of the current file (output file, or input file of a request)
+T_END = b"X"  # sandbox -> runner: the end record (JSON: END_FIELDS)
+T_BEGIN = b"B"  # sandbox -> runner, in a session: what follows up to X is this execution's (JSON: execution_id)
+T_SESSION = b"S"  # runner -> sandbox: open a session (JSON: HELLO_FIELDS); sandbox -> runner: it is open
+T_PING = b"P"  # both ways: a ping, and its answer (JSON in a session or a spent Pod: session, spent)
+T_REQUEST = b"Q"  # runner -> sandbox: a request's header (JSON: REQUEST_FIELDS)
+T_CODE = b"C"  # runner -> sandbox: a chunk of the code
+T_INPUT = b"I"  # runner -> sandbox: an input file's header (JSON: path)
+T_GO = b"G"  # runner -> sandbox: the request is complete
+T_INTERRUPT = b"K"  # runner -> sandbox, in a session: interrupt the running execution
+
+END_FIELDS = ("exit_code", "signal", "timed_out", "stdout_truncated", "stderr_truncated", "files_truncated",
+              "started_at", "finished_at", "max_rss_kib", "cpu_seconds", "session_over")
+REQUEST_FIELDS = ("timeout_seconds", "max_output_bytes", "max_file_bytes", "max_processes", "execution_id")
+HELLO_FIELDS = ("id", "idle_timeout_seconds", "max_lifetime_seconds", "max_processes", "exit_when_over")
+
+
+def wire_table():
+    """The table above, for TestEntrypointSpeaksTheWire."""
+    tags = {k[2:].lower(): v.decode() for k, v in globals().items() if k.startswith("T_")}
+    return {"tags": tags, "end": list(END_FIELDS), "request": list(REQUEST_FIELDS), "hello": list(HELLO_FIELDS)}
+
+
+def field(obj, fields, name, default):
+    """obj[name] (default if absent) of a JSON record whose fields the wire names."""
+    if name not in fields:
+        raise KeyError("%s is not a field of this record on the wire" % name)
+    return obj.get(name, default)
+
+
 CHUNK = 6 * 1024  # keeps every log line far below the container runtime's 16 KiB line split
 OUT = sys.stdout.buffer
 
@@ -63,6 +99,13 @@ def emit(tag, payload):
 
 def emit_json(tag, obj):
     emit(tag, json.dumps(obj, separators=(",", ":")).encode())
+
+
+def emit_end(end):
+    unknown = set(end) - set(END_FIELDS)
+    if unknown:
+        raise KeyError("not fields of the end record on the wire: %s" % sorted(unknown))
+    emit_json(T_END, end)
 
 
 def copy_inputs():
@@ -183,22 +226,22 @@ class RequestReader:
 
     def feed(self, tag, data):
         """True once the request is complete (its G record)."""
-        if tag == b"Q":
+        if tag == T_REQUEST:
             self.close()
             self.header = json.loads(data)
             os.makedirs(os.path.dirname(CODE), exist_ok=True)
             self.code = open(CODE, "wb")
-        elif tag == b"C" and self.code is not None:
+        elif tag == T_CODE and self.code is not None:
             self.code.write(data)
-        elif tag == b"I" and self.code is not None:
+        elif tag == T_INPUT and self.code is not None:
             if self.current is not None:
                 self.current.close()
             path = safe_path(WORKDIR, json.loads(data)["path"])
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self.current = open(path, "wb")
-        elif tag == b"D" and self.current is not None:
+        elif tag == T_DATA and self.current is not None:
             self.current.write(data)
-        elif tag == b"G" and self.code is not None:
+        elif tag == T_GO and self.code is not None:
             self.close()
             return True
         else:
@@ -214,18 +257,18 @@ class RequestReader:
 
 def apply_limits(q):
     global TIMEOUT, MAX_OUTPUT, MAX_FILES, MAX_PROCS
-    TIMEOUT = float(q.get("timeout_seconds", TIMEOUT))
-    MAX_OUTPUT = int(q.get("max_output_bytes", MAX_OUTPUT))
-    MAX_FILES = int(q.get("max_file_bytes", MAX_FILES))
-    MAX_PROCS = int(q.get("max_processes", MAX_PROCS))
+    TIMEOUT = float(field(q, REQUEST_FIELDS, "timeout_seconds", TIMEOUT))
+    MAX_OUTPUT = int(field(q, REQUEST_FIELDS, "max_output_bytes", MAX_OUTPUT))
+    MAX_FILES = int(field(q, REQUEST_FIELDS, "max_file_bytes", MAX_FILES))
+    MAX_PROCS = int(field(q, REQUEST_FIELDS, "max_processes", MAX_PROCS))
 
 
 def bad_request(e):
-    emit(b"E", ("gkexec: bad request: %s\n" % e).encode())
+    emit(T_STDERR, ("gkexec: bad request: %s\n" % e).encode())
     now = time.time()
-    emit_json(b"X", {"exit_code": 125, "signal": 0, "timed_out": False, "stdout_truncated": False,
-                     "stderr_truncated": False, "files_truncated": False, "started_at": now,
-                     "finished_at": now, "max_rss_kib": 0, "cpu_seconds": 0})
+    emit_end({"exit_code": 125, "signal": 0, "timed_out": False, "stdout_truncated": False,
+              "stderr_truncated": False, "files_truncated": False, "started_at": now,
+              "finished_at": now, "max_rss_kib": 0, "cpu_seconds": 0})
     OUT.flush()
 
 
@@ -253,10 +296,10 @@ def serve():
                 kill_group(child.pid)
                 return
             tag, data = record(line)
-            if tag == b"P":
-                emit(b"P", b"")
+            if tag == T_PING:
+                emit(T_PING, b"")
                 OUT.flush()
-            elif tag == b"S":
+            elif tag == T_SESSION:
                 open(SPENT, "w").close()
                 serve_session(child, go, status, lines, json.loads(data))
             else:
@@ -288,8 +331,8 @@ def spent():
             line = lines.next()
         except EOFError:
             linger()
-        if line[:2] == b"P:":
-            emit_json(b"P", {"spent": True})
+        if line[:2] == T_PING + b":":
+            emit_json(T_PING, {"spent": True})
             OUT.flush()
 
 
@@ -310,14 +353,14 @@ def spent():
 # max_lifetime_seconds in all: the interpreter is killed, and the entrypoint exits (a Job's Pod,
 # exit_when_over) or waits to be deleted (a pool Pod).
 def serve_session(child, go, status, lines, hello):
-    sid = str(hello.get("id", ""))
-    idle = float(hello.get("idle_timeout_seconds", 600))
+    sid = str(field(hello, HELLO_FIELDS, "id", ""))
+    idle = float(field(hello, HELLO_FIELDS, "idle_timeout_seconds", 600))
     born = time.time()
-    end_of_life = born + float(hello.get("max_lifetime_seconds", 3600))
-    go.write((json.dumps({"session": True, "max_processes": int(hello.get("max_processes", 0))}) + "\n").encode())
+    end_of_life = born + float(field(hello, HELLO_FIELDS, "max_lifetime_seconds", 3600))
+    go.write((json.dumps({"session": True, "max_processes": int(field(hello, HELLO_FIELDS, "max_processes", 0))}) + "\n").encode())
     go.flush()
     os.makedirs(OUTPUT_DIR, exist_ok=True)
-    emit_json(b"S", {"session": sid})
+    emit_json(T_SESSION, {"session": sid})
     OUT.flush()
     pending, last, over = [], time.time(), ""
     while not over:
@@ -340,11 +383,11 @@ def serve_session(child, go, status, lines, hello):
                 continue
         try:
             tag, data = record(line)
-            if tag == b"P":
-                emit_json(b"P", {"session": sid})
+            if tag == T_PING:
+                emit_json(T_PING, {"session": sid})
                 OUT.flush()
                 continue
-            if tag == b"K":
+            if tag == T_INTERRUPT:
                 continue  # nothing runs
             req = RequestReader()
             done = req.feed(tag, data)
@@ -361,25 +404,25 @@ def serve_session(child, go, status, lines, hello):
         over = run_in_session(sid, child, go, status, lines, req.header, pending)
         last = time.time()
     kill_group(child.pid)
-    if hello.get("exit_when_over"):
+    if field(hello, HELLO_FIELDS, "exit_when_over", False):
         sys.exit(0)
     linger()
 
 
 def run_in_session(sid, child, go, status, lines, q, pending):
     """Runs one request in the session's interpreter; returns why the session ended, or ""."""
-    eid = str(q.get("execution_id", ""))
-    timeout = float(q.get("timeout_seconds", TIMEOUT))
-    max_output = int(q.get("max_output_bytes", MAX_OUTPUT))
-    max_files = int(q.get("max_file_bytes", MAX_FILES))
+    eid = str(field(q, REQUEST_FIELDS, "execution_id", ""))
+    timeout = float(field(q, REQUEST_FIELDS, "timeout_seconds", TIMEOUT))
+    max_output = int(field(q, REQUEST_FIELDS, "max_output_bytes", MAX_OUTPUT))
+    max_files = int(field(q, REQUEST_FIELDS, "max_file_bytes", MAX_FILES))
     before = output_snapshot()
-    emit_json(b"B", {"execution_id": eid})
+    emit_json(T_BEGIN, {"execution_id": eid})
     OUT.flush()
     started = time.time()
     go.write((json.dumps({"code": CODE}) + "\n").encode())
     go.flush()
     out_fd, err_fd = child.stdout.fileno(), child.stderr.fileno()
-    streams = {out_fd: [b"O", 0, False], err_fd: [b"E", 0, False]}
+    streams = {out_fd: [T_STDOUT, 0, False], err_fd: [T_STDERR, 0, False]}
     sel = selectors.DefaultSelector()
     for fd in (out_fd, err_fd, status.fileno(), lines.fileno()):
         os.set_blocking(fd, False)
@@ -420,9 +463,9 @@ def run_in_session(sid, child, go, status, lines, q, pending):
                         line = lines.pop()
                         if line is None:
                             break
-                        if line[:2] == b"P:":
-                            emit_json(b"P", {"session": sid})
-                        elif line[:2] == b"K:":
+                        if line[:2] == T_PING + b":":
+                            emit_json(T_PING, {"session": sid})
+                        elif line[:2] == T_INTERRUPT + b":":
                             kick = min(kick, time.time())  # the caller gave up: interrupt now
                         else:
                             pending.append(line)  # the next request, sent early
@@ -474,7 +517,7 @@ def run_in_session(sid, child, go, status, lines, q, pending):
             kill_group(child.pid)
             code = child.wait()
         answer = {"exit_code": code if code >= 0 else 128 - code, "signal": -code if code < 0 else 0}
-    emit_json(b"X", {
+    emit_end({
         "exit_code": answer.get("exit_code", 0),
         "signal": answer.get("signal", 0),
         "timed_out": timed_out,
@@ -668,7 +711,7 @@ def run_cold():
 
 
 def run(child, started):
-    streams = {child.stdout.fileno(): [b"O", 0, False], child.stderr.fileno(): [b"E", 0, False]}
+    streams = {child.stdout.fileno(): [T_STDOUT, 0, False], child.stderr.fileno(): [T_STDERR, 0, False]}
     sel = selectors.DefaultSelector()
     for fd in streams:
         os.set_blocking(fd, False)
@@ -728,7 +771,7 @@ def run(child, started):
         "max_rss_kib": usage.ru_maxrss,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
     }
-    emit_json(b"X", end)
+    emit_end(end)
     OUT.flush()
 
 
@@ -754,7 +797,7 @@ def emit_files(budget=None, unchanged=None):
         size = os.path.getsize(path)
         take = min(size, budget)
         rel = os.path.relpath(path, OUTPUT_DIR)
-        emit_json(b"F", {"path": rel, "size": size, "truncated": take < size})
+        emit_json(T_FILE, {"path": rel, "size": size, "truncated": take < size})
         truncated = truncated or take < size
         with open(path, "rb") as f:
             left = take
@@ -763,13 +806,15 @@ def emit_files(budget=None, unchanged=None):
                 if not data:
                     break
                 left -= len(data)
-                emit(b"D", data)
+                emit(T_DATA, data)
         budget -= take
     return truncated
 
 
 if __name__ == "__main__":
-    if REQUEST == "stdin":
+    if sys.argv[1:] == ["--wire"]:
+        print(json.dumps(wire_table()))
+    elif REQUEST == "stdin":
         serve()
     else:
         run_cold()

@@ -1,0 +1,253 @@
+package wire_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/internal/wire/wiretest"
+)
+
+// warmEntrypoint is the real entrypoint in stdin mode, with the executions it was sent.
+type warmEntrypoint struct {
+	*wiretest.Entrypoint
+	executions int
+}
+
+func startWarmEntrypoint(t *testing.T) *warmEntrypoint {
+	return &warmEntrypoint{Entrypoint: wiretest.Start(t)}
+}
+
+// withDefaults fills in the limits a runner with default options sends.
+func withDefaults(req wire.Request) wire.Request {
+	if req.Timeout == 0 {
+		req.Timeout = 300 * time.Second
+	}
+	if req.MaxOutput == 0 {
+		req.MaxOutput = 1 << 20
+	}
+	if req.MaxFile == 0 {
+		req.MaxFile = 4 << 20
+	}
+	if req.MaxProcesses == 0 {
+		req.MaxProcesses = 256
+	}
+	return req
+}
+
+// run sends a ping, then the request, and decodes what comes back.
+func (e *warmEntrypoint) run(t *testing.T, req wire.Request) wire.Output {
+	t.Helper()
+	if _, err := io.WriteString(e.Stdin, "P:\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := e.Out.ReadString('\n'); err != nil || line != "P:\n" {
+		t.Fatalf("ping answered %q, %v", line, err)
+	}
+	req = withDefaults(req)
+	if _, err := e.Stdin.Write(req.Encode(false)); err != nil {
+		t.Fatal(err)
+	}
+	dec := wire.NewDecoder(req.MaxOutput, req.MaxFile, nil)
+	if err := dec.Decode(e.Out); err != nil || dec.End() == nil {
+		t.Fatalf("decode: %v (end record %v)", err, dec.End())
+	}
+	return dec.Output()
+}
+
+func TestWarmEntrypointServesOneRequestFromStdin(t *testing.T) {
+	t.Parallel()
+	e := startWarmEntrypoint(t)
+	code := `import os, sys
+data = open("in/data.csv").read()
+print("read", data, "argv", sys.argv[0].endswith("main.py"), "name", __name__, "file", __file__.endswith("main.py"))
+print("to stderr", file=sys.stderr)
+os.makedirs("output/sub", exist_ok=True)
+open("output/sub/r.bin", "wb").write(bytes([0, 1, 255]))
+sys.exit(4)
+`
+	res := e.run(t, wire.Request{Code: code, Files: map[string][]byte{"in/data.csv": []byte("a,b")}})
+	if got := string(res.Stdout); got != "read a,b argv True name __main__ file True\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if got := string(res.Stderr); got != "to stderr\n" {
+		t.Errorf("stderr %q", got)
+	}
+	if res.End.ExitCode != 4 {
+		t.Errorf("exit code %d, want 4", res.End.ExitCode)
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "sub/r.bin" || !bytes.Equal(res.Files[0].Data, []byte{0, 1, 255}) {
+		t.Errorf("files %+v", res.Files)
+	}
+	// Single use: after its one execution the entrypoint closes its streams and waits to be
+	// deleted; it neither exits (its Pod would restart it) nor reads another request.
+	if line, err := e.Out.ReadString('\n'); err != io.EOF {
+		t.Errorf("after the end record: %q, %v; want the stream closed", line, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- e.Wait() }()
+	select {
+	case err := <-exited:
+		t.Errorf("the entrypoint exited after its execution (%v); in a pool Pod it would restart and serve again", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+func TestWarmEntrypointTracebackIsTheCodesOwn(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct{ code, want, absent string }{
+		"exception": {"x = 1\nraise ValueError('boom')\n", `main.py", line 2, in <module>` + "\n    raise ValueError('boom')\nValueError: boom\n", "_main"},
+		"syntax":    {"print(\n", "SyntaxError", "_main"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := startWarmEntrypoint(t)
+			res := e.run(t, wire.Request{Code: tc.code})
+			if res.End.ExitCode != 1 || !strings.Contains(string(res.Stderr), tc.want) || strings.Contains(string(res.Stderr), tc.absent) {
+				t.Errorf("exit %d stderr:\n%s\nwant exit 1 with %q and no %q", res.End.ExitCode, res.Stderr, tc.want, tc.absent)
+			}
+		})
+	}
+}
+
+func TestWarmEntrypointAppliesTheRequestsTimeoutAndCaps(t *testing.T) {
+	t.Parallel()
+	e := startWarmEntrypoint(t)
+	res := e.run(t, wire.Request{Code: "import time\nprint('x' * 100, flush=True)\ntime.sleep(60)\n", Timeout: time.Second, MaxOutput: 10})
+	if !res.End.TimedOut || string(res.Stdout) != strings.Repeat("x", 10) || !res.StdoutTruncated {
+		t.Errorf("timed out %v stdout %q truncated %v; want killed at 1 s with stdout capped at 10 bytes", res.End.TimedOut, res.Stdout, res.StdoutTruncated)
+	}
+}
+
+func TestWarmEntrypointRefusesAPathOutsideItsWorkdir(t *testing.T) {
+	t.Parallel()
+	e := startWarmEntrypoint(t)
+	// The runner validates paths too; the entrypoint does not trust it.
+	res := e.run(t, wire.Request{Code: "print(1)", Files: map[string][]byte{"../escape": []byte("x")}})
+	if res.End.ExitCode != 125 || !strings.Contains(string(res.Stderr), "bad request") {
+		t.Errorf("exit %d stderr %q, want 125 and a bad request", res.End.ExitCode, res.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(e.Dir, "escape")); err == nil {
+		t.Error("the file was written outside the workdir")
+	}
+}
+
+// sessionExec sends one request to a session entrypoint and decodes its records, from its begin
+// record to its end record.
+func (e *warmEntrypoint) sessionExec(t *testing.T, req wire.Request) (wire.Output, *wire.End) {
+	t.Helper()
+	if req.ExecutionID == "" {
+		e.executions++
+		req.ExecutionID = fmt.Sprintf("e%d", e.executions)
+	}
+	req = withDefaults(req)
+	if _, err := e.Stdin.Write(req.Encode(true)); err != nil {
+		t.Fatal(err)
+	}
+	begin := string(wire.Begin(req.ExecutionID))
+	for {
+		line, err := e.Out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("before the begin record: %v", err)
+		}
+		if line == begin {
+			break
+		}
+	}
+	dec := wire.NewDecoder(req.MaxOutput, req.MaxFile, nil)
+	if err := dec.Decode(e.Out); err != nil || dec.End() == nil {
+		t.Fatalf("decode: %v (end record %v)", err, dec.End())
+	}
+	return dec.Output(), dec.End()
+}
+
+func startSessionEntrypoint(t *testing.T, hello string) *warmEntrypoint {
+	t.Helper()
+	e := startWarmEntrypoint(t)
+	if _, err := e.Stdin.Write(wire.Frame(wire.TagSession, []byte(hello))); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := e.Out.ReadString('\n'); err != nil || !strings.HasPrefix(line, "S:") {
+		t.Fatalf("session opening answered %q, %v", line, err)
+	}
+	return e
+}
+
+func TestSessionEntrypointKeepsStateAcrossExecutions(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s1"}`)
+	if res, end := e.sessionExec(t, wire.Request{Code: "import json\nx = 41\nopen('output/a.txt', 'w').write('a')\n"}); res.End.ExitCode != 0 || end.SessionOver != "" || len(res.Files) != 1 {
+		t.Fatalf("first: exit %d over %q files %+v stderr %s", res.End.ExitCode, end.SessionOver, res.Files, res.Stderr)
+	}
+	res, _ := e.sessionExec(t, wire.Request{Code: "x += 1\nprint(x, json.dumps([1]))\nopen('output/b.txt', 'w').write('b')\n"})
+	if string(res.Stdout) != "42 [1]\n" {
+		t.Errorf("second stdout %q stderr %q, want the first's variables and imports", res.Stdout, res.Stderr)
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "b.txt" {
+		t.Errorf("second files %+v, want only the file it wrote (b.txt)", res.Files)
+	}
+	// An exception is a result; the session goes on.
+	res, end := e.sessionExec(t, wire.Request{Code: "raise ValueError('boom')\n"})
+	if res.End.ExitCode != 1 || end.SessionOver != "" || !strings.Contains(string(res.Stderr), "ValueError: boom") || strings.Contains(string(res.Stderr), "_session") {
+		t.Errorf("exception: exit %d over %q stderr %s", res.End.ExitCode, end.SessionOver, res.Stderr)
+	}
+	res, _ = e.sessionExec(t, wire.Request{Code: "import sys\nprint(x)\nsys.exit(3)\n"})
+	if string(res.Stdout) != "42\n" || res.End.ExitCode != 3 {
+		t.Errorf("after the exception: stdout %q exit %d, want 42 and sys.exit's 3", res.Stdout, res.End.ExitCode)
+	}
+	res, _ = e.sessionExec(t, wire.Request{Code: "print(x)\n"})
+	if string(res.Stdout) != "42\n" {
+		t.Errorf("after sys.exit: stdout %q, want the session still there", res.Stdout)
+	}
+}
+
+func TestSessionEntrypointInterruptsARunawayAndGoesOn(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s2"}`)
+	e.sessionExec(t, wire.Request{Code: "y = 'kept'\n"})
+	res, end := e.sessionExec(t, wire.Request{Code: "while True:\n    pass\n", Timeout: time.Second})
+	if !res.End.TimedOut || res.End.ExitCode != 130 || end.SessionOver != "" || !strings.Contains(string(res.Stderr), "KeyboardInterrupt") {
+		t.Fatalf("runaway: timed out %v exit %d over %q stderr %s; want interrupted, session kept", res.End.TimedOut, res.End.ExitCode, end.SessionOver, res.Stderr)
+	}
+	if res, _ := e.sessionExec(t, wire.Request{Code: "print(y)\n"}); string(res.Stdout) != "kept\n" {
+		t.Errorf("after the interrupt: stdout %q stderr %q", res.Stdout, res.Stderr)
+	}
+	// Code that swallows KeyboardInterrupt cannot be recovered: the session ends.
+	res, end = e.sessionExec(t, wire.Request{Code: "import time\nwhile True:\n    try:\n        time.sleep(10)\n    except KeyboardInterrupt:\n        print('swallowed', flush=True)\n", Timeout: time.Second})
+	if !res.End.TimedOut || end.SessionOver == "" {
+		t.Errorf("stubborn: timed out %v over %q exit %d stderr %s; want the session ended", res.End.TimedOut, end.SessionOver, res.End.ExitCode, res.Stderr)
+	}
+}
+
+func TestSessionEntrypointEndsWhenIdle(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s3","idle_timeout_seconds":0.5,"exit_when_over":true}`)
+	exited := make(chan error, 1)
+	go func() { exited <- e.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the idle session's entrypoint did not end within 30 s of its 0.5 s idle timeout")
+	}
+}
+
+func TestSessionEntrypointAnswersPingsWithItsSession(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s4"}`)
+	if _, err := io.WriteString(e.Stdin, "P:\n"); err != nil {
+		t.Fatal(err)
+	}
+	want := string(wire.Frame(wire.TagPing, []byte(`{"session":"s4"}`)))
+	if line, err := e.Out.ReadString('\n'); err != nil || line != want {
+		t.Errorf("ping answered %q, %v; want %q", line, err, want)
+	}
+}

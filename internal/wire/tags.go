@@ -1,0 +1,100 @@
+package wire
+
+// Tag is the first byte of a record line.
+type Tag byte
+
+// The records. entrypoint.py defines the same table (its T_* constants and *_FIELDS tuples);
+// TestEntrypointSpeaksTheWire fails when the two differ.
+const (
+	// Sandbox to runner.
+	TagStdout Tag = 'O' // a chunk of the code's stdout
+	TagStderr Tag = 'E' // a chunk of the code's stderr
+	TagFile   Tag = 'F' // an output file's header (FileHeader)
+	TagEnd    Tag = 'X' // the end record (End)
+	TagBegin  Tag = 'B' // in a session: the records up to X belong to this execution (BeginRecord)
+	// Both ways.
+	TagData    Tag = 'D' // a chunk of the current file: an output file's, or a request's input file's
+	TagPing    Tag = 'P' // a ping; the answer is empty, or a PingAnswer in a session or a spent Pod
+	TagSession Tag = 'S' // runner: open a session (Hello); sandbox: it is open (SessionOpened)
+	// Runner to sandbox.
+	TagRequest   Tag = 'Q' // a request's header (RequestHeader)
+	TagCode      Tag = 'C' // a chunk of the code
+	TagInput     Tag = 'I' // an input file's header (InputHeader)
+	TagGo        Tag = 'G' // the request is complete: run it
+	TagInterrupt Tag = 'K' // in a session: interrupt the running execution
+)
+
+// Tags names every record, as entrypoint.py's T_* constants do (T_STDOUT is "stdout").
+var Tags = map[string]Tag{
+	"stdout": TagStdout, "stderr": TagStderr, "file": TagFile, "end": TagEnd, "begin": TagBegin,
+	"data": TagData, "ping": TagPing, "session": TagSession,
+	"request": TagRequest, "code": TagCode, "input": TagInput, "go": TagGo, "interrupt": TagInterrupt,
+}
+
+// End is the entrypoint's last record of an execution: everything the runner needs to know of how
+// the code ended. Every field is written inside the sandbox, where the code runs: a Result built
+// from it is only as trustworthy as the sandbox (see the README's "Results").
+type End struct {
+	ExitCode        int     `json:"exit_code"`
+	Signal          int     `json:"signal"`
+	TimedOut        bool    `json:"timed_out"`
+	StdoutTruncated bool    `json:"stdout_truncated"`
+	StderrTruncated bool    `json:"stderr_truncated"`
+	FilesTruncated  bool    `json:"files_truncated"`
+	StartedAt       float64 `json:"started_at"`
+	FinishedAt      float64 `json:"finished_at"`
+	MaxRSSKiB       int64   `json:"max_rss_kib"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	// SessionOver says why a session ended with this execution ("" while it goes on).
+	SessionOver string `json:"session_over,omitempty"`
+}
+
+// FileHeader starts an output file; its bytes follow in TagData records.
+type FileHeader struct {
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	Truncated bool   `json:"truncated"`
+}
+
+// RequestHeader starts a request sent over stdin: the limits of this execution, and in a session
+// the execution's ID (its records are framed by a BeginRecord naming it).
+type RequestHeader struct {
+	TimeoutSeconds float64 `json:"timeout_seconds"`
+	MaxOutputBytes int64   `json:"max_output_bytes"`
+	MaxFileBytes   int64   `json:"max_file_bytes"`
+	MaxProcesses   int64   `json:"max_processes"`
+	ExecutionID    string  `json:"execution_id,omitempty"`
+}
+
+// InputHeader starts an input file of a request; its bytes follow in TagData records.
+type InputHeader struct {
+	Path string `json:"path"`
+}
+
+// Hello opens a session in a waiting sandbox: its ID and terms, which the sandbox enforces itself.
+type Hello struct {
+	ID                 string  `json:"id"`
+	IdleTimeoutSeconds float64 `json:"idle_timeout_seconds"`
+	MaxLifetimeSeconds float64 `json:"max_lifetime_seconds"`
+	MaxProcesses       int64   `json:"max_processes"`
+	// ExitWhenOver: the entrypoint exits when the session ends (a Job's Pod) instead of waiting
+	// to be deleted (a pool Pod, whose container would be restarted).
+	ExitWhenOver bool `json:"exit_when_over"`
+}
+
+// SessionOpened is the sandbox's answer to a Hello.
+type SessionOpened struct {
+	Session string `json:"session"`
+}
+
+// BeginRecord starts an execution's records within a session's stream.
+type BeginRecord struct {
+	ExecutionID string `json:"execution_id"`
+}
+
+// PingAnswer is a sandbox's answer to a ping when it has something to say: the session it holds,
+// or that it is a spent Pod's restarted container that will never serve.
+type PingAnswer struct {
+	Session string `json:"session,omitempty"`
+	Spent   bool   `json:"spent,omitempty"`
+}

@@ -1,0 +1,135 @@
+// Package wiretest runs the sandbox's end of the wire — the real entrypoint.py, under the
+// machine's python3 — for tests on either side of it: an entrypoint waiting on stdin as in a warm
+// pool Pod (Start), and a Pod's container that lives across attaches (NewPod), as a container
+// runtime keeps it.
+package wiretest
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/gkexec/gkexec/internal/wire"
+)
+
+// Entrypoint is entrypoint.py in stdin mode (a warm pool Pod's), in a scratch directory standing
+// in for the Pod's volumes.
+type Entrypoint struct {
+	Stdin io.WriteCloser
+	Out   *bufio.Reader
+	// Dir holds the code, the workspace (Dir/workspace) and /tmp.
+	Dir string
+	cmd *exec.Cmd
+	// waitOnce: the test and its cleanup both wait for the process; exec.Cmd allows one Wait.
+	waitOnce sync.Once
+	waitErr  error
+}
+
+// Start starts the entrypoint; it is killed when the test ends. A test fails without python3:
+// the sandbox image runs the same entrypoint, and a skipped contract test proves nothing.
+func Start(t testing.TB) *Entrypoint {
+	t.Helper()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is required for this test (the sandbox image runs the same entrypoint)")
+	}
+	dir := t.TempDir()
+	work := filepath.Join(dir, "workspace")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, "-I", "-S", "-c", wire.Entrypoint)
+	cmd.Env = []string{
+		"GKEXEC_REQUEST=stdin",
+		"GKEXEC_CODE=" + filepath.Join(dir, "code", "main.py"),
+		"GKEXEC_WORKDIR=" + work,
+		"GKEXEC_OUTPUT_DIR=" + filepath.Join(work, "output"),
+		"HOME=" + dir, "TMPDIR=" + dir, "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1",
+		"PATH=" + os.Getenv("PATH"),
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := &Entrypoint{cmd: cmd, Stdin: stdin, Out: bufio.NewReader(stdout), Dir: dir}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = e.Wait()
+	})
+	return e
+}
+
+// Wait waits for the entrypoint to exit, once however many goroutines ask.
+func (e *Entrypoint) Wait() error {
+	e.waitOnce.Do(func() { e.waitErr = e.cmd.Wait() })
+	return e.waitErr
+}
+
+// Pod is a pool Pod's container played by the real entrypoint: it lives across attaches, and its
+// stdout goes to whichever attach is current, as a container runtime's does.
+type Pod struct {
+	E   *Entrypoint
+	mu  sync.Mutex
+	out io.Writer
+}
+
+// NewPod starts the container.
+func NewPod(t testing.TB) *Pod {
+	p := &Pod{E: Start(t)}
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := p.E.Out.Read(buf)
+			p.mu.Lock()
+			if p.out != nil && n > 0 {
+				_, _ = p.out.Write(buf[:n])
+			}
+			p.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// Attach connects one attach to the container until ctx ends, as pods/attach does (the runner's
+// attach function); the container's stdin stays open when it does (no stdinOnce).
+func (p *Pod) Attach(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
+	p.mu.Lock()
+	p.out = stdout
+	p.mu.Unlock()
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := stdin.Read(buf)
+			if n > 0 {
+				if _, werr := p.E.Stdin.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	<-ctx.Done()
+	p.mu.Lock()
+	if p.out == stdout {
+		p.out = nil
+	}
+	p.mu.Unlock()
+	return nil
+}
