@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // attachFunc connects stdin and stdout to the sandbox container of a Pod (pods/attach) and
@@ -37,7 +39,7 @@ func newAttacher(cfg *rest.Config, namespace string) attachFunc {
 			return err
 		}
 		u := cs.CoreV1().RESTClient().Post().Namespace(namespace).Resource("pods").Name(pod).SubResource("attach").
-			VersionedParams(&corev1.PodAttachOptions{Container: containerName, Stdin: true, Stdout: true}, scheme.ParameterCodec).URL()
+			VersionedParams(&corev1.PodAttachOptions{Container: podspec.ContainerName, Stdin: true, Stdout: true}, scheme.ParameterCodec).URL()
 		ws, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
 		if err != nil {
 			return fmt.Errorf("%w: attach to pod %s/%s: %w", ErrCluster, namespace, pod, err)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // coldSource creates a sandbox for each request: a ConfigMap holding the code and inputs, and a
@@ -48,7 +49,7 @@ func (s coldSource) acquire(ctx context.Context, x *execution) (sandbox, error) 
 	x.mark(&x.timings.Admitted)
 	id := x.req.ExecutionID
 	t := r.hub.track(id)
-	sb := &coldSandbox{r: r, t: t, name: objectName(id)}
+	sb := &coldSandbox{r: r, t: t, name: podspec.ObjectName(id)}
 	x.leave = func() {
 		if !r.admission.bounded() {
 			r.hub.untrack(id, t)
@@ -64,7 +65,7 @@ func (s coldSource) acquire(ctx context.Context, x *execution) (sandbox, error) 
 		})
 	}
 	x.kind = SandboxCold
-	cm, job := newConfigMap(&r.opts, x.req), newJob(&r.opts, x.req)
+	cm, job := podspec.ConfigMap(&r.shape, x.sandboxRequest(&r.opts)), podspec.Job(&r.shape, x.sandboxRequest(&r.opts))
 	err = sb.create(ctx, cm, job)
 	if err == nil {
 		x.mark(&x.timings.Created)
@@ -223,7 +224,7 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *execution) error {
 // is already in the sandbox: it travelled in the ConfigMap.
 func (sb *coldSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, error) {
 	r, pod := sb.r, x.pod
-	opts := &corev1.PodLogOptions{Container: containerName, Follow: true,
+	opts := &corev1.PodLogOptions{Container: podspec.ContainerName, Follow: true,
 		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))}
 	backoff := 50 * time.Millisecond
 	for {
@@ -250,7 +251,7 @@ func (sb *coldSandbox) reopen(ctx context.Context) io.ReadCloser {
 	if pod == nil {
 		return nil
 	}
-	stream, err := sb.r.openLogs(ctx, pod.Name, &corev1.PodLogOptions{Container: containerName,
+	stream, err := sb.r.openLogs(ctx, pod.Name, &corev1.PodLogOptions{Container: podspec.ContainerName,
 		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
 	if err != nil {
 		return nil

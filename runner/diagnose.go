@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // apiError turns an API error into one of the sentinels, naming the call so that the user knows
@@ -209,7 +211,7 @@ func containerStarted(pod *corev1.Pod) bool {
 		return true
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == containerName && (cs.State.Running != nil || cs.State.Terminated != nil) {
+		if cs.Name == podspec.ContainerName && (cs.State.Running != nil || cs.State.Terminated != nil) {
 			return true
 		}
 	}
@@ -223,7 +225,7 @@ func terminated(pod *corev1.Pod) *corev1.ContainerStateTerminated {
 		return nil
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name != containerName {
+		if cs.Name != podspec.ContainerName {
 			continue
 		}
 		if cs.State.Terminated != nil {

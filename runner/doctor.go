@@ -14,6 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // CheckStatus is the outcome of one doctor check.
@@ -90,7 +93,7 @@ func (r *Runner) Doctor(ctx context.Context, do DoctorOptions) []Check {
 
 func (r *Runner) checkNamespace(ctx context.Context) Check {
 	name := "namespace " + r.opts.Namespace + " exists"
-	cm := newConfigMap(&r.opts, Request{Code: "pass", ExecutionID: "doctor-dry-run"})
+	cm := podspec.ConfigMap(&r.shape, wire.Request{Code: "pass", ExecutionID: "doctor-dry-run"})
 	_, err := r.client.CoreV1().ConfigMaps(r.opts.Namespace).Create(ctx, cm, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	switch {
 	case err == nil:

@@ -7,6 +7,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // checkWarmPool reports whether executions with these options can run warm: the pool's Pods
@@ -24,7 +26,7 @@ func (r *Runner) checkWarmPool(ctx context.Context) Check {
 	if err != nil {
 		return Check{name, CheckWarn, "cannot list pods: " + err.Error(), "see the RBAC check"}
 	}
-	want := fingerprint(sandboxPodSpec(&r.opts, nil))
+	want := podspec.Fingerprint(podspec.Pod(&r.shape, nil))
 	var idle, ready, matching, claimed int
 	for i := range pods.Items {
 		p := &pods.Items[i]
@@ -35,7 +37,7 @@ func (r *Runner) checkWarmPool(ctx context.Context) Check {
 			idle++
 			if idleAndReady(p) {
 				ready++
-				if fingerprint(p.Spec) == want {
+				if podspec.Fingerprint(p.Spec) == want {
 					matching++
 				}
 			}

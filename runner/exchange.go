@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gkexec/gkexec/internal/wire"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // exchange runs x's request in sb: it opens the sandbox's channel, decodes the framed records

@@ -1,45 +1,52 @@
 package runner
 
+import "github.com/gkexec/gkexec/runner/internal/podspec"
+
 // Labels on every object the runner creates. gc, the shared Pod watch and the sandbox
 // NetworkPolicy all select on them, so they are part of the kit's contract.
 const (
 	// LabelManagedBy marks objects made by gkexec; its value is ManagedByValue.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedByValue = "gkexec"
+	LabelManagedBy = podspec.LabelManagedBy // "app.kubernetes.io/managed-by"
+	ManagedByValue = podspec.ManagedByValue // "gkexec"
 	// LabelComponent distinguishes sandbox Pods (ComponentSandbox) from anything else in the namespace,
 	// such as the agent itself.
-	LabelComponent   = "app.kubernetes.io/component"
-	ComponentSandbox = "sandbox"
+	LabelComponent   = podspec.LabelComponent   // "app.kubernetes.io/component"
+	ComponentSandbox = podspec.ComponentSandbox // "sandbox"
 	// ComponentWarmPool marks the warm pool's Deployment.
-	ComponentWarmPool = "warm-pool"
+	ComponentWarmPool = podspec.ComponentWarmPool // "warm-pool"
 	// LabelExecutionID carries the execution ID, shared by the ConfigMap, the Job and its Pod.
-	LabelExecutionID = "gkexec.dev/execution-id"
+	LabelExecutionID = podspec.LabelExecutionID // "gkexec.dev/execution-id"
 
 	// LabelPool names the warm pool a pre-started sandbox Pod belongs to.
-	LabelPool = "gkexec.dev/pool"
+	LabelPool = podspec.LabelPool // "gkexec.dev/pool"
 	// LabelPoolState is PoolStateIdle while the Pod waits in the pool: the pool's Deployment
 	// selects on it. A claim changes it to PoolStateClaimed, which takes the Pod out of the
 	// Deployment (its controller creates a replacement at once) and out of every other runner's
 	// reach.
-	LabelPoolState   = "gkexec.dev/pool-state"
-	PoolStateIdle    = "idle"
-	PoolStateClaimed = "claimed"
+	LabelPoolState   = podspec.LabelPoolState   // "gkexec.dev/pool-state"
+	PoolStateIdle    = podspec.PoolStateIdle    // "idle"
+	PoolStateClaimed = podspec.PoolStateClaimed // "claimed"
 	// AnnotationClaimedAt is when a warm sandbox was claimed (RFC 3339), for `gkexec gc`;
 	// AnnotationClaimedBy names the runner process that claimed it.
-	AnnotationClaimedAt = "gkexec.dev/claimed-at"
-	AnnotationClaimedBy = "gkexec.dev/claimed-by"
+	AnnotationClaimedAt = podspec.AnnotationClaimedAt // "gkexec.dev/claimed-at"
+	AnnotationClaimedBy = podspec.AnnotationClaimedBy // "gkexec.dev/claimed-by"
 
 	// LabelSession carries a session's ID on its sandbox Pod (and, when cold, its Job): a runner
 	// process that did not open the session finds it by this label.
-	LabelSession = "gkexec.dev/session"
+	LabelSession = podspec.LabelSession // "gkexec.dev/session"
 	// A session's terms, on its Pod: when it ends at the latest (RFC 3339) and how long it may
 	// sit idle (a Go duration); AnnotationSessionLastUsed is when its last execution ended.
-	AnnotationSessionExpiresAt   = "gkexec.dev/session-expires-at"
-	AnnotationSessionIdleTimeout = "gkexec.dev/session-idle-timeout"
-	AnnotationSessionLastUsed    = "gkexec.dev/session-last-used"
+	AnnotationSessionExpiresAt   = podspec.AnnotationSessionExpiresAt   // "gkexec.dev/session-expires-at"
+	AnnotationSessionIdleTimeout = podspec.AnnotationSessionIdleTimeout // "gkexec.dev/session-idle-timeout"
+	AnnotationSessionLastUsed    = podspec.AnnotationSessionLastUsed    // "gkexec.dev/session-last-used"
 	// AnnotationSessionLease names the runner process and execution that hold a session's stdin,
 	// and until when ("<holder> <execution ID> <RFC 3339>"): a runner writes a request only while
 	// it holds the lease, taken with a patch guarded by the Pod's resourceVersion, so two callers
 	// in different processes are never interleaved.
-	AnnotationSessionLease = "gkexec.dev/session-lease"
+	AnnotationSessionLease = podspec.AnnotationSessionLease // "gkexec.dev/session-lease"
+
+	// AnnotationSafeToEvict tells the cluster autoscaler whether it may evict a Pod to scale its
+	// node down. A running execution must not be evicted: its Pod says "false" (a warm Pod from
+	// its claim on; an idle one may go, its Deployment replaces it).
+	AnnotationSafeToEvict = podspec.AnnotationSafeToEvict // "cluster-autoscaler.kubernetes.io/safe-to-evict"
 )

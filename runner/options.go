@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // Defaults. The first nine match ADK's GkeCodeExecutor so that moving to gkexec changes nothing.
@@ -48,9 +49,9 @@ const (
 	DefaultSessionMaxLifetime    = time.Hour
 
 	// GKESandboxLabel is the label and taint key GKE puts on GKE Sandbox (gVisor) nodes.
-	GKESandboxLabel = "sandbox.gke.io/runtime"
+	GKESandboxLabel = podspec.GKESandboxLabel // "sandbox.gke.io/runtime"
 	// GKESandboxValue is that label's and taint's value.
-	GKESandboxValue = "gvisor"
+	GKESandboxValue = podspec.GKESandboxValue // "gvisor"
 )
 
 // Options configures a Runner. The zero value of each field means its documented default.

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // Request is one execution.
@@ -55,10 +56,10 @@ func (req Request) timeout(o *Options) time.Duration {
 
 // OutputDir is where the code writes files it wants returned: every regular file below it comes
 // back in Result.Files, path order, until Options.MaxFileBytes are spent.
-const OutputDir = "/workspace/output"
+const OutputDir = podspec.OutputDir // "/workspace/output"
 
 // WorkDir is the code's working directory; input files are copied into it.
-const WorkDir = "/workspace"
+const WorkDir = podspec.WorkDir // "/workspace"
 
 const maxExecutionIDLength = 40
 

@@ -15,6 +15,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 const (
@@ -32,7 +35,9 @@ const (
 // matches, otherwise a Job created for the execution. It is safe for concurrent use; create one
 // per namespace and share it, so that all executions share one set of watches. Call Close when done.
 type Runner struct {
-	opts   Options
+	opts Options
+	// shape is the sandbox the options describe, as the object builders take it.
+	shape  podspec.Shape
 	client kubernetes.Interface
 	log    *slog.Logger
 	// openLogs streams the sandbox container's log; tests replace it, since fake clientsets
@@ -86,7 +91,7 @@ func New(opts Options) (*Runner, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
+	r := &Runner{opts: opts, shape: opts.shape(), client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
 		killGrace: defaultKillGrace, exitGrace: defaultExitGrace, busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
 		sessions: map[string]*Session{}, ended: map[string]endedSessionPod{}}
 	r.cold = coldSource{r}
@@ -248,9 +253,9 @@ func (r *Runner) CheckRequest(req Request) error {
 	if err != nil {
 		return err
 	}
-	if n := requestSize(req); n > maxConfigMapBytes {
+	if n := podspec.RequestSize(wire.Request{Code: req.Code, Files: req.Files}); n > podspec.MaxConfigMapBytes {
 		return fmt.Errorf("%w: %w: code and input files are %s, more than a ConfigMap holds (%s); pass large inputs another way or split the work",
-			ErrInvalidRequest, ErrRequestTooLarge, describeSize(n), describeSize(maxConfigMapBytes))
+			ErrInvalidRequest, ErrRequestTooLarge, describeSize(n), describeSize(podspec.MaxConfigMapBytes))
 	}
 	return nil
 }
@@ -345,4 +350,8 @@ func (r *Runner) explain(ctx context.Context, err error) error {
 		return err
 	}
 	return clarifyForbidden(ctx, r.client, r.opts.Namespace, err)
+}
+
+func describeSize(n int) string {
+	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 }

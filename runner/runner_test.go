@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 func TestExecuteReturnsStreamsExitCodeAndFiles(t *testing.T) {
@@ -252,7 +254,7 @@ func TestExecuteRejectsBadRequestsBeforeCreatingAnything(t *testing.T) {
 		"reserved input":        {Code: "x", Files: map[string][]byte{"..data/x": nil}},
 		"bad execution ID":      {Code: "x", ExecutionID: "Not_A_Label"},
 		"long execution ID":     {Code: "x", ExecutionID: strings.Repeat("a", 41)},
-		"larger than a config":  {Code: strings.Repeat("x", maxConfigMapBytes)},
+		"larger than a config":  {Code: strings.Repeat("x", podspec.MaxConfigMapBytes)},
 		"timeout above ceiling": {Code: "x", Timeout: DefaultTimeout + time.Second},
 		"negative timeout":      {Code: "x", Timeout: -time.Second},
 	}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // A session is one live interpreter in one sandbox across many executions: variables, imports
@@ -170,7 +171,7 @@ func SessionIDProblems(id string) []string {
 // start obtains the session's sandbox and opens the session in it.
 func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Time) error {
 	r := s.r
-	meta := &metav1.ObjectMeta{Labels: map[string]string{LabelSession: so.ID}, Annotations: sessionAnnotations(so.IdleTimeout, expires)}
+	meta := &metav1.ObjectMeta{Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires)}
 	r.mu.Lock()
 	warm := r.warm
 	r.mu.Unlock()
@@ -225,8 +226,8 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 // createJob makes a cold session's Job and waits for its Pod to run.
 func (s *Session) createJob(ctx context.Context, so SessionOptions, expires time.Time) (*corev1.Pod, error) {
 	r := s.r
-	id := sessionSandboxID(so.ID)
-	job := newSessionJob(&r.opts, so.ID, so.MaxLifetime, so.IdleTimeout, expires)
+	id := podspec.SessionSandboxID(so.ID)
+	job := podspec.SessionJob(&r.shape, so.ID, so.MaxLifetime, so.IdleTimeout, expires)
 	s.job = job.Name
 	t := r.hub.track(id)
 	defer r.hub.untrack(id, t)
@@ -269,7 +270,7 @@ func (r *Runner) Session(ctx context.Context, id string) (*Session, error) {
 	if pod.Labels[LabelPool] != "" {
 		s.kind = SandboxWarm
 	} else {
-		s.job = objectName(sessionSandboxID(id))
+		s.job = podspec.ObjectName(podspec.SessionSandboxID(id))
 	}
 	s.setPod(pod)
 	r.mu.Lock()
@@ -580,7 +581,7 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sessionConn, *corev
 		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == containerName && cs.RestartCount > 0 {
+		if cs.Name == podspec.ContainerName && cs.RestartCount > 0 {
 			why := "its sandbox restarted, and the interpreter's state with it"
 			s.end(why)
 			s.delete()
@@ -697,7 +698,7 @@ func (s *Session) lease(ctx context.Context, x *execution, pod *corev1.Pod) (*co
 			return nil, fmt.Errorf("%w: session %s is running execution %s for %s until %s at the latest; try again when it is done",
 				ErrSessionBusy, s.id, exec, holder, until.Format(time.RFC3339))
 		}
-		until = time.Now().Add(x.timeout + r.killGrace + deadlineSlack*time.Second)
+		until = time.Now().Add(x.timeout + r.killGrace + podspec.DeadlineSlack*time.Second)
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 			"resourceVersion": pod.ResourceVersion,
 			"labels":          map[string]string{LabelExecutionID: x.req.ExecutionID},

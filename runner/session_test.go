@@ -14,6 +14,7 @@ import (
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
 	"github.com/gkexec/gkexec/internal/wire/wiretest"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // sessionPod is a running session's sandbox Pod whose lease is held as given ("" for none).
@@ -22,7 +23,7 @@ func sessionPod(t *testing.T, o Options, name, session, lease string) *corev1.Po
 	pod := poolPod(t, o, name, time.Minute)
 	pod.Labels[LabelPoolState] = PoolStateClaimed
 	pod.Labels[LabelSession] = session
-	pod.Annotations = sessionAnnotations(10*time.Minute, time.Now().Add(time.Hour))
+	pod.Annotations = podspec.SessionAnnotations(10*time.Minute, time.Now().Add(time.Hour))
 	if lease != "" {
 		pod.Annotations[AnnotationSessionLease] = lease
 	}

@@ -11,7 +11,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // warmSource claims pre-started sandbox Pods from the warm pool: a Deployment (created by the
@@ -62,7 +62,7 @@ const (
 
 func newWarmSource(r *Runner, h *hub) *warmSource {
 	w := &warmSource{r: r, h: h, holder: r.holder,
-		want: fingerprint(sandboxPodSpec(&r.opts, nil)), tried: map[types.UID]time.Time{}, claiming: map[types.UID]bool{},
+		want: podspec.Fingerprint(podspec.Pod(&r.shape, nil)), tried: map[types.UID]time.Time{}, claiming: map[types.UID]bool{},
 		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if r.opts.WarmPoolReady > 0 {
 		w.stopped.Add(1)
@@ -129,7 +129,7 @@ func (w *warmSource) candidates() (fresh, old []*corev1.Pod) {
 		}
 		_, tried := w.tried[pod.UID]
 		if pod.Labels[LabelPool] != w.r.opts.WarmPool || pod.Labels[LabelPoolState] != PoolStateIdle ||
-			pod.DeletionTimestamp != nil || tried || !idleAndReady(pod) || fingerprint(pod.Spec) != w.want {
+			pod.DeletionTimestamp != nil || tried || !idleAndReady(pod) || podspec.Fingerprint(pod.Spec) != w.want {
 			continue
 		}
 		if now.Sub(pod.CreationTimestamp.Time) > w.r.opts.WarmPoolMaxIdleAge {
@@ -155,7 +155,7 @@ func idleAndReady(pod *corev1.Pod) bool {
 		}
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == containerName && (cs.State.Running == nil || cs.RestartCount > 0) {
+		if cs.Name == podspec.ContainerName && (cs.State.Running == nil || cs.RestartCount > 0) {
 			return false
 		}
 	}
@@ -185,7 +185,7 @@ func (w *warmSource) claim(ctx context.Context, hold time.Duration, extra *metav
 		// The deadline counts from the Pod's start: it may run for what it has run, plus the hold,
 		// plus one execution's start and run time, plus slack.
 		age := time.Since(pod.Status.StartTime.Time)
-		deadline := int64(math.Ceil((age + hold + w.r.opts.StartTimeout + w.r.opts.Timeout + w.r.killGrace).Seconds())) + deadlineSlack
+		deadline := int64(math.Ceil((age + hold + w.r.opts.StartTimeout + w.r.opts.Timeout + w.r.killGrace).Seconds())) + podspec.DeadlineSlack
 		labels := map[string]string{LabelPoolState: PoolStateClaimed}
 		annotations := map[string]string{
 			AnnotationClaimedAt:   time.Now().UTC().Format(time.RFC3339),
@@ -514,9 +514,9 @@ func (sb *warmSandbox) reopen(ctx context.Context) io.ReadCloser {
 	pod, _, _, _ := sb.t.snapshot()
 	previous := false
 	for _, cs := range pod.Status.ContainerStatuses {
-		previous = previous || (cs.Name == containerName && cs.RestartCount > 0)
+		previous = previous || (cs.Name == podspec.ContainerName && cs.RestartCount > 0)
 	}
-	stream, err := sb.w.r.openLogs(ctx, sb.pod.Name, &corev1.PodLogOptions{Container: containerName, Previous: previous,
+	stream, err := sb.w.r.openLogs(ctx, sb.pod.Name, &corev1.PodLogOptions{Container: podspec.ContainerName, Previous: previous,
 		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
 	if err != nil {
 		return nil
@@ -551,56 +551,4 @@ func (r *Runner) podDeletion(pod *corev1.Pod) deletion {
 		}
 		return err
 	}}
-}
-
-// fingerprint is what a pool Pod must share with the sandbox the options describe to serve a
-// request: image, runtime, resources, identity, scratch sizes, placement and the entrypoint
-// itself. Per-execution settings (timeout, caps) travel with the request.
-func fingerprint(spec corev1.PodSpec) string {
-	type volume struct {
-		Name string
-		Size string
-	}
-	var f struct {
-		RuntimeClass string
-		Containers   []corev1.Container
-		Volumes      []volume
-		NodeSelector map[string]string
-		Tolerations  []corev1.Toleration
-		User, Group  int64
-	}
-	if spec.RuntimeClassName != nil {
-		f.RuntimeClass = *spec.RuntimeClassName
-	}
-	for _, c := range spec.Containers {
-		// The API server defaults a request to its limit where only the limit is set.
-		requests := c.Resources.Requests.DeepCopy()
-		if requests == nil {
-			requests = corev1.ResourceList{}
-		}
-		for name, limit := range c.Resources.Limits {
-			if _, ok := requests[name]; !ok {
-				requests[name] = limit
-			}
-		}
-		f.Containers = append(f.Containers, corev1.Container{Name: c.Name, Image: c.Image, Command: c.Command,
-			Resources: corev1.ResourceRequirements{Requests: requests, Limits: c.Resources.Limits}})
-	}
-	for _, v := range spec.Volumes {
-		if v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
-			f.Volumes = append(f.Volumes, volume{v.Name, v.EmptyDir.SizeLimit.String()})
-		}
-	}
-	f.NodeSelector = spec.NodeSelector
-	for _, t := range spec.Tolerations {
-		if t.Key == GKESandboxLabel || strings.HasPrefix(t.Key, "node.kubernetes.io/") {
-			continue // admission adds these (the RuntimeClass's scheduling, DefaultTolerationSeconds)
-		}
-		f.Tolerations = append(f.Tolerations, t)
-	}
-	if sc := spec.SecurityContext; sc != nil && sc.RunAsUser != nil && sc.RunAsGroup != nil {
-		f.User, f.Group = *sc.RunAsUser, *sc.RunAsGroup
-	}
-	b, _ := json.Marshal(f)
-	return string(b)
 }

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // The warm source on the fake clientset: pool Pods are objects in it, and attach is a stand-in
@@ -34,7 +36,7 @@ func poolPod(t *testing.T, o Options, name string, age time.Duration) *corev1.Po
 		Spec: d.Spec.Template.Spec,
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &created,
 			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
-			ContainerStatuses: []corev1.ContainerStatus{{Name: containerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.ContainerName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}},
 	}
 }
 

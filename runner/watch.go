@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // hub follows every execution of one runner through three shared watches in its namespace —
@@ -215,7 +216,7 @@ func (h *hub) onEvent(obj any) {
 	if !ok {
 		return
 	}
-	id := executionIDOf(ev.InvolvedObject)
+	id := podspec.ExecutionIDOf(ev.InvolvedObject)
 	if id == "" {
 		return
 	}
@@ -231,22 +232,4 @@ func (h *hub) onEvent(obj any) {
 	}
 	t.mu.Unlock()
 	t.signal()
-}
-
-// executionIDOf maps an event's object to an execution: Jobs are named gkexec-<id>, and their Pods
-// gkexec-<id>-<suffix>.
-func executionIDOf(ref corev1.ObjectReference) string {
-	name, ok := strings.CutPrefix(ref.Name, "gkexec-")
-	if !ok {
-		return ""
-	}
-	switch ref.Kind {
-	case "Job":
-		return name
-	case "Pod":
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			return name[:i]
-		}
-	}
-	return ""
 }

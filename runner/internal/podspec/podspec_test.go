@@ -1,7 +1,6 @@
-package runner
+package podspec
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,67 +12,36 @@ import (
 	"github.com/gkexec/gkexec/internal/wire"
 )
 
-func defaults(t *testing.T, o Options) *Options {
-	t.Helper()
-	o.setDefaults()
-	if err := o.validate(); err != nil {
-		t.Fatal(err)
-	}
-	return &o
+// testShape is the Shape of a runner with default options.
+func testShape() Shape {
+	return Shape{Namespace: "default", Image: "python:3.11-slim", PullPolicy: corev1.PullIfNotPresent,
+		CPURequest: "200m", MemoryRequest: "256Mi", CPULimit: "500m", MemoryLimit: "512Mi",
+		EphemeralStorageLimit: "1Gi", ScratchSizeLimit: "128Mi", RuntimeClassName: "gvisor", SandboxNodes: true,
+		RunAsUser: 65534, RunAsGroup: 65534, StartTimeout: 120 * time.Second, TTLAfterFinished: 5 * time.Minute, WarmPool: "default"}
 }
 
-func TestDefaultsMatchADKGkeCodeExecutor(t *testing.T) {
-	t.Parallel()
-	o := defaults(t, Options{})
-	got := map[string]string{
-		"namespace": o.Namespace, "image": o.Image, "timeout": o.Timeout.String(),
-		"cpu_requested": o.CPURequest, "mem_requested": o.MemoryRequest, "cpu_limit": o.CPULimit, "mem_limit": o.MemoryLimit,
-		"runtime class": o.RuntimeClassName,
+// testRequest fills in the limits a runner with default options sends.
+func testRequest(req wire.Request) wire.Request {
+	if req.Timeout == 0 {
+		req.Timeout = 300 * time.Second
 	}
-	want := map[string]string{
-		"namespace": "default", "image": "python:3.11-slim", "timeout": "5m0s",
-		"cpu_requested": "200m", "mem_requested": "256Mi", "cpu_limit": "500m", "mem_limit": "512Mi",
-		"runtime class": "gvisor",
-	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s = %q, want %q", k, got[k], w)
-		}
-	}
+	req.MaxOutput, req.MaxFile, req.MaxProcesses = 1<<20, 4<<20, 256
+	return req
 }
 
-func TestValidateNamesEveryBadField(t *testing.T) {
+func TestJobIsHardened(t *testing.T) {
 	t.Parallel()
-	o := Options{
-		Namespace: "Bad_NS", CPURequest: "2", CPULimit: "1", MemoryLimit: "lots", Timeout: -time.Second,
-		ImagePullPolicy: "Sometimes", ScratchSizeLimit: "-1Mi", RunAsUser: -5,
-		Labels: map[string]string{LabelManagedBy: "me"}, MaxOutputBytes: 8 << 20,
-	}
-	o.setDefaults()
-	err := o.validate()
-	if !errors.Is(err, ErrInvalidOptions) {
-		t.Fatalf("error = %v, want ErrInvalidOptions", err)
-	}
-	for _, field := range []string{"Namespace", "CPURequest", "MemoryLimit", "Timeout", "ImagePullPolicy",
-		"ScratchSizeLimit", "RunAsUser", "reserved by gkexec", "MaxOutputBytes"} {
-		if !strings.Contains(err.Error(), field) {
-			t.Errorf("error does not name %s:\n%v", field, err)
-		}
-	}
-}
-
-func TestNewJobIsHardened(t *testing.T) {
-	t.Parallel()
-	o := defaults(t, Options{Namespace: "sb", Labels: map[string]string{"team": "ai"}, NodeSelector: map[string]string{"pool": "x"}})
-	req := Request{Code: "print(1)", ExecutionID: "abc", Files: map[string][]byte{"b.txt": nil, "a/c.csv": nil}}
-	job := newJob(o, req)
+	s := testShape()
+	s.Namespace, s.Labels, s.NodeSelector = "sb", map[string]string{"team": "ai"}, map[string]string{"pool": "x"}
+	req := testRequest(wire.Request{Code: "print(1)", ExecutionID: "abc", Files: map[string][]byte{"b.txt": nil, "a/c.csv": nil}})
+	job := Job(&s, req)
 	pod := job.Spec.Template.Spec
 	c := pod.Containers[0]
 
 	checks := map[string]bool{
 		"job name":                      job.Name == "gkexec-abc" && job.Namespace == "sb",
 		"backoffLimit 0":                *job.Spec.BackoffLimit == 0,
-		"activeDeadlineSeconds":         *job.Spec.ActiveDeadlineSeconds == 120+300+deadlineSlack,
+		"activeDeadlineSeconds":         *job.Spec.ActiveDeadlineSeconds == 120+300+DeadlineSlack,
 		"ttlSecondsAfterFinished":       *job.Spec.TTLSecondsAfterFinished == 300,
 		"runtimeClassName gvisor":       *pod.RuntimeClassName == "gvisor",
 		"restartPolicy Never":           pod.RestartPolicy == corev1.RestartPolicyNever,
@@ -123,12 +91,12 @@ func TestNewJobIsHardened(t *testing.T) {
 			t.Errorf("%s is not a writable volume", path)
 		}
 	}
-	scratch := resource.MustParse(DefaultScratchSizeLimit)
+	scratch := resource.MustParse(s.ScratchSizeLimit)
 	for _, v := range pod.Volumes {
 		switch {
 		case v.EmptyDir != nil:
 			if v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.Cmp(scratch) != 0 || v.EmptyDir.Medium != corev1.StorageMediumMemory {
-				t.Errorf("volume %s: emptyDir must be memory backed and limited to %s", v.Name, DefaultScratchSizeLimit)
+				t.Errorf("volume %s: emptyDir must be memory backed and limited to %s", v.Name, s.ScratchSizeLimit)
 			}
 		case v.ConfigMap != nil:
 			if v.ConfigMap.Name != job.Name {
@@ -157,19 +125,21 @@ func envOf(c corev1.Container, name string) string {
 	return ""
 }
 
-func TestNewJobWithoutSandboxSelectorOrRuntimeClass(t *testing.T) {
+func TestJobWithoutSandboxSelectorOrRuntimeClass(t *testing.T) {
 	t.Parallel()
-	o := defaults(t, Options{NoRuntimeClass: true, DisableSandboxNodeSelector: true})
-	pod := newJob(o, Request{Code: "x", ExecutionID: "a"}).Spec.Template.Spec
+	s := testShape()
+	s.RuntimeClassName, s.SandboxNodes = "", false
+	pod := Job(&s, testRequest(wire.Request{Code: "x", ExecutionID: "a"})).Spec.Template.Spec
 	if pod.RuntimeClassName != nil || len(pod.NodeSelector) != 0 || len(pod.Tolerations) != 0 {
 		t.Errorf("runtimeClass %v selector %v tolerations %v, want none", pod.RuntimeClassName, pod.NodeSelector, pod.Tolerations)
 	}
 }
 
-func TestNewConfigMapHoldsCodeEntrypointAndInputs(t *testing.T) {
+func TestConfigMapHoldsCodeEntrypointAndInputs(t *testing.T) {
 	t.Parallel()
-	o := defaults(t, Options{Namespace: "sb"})
-	cm := newConfigMap(o, Request{Code: "print(2)", ExecutionID: "x1", Files: map[string][]byte{"z.bin": {0, 1}, "a.txt": []byte("a")}})
+	s := testShape()
+	s.Namespace = "sb"
+	cm := ConfigMap(&s, testRequest(wire.Request{Code: "print(2)", ExecutionID: "x1", Files: map[string][]byte{"z.bin": {0, 1}, "a.txt": []byte("a")}}))
 	switch {
 	case cm.Name != "gkexec-x1" || cm.Namespace != "sb":
 		t.Errorf("name %s/%s", cm.Namespace, cm.Name)
@@ -184,23 +154,22 @@ func TestNewConfigMapHoldsCodeEntrypointAndInputs(t *testing.T) {
 	}
 }
 
-func BenchmarkNewJob(b *testing.B) {
-	o := Options{}
-	o.setDefaults()
-	req := Request{Code: "print(1)", ExecutionID: "bench", Files: map[string][]byte{"a": []byte("x")}}
+func BenchmarkJob(b *testing.B) {
+	s := testShape()
+	req := testRequest(wire.Request{Code: "print(1)", ExecutionID: "bench", Files: map[string][]byte{"a": []byte("x")}})
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = newConfigMap(&o, req)
-		_ = newJob(&o, req)
+		_ = ConfigMap(&s, req)
+		_ = Job(&s, req)
 	}
 }
 
 func TestRequestTimeoutShortensTheJob(t *testing.T) {
 	t.Parallel()
-	o := defaults(t, Options{})
-	job := newJob(o, Request{Code: "x", ExecutionID: "t", Timeout: 30 * time.Second})
+	s := testShape()
+	job := Job(&s, testRequest(wire.Request{Code: "x", ExecutionID: "t", Timeout: 30 * time.Second}))
 	c := job.Spec.Template.Spec.Containers[0]
-	if envOf(c, "GKEXEC_TIMEOUT_SECONDS") != "30" || *job.Spec.ActiveDeadlineSeconds != 120+30+deadlineSlack {
+	if envOf(c, "GKEXEC_TIMEOUT_SECONDS") != "30" || *job.Spec.ActiveDeadlineSeconds != 120+30+DeadlineSlack {
 		t.Errorf("timeout env %q, deadline %d; want the request's 30s", envOf(c, "GKEXEC_TIMEOUT_SECONDS"), *job.Spec.ActiveDeadlineSeconds)
 	}
 }
@@ -208,15 +177,12 @@ func TestRequestTimeoutShortensTheJob(t *testing.T) {
 // TestWarmPoolDeploymentIsTheColdSandboxWaitingOnStdin: the pool's Pods are the cold sandbox,
 // field for field, except what waiting for a request on stdin needs: stdin, restartPolicy Always
 // (a ReplicaSet's), the entrypoint inline instead of a ConfigMap, and no per-execution settings.
-func TestWarmPoolDeploymentIsTheColdSandboxWaitingOnStdin(t *testing.T) {
+func TestWarmPoolIsTheColdSandboxWaitingOnStdin(t *testing.T) {
 	t.Parallel()
-	opts := Options{Namespace: "sb", Labels: map[string]string{"team": "ai"}, WarmPool: "small"}
-	d, err := WarmPoolDeployment(opts, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := defaults(t, opts)
-	cold := newJob(o, Request{Code: "x", ExecutionID: "abc"}).Spec.Template.Spec
+	s := testShape()
+	s.Namespace, s.Labels, s.WarmPool = "sb", map[string]string{"team": "ai"}, "small"
+	d := WarmPool(&s, 3)
+	cold := Job(&s, testRequest(wire.Request{Code: "x", ExecutionID: "abc"})).Spec.Template.Spec
 	warm := d.Spec.Template.Spec
 	if d.Name != "gkexec-pool-small" || d.Namespace != "sb" || *d.Spec.Replicas != 3 {
 		t.Errorf("deployment %s/%s replicas %d", d.Namespace, d.Name, *d.Spec.Replicas)
@@ -265,16 +231,17 @@ func TestWarmPoolDeploymentIsTheColdSandboxWaitingOnStdin(t *testing.T) {
 	if !equality.Semantic.DeepEqual(w, cd) {
 		t.Errorf("pod spec differs from the cold sandbox's:\nwarm %+v\ncold %+v", w, cd)
 	}
-	if fingerprint(warm) != fingerprint(sandboxPodSpec(o, nil)) {
+	if Fingerprint(warm) != Fingerprint(Pod(&s, nil)) {
 		t.Error("a runner with the pool's options would not claim its pods")
 	}
-	if other := defaults(t, Options{Namespace: "sb", Image: "python:3.12"}); fingerprint(warm) == fingerprint(sandboxPodSpec(other, nil)) {
+	other := s
+	other.Image = "python:3.12"
+	if Fingerprint(warm) == Fingerprint(Pod(&other, nil)) {
 		t.Error("a runner with another image would claim the pool's pods")
 	}
-	if other := defaults(t, Options{Namespace: "sb", MemoryLimit: "1Gi"}); fingerprint(warm) == fingerprint(sandboxPodSpec(other, nil)) {
+	other = s
+	other.MemoryLimit = "1Gi"
+	if Fingerprint(warm) == Fingerprint(Pod(&other, nil)) {
 		t.Error("a runner with another memory limit would claim the pool's pods")
-	}
-	if _, err := WarmPoolDeployment(Options{WarmPool: "Not A Label!"}, 1); !errors.Is(err, ErrInvalidOptions) {
-		t.Errorf("bad pool name: %v, want ErrInvalidOptions", err)
 	}
 }
