@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
@@ -97,8 +98,8 @@ func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *ba
 		if err != nil {
 			// An error that is not the server's answer (a timeout, a broken connection) may come
 			// after the server created the object: delete it by name to be sure.
-			sb.made.configMap = !isAnswer(err)
-			return r.explain(ctx, apiError(err, "create", "configmaps", ns, cm.Name))
+			sb.made.configMap = !diagnose.IsAnswer(err)
+			return r.explain(ctx, diagnose.APIError(err, "create", "configmaps", ns, cm.Name))
 		}
 		sb.made.configMap = true
 	}
@@ -109,8 +110,8 @@ func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *ba
 		return err
 	})
 	if err != nil {
-		sb.made.job = !isAnswer(err)
-		err = apiError(err, "create", "jobs", ns, job.Name)
+		sb.made.job = !diagnose.IsAnswer(err)
+		err = diagnose.APIError(err, "create", "jobs", ns, job.Name)
 		if cm == nil {
 			return r.explain(ctx, err)
 		}
@@ -124,13 +125,6 @@ func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *ba
 	// the ownership patch stays off the critical path.
 	r.background(func() { r.adoptConfigMap(cm.Name, created) })
 	return nil
-}
-
-// isAnswer tells an error the API server sent (it created nothing) from one where the request's
-// fate is unknown.
-func isAnswer(err error) bool {
-	_, ok := err.(apierrors.APIStatus)
-	return ok && !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) && !apierrors.IsInternalError(err)
 }
 
 func (r *Runner) adoptConfigMap(name string, job *batchv1.Job) {
@@ -177,7 +171,7 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *execution) error {
 	var graceTimer <-chan time.Time
 	for {
 		pod, gone, events, scaleUp := t.snapshot()
-		if scheduled(pod) && x.timings.Scheduled.IsZero() {
+		if diagnose.Scheduled(pod) && x.timings.Scheduled.IsZero() {
 			x.mark(&x.timings.Scheduled)
 			x.noteSandbox(SandboxCold, pod)
 			x.log.Debug("scheduled", "pod", pod.Name, "node", pod.Spec.NodeName)
@@ -185,11 +179,11 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *execution) error {
 		if gone {
 			return fmt.Errorf("%w: pod %s/%s was deleted before it started", ErrSandboxFailed, r.opts.Namespace, pod.Name)
 		}
-		d := diagnose(&r.opts, sb.name, pod, events)
-		if d.fatal != nil {
-			return d.fatal
+		d := diagnose.Diagnose(r.opts.Namespace, r.opts.RuntimeClassName, sb.name, pod, events)
+		if d.Fatal != nil {
+			return d.Fatal
 		}
-		if containerStarted(pod) {
+		if diagnose.ContainerStarted(pod) {
 			x.noteSandbox(SandboxCold, pod)
 			if x.timings.Scheduled.IsZero() {
 				x.mark(&x.timings.Scheduled)
@@ -198,7 +192,7 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *execution) error {
 			x.log.Debug("started", "pod", pod.Name)
 			return nil
 		}
-		if d.unschedulableSelector && !scaleUp {
+		if d.UnschedulableSelector && !scaleUp {
 			if unschedulableSince.IsZero() {
 				unschedulableSince = time.Now()
 				graceTimer = time.After(r.opts.UnschedulableGrace)
@@ -210,9 +204,9 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *execution) error {
 		case <-t.wake:
 		case <-graceTimer:
 			return fmt.Errorf("%w: %s (for %s); the sandbox needs a node labelled and tainted %s=%s (a GKE Sandbox node pool) that also matches --node-selector",
-				ErrUnschedulable, d.summary, r.opts.UnschedulableGrace, GKESandboxLabel, GKESandboxValue)
+				ErrUnschedulable, d.Summary, r.opts.UnschedulableGrace, GKESandboxLabel, GKESandboxValue)
 		case <-startDeadline.C:
-			return fmt.Errorf("%w: the sandbox did not start within %s: %s", ErrTimeout, r.opts.StartTimeout, d.summary)
+			return fmt.Errorf("%w: the sandbox did not start within %s: %s", ErrTimeout, r.opts.StartTimeout, d.Summary)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -233,7 +227,7 @@ func (sb *coldSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, e
 			return stream, nil
 		}
 		if !apierrors.IsBadRequest(err) {
-			return nil, apiError(err, "get", "pods/log", r.opts.Namespace, pod)
+			return nil, diagnose.APIError(err, "get", "pods/log", r.opts.Namespace, pod)
 		}
 		select {
 		case <-ctx.Done():

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
@@ -202,7 +203,7 @@ func (r *Runner) checkQuota(ctx context.Context) Check {
 	name := "resource quota has room for an execution"
 	quotas, err := r.client.CoreV1().ResourceQuotas(r.opts.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return Check{name, CheckFail, apiError(err, "list", "resourcequotas", r.opts.Namespace, "").Error(), ""}
+		return Check{name, CheckFail, diagnose.APIError(err, "list", "resourcequotas", r.opts.Namespace, "").Error(), ""}
 	}
 	if len(quotas.Items) == 0 {
 		return Check{name, CheckPass, "no ResourceQuota in the namespace", ""}

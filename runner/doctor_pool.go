@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
@@ -35,7 +36,7 @@ func (r *Runner) checkWarmPool(ctx context.Context) Check {
 			claimed++
 		case PoolStateIdle:
 			idle++
-			if idleAndReady(p) {
+			if diagnose.IdleAndReady(p) {
 				ready++
 				if podspec.Fingerprint(p.Spec) == want {
 					matching++

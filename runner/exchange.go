@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 )
 
 // exchange runs x's request in sb: it opens the sandbox's channel, decodes the framed records
@@ -101,10 +102,10 @@ func (r *Runner) awaitTermination(ctx context.Context, t *tracker) (*corev1.Cont
 	deadline := time.After(r.exitGrace)
 	for {
 		pod, gone, _, _ := t.snapshot()
-		if term := terminated(pod); term != nil {
+		if term := diagnose.Terminated(pod); term != nil {
 			return term, nil
 		}
-		if gone || podFinished(pod) {
+		if gone || diagnose.PodFinished(pod) {
 			return nil, nil
 		}
 		select {

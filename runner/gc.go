@@ -6,10 +6,13 @@ import (
 	"sort"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 )
 
 // Leftover is an object a runner made and did not delete (its caller crashed or was killed).
@@ -42,7 +45,7 @@ func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace 
 		}
 	}
 	if jobs, err := client.BatchV1().Jobs(namespace).List(ctx, sel); err != nil {
-		errs = append(errs, apiError(err, "list", "jobs", namespace, ""))
+		errs = append(errs, diagnose.APIError(err, "list", "jobs", namespace, ""))
 	} else {
 		for _, j := range jobs.Items {
 			if j.Labels[LabelSession] != "" {
@@ -59,7 +62,7 @@ func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace 
 		}
 	}
 	if cms, err := client.CoreV1().ConfigMaps(namespace).List(ctx, sel); err != nil {
-		errs = append(errs, apiError(err, "list", "configmaps", namespace, ""))
+		errs = append(errs, diagnose.APIError(err, "list", "configmaps", namespace, ""))
 	} else {
 		for _, c := range cms.Items {
 			old("ConfigMap", c.ObjectMeta)
@@ -99,10 +102,10 @@ func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace 
 		switch {
 		case err == nil:
 			l.Deleted = true
-		case isNotFound(err):
+		case apierrors.IsNotFound(err):
 			l.Gone = true
 		default:
-			l.Err = apiError(err, "delete", resource, namespace, l.Name)
+			l.Err = diagnose.APIError(err, "delete", resource, namespace, l.Name)
 			errs = append(errs, l.Err)
 		}
 	}

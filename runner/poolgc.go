@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 )
 
 // staleWarmSandboxes lists the claimed warm pool Pods a runner left behind: those claimed longer
@@ -17,7 +19,7 @@ func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namesp
 	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelPoolState: PoolStateClaimed}.String()
 	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return nil, apiError(err, "list", "pods", namespace, "")
+		return nil, diagnose.APIError(err, "list", "pods", namespace, "")
 	}
 	var found []Leftover
 	for _, p := range pods.Items {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
@@ -349,7 +350,7 @@ func (r *Runner) explain(ctx context.Context, err error) error {
 	if !errors.Is(err, ErrForbidden) {
 		return err
 	}
-	return clarifyForbidden(ctx, r.client, r.opts.Namespace, err)
+	return diagnose.ClarifyForbidden(ctx, r.client, r.opts.Namespace, err)
 }
 
 func describeSize(n int) string {

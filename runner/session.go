@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
@@ -726,7 +727,7 @@ func (s *Session) lease(ctx context.Context, x *execution, pod *corev1.Pod) (*co
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		default:
-			return nil, apiError(err, "patch", "pods", ns, pod.Name)
+			return nil, diagnose.APIError(err, "patch", "pods", ns, pod.Name)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
@@ -129,7 +130,7 @@ func (w *warmSource) candidates() (fresh, old []*corev1.Pod) {
 		}
 		_, tried := w.tried[pod.UID]
 		if pod.Labels[LabelPool] != w.r.opts.WarmPool || pod.Labels[LabelPoolState] != PoolStateIdle ||
-			pod.DeletionTimestamp != nil || tried || !idleAndReady(pod) || podspec.Fingerprint(pod.Spec) != w.want {
+			pod.DeletionTimestamp != nil || tried || !diagnose.IdleAndReady(pod) || podspec.Fingerprint(pod.Spec) != w.want {
 			continue
 		}
 		if now.Sub(pod.CreationTimestamp.Time) > w.r.opts.WarmPoolMaxIdleAge {
@@ -140,26 +141,6 @@ func (w *warmSource) candidates() (fresh, old []*corev1.Pod) {
 	}
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	return fresh, old
-}
-
-// idleAndReady: running, ready, and never restarted (a restarted container's last state would
-// be mistaken for the execution's end).
-func idleAndReady(pod *corev1.Pod) bool {
-	if pod.Status.Phase != corev1.PodRunning || pod.Status.StartTime == nil {
-		return false
-	}
-	ready := false
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			ready = true
-		}
-	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == podspec.ContainerName && (cs.State.Running == nil || cs.RestartCount > 0) {
-			return false
-		}
-	}
-	return ready
 }
 
 // claim takes one idle Pod out of the pool, exactly once across every runner. extra adds labels
@@ -217,7 +198,7 @@ func (w *warmSource) claim(ctx context.Context, hold time.Duration, extra *metav
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		default:
-			err = apiError(err, "patch", "pods", ns, pod.Name)
+			err = diagnose.APIError(err, "patch", "pods", ns, pod.Name)
 			w.r.log.Warn("cannot claim from the warm pool; running cold", "pool", w.r.opts.WarmPool, "error", err)
 			return nil, fmt.Errorf("%w: %w", errNotServed, err)
 		}

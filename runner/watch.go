@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
@@ -77,10 +78,10 @@ func (h *hub) start(ctx context.Context, client kubernetes.Interface, namespace 
 	scaleUps := fields.OneTermEqualSelector("reason", "TriggeredScaleUp").String()
 
 	if _, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: podSelector, Limit: 1}); err != nil {
-		return apiError(err, "list", "pods", namespace, "")
+		return diagnose.APIError(err, "list", "pods", namespace, "")
 	}
 	if _, err := client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: warnings, Limit: 1}); err != nil {
-		return apiError(err, "list", "events", namespace, "")
+		return diagnose.APIError(err, "list", "events", namespace, "")
 	}
 
 	pods := coreinformers.NewFilteredPodInformer(client, namespace, 0, cache.Indexers{},

@@ -1,4 +1,4 @@
-package runner
+package diagnose
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// clarifyForbidden tells a missing namespace from missing RBAC. A least-privilege identity's Role
+// ClarifyForbidden tells a missing namespace from missing RBAC. A least-privilege identity's Role
 // lives in its own namespace, so in a namespace that does not exist the API server answers
 // Forbidden before it checks that the namespace exists. When err is ErrForbidden and the identity
 // holds no rules in namespace beyond what every authenticated user has, the likelier truth is a
 // wrong or missing namespace: it returns an ErrNamespaceNotFound (no longer ErrForbidden) that
 // says so. Otherwise, or when the rules cannot be reviewed, it returns err unchanged.
-func clarifyForbidden(ctx context.Context, client kubernetes.Interface, namespace string, err error) error {
+func ClarifyForbidden(ctx context.Context, client kubernetes.Interface, namespace string, err error) error {
 	if !errors.Is(err, ErrForbidden) {
 		return err
 	}

@@ -1,4 +1,4 @@
-package runner
+package diagnose
 
 import (
 	"context"
@@ -78,7 +78,7 @@ func TestClarifyForbidden(t *testing.T) {
 				return true, out, nil
 			})
 
-			got := clarifyForbidden(context.Background(), client, "sb", tc.err)
+			got := ClarifyForbidden(context.Background(), client, "sb", tc.err)
 			if reviewed != tc.wantReviewed {
 				t.Errorf("reviewed the rules: %v, want %v", reviewed, tc.wantReviewed)
 			}
