@@ -18,6 +18,7 @@ import (
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 // coldSource creates a sandbox for each request: a ConfigMap holding the code and inputs, and a
@@ -27,7 +28,7 @@ type coldSource struct{ r *Runner }
 // coldSandbox is a started Job Pod.
 type coldSandbox struct {
 	r        *Runner
-	t        *tracker
+	t        *track.Tracker
 	name     string // of the Job and the ConfigMap
 	made     made
 	released bool
@@ -49,19 +50,19 @@ func (s coldSource) acquire(ctx context.Context, x *execution) (sandbox, error) 
 	}
 	x.mark(&x.timings.Admitted)
 	id := x.req.ExecutionID
-	t := r.hub.track(id)
+	t := r.hub.Track(id)
 	sb := &coldSandbox{r: r, t: t, name: podspec.ObjectName(id)}
 	x.leave = func() {
 		if !r.admission.bounded() {
-			r.hub.untrack(id, t)
+			r.hub.Untrack(id, t)
 			leave()
 			return
 		}
 		// The slot is node capacity: it is free once the Pod is gone, not when its deletion was
 		// accepted (a terminating Pod still holds its requests, and the scheduler counts them).
 		r.background(func() {
-			t.awaitGone(podGoneTimeout, r.stopping)
-			r.hub.untrack(id, t)
+			t.AwaitGone(podGoneTimeout, r.stopping)
+			r.hub.Untrack(id, t)
 			leave()
 		})
 	}
@@ -82,8 +83,8 @@ func (s coldSource) acquire(ctx context.Context, x *execution) (sandbox, error) 
 	return sb, nil
 }
 
-func (sb *coldSandbox) kind() string      { return SandboxCold }
-func (sb *coldSandbox) tracker() *tracker { return sb.t }
+func (sb *coldSandbox) kind() string            { return SandboxCold }
+func (sb *coldSandbox) tracker() *track.Tracker { return sb.t }
 
 // A session's Job has no ConfigMap (cm nil): its requests arrive on stdin.
 func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *batchv1.Job) error {
@@ -170,7 +171,7 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *execution) error {
 	var unschedulableSince time.Time
 	var graceTimer <-chan time.Time
 	for {
-		pod, gone, events, scaleUp := t.snapshot()
+		pod, gone, events, scaleUp := t.Snapshot()
 		if diagnose.Scheduled(pod) && x.timings.Scheduled.IsZero() {
 			x.mark(&x.timings.Scheduled)
 			x.noteSandbox(SandboxCold, pod)
@@ -201,7 +202,7 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *execution) error {
 			unschedulableSince, graceTimer = time.Time{}, nil
 		}
 		select {
-		case <-t.wake:
+		case <-t.Wake():
 		case <-graceTimer:
 			return fmt.Errorf("%w: %s (for %s); the sandbox needs a node labelled and tainted %s=%s (a GKE Sandbox node pool) that also matches --node-selector",
 				ErrUnschedulable, d.Summary, r.opts.UnschedulableGrace, GKESandboxLabel, GKESandboxValue)
@@ -232,7 +233,7 @@ func (sb *coldSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, e
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-sb.t.wake:
+		case <-sb.t.Wake():
 		case <-time.After(backoff):
 			backoff = min(backoff*2, time.Second)
 		}
@@ -241,7 +242,7 @@ func (sb *coldSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, e
 
 // reopen reads a finished container's whole log without following it.
 func (sb *coldSandbox) reopen(ctx context.Context) io.ReadCloser {
-	pod, _, _, _ := sb.t.snapshot()
+	pod, _, _, _ := sb.t.Snapshot()
 	if pod == nil {
 		return nil
 	}

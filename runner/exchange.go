@@ -10,6 +10,7 @@ import (
 
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
+	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 // exchange runs x's request in sb: it opens the sandbox's channel, decodes the framed records
@@ -98,10 +99,10 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 
 // awaitTermination waits for the kubelet to report the sandbox container's final state: the
 // current state for a Job's Pod, the last one for a pool Pod whose container was restarted.
-func (r *Runner) awaitTermination(ctx context.Context, t *tracker) (*corev1.ContainerStateTerminated, error) {
+func (r *Runner) awaitTermination(ctx context.Context, t *track.Tracker) (*corev1.ContainerStateTerminated, error) {
 	deadline := time.After(r.exitGrace)
 	for {
-		pod, gone, _, _ := t.snapshot()
+		pod, gone, _, _ := t.Snapshot()
 		if term := diagnose.Terminated(pod); term != nil {
 			return term, nil
 		}
@@ -109,7 +110,7 @@ func (r *Runner) awaitTermination(ctx context.Context, t *tracker) (*corev1.Cont
 			return nil, nil
 		}
 		select {
-		case <-t.wake:
+		case <-t.Wake():
 		case <-deadline:
 			return nil, nil
 		case <-ctx.Done():

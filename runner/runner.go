@@ -19,6 +19,7 @@ import (
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 const (
@@ -57,7 +58,7 @@ type Runner struct {
 	running  map[string]bool // execution IDs in flight
 	inflight sync.WaitGroup  // executions in flight, which Close waits for
 	starting *hubStart
-	hub      *hub
+	hub      *track.Hub
 	// admission bounds the cold sandboxes in flight; set with hub.
 	admission *admission
 	cold      coldSource
@@ -142,7 +143,7 @@ func (r *Runner) Close() error {
 	}
 	r.work.Wait()
 	if r.hub != nil {
-		r.hub.close()
+		r.hub.Close()
 	}
 	return nil
 }
@@ -179,7 +180,7 @@ func (r *Runner) begin(id string) (end func(), err error) {
 
 // watching returns the shared watches, starting them on first use. A caller waits for the start
 // no longer than its own context allows; a failed start is tried again by the next caller.
-func (r *Runner) watching(ctx context.Context) (*hub, error) {
+func (r *Runner) watching(ctx context.Context) (*track.Hub, error) {
 	r.mu.Lock()
 	if r.hub != nil {
 		h := r.hub
@@ -209,11 +210,11 @@ func (r *Runner) startHub(st *hubStart) {
 	defer r.work.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), watchStartTimeout)
 	defer cancel()
-	h := newHub()
-	err := h.start(ctx, r.client, r.opts.Namespace)
+	h := track.NewHub()
+	err := h.Start(ctx, r.client, r.opts.Namespace)
 	r.mu.Lock()
 	if err != nil {
-		h.close()
+		h.Close()
 		st.err = err
 		r.starting = nil
 	} else {

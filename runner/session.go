@@ -22,6 +22,7 @@ import (
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 // A session is one live interpreter in one sandbox across many executions: variables, imports
@@ -110,7 +111,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	if r.attach == nil {
 		return nil, fmt.Errorf("%w: sessions talk to their sandbox over pods/attach, which needs a REST config (Options.RESTConfig or a kubeconfig), not only Options.Client", ErrInvalidOptions)
 	}
-	if pod := findSessionPod(h, so.ID); pod != nil {
+	if pod := h.SessionPod(so.ID); pod != nil {
 		return nil, fmt.Errorf("%w: session %s already exists in namespace %s (pod %s); resume it with its ID or choose another", ErrInvalidRequest, so.ID, r.opts.Namespace, pod.Name)
 	}
 	expires := time.Now().Add(so.MaxLifetime)
@@ -230,8 +231,8 @@ func (s *Session) createJob(ctx context.Context, so SessionOptions, expires time
 	id := podspec.SessionSandboxID(so.ID)
 	job := podspec.SessionJob(&r.shape, so.ID, so.MaxLifetime, so.IdleTimeout, expires)
 	s.job = job.Name
-	t := r.hub.track(id)
-	defer r.hub.untrack(id, t)
+	t := r.hub.Track(id)
+	defer r.hub.Untrack(id, t)
 	sb := &coldSandbox{r: r, t: t, name: job.Name}
 	if err := sb.create(ctx, nil, job); err != nil {
 		return nil, err
@@ -240,7 +241,7 @@ func (s *Session) createJob(ctx context.Context, so SessionOptions, expires time
 	if err := sb.awaitStart(ctx, x); err != nil {
 		return nil, err
 	}
-	pod, _, _, _ := t.snapshot()
+	pod, _, _, _ := t.Snapshot()
 	return pod, nil
 }
 
@@ -260,7 +261,7 @@ func (r *Runner) Session(ctx context.Context, id string) (*Session, error) {
 	if r.attach == nil {
 		return nil, fmt.Errorf("%w: sessions need pods/attach, which needs a REST config", ErrInvalidOptions)
 	}
-	pod := findSessionPod(h, id)
+	pod := h.SessionPod(id)
 	if why := r.endedSession(h, id, pod); why != "" {
 		return nil, fmt.Errorf("%w: session %s: %s; its sandbox is being deleted", ErrSessionEnded, id, why)
 	}
@@ -336,7 +337,7 @@ func sessionDeadline(pod *corev1.Pod) time.Time {
 
 // endedSession says why session id ended, if this runner ended it and pod is still its sandbox
 // (deleted, but not gone yet).
-func (r *Runner) endedSession(h *hub, id string, pod *corev1.Pod) string {
+func (r *Runner) endedSession(h *track.Hub, id string, pod *corev1.Pod) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.ended[id]
@@ -354,18 +355,6 @@ func (r *Runner) endedSession(h *hub, id string, pod *corev1.Pod) string {
 type endedSessionPod struct {
 	uid types.UID
 	why string
-}
-
-// findSessionPod is the live sandbox Pod of session id, as the shared watch last saw it.
-func findSessionPod(h *hub, id string) *corev1.Pod {
-	for _, obj := range h.pods.List() {
-		pod, ok := obj.(*corev1.Pod)
-		if ok && pod.Labels[LabelSession] == id && pod.DeletionTimestamp == nil &&
-			pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
-			return pod
-		}
-	}
-	return nil
 }
 
 // CloseSession ends session id and deletes its sandbox, whichever process opened it.
@@ -452,7 +441,7 @@ func (s *Session) end(why string) {
 	// Remember it while its Pod goes; forget those whose Pods are gone, so that the list stays
 	// as short as the Pods still terminating.
 	for other := range s.r.ended {
-		if findSessionPod(s.r.hub, other) == nil {
+		if s.r.hub.SessionPod(other) == nil {
 			delete(s.r.ended, other)
 		}
 	}
@@ -625,7 +614,7 @@ func (s *Session) refresh() (pod *corev1.Pod, present bool) {
 	s.mu.Lock()
 	pod = s.pod
 	s.mu.Unlock()
-	seen := findSessionPod(s.r.hub, s.id)
+	seen := s.r.hub.SessionPod(s.id)
 	if seen == nil || seen.UID != pod.UID {
 		return pod, false
 	}
@@ -738,7 +727,7 @@ func (s *Session) awaitChange(ctx context.Context, was *corev1.Pod, within time.
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	for {
-		if pod := findSessionPod(s.r.hub, s.id); pod == nil {
+		if pod := s.r.hub.SessionPod(s.id); pod == nil {
 			s.end("its sandbox is gone")
 			return nil, fmt.Errorf("%w: session %s: its sandbox pod is gone", ErrSessionEnded, s.id)
 		} else if pod.ResourceVersion != was.ResourceVersion || pod.Annotations[AnnotationSessionLease] != was.Annotations[AnnotationSessionLease] {
@@ -819,7 +808,7 @@ type sessionSandbox struct {
 
 func (sb *sessionSandbox) kind() string { return sb.s.kind }
 
-func (sb *sessionSandbox) tracker() *tracker { return sb.conn.sb.t }
+func (sb *sessionSandbox) tracker() *track.Tracker { return sb.conn.sb.t }
 
 func (sb *sessionSandbox) open(ctx context.Context, x *execution) (io.ReadCloser, error) {
 	if err := sb.conn.send(ctx, x.sandboxRequest(&sb.s.r.opts).Encode(true)); err != nil {
@@ -932,5 +921,5 @@ func (c *sessionConn) close() {
 	case <-c.sb.done:
 	case <-time.After(streamCloseGrace):
 	}
-	c.sb.w.h.untrack(podKey(c.sb.pod.Name), c.sb.t)
+	c.sb.w.h.Untrack(track.PodKey(c.sb.pod.Name), c.sb.t)
 }

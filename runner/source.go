@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 // The seam between "where a sandbox comes from" and "how the runner talks to it".
@@ -39,7 +40,7 @@ type sandbox interface {
 	// kind is SandboxCold or SandboxWarm.
 	kind() string
 	// pod is the sandbox Pod as last seen (name, node, status).
-	tracker() *tracker
+	tracker() *track.Tracker
 	// open delivers x's request (unless the source already did) and returns the stream of framed
 	// records the entrypoint writes. Closing it, or ending ctx, ends the stream.
 	open(ctx context.Context, x *execution) (io.ReadCloser, error)

@@ -23,6 +23,7 @@ import (
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 // warmSource claims pre-started sandbox Pods from the warm pool: a Deployment (created by the
@@ -38,7 +39,7 @@ import (
 // and on Close, and each serves one execution, like every warm sandbox.
 type warmSource struct {
 	r      *Runner
-	h      *hub
+	h      *track.Hub
 	holder string // AnnotationClaimedBy
 	want   string // fingerprint of the sandbox the options describe
 
@@ -61,7 +62,7 @@ const (
 	streamCloseGrace = 5 * time.Second
 )
 
-func newWarmSource(r *Runner, h *hub) *warmSource {
+func newWarmSource(r *Runner, h *track.Hub) *warmSource {
 	w := &warmSource{r: r, h: h, holder: r.holder,
 		want: podspec.Fingerprint(podspec.Pod(&r.shape, nil)), tried: map[types.UID]time.Time{}, claiming: map[types.UID]bool{},
 		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
@@ -123,11 +124,7 @@ func (w *warmSource) candidates() (fresh, old []*corev1.Pod) {
 			delete(w.tried, uid)
 		}
 	}
-	for _, obj := range w.h.pods.List() {
-		pod, ok := obj.(*corev1.Pod)
-		if !ok {
-			continue
-		}
+	for _, pod := range w.h.Pods() {
 		_, tried := w.tried[pod.UID]
 		if pod.Labels[LabelPool] != w.r.opts.WarmPool || pod.Labels[LabelPoolState] != PoolStateIdle ||
 			pod.DeletionTimestamp != nil || tried || !diagnose.IdleAndReady(pod) || podspec.Fingerprint(pod.Spec) != w.want {
@@ -253,7 +250,7 @@ func (w *warmSource) keepReady() {
 		case <-w.stop:
 			return
 		case <-w.kick:
-		case <-w.h.poolChanged:
+		case <-w.h.PoolChanged():
 		case <-tick.C:
 			w.expire()
 		}
@@ -360,7 +357,7 @@ func (w *warmSource) close() {
 type warmSandbox struct {
 	w        *warmSource
 	pod      *corev1.Pod
-	t        *tracker
+	t        *track.Tracker
 	claimed  time.Time
 	attached time.Time
 
@@ -376,12 +373,8 @@ type warmSandbox struct {
 
 // connect starts the attach stream to a claimed Pod.
 func (w *warmSource) connect(pod *corev1.Pod) *warmSandbox {
-	t := w.h.track(podKey(pod.Name))
-	t.mu.Lock()
-	if t.pod == nil {
-		t.pod = pod
-	}
-	t.mu.Unlock()
+	t := w.h.Track(track.PodKey(pod.Name))
+	t.Seed(pod)
 	ctx, cancel := context.WithCancel(context.Background())
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -401,8 +394,8 @@ func (w *warmSource) connect(pod *corev1.Pod) *warmSandbox {
 	return sb
 }
 
-func (sb *warmSandbox) kind() string      { return SandboxWarm }
-func (sb *warmSandbox) tracker() *tracker { return sb.t }
+func (sb *warmSandbox) kind() string            { return SandboxWarm }
+func (sb *warmSandbox) tracker() *track.Tracker { return sb.t }
 
 func (sb *warmSandbox) broken() bool {
 	select {
@@ -492,7 +485,7 @@ func (sb *warmSandbox) label(id string) {
 // reopen reads the container's log: the entrypoint's stdout goes there too. A container that
 // was restarted (after an OOM kill) left its output in the previous log.
 func (sb *warmSandbox) reopen(ctx context.Context) io.ReadCloser {
-	pod, _, _, _ := sb.t.snapshot()
+	pod, _, _, _ := sb.t.Snapshot()
 	previous := false
 	for _, cs := range pod.Status.ContainerStatuses {
 		previous = previous || (cs.Name == podspec.ContainerName && cs.RestartCount > 0)
@@ -517,7 +510,7 @@ func (sb *warmSandbox) release(log *slog.Logger) []string {
 		case <-time.After(streamCloseGrace):
 		}
 		sb.cancel()
-		sb.w.h.untrack(podKey(name), sb.t)
+		sb.w.h.Untrack(track.PodKey(name), sb.t)
 	})
 	return sb.left
 }

@@ -1,4 +1,4 @@
-package runner
+package track
 
 import (
 	"context"
@@ -18,13 +18,13 @@ import (
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
-// hub follows every execution of one runner through three shared watches in its namespace —
+// Hub follows every execution of one runner through three shared watches in its namespace —
 // sandbox Pods (by label), Warning events and autoscaler scale-up events — and routes each
 // change to the execution it belongs to. However many executions run, the API server sees three
 // watches, not one per execution.
-type hub struct {
+type Hub struct {
 	mu       sync.Mutex
-	trackers map[string]*tracker // by execution ID (cold) or podKey (warm)
+	trackers map[string]*Tracker // by execution ID (cold) or PodKey (warm)
 	stop     chan struct{}
 	done     sync.WaitGroup
 	// pods is the shared informer's view of every sandbox Pod, warm pool Pods included.
@@ -33,12 +33,12 @@ type hub struct {
 	poolChanged chan struct{}
 }
 
-// podKey is the tracker key of a warm sandbox, which is followed by its Pod's name: it was
+// PodKey is the tracker key of a warm sandbox, which is followed by its Pod's name: it was
 // started before its execution existed.
-func podKey(name string) string { return "pod/" + name }
+func PodKey(name string) string { return "pod/" + name }
 
-// tracker is one execution's view: the latest Pod and the warnings seen, plus a wake-up channel.
-type tracker struct {
+// Tracker is one execution's view: the latest Pod and the warnings seen, plus a wake-up channel.
+type Tracker struct {
 	id      string
 	wake    chan struct{}
 	mu      sync.Mutex
@@ -49,15 +49,15 @@ type tracker struct {
 	scaleUp bool
 }
 
-func (t *tracker) signal() {
+func (t *Tracker) signal() {
 	select {
 	case t.wake <- struct{}{}:
 	default:
 	}
 }
 
-// snapshot returns the latest state; the Pod must not be modified.
-func (t *tracker) snapshot() (pod *corev1.Pod, gone bool, events []*corev1.Event, scaleUp bool) {
+// Snapshot returns the latest state; the Pod must not be modified.
+func (t *Tracker) Snapshot() (pod *corev1.Pod, gone bool, events []*corev1.Event, scaleUp bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, e := range t.events {
@@ -66,14 +66,28 @@ func (t *tracker) snapshot() (pod *corev1.Pod, gone bool, events []*corev1.Event
 	return t.pod, t.podGone, events, t.scaleUp
 }
 
-func newHub() *hub {
-	return &hub{trackers: map[string]*tracker{}, stop: make(chan struct{}), poolChanged: make(chan struct{}, 1)}
+// Wake is signalled whenever the tracked Pod or its events change.
+func (t *Tracker) Wake() <-chan struct{} { return t.wake }
+
+// Seed sets the Pod a tracker starts from, unless the watch already showed it: a claimed Pod is
+// known from the claim's answer before the watch reports it.
+func (t *Tracker) Seed(pod *corev1.Pod) {
+	t.mu.Lock()
+	if t.pod == nil {
+		t.pod = pod
+	}
+	t.mu.Unlock()
 }
 
-// start checks that the runner may list what it watches (so RBAC problems surface as a clear error
+// NewHub returns a hub; Start starts its watches.
+func NewHub() *Hub {
+	return &Hub{trackers: map[string]*Tracker{}, stop: make(chan struct{}), poolChanged: make(chan struct{}, 1)}
+}
+
+// Start checks that the runner may list what it watches (so RBAC problems surface as a clear error
 // instead of a reflector retrying forever), then starts the informers and waits for their first list.
-func (h *hub) start(ctx context.Context, client kubernetes.Interface, namespace string) error {
-	podSelector := labels.Set{LabelManagedBy: ManagedByValue, LabelComponent: ComponentSandbox}.String()
+func (h *Hub) Start(ctx context.Context, client kubernetes.Interface, namespace string) error {
+	podSelector := labels.Set{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSandbox}.String()
 	warnings := fields.OneTermEqualSelector("type", corev1.EventTypeWarning).String()
 	scaleUps := fields.OneTermEqualSelector("reason", "TriggeredScaleUp").String()
 
@@ -116,7 +130,7 @@ func (h *hub) start(ctx context.Context, client kubernetes.Interface, namespace 
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), pods.HasSynced, events.HasSynced, scale.HasSynced) {
-		return fmt.Errorf("%w: watching pods and events in namespace %s did not start: %v", ErrCluster, namespace, syncCtx.Err())
+		return fmt.Errorf("%w: watching pods and events in namespace %s did not start: %v", diagnose.ErrCluster, namespace, syncCtx.Err())
 	}
 	return nil
 }
@@ -129,24 +143,25 @@ func stripManagedFields(obj any) (any, error) {
 	return obj, nil
 }
 
-func (h *hub) close() {
+// Close stops the watches.
+func (h *Hub) Close() {
 	close(h.stop)
 	h.done.Wait()
 }
 
-// track registers a sandbox to follow: by execution ID for a Job's Pod, by podKey for a warm
+// Track registers a sandbox to follow: by execution ID for a Job's Pod, by podKey for a warm
 // sandbox. The runner admits each execution ID once at a time, so keys never collide.
-func (h *hub) track(key string) *tracker {
+func (h *Hub) Track(key string) *Tracker {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := &tracker{id: key, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
+	t := &Tracker{id: key, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
 	h.trackers[key] = t
 	return t
 }
 
-// untrack stops following t; a later tracker under the same key (a new execution with a reused ID)
+// Untrack stops following t; a later tracker under the same key (a new execution with a reused ID)
 // is left alone.
-func (h *hub) untrack(id string, t *tracker) {
+func (h *Hub) Untrack(id string, t *Tracker) {
 	h.mu.Lock()
 	if h.trackers[id] == t {
 		delete(h.trackers, id)
@@ -154,13 +169,13 @@ func (h *hub) untrack(id string, t *tracker) {
 	h.mu.Unlock()
 }
 
-// awaitGone waits until the tracked Pod has been deleted (or was never seen), at most timeout or
+// AwaitGone waits until the tracked Pod has been deleted (or was never seen), at most timeout or
 // until stop is closed.
-func (t *tracker) awaitGone(timeout time.Duration, stop <-chan struct{}) {
+func (t *Tracker) AwaitGone(timeout time.Duration, stop <-chan struct{}) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		pod, gone, _, _ := t.snapshot()
+		pod, gone, _, _ := t.Snapshot()
 		if pod == nil || gone {
 			return
 		}
@@ -174,13 +189,13 @@ func (t *tracker) awaitGone(timeout time.Duration, stop <-chan struct{}) {
 	}
 }
 
-func (h *hub) lookup(id string) *tracker {
+func (h *Hub) lookup(id string) *Tracker {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.trackers[id]
 }
 
-func (h *hub) onPod(obj any, deleted bool) {
+func (h *Hub) onPod(obj any, deleted bool) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
 	}
@@ -188,22 +203,22 @@ func (h *hub) onPod(obj any, deleted bool) {
 	if !ok {
 		return
 	}
-	if pod.Labels[LabelPool] != "" {
+	if pod.Labels[podspec.LabelPool] != "" {
 		select {
 		case h.poolChanged <- struct{}{}:
 		default:
 		}
 	}
-	t := h.lookup(podKey(pod.Name))
+	t := h.lookup(PodKey(pod.Name))
 	if t == nil {
-		if id := pod.Labels[LabelExecutionID]; id != "" {
+		if id := pod.Labels[podspec.LabelExecutionID]; id != "" {
 			t = h.lookup(id)
 		}
 	}
 	if t == nil {
 		return
 	}
-	if existing, _, _, _ := t.snapshot(); existing != nil && t.id == podKey(pod.Name) && existing.UID != pod.UID {
+	if existing, _, _, _ := t.Snapshot(); existing != nil && t.id == PodKey(pod.Name) && existing.UID != pod.UID {
 		return // another Pod of the same name
 	}
 	t.mu.Lock()
@@ -212,7 +227,7 @@ func (h *hub) onPod(obj any, deleted bool) {
 	t.signal()
 }
 
-func (h *hub) onEvent(obj any) {
+func (h *Hub) onEvent(obj any) {
 	ev, ok := obj.(*corev1.Event)
 	if !ok {
 		return
@@ -233,4 +248,30 @@ func (h *hub) onEvent(obj any) {
 	}
 	t.mu.Unlock()
 	t.signal()
+}
+
+// Pods is every sandbox Pod as the watch last saw it; the Pods must not be modified.
+func (h *Hub) Pods() []*corev1.Pod {
+	objs := h.pods.List()
+	pods := make([]*corev1.Pod, 0, len(objs))
+	for _, obj := range objs {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			pods = append(pods, pod)
+		}
+	}
+	return pods
+}
+
+// PoolChanged is signalled when a warm pool Pod changes.
+func (h *Hub) PoolChanged() <-chan struct{} { return h.poolChanged }
+
+// SessionPod is the live sandbox Pod of session id, as the watch last saw it; nil if none.
+func (h *Hub) SessionPod(id string) *corev1.Pod {
+	for _, pod := range h.Pods() {
+		if pod.Labels[podspec.LabelSession] == id && pod.DeletionTimestamp == nil &&
+			pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+			return pod
+		}
+	}
+	return nil
 }
