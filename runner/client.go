@@ -69,3 +69,12 @@ func NewClient(o Options) (kubernetes.Interface, error) {
 	}
 	return cs, nil
 }
+
+// restConfigForAttach is the REST config attach needs: a runner given only a clientset
+// (Options.Client without RESTConfig) cannot attach, and so runs everything cold.
+func restConfigForAttach(o Options) (*rest.Config, error) {
+	if o.Client != nil && o.RESTConfig == nil {
+		return nil, errors.New("Options.Client was given without Options.RESTConfig")
+	}
+	return LoadRESTConfig(o)
+}

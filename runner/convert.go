@@ -1,6 +1,11 @@
 package runner
 
-import "github.com/gkexec/gkexec/runner/internal/podspec"
+import (
+	"time"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
+)
 
 // shape is what the options say a sandbox looks like, as the object builders take it: the one
 // place the public options are read for them.
@@ -17,4 +22,11 @@ func (o *Options) shape() podspec.Shape {
 		s.RuntimeClassName = o.RuntimeClassName
 	}
 	return s
+}
+
+// sandboxConfig is the options' settings the sandbox sources read.
+func (o *Options) sandboxConfig(killGrace time.Duration) sandbox.Config {
+	return sandbox.Config{Timeout: o.Timeout, StartTimeout: o.StartTimeout, UnschedulableGrace: o.UnschedulableGrace,
+		KillGrace: killGrace, CleanupTimeout: o.CleanupTimeout, KeepObjects: o.KeepObjects,
+		WarmPool: o.WarmPool, WarmPoolReady: o.WarmPoolReady, WarmPoolHold: o.WarmPoolHold, WarmPoolMaxIdleAge: o.WarmPoolMaxIdleAge}
 }

@@ -94,7 +94,7 @@ func (r *Runner) Doctor(ctx context.Context, do DoctorOptions) []Check {
 
 func (r *Runner) checkNamespace(ctx context.Context) Check {
 	name := "namespace " + r.opts.Namespace + " exists"
-	cm := podspec.ConfigMap(&r.shape, wire.Request{Code: "pass", ExecutionID: "doctor-dry-run"})
+	cm := podspec.ConfigMap(&r.env.Shape, wire.Request{Code: "pass", ExecutionID: "doctor-dry-run"})
 	_, err := r.client.CoreV1().ConfigMaps(r.opts.Namespace).Create(ctx, cm, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	switch {
 	case err == nil:

@@ -27,7 +27,7 @@ func (r *Runner) checkWarmPool(ctx context.Context) Check {
 	if err != nil {
 		return Check{name, CheckWarn, "cannot list pods: " + err.Error(), "see the RBAC check"}
 	}
-	want := podspec.Fingerprint(podspec.Pod(&r.shape, nil))
+	want := podspec.Fingerprint(podspec.Pod(&r.env.Shape, nil))
 	var idle, ready, matching, claimed int
 	for i := range pods.Items {
 		p := &pods.Items[i]

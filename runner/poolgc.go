@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
+	"github.com/gkexec/gkexec/runner/internal/session"
 )
 
 // staleWarmSandboxes lists the claimed warm pool Pods a runner left behind: those claimed longer
@@ -34,7 +35,7 @@ func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namesp
 		ended := p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
 		if p.Labels[LabelSession] != "" {
 			// A session's Pod is garbage when its own terms ended it, however old it is.
-			if ended || sessionExpired(&p, now) != "" {
+			if ended || session.Expired(&p, now) != "" {
 				found = append(found, Leftover{Kind: "Pod", Name: p.Name, Age: age})
 			}
 			continue

@@ -376,3 +376,7 @@ func checkFilePath(name string) string {
 	}
 	return ""
 }
+
+func describeSize(n int) string {
+	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,9 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/gkexec/gkexec/internal/wire"
-	"github.com/gkexec/gkexec/runner/internal/diagnose"
-	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
 	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
@@ -37,19 +34,15 @@ const (
 // matches, otherwise a Job created for the execution. It is safe for concurrent use; create one
 // per namespace and share it, so that all executions share one set of watches. Call Close when done.
 type Runner struct {
-	opts Options
-	// shape is the sandbox the options describe, as the object builders take it.
-	shape  podspec.Shape
+	opts   Options
 	client kubernetes.Interface
 	log    *slog.Logger
-	// openLogs streams the sandbox container's log; tests replace it, since fake clientsets
-	// cannot serve logs.
-	openLogs func(ctx context.Context, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error)
-	// attach connects stdin and stdout to a warm sandbox's entrypoint until ctx ends; nil when
-	// the runner has no REST config to attach with. Tests replace it.
-	attach attachFunc
-	// killGrace, exitGrace and busyWait: see their defaults; tests shorten them.
-	killGrace, exitGrace, busyWait time.Duration
+	// env is what the sandbox sources are handed: the client, the shape of a sandbox, the
+	// settings and a few functions. Tests replace env.OpenLogs (fake clientsets serve no logs),
+	// env.Attach and env.KillGrace.
+	env *sandbox.Env
+	// exitGrace and busyWait: see their defaults; tests shorten them.
+	exitGrace, busyWait time.Duration
 	// stopping is closed by Close once no execution is in flight: background waits end early.
 	stopping chan struct{}
 
@@ -59,20 +52,17 @@ type Runner struct {
 	inflight sync.WaitGroup  // executions in flight, which Close waits for
 	starting *hubStart
 	hub      *track.Hub
-	// admission bounds the cold sandboxes in flight; set with hub.
-	admission *admission
-	cold      coldSource
-	warm      *warmSource
+	// cold and warm are the sandbox sources, set with hub; warm is nil without a pool.
+	cold *sandbox.ColdSource
+	warm *sandbox.WarmSource
 	// work tracks background work (ConfigMap ownership patches, the watches' start, deleting
 	// used warm sandboxes) that Close waits for.
 	work      sync.WaitGroup
 	leftCount atomic.Int64
 	// holder names this runner process on what it claims and leases ("<host>/<pid>").
 	holder string
-	// sessions this process has opened or resumed, by ID; ended, those it ended whose Pods may
-	// not be gone yet.
-	sessions map[string]*Session
-	ended    map[string]endedSessionPod
+	// sessions are those this process holds.
+	sessions *sessionRegistry
 }
 
 // hubStart is the one start of the shared watches that concurrent callers wait for.
@@ -93,16 +83,17 @@ func New(opts Options) (*Runner, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	r := &Runner{opts: opts, shape: opts.shape(), client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
-		killGrace: defaultKillGrace, exitGrace: defaultExitGrace, busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
-		sessions: map[string]*Session{}, ended: map[string]endedSessionPod{}}
-	r.cold = coldSource{r}
-	r.openLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
-		return r.client.CoreV1().Pods(r.opts.Namespace).GetLogs(pod, lo).Stream(ctx)
+	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
+		exitGrace: defaultExitGrace, busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		sessions: newSessionRegistry()}
+	r.env = &sandbox.Env{Client: client, Namespace: opts.Namespace, Log: opts.Logger, Shape: opts.shape(), Holder: r.holder,
+		Background: r.background, Stopping: r.stopping, Config: opts.sandboxConfig(defaultKillGrace)}
+	r.env.OpenLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
+		return client.CoreV1().Pods(opts.Namespace).GetLogs(pod, lo).Stream(ctx)
 	}
 	if !opts.NoWarmPool {
 		if cfg, err := restConfigForAttach(opts); err == nil {
-			r.attach = newAttacher(cfg, opts.Namespace)
+			r.env.Attach = sandbox.NewAttacher(cfg, opts.Namespace)
 		} else {
 			r.log.Debug("no warm pool: cannot attach without a REST config", "error", err)
 		}
@@ -128,18 +119,12 @@ func (r *Runner) Close() error {
 	r.mu.Unlock()
 	r.inflight.Wait()
 	// Sessions outlive the runner: detach from them, leaving them for another process to resume.
-	r.mu.Lock()
-	var open []*Session
-	for _, s := range r.sessions {
-		open = append(open, s)
-	}
-	r.mu.Unlock()
-	for _, s := range open {
+	for _, s := range r.sessions.all() {
 		s.Detach()
 	}
 	close(r.stopping)
 	if r.warm != nil {
-		r.warm.close()
+		r.warm.Close()
 	}
 	r.work.Wait()
 	if r.hub != nil {
@@ -218,10 +203,10 @@ func (r *Runner) startHub(st *hubStart) {
 		st.err = err
 		r.starting = nil
 	} else {
-		r.admission = newAdmission(maxInFlight(ctx, r.client, &r.opts))
-		r.hub = h
-		if r.attach != nil {
-			r.warm = newWarmSource(r, h)
+		r.hub, r.env.Hub = h, h
+		r.cold = sandbox.NewCold(r.env, sandbox.NewAdmission(sandbox.MaxInFlight(ctx, r.client, r.opts.MaxInFlight, &r.env.Shape, r.log)))
+		if r.env.Attach != nil {
+			r.warm = sandbox.NewWarm(r.env)
 		}
 	}
 	r.mu.Unlock()
@@ -248,112 +233,9 @@ func NewExecutionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// CheckRequest validates a request without running it: the same checks Execute makes before it
-// creates anything.
-func (r *Runner) CheckRequest(req Request) error {
-	req, err := req.validate(&r.opts, NewExecutionID)
-	if err != nil {
-		return err
-	}
-	if n := podspec.RequestSize(wire.Request{Code: req.Code, Files: req.Files}); n > podspec.MaxConfigMapBytes {
-		return fmt.Errorf("%w: %w: code and input files are %s, more than a ConfigMap holds (%s); pass large inputs another way or split the work",
-			ErrInvalidRequest, ErrRequestTooLarge, describeSize(n), describeSize(podspec.MaxConfigMapBytes))
-	}
-	return nil
-}
-
-// Execute runs req.Code in a sandbox and returns what it produced. A non-zero exit code is a
-// result, not an error. On timeout it returns the partial Result and an error wrapping ErrTimeout.
-// The sandbox comes from the warm pool when a matching Pod is ready there, else from a new Job; it
-// serves this one execution and is deleted before Execute returns (unless Options.KeepObjects),
-// on every path. What could not be deleted is named in Result.LeftBehind.
-func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
-	x, err := r.prepare(req)
-	if err != nil {
-		return r.finish(ctx, x, err)
-	}
-	end, err := r.begin(x.req.ExecutionID)
-	if err != nil {
-		return r.finish(ctx, x, err)
-	}
-	defer end()
-	defer x.leaveAdmission()
-	if _, err := r.watching(ctx); err != nil {
-		return r.finish(ctx, x, err)
-	}
-	sb, err := r.acquire(ctx, x)
-	if err != nil {
-		return r.finish(ctx, x, err)
-	}
-	err = r.exchange(ctx, x, sb)
-	switch {
-	case r.opts.KeepObjects:
-	case sb.kind() == SandboxWarm && err == nil && x.codeEnded():
-		// The code is over and the Pod, out of the pool and with its stdin closed, can never serve
-		// again: deleting it need not delay the result. Close waits for it; a Pod that cannot be
-		// deleted expires at the deadline set when it was claimed.
-		r.background(func() { r.countLeft(sb.release(x.log)) })
-	default:
-		if x.leftBehind = sb.release(x.log); len(x.leftBehind) == 0 {
-			x.mark(&x.timings.CleanedUp)
-		}
-		r.countLeft(x.leftBehind)
-	}
-	return r.finish(ctx, x, err)
-}
-
-// prepare checks req and starts the execution's facts: when it was asked for, its ID (a random
-// one if none), its timeout and its logger.
-func (r *Runner) prepare(req Request, logAttrs ...any) (*execution, error) {
-	x := &execution{req: req, log: r.log}
-	x.mark(&x.timings.Requested)
-	if err := r.CheckRequest(req); err != nil {
-		return x, err
-	}
-	if x.req.ExecutionID == "" {
-		x.req.ExecutionID = NewExecutionID()
-	}
-	x.timeout = x.req.timeout(&r.opts)
-	x.log = r.log.With(append(logAttrs, "execution", x.req.ExecutionID, "namespace", r.opts.Namespace)...)
-	return x, nil
-}
-
 // CleanupFailures counts the objects this runner could not delete (after retrying for
 // Options.CleanupTimeout), including those of warm sandboxes deleted after Execute returned.
 // `gkexec gc` removes them.
 func (r *Runner) CleanupFailures() int64 { return r.leftCount.Load() }
 
 func (r *Runner) countLeft(left []string) { r.leftCount.Add(int64(len(left))) }
-
-// acquire takes a warm sandbox when one fits, and otherwise makes a cold one: an empty pool, no
-// pool, or a request the pool cannot serve never fails an execution.
-func (r *Runner) acquire(ctx context.Context, x *execution) (sandbox, error) {
-	r.mu.Lock()
-	warm := r.warm
-	r.mu.Unlock()
-	if warm != nil {
-		sb, err := warm.acquire(ctx, x)
-		if err == nil {
-			return sb, nil
-		}
-		if !errors.Is(err, errNotServed) {
-			return nil, err
-		}
-		x.log.Debug("cold start", "why", err)
-		x.timings.Claimed, x.timings.Attached = time.Time{}, time.Time{}
-	}
-	return r.cold.acquire(ctx, x)
-}
-
-// explain adds what the API can tell about an error: a least-privilege identity is refused
-// before the API server checks that the namespace exists.
-func (r *Runner) explain(ctx context.Context, err error) error {
-	if !errors.Is(err, ErrForbidden) {
-		return err
-	}
-	return diagnose.ClarifyForbidden(ctx, r.client, r.opts.Namespace, err)
-}
-
-func describeSize(n int) string {
-	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
-}

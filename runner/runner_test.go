@@ -288,7 +288,7 @@ func TestConcurrentExecutionsShareOneSetOfWatches(t *testing.T) {
 	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
 	r := fc.runner(Options{})
 	// Each execution prints its own ID, so crossed wires would show.
-	r.openLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
+	r.env.OpenLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
 		id := strings.TrimSuffix(strings.TrimPrefix(pod, "gkexec-"), "-abcde")
 		return nopCloser(new(framed).out(id).end(endRecord{})), nil
 	}
@@ -335,7 +335,7 @@ func TestBrokenLogStreamIsReadAgainOnceTheContainerEnded(t *testing.T) {
 	r := fc.runner(Options{})
 	var mu sync.Mutex
 	calls := 0
-	r.openLogs = func(ctx context.Context, pod string, o *corev1.PodLogOptions) (ioReadCloser, error) {
+	r.env.OpenLogs = func(ctx context.Context, pod string, o *corev1.PodLogOptions) (ioReadCloser, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
@@ -362,7 +362,7 @@ func TestSameExecutionIDTwiceAtOnceLeavesTheFirstIntact(t *testing.T) {
 	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
 	r := fc.runner(Options{})
 	reading, release := make(chan struct{}), make(chan struct{})
-	r.openLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
+	r.env.OpenLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
 		close(reading) // called once: the Pod started, so its ConfigMap and Job exist
 		<-release
 		return nopCloser(new(framed).out("first").end(endRecord{})), nil

@@ -15,6 +15,7 @@ import (
 	"github.com/gkexec/gkexec/internal/fakecluster"
 	"github.com/gkexec/gkexec/internal/wire/wiretest"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/session"
 )
 
 // sessionPod is a running session's sandbox Pod whose lease is held as given ("" for none).
@@ -36,9 +37,9 @@ func leaseFor(t *testing.T, r *Runner, pod *corev1.Pod) error {
 	if _, err := r.watching(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	s := &Session{r: r, id: "s1", kind: SandboxWarm, turn: make(chan struct{}, 1), pod: pod}
-	x := &execution{req: Request{ExecutionID: "e2"}, timeout: time.Second}
-	_, err := s.lease(context.Background(), x, pod)
+	s := r.newSession("s1", SandboxWarm)
+	s.setPod(pod)
+	_, err := s.lease.Take(context.Background(), pod, "e2", time.Second)
 	return err
 }
 
@@ -55,7 +56,7 @@ func TestSessionLeaseOfAnotherProcessIsWaitedForThenRefused(t *testing.T) {
 		t.Fatalf("lease held by another process: %v, want ErrSessionBusy", err)
 	}
 	got, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
-	if h, _, _ := parseLease(got.Annotations[AnnotationSessionLease]); h != "other-host/7" {
+	if h, _, _ := session.ParseLease(got.Annotations[AnnotationSessionLease]); h != "other-host/7" {
 		t.Errorf("the lease is now %q: a refused caller must not take it", got.Annotations[AnnotationSessionLease])
 	}
 }
@@ -82,7 +83,7 @@ func TestSessionLeaseGivenBackMeanwhileIsTaken(t *testing.T) {
 		t.Fatalf("lease given back while waiting: %v, want it taken", err)
 	}
 	got, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
-	if h, e, _ := parseLease(got.Annotations[AnnotationSessionLease]); h != r.holder || e != "e2" {
+	if h, e, _ := session.ParseLease(got.Annotations[AnnotationSessionLease]); h != r.holder || e != "e2" {
 		t.Errorf("lease %q, want this runner's for e2", got.Annotations[AnnotationSessionLease])
 	}
 }

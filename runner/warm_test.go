@@ -16,6 +16,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
 )
 
 // The warm source on the fake clientset: pool Pods are objects in it, and attach is a stand-in
@@ -41,7 +42,7 @@ func poolPod(t *testing.T, o Options, name string, age time.Duration) *corev1.Po
 }
 
 // fakeAttach answers pings and, once the request is complete, writes output for it.
-func fakeAttach(output []byte) attachFunc {
+func fakeAttach(output []byte) sandbox.AttachFunc {
 	return func(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
 		br := bufio.NewReader(stdin)
 		for {
@@ -65,11 +66,11 @@ func fakeAttach(output []byte) attachFunc {
 	}
 }
 
-func warmRunner(t *testing.T, fc *fakeCluster, o Options, attach attachFunc) *Runner {
+func warmRunner(t *testing.T, fc *fakeCluster, o Options, attach sandbox.AttachFunc) *Runner {
 	t.Helper()
 	o.WarmPoolReady = -1
 	r := fc.runner(o)
-	r.attach = attach
+	r.env.Attach = attach
 	return r
 }
 

@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,12 +17,13 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
 )
 
 // queuedSignal makes a signal on the returned channel each time a waiter joins a's queue.
-func queuedSignal(a *admission) <-chan struct{} {
+func queuedSignal(a *sandbox.Admission) <-chan struct{} {
 	ch := make(chan struct{}, 100)
-	a.onQueued = func() { ch <- struct{}{} }
+	a.OnQueued = func() { ch <- struct{}{} }
 	return ch
 }
 
@@ -39,97 +39,6 @@ func await[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-func TestAdmissionIsFirstComeFirstServed(t *testing.T) {
-	t.Parallel()
-	a := newAdmission(1)
-	queued := queuedSignal(a)
-	leave, err := a.admit(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 8
-	order := make(chan int, n)
-	for i := range n {
-		go func() {
-			leave, err := a.admit(context.Background())
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			order <- i
-			leave()
-		}()
-		await(t, queued, "a waiter in the queue") // waiter i is in line before waiter i+1 arrives
-	}
-	leave()
-	var got []int
-	for range n {
-		got = append(got, await(t, order, "an admission"))
-	}
-	if want := []int{0, 1, 2, 3, 4, 5, 6, 7}; !slices.Equal(got, want) {
-		t.Errorf("admitted in order %v, want %v", got, want)
-	}
-}
-
-func TestAdmissionBoundsInFlight(t *testing.T) {
-	t.Parallel()
-	a := newAdmission(2)
-	queued := queuedSignal(a)
-	first, _ := a.admit(context.Background())
-	second, _ := a.admit(context.Background())
-	third := make(chan func(), 1)
-	go func() {
-		leave, _ := a.admit(context.Background())
-		third <- leave
-	}()
-	await(t, queued, "a waiter in the queue")
-	select {
-	case <-third:
-		t.Fatal("a third execution was admitted while two were in flight")
-	default:
-	}
-	second()
-	(<-third)()
-	first()
-	// Unbounded: never waits.
-	u := newAdmission(0)
-	for range 100 {
-		if _, err := u.admit(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func TestAdmissionCancelledWaiterLeavesTheQueue(t *testing.T) {
-	t.Parallel()
-	a := newAdmission(1)
-	queued := queuedSignal(a)
-	leave, _ := a.admit(context.Background())
-	ctx, cancel := context.WithCancel(context.Background())
-	gaveUp := make(chan error, 1)
-	go func() {
-		_, err := a.admit(ctx)
-		gaveUp <- err
-	}()
-	await(t, queued, "a waiter in the queue")
-	next := make(chan struct{})
-	go func() {
-		leave, _ := a.admit(context.Background())
-		close(next)
-		leave()
-	}()
-	await(t, queued, "a waiter in the queue")
-	cancel()
-	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled waiter: %v, want context.Canceled", err)
-	}
-	leave()
-	<-next // the slot went to the waiter behind the cancelled one
-	if l, _ := a.admit(context.Background()); l == nil {
-		t.Error("the slot was lost")
-	}
-}
-
 func TestQueuedExecutionsDoNotCountAgainstStartTimeout(t *testing.T) {
 	t.Parallel()
 	const startTimeout = 200 * time.Millisecond
@@ -138,13 +47,13 @@ func TestQueuedExecutionsDoNotCountAgainstStartTimeout(t *testing.T) {
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	queued := queuedSignal(r.admission)
+	queued := queuedSignal(r.cold.Admission())
 	release := make(chan struct{})
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
 	defer free() // on every path: Close waits for the first execution
 	running := make(chan struct{})
-	r.openLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
+	r.env.OpenLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
 		if pod == "gkexec-first-abcde" {
 			close(running)
 			<-release
@@ -193,10 +102,10 @@ func TestCancelledQueuedExecutionCreatesNothing(t *testing.T) {
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	queued := queuedSignal(r.admission)
+	queued := queuedSignal(r.cold.Admission())
 	release := make(chan struct{})
 	running := make(chan struct{})
-	r.openLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
+	r.env.OpenLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
 		close(running) // only the first execution gets this far
 		<-release
 		return nopCloser(new(framed).end(endRecord{})), nil
@@ -271,7 +180,8 @@ func TestMaxInFlightDefaultsToWhatTheQuotasAdmit(t *testing.T) {
 			o := tc.opts
 			o.Namespace, o.Client = fakecluster.Namespace, client
 			o.setDefaults()
-			if got := maxInFlight(context.Background(), client, &o); got != tc.want {
+			shape := o.shape()
+			if got := sandbox.MaxInFlight(context.Background(), client, o.MaxInFlight, &shape, o.Logger); got != tc.want {
 				t.Errorf("maxInFlight = %d, want %d", got, tc.want)
 			}
 		})
@@ -286,7 +196,7 @@ func TestRunnerReadsTheQuotaWhenItsWatchesStart(t *testing.T) {
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.admission.limit; got != 7 {
+	if got := r.cold.Admission().Limit(); got != 7 {
 		t.Errorf("admission limit %d, want the quota's 7 pods", got)
 	}
 }

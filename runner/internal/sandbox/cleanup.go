@@ -1,4 +1,4 @@
-package runner
+package sandbox
 
 import (
 	"context"
@@ -6,20 +6,22 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// deletion is one object to delete: its "kind/name" and the call that deletes it.
-type deletion struct {
+// Deletion is one object to delete: its "kind/name" and the call that deletes it.
+type Deletion struct {
 	what string
 	del  func(ctx context.Context) error
 }
 
-// deleteAll deletes every object at once, each retried with capped backoff on a context of its own
+// DeleteAll deletes every object at once, each retried with capped backoff on a context of its own
 // (so that a cancelled caller still cleans up) until it is gone or timeout passes. An API server
 // that restarts answers "connection refused" for a few seconds: one try is not enough. It returns
 // what is still there.
-func deleteAll(log *slog.Logger, timeout time.Duration, objects ...deletion) []string {
+func DeleteAll(log *slog.Logger, timeout time.Duration, objects ...Deletion) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var (
@@ -60,4 +62,16 @@ func deleteUntilGone(ctx context.Context, del func(ctx context.Context) error) e
 			backoff = min(backoff*2, 2*time.Second)
 		}
 	}
+}
+
+// PodDeletion deletes exactly pod, not a later Pod of the same name.
+func (e *Env) PodDeletion(pod *corev1.Pod) Deletion {
+	ns, name, uid := e.Namespace, pod.Name, pod.UID
+	return Deletion{"pod/" + name, func(ctx context.Context) error {
+		err := e.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if apierrors.IsConflict(err) {
+			return nil // a different Pod by that name: ours is gone
+		}
+		return err
+	}}
 }

@@ -10,26 +10,157 @@ import (
 
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
 	"github.com/gkexec/gkexec/runner/internal/track"
 )
+
+// execution is one Execute call in flight: its request and the facts gathered about it. Sources
+// (the embedded sandbox.Execution) and exchange add facts; finish alone turns them into the Result.
+type execution struct {
+	sandbox.Execution
+	// req is the caller's request, with its ID filled in.
+	req     Request
+	timeout time.Duration
+	// requested, finished, logsRead and cleanedUp: the runner's own phase marks (the source's are
+	// in Marks).
+	requested, finished, logsRead, cleanedUp time.Time
+	// dec holds what the sandbox said.
+	dec *wire.Decoder
+	// term is how the container ended, when the stream ended without an end record.
+	term *corev1.ContainerStateTerminated
+	// killed: the runner's own deadline passed and it deleted the sandbox.
+	killed bool
+	// streamErr: why the stream ended early, if it did.
+	streamErr error
+	// session is the session the execution ran in, if any; sessionOver why it ended with this
+	// execution.
+	session, sessionOver string
+}
+
+func (x *execution) mark(at *time.Time) { *at = time.Now() }
+
+// codeEnded: the sandbox reported the end of the code, and the runner did not have to kill it.
+func (x *execution) codeEnded() bool { return x.dec != nil && x.dec.End() != nil && !x.killed }
+
+// timings are the phase marks, the source's and the runner's, as the Result reports them.
+func (x *execution) timings() Timings {
+	m := x.Marks
+	return Timings{Requested: x.requested, Admitted: m.Admitted, Created: m.Created, Claimed: m.Claimed,
+		Scheduled: m.Scheduled, Attached: m.Attached, Started: m.Started, Finished: x.finished,
+		LogsRead: x.logsRead, CleanedUp: x.cleanedUp}
+}
+
+// CheckRequest validates a request without running it: the same checks Execute makes before it
+// creates anything.
+func (r *Runner) CheckRequest(req Request) error {
+	req, err := req.validate(&r.opts, NewExecutionID)
+	if err != nil {
+		return err
+	}
+	if n := podspec.RequestSize(wire.Request{Code: req.Code, Files: req.Files}); n > podspec.MaxConfigMapBytes {
+		return fmt.Errorf("%w: %w: code and input files are %s, more than a ConfigMap holds (%s); pass large inputs another way or split the work",
+			ErrInvalidRequest, ErrRequestTooLarge, describeSize(n), describeSize(podspec.MaxConfigMapBytes))
+	}
+	return nil
+}
+
+// Execute runs req.Code in a sandbox and returns what it produced. A non-zero exit code is a
+// result, not an error. On timeout it returns the partial Result and an error wrapping ErrTimeout.
+// The sandbox comes from the warm pool when a matching Pod is ready there, else from a new Job; it
+// serves this one execution and is deleted before Execute returns (unless Options.KeepObjects),
+// on every path. What could not be deleted is named in Result.LeftBehind.
+func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
+	x, err := r.prepare(req)
+	if err != nil {
+		return r.finish(ctx, x, err)
+	}
+	end, err := r.begin(x.req.ExecutionID)
+	if err != nil {
+		return r.finish(ctx, x, err)
+	}
+	defer end()
+	defer x.Leave()
+	if _, err := r.watching(ctx); err != nil {
+		return r.finish(ctx, x, err)
+	}
+	sb, err := r.acquire(ctx, x)
+	if err != nil {
+		return r.finish(ctx, x, err)
+	}
+	err = r.exchange(ctx, x, sb)
+	switch {
+	case r.opts.KeepObjects:
+	case sb.Kind() == sandbox.Warm && err == nil && x.codeEnded():
+		// The code is over and the Pod, out of the pool and with its stdin closed, can never serve
+		// again: deleting it need not delay the result. Close waits for it; a Pod that cannot be
+		// deleted expires at the deadline set when it was claimed.
+		r.background(func() { r.countLeft(sb.Release(x.Log)) })
+	default:
+		if x.LeftBehind = sb.Release(x.Log); len(x.LeftBehind) == 0 {
+			x.mark(&x.cleanedUp)
+		}
+		r.countLeft(x.LeftBehind)
+	}
+	return r.finish(ctx, x, err)
+}
+
+// prepare checks req and starts the execution's facts: when it was asked for, its ID (a random
+// one if none), its timeout and its logger.
+func (r *Runner) prepare(req Request, logAttrs ...any) (*execution, error) {
+	x := &execution{req: req}
+	x.Log = r.log
+	x.mark(&x.requested)
+	if err := r.CheckRequest(req); err != nil {
+		return x, err
+	}
+	if x.req.ExecutionID == "" {
+		x.req.ExecutionID = NewExecutionID()
+	}
+	x.timeout = x.req.timeout(&r.opts)
+	x.Log = r.log.With(append(logAttrs, "execution", x.req.ExecutionID, "namespace", r.opts.Namespace)...)
+	x.Request = wire.Request{ExecutionID: x.req.ExecutionID, Code: x.req.Code, Files: x.req.Files, Timeout: x.timeout,
+		MaxOutput: r.opts.MaxOutputBytes, MaxFile: r.opts.MaxFileBytes, MaxProcesses: r.opts.MaxProcesses}
+	return x, nil
+}
+
+// acquire takes a warm sandbox when one fits, and otherwise makes a cold one: an empty pool, no
+// pool, or a request the pool cannot serve never fails an execution.
+func (r *Runner) acquire(ctx context.Context, x *execution) (sandbox.Sandbox, error) {
+	r.mu.Lock()
+	warm := r.warm
+	r.mu.Unlock()
+	if warm != nil {
+		sb, err := warm.Acquire(ctx, &x.Execution)
+		if err == nil {
+			return sb, nil
+		}
+		if !errors.Is(err, sandbox.ErrNotServed) {
+			return nil, err
+		}
+		x.Log.Debug("cold start", "why", err)
+		x.Marks.Claimed, x.Marks.Attached = time.Time{}, time.Time{}
+	}
+	return r.cold.Acquire(ctx, &x.Execution)
+}
 
 // exchange runs x's request in sb: it opens the sandbox's channel, decodes the framed records
 // until the end record, and enforces the runner's own deadline (Timeout plus a grace for the
 // sandbox to report its own timeout). If the stream ends without an end record (the sandbox was
 // OOM-killed or deleted, or the stream broke), the container's final state explains why. It
 // returns only infrastructure errors; what the code did is left in x for finish.
-func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
+func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox.Sandbox) error {
 	out := wire.NewStreamer(x.req.Output)
 	dec := wire.NewDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes, out)
 	x.dec = dec
-	runDeadline := time.NewTimer(x.timeout + r.killGrace)
+	runDeadline := time.NewTimer(x.timeout + r.env.KillGrace)
 	defer runDeadline.Stop()
 
 	streamCtx, stopStream := context.WithCancel(ctx)
 	defer stopStream()
 	readDone := make(chan error, 1)
 	go func() {
-		stream, err := sb.open(streamCtx, x)
+		stream, err := sb.Open(streamCtx, &x.Execution)
 		if err != nil {
 			readDone <- err
 			return
@@ -45,7 +176,7 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 		stopStream()
 		<-readDone
 		x.killed = true
-		x.mark(&x.timings.Finished)
+		x.mark(&x.finished)
 		return nil
 	case <-ctx.Done():
 		stopStream()
@@ -53,8 +184,8 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 		return ctx.Err()
 	}
 	if dec.End() != nil {
-		x.mark(&x.timings.Finished)
-		x.timings.LogsRead = x.timings.Finished
+		x.mark(&x.finished)
+		x.logsRead = x.finished
 		return nil
 	}
 	if readErr != nil && (ctx.Err() != nil || errors.Is(readErr, ErrForbidden)) {
@@ -65,8 +196,8 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 	}
 	x.streamErr = readErr
 	// No end record: find out from the kubelet how the container ended.
-	term, err := r.awaitTermination(ctx, sb.tracker())
-	x.mark(&x.timings.Finished)
+	term, err := r.awaitTermination(ctx, sb.Tracker())
+	x.mark(&x.finished)
 	if err != nil {
 		return err
 	}
@@ -84,7 +215,7 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 		// (2·MaxOutputBytes + 2·MaxFileBytes + 112 KiB, see decoder) for this rare path only,
 		// and the loser is garbage as soon as the choice is made, before finish copies stdout
 		// and stderr into the Result.
-		if stream := sb.reopen(ctx); stream != nil {
+		if stream := sb.Reopen(ctx); stream != nil {
 			again := wire.NewDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes, out) // out delivers only what the first read did not
 			if again.Decode(stream) == nil && again.End() != nil {
 				x.dec = again
@@ -93,7 +224,7 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox) error {
 		}
 	}
 	x.term = term
-	x.mark(&x.timings.LogsRead)
+	x.mark(&x.logsRead)
 	return nil
 }
 
@@ -124,13 +255,13 @@ func (r *Runner) awaitTermination(ctx context.Context, t *track.Tracker) (*corev
 // which error Execute returns.
 func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, error) {
 	res := Result{
-		ExecutionID: x.req.ExecutionID, Session: x.session, Sandbox: x.kind, PodName: x.pod, NodeName: x.node,
-		Timings: x.timings, LeftBehind: x.leftBehind, Files: []File{},
+		ExecutionID: x.req.ExecutionID, Session: x.session, Sandbox: x.Kind, PodName: x.Pod, NodeName: x.Node,
+		Timings: x.timings(), LeftBehind: x.LeftBehind, Files: []File{},
 	}
 	if x.dec != nil {
 		res.takeOutput(x.dec.Output())
 	}
-	ns, pod := r.opts.Namespace, x.pod
+	ns, pod := r.opts.Namespace, x.Pod
 	if err == nil {
 		switch {
 		case x.killed:
@@ -171,7 +302,7 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 		err = fmt.Errorf("%w: execution %s in namespace %s: %w", ErrCanceled, x.req.ExecutionID, ns, ctx.Err())
 	}
 	if len(res.LeftBehind) > 0 {
-		x.log.Warn("cleanup could not delete everything; run `gkexec gc`", "left_behind", res.LeftBehind)
+		x.Log.Warn("cleanup could not delete everything; run `gkexec gc`", "left_behind", res.LeftBehind)
 	}
 	return res, err
 }

@@ -1,8 +1,7 @@
-package runner
+package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -13,26 +12,18 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
-// attachFunc connects stdin and stdout to the sandbox container of a Pod (pods/attach) and
+// AttachFunc connects stdin and stdout to the sandbox container of a Pod (pods/attach) and
 // copies until ctx ends or the stream does.
-type attachFunc func(ctx context.Context, pod string, stdin io.Reader, stdout io.Writer) error
+type AttachFunc func(ctx context.Context, pod string, stdin io.Reader, stdout io.Writer) error
 
-// restConfigForAttach is the REST config attach needs: a runner given only a clientset
-// (Options.Client without RESTConfig) cannot attach, and so runs everything cold.
-func restConfigForAttach(o Options) (*rest.Config, error) {
-	if o.Client != nil && o.RESTConfig == nil {
-		return nil, errors.New("Options.Client was given without Options.RESTConfig")
-	}
-	return LoadRESTConfig(o)
-}
-
-// newAttacher attaches over WebSocket, falling back to SPDY where a proxy or an older API server
+// NewAttacher attaches over WebSocket, falling back to SPDY where a proxy or an older API server
 // refuses the upgrade, as kubectl does. Either way the verb is create on pods/attach. The
 // container's stderr is not attached: the entrypoint writes everything to stdout, framed.
-func newAttacher(cfg *rest.Config, namespace string) attachFunc {
+func NewAttacher(cfg *rest.Config, namespace string) AttachFunc {
 	cs, err := kubernetes.NewForConfig(cfg)
 	return func(ctx context.Context, pod string, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
@@ -42,17 +33,17 @@ func newAttacher(cfg *rest.Config, namespace string) attachFunc {
 			VersionedParams(&corev1.PodAttachOptions{Container: podspec.ContainerName, Stdin: true, Stdout: true}, scheme.ParameterCodec).URL()
 		ws, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
 		if err != nil {
-			return fmt.Errorf("%w: attach to pod %s/%s: %w", ErrCluster, namespace, pod, err)
+			return fmt.Errorf("%w: attach to pod %s/%s: %w", diagnose.ErrCluster, namespace, pod, err)
 		}
 		spdy, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
 		if err != nil {
-			return fmt.Errorf("%w: attach to pod %s/%s: %w", ErrCluster, namespace, pod, err)
+			return fmt.Errorf("%w: attach to pod %s/%s: %w", diagnose.ErrCluster, namespace, pod, err)
 		}
 		exec, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
 			return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 		})
 		if err != nil {
-			return fmt.Errorf("%w: attach to pod %s/%s: %w", ErrCluster, namespace, pod, err)
+			return fmt.Errorf("%w: attach to pod %s/%s: %w", diagnose.ErrCluster, namespace, pod, err)
 		}
 		return exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout})
 	}

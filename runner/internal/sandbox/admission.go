@@ -1,39 +1,43 @@
-package runner
+package sandbox
 
 import (
 	"container/list"
 	"context"
+	"log/slog"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
-// admission bounds the cold sandboxes in flight and lets waiting executions in first come, first
+// Admission bounds the cold sandboxes in flight and lets waiting executions in first come, first
 // served. The scheduler does not serve unschedulable Pods in order: left to it, executions that
 // only wait for capacity fail at StartTimeout while later ones run. An execution waits here
 // instead, before it creates anything, for as long as its context allows; StartTimeout starts
 // once it is admitted.
-type admission struct {
+type Admission struct {
 	limit int // cold sandboxes in flight at most; 0: unbounded
 
 	mu       sync.Mutex
 	inFlight int
 	waiting  list.List // of chan struct{}, closed when its waiter is handed a slot
-	// onQueued, if set, is called when a waiter joins the queue (tests await it).
-	onQueued func()
+	// OnQueued, if set, is called when a waiter joins the queue (tests await it).
+	OnQueued func()
 }
 
-func newAdmission(limit int) *admission { return &admission{limit: max(limit, 0)} }
+// NewAdmission bounds the cold sandboxes in flight at limit; 0 for no bound.
+func NewAdmission(limit int) *Admission { return &Admission{limit: max(limit, 0)} }
 
-// bounded: a limit is in force, so a slot must be held until its sandbox is really gone.
-func (a *admission) bounded() bool { return a != nil && a.limit > 0 }
+// Bounded: a limit is in force, so a slot must be held until its sandbox is really gone.
+func (a *Admission) Bounded() bool { return a != nil && a.limit > 0 }
 
 // admit waits for a slot and returns the function that gives it back. It fails only when ctx
 // ends first; the waiter then leaves the queue at once.
-func (a *admission) admit(ctx context.Context) (leave func(), err error) {
+func (a *Admission) admit(ctx context.Context) (leave func(), err error) {
 	a.mu.Lock()
 	if a.limit == 0 || (a.inFlight < a.limit && a.waiting.Len() == 0) {
 		a.inFlight++
@@ -42,8 +46,8 @@ func (a *admission) admit(ctx context.Context) (leave func(), err error) {
 	}
 	ready := make(chan struct{})
 	place := a.waiting.PushBack(ready)
-	if a.onQueued != nil {
-		a.onQueued()
+	if a.OnQueued != nil {
+		a.OnQueued()
 	}
 	a.mu.Unlock()
 	select {
@@ -63,13 +67,13 @@ func (a *admission) admit(ctx context.Context) (leave func(), err error) {
 	}
 }
 
-func (a *admission) leaver() func() {
+func (a *Admission) leaver() func() {
 	var once sync.Once
 	return func() { once.Do(a.release) }
 }
 
 // release hands the slot to the first waiter, or frees it.
-func (a *admission) release() {
+func (a *Admission) release() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if first := a.waiting.Front(); first != nil {
@@ -80,28 +84,27 @@ func (a *admission) release() {
 	a.inFlight--
 }
 
-// maxInFlight is the bound on cold sandboxes in flight: Options.MaxInFlight when set (-1:
-// none), otherwise as many sandboxes as the namespace's ResourceQuotas admit — the smallest,
+// MaxInFlight is the bound on cold sandboxes in flight: setting when set (-1: none), otherwise as many sandboxes as the namespace's ResourceQuotas admit — the smallest,
 // over every quota, of its hard pods and its hard cpu and memory requests and limits divided by
 // one sandbox's — at least 1; no quota, or a list that fails or is forbidden, means no bound.
 // Warm pool Pods count against the same quota, so the bound is an upper one: a quota that is
-// full still fails an execution with ErrQuotaExceeded.
-func maxInFlight(ctx context.Context, client kubernetes.Interface, o *Options) int {
+// full still fails an execution with diagnose.ErrQuotaExceeded.
+func MaxInFlight(ctx context.Context, client kubernetes.Interface, setting int, s *podspec.Shape, log *slog.Logger) int {
 	switch {
-	case o.MaxInFlight > 0:
-		return o.MaxInFlight
-	case o.MaxInFlight < 0:
+	case setting > 0:
+		return setting
+	case setting < 0:
 		return 0
 	}
-	quotas, err := client.CoreV1().ResourceQuotas(o.Namespace).List(ctx, metav1.ListOptions{})
+	quotas, err := client.CoreV1().ResourceQuotas(s.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		o.Logger.Debug("no bound on cold sandboxes in flight: cannot list resource quotas", "namespace", o.Namespace, "error", err)
+		log.Debug("no bound on cold sandboxes in flight: cannot list resource quotas", "namespace", s.Namespace, "error", err)
 		return 0
 	}
 	per := map[corev1.ResourceName]string{
-		"requests.cpu": o.CPURequest, "cpu": o.CPURequest,
-		"requests.memory": o.MemoryRequest, "memory": o.MemoryRequest,
-		"limits.cpu": o.CPULimit, "limits.memory": o.MemoryLimit,
+		"requests.cpu": s.CPURequest, "cpu": s.CPURequest,
+		"requests.memory": s.MemoryRequest, "memory": s.MemoryRequest,
+		"limits.cpu": s.CPULimit, "limits.memory": s.MemoryLimit,
 	}
 	bound := 0
 	lower := func(n int64) {
@@ -126,3 +129,6 @@ func maxInFlight(ctx context.Context, client kubernetes.Interface, o *Options) i
 	}
 	return bound
 }
+
+// Limit is the bound on cold sandboxes in flight; 0 for none.
+func (a *Admission) Limit() int { return a.limit }

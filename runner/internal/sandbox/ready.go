@@ -1,0 +1,123 @@
+package sandbox
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// keepReady holds Config.WarmPoolReady sandboxes claimed and attached, refilling as they are
+// taken and as the pool's Pods become ready, and replacing those held past WarmPoolHold.
+func (w *WarmSource) keepReady() {
+	defer w.stopped.Done()
+	tick := time.NewTicker(min(w.e.WarmPoolHold/4, 30*time.Second))
+	defer tick.Stop()
+	for {
+		w.fill()
+		select {
+		case <-w.stop:
+			return
+		case <-w.kick:
+		case <-w.e.Hub.PoolChanged():
+		case <-tick.C:
+			w.expire()
+		}
+	}
+}
+
+func (w *WarmSource) fill() {
+	for failures := 0; failures < claimAttempts; {
+		w.mu.Lock()
+		n := len(w.ready)
+		w.mu.Unlock()
+		if n >= w.e.WarmPoolReady {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), AttachTimeout)
+		var marks Marks
+		a, err := w.ClaimAndAttach(ctx, Claim{Hold: w.e.WarmPoolHold}, &marks)
+		cancel()
+		if err != nil {
+			failures++
+			if fresh, _ := w.candidates(); len(fresh) == 0 {
+				return
+			}
+			continue
+		}
+		sb := &warmSandbox{Attachment: a, claimed: marks.Claimed, attached: marks.Attached}
+		w.mu.Lock()
+		select {
+		case <-w.stop:
+			w.mu.Unlock()
+			sb.Release(w.e.Log)
+			return
+		default:
+		}
+		w.ready = append(w.ready, sb)
+		w.mu.Unlock()
+	}
+}
+
+// takeReady returns the oldest held sandbox whose stream still works.
+func (w *WarmSource) takeReady() *warmSandbox {
+	defer func() {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.ready) > 0 {
+		sb := w.ready[0]
+		w.ready = w.ready[1:]
+		if !sb.Broken() {
+			return sb
+		}
+		w.e.Background(func() { sb.Release(w.e.Log) })
+	}
+	return nil
+}
+
+// expire releases held sandboxes older than WarmPoolHold, or whose stream broke.
+func (w *WarmSource) expire() {
+	w.mu.Lock()
+	var keep, drop []*warmSandbox
+	for _, sb := range w.ready {
+		if sb.Broken() || time.Since(sb.claimed) > w.e.WarmPoolHold {
+			drop = append(drop, sb)
+		} else {
+			keep = append(keep, sb)
+		}
+	}
+	w.ready = keep
+	w.mu.Unlock()
+	for _, sb := range drop {
+		sb.Release(w.e.Log)
+	}
+}
+
+// Close stops refilling and deletes the held sandboxes.
+func (w *WarmSource) Close() {
+	w.mu.Lock()
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	w.stopped.Wait()
+	w.mu.Lock()
+	held := w.ready
+	w.ready = nil
+	w.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, sb := range held {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sb.Release(w.e.Log)
+		}()
+	}
+	wg.Wait()
+}

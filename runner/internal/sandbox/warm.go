@@ -1,0 +1,208 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/track"
+)
+
+// Attachment is an attach stream to a Pod's waiting entrypoint: its stdin and its stdout, the
+// sandbox's two ends of the wire.
+type Attachment struct {
+	e   *Env
+	Pod *corev1.Pod
+	t   *track.Tracker
+
+	stdin  *io.PipeWriter
+	out    *bufio.Reader
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the attach stream ended
+	err    error         // why, once done
+
+	deleteOnce sync.Once
+	left       []string
+}
+
+// Connect starts an attach stream to pod, followed by a tracker of its own.
+func (e *Env) Connect(pod *corev1.Pod) *Attachment {
+	t := e.Hub.Track(track.PodKey(pod.Name))
+	t.Seed(pod)
+	ctx, cancel := context.WithCancel(context.Background())
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	a := &Attachment{e: e, Pod: pod, t: t, stdin: inW, out: bufio.NewReaderSize(outR, 64<<10),
+		cancel: cancel, done: make(chan struct{})}
+	go func() {
+		err := e.Attach(ctx, pod.Name, inR, outW)
+		if err == nil {
+			err = io.EOF
+		}
+		a.err = err
+		outW.CloseWithError(err)
+		// EOF, not an error, for client-go's copy from our stdin: it ends quietly.
+		_ = inW.Close()
+		close(a.done)
+	}()
+	return a
+}
+
+// Tracker follows the attached Pod.
+func (a *Attachment) Tracker() *track.Tracker { return a.t }
+
+// Broken reports whether the stream ended.
+func (a *Attachment) Broken() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ping proves the stream works end to end: the entrypoint answers a ping with one.
+func (a *Attachment) Ping(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		if _, err := a.stdin.Write(wire.Ping); err != nil {
+			errc <- err
+			return
+		}
+		line, err := a.out.ReadSlice('\n')
+		switch {
+		case err != nil:
+			errc <- err
+		case !wire.TagPing.Starts(line):
+			errc <- fmt.Errorf("the sandbox answered %q to a ping", bytes.TrimSpace(line))
+		default:
+			errc <- nil
+		}
+	}()
+	timer := time.NewTimer(AttachTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-errc:
+		return err
+	case <-timer.C:
+		a.cancel()
+		<-errc
+		return fmt.Errorf("no answer within %s", AttachTimeout)
+	case <-ctx.Done():
+		a.cancel()
+		<-errc
+		return ctx.Err()
+	}
+}
+
+// Detach ends this attach; the Pod and its entrypoint go on (a session's, for the next attach).
+func (a *Attachment) Detach() {
+	_ = a.stdin.Close()
+	a.cancel()
+	select {
+	case <-a.done:
+	case <-time.After(streamCloseGrace):
+	}
+	a.e.Hub.Untrack(track.PodKey(a.Pod.Name), a.t)
+}
+
+// Delete deletes the Pod, then waits for the attach stream to end with its container: a stream
+// cut from our side would be logged by client-go as an error. It returns what it could not
+// delete; only the first call deletes.
+func (a *Attachment) Delete(log *slog.Logger) []string {
+	a.deleteOnce.Do(func() {
+		_ = a.stdin.Close()
+		a.left = DeleteAll(log, a.e.CleanupTimeout, a.e.PodDeletion(a.Pod))
+		select {
+		case <-a.done:
+		case <-time.After(streamCloseGrace):
+		}
+		a.cancel()
+		a.e.Hub.Untrack(track.PodKey(a.Pod.Name), a.t)
+	})
+	return a.left
+}
+
+// warmSandbox is a claimed pool Pod attached to, for one execution.
+type warmSandbox struct {
+	*Attachment
+	claimed, attached time.Time
+}
+
+func (sb *warmSandbox) Kind() string { return Warm }
+
+// Open sends the request over stdin; the entrypoint's framed output comes back on stdout.
+func (sb *warmSandbox) Open(ctx context.Context, x *Execution) (io.ReadCloser, error) {
+	frames := x.Request.Encode(false)
+	written := make(chan error, 1)
+	go func() {
+		_, err := sb.stdin.Write(frames)
+		written <- err
+	}()
+	select {
+	case err := <-written:
+		if err != nil {
+			return nil, fmt.Errorf("%w: pod %s/%s: sending the request: %v", diagnose.ErrSandboxFailed, sb.e.Namespace, sb.Pod.Name, err)
+		}
+	case <-ctx.Done():
+		sb.cancel()
+		return nil, ctx.Err()
+	}
+	x.Marks.Started = time.Now()
+	go func() {
+		select {
+		case <-ctx.Done():
+			sb.cancel()
+		case <-sb.done:
+		}
+	}()
+	// Name the execution on its Pod, as a cold one's objects are named, for `kubectl get -l` and
+	// audit; off the critical path (the Pod may already be gone when it lands).
+	sb.e.Background(func() { sb.label(x.Request.ExecutionID) })
+	return io.NopCloser(sb.out), nil
+}
+
+func (sb *warmSandbox) label(id string) {
+	e := sb.e
+	ctx, cancel := context.WithTimeout(context.Background(), e.CleanupTimeout)
+	defer cancel()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{podspec.LabelExecutionID: id}}})
+	_, err := e.Client.CoreV1().Pods(e.Namespace).Patch(ctx, sb.Pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		e.Log.Debug("could not label the warm sandbox with its execution", "pod", sb.Pod.Name, "error", err)
+	}
+}
+
+// Reopen reads the container's log: the entrypoint's stdout goes there too. A container that
+// was restarted (after an OOM kill) left its output in the previous log.
+func (sb *warmSandbox) Reopen(ctx context.Context) io.ReadCloser {
+	pod, _, _, _ := sb.t.Snapshot()
+	previous := false
+	for _, cs := range pod.Status.ContainerStatuses {
+		previous = previous || (cs.Name == podspec.ContainerName && cs.RestartCount > 0)
+	}
+	stream, err := sb.e.OpenLogs(ctx, sb.Pod.Name, &corev1.PodLogOptions{Container: podspec.ContainerName, Previous: previous,
+		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
+	if err != nil {
+		return nil
+	}
+	return stream
+}
+
+// Release deletes the Pod: a warm sandbox serves once.
+func (sb *warmSandbox) Release(log *slog.Logger) []string { return sb.Delete(log) }

@@ -1,0 +1,189 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/track"
+)
+
+// Lease is one runner process's hold on a session's stdin. A process writes a request only while
+// it holds the lease; another waits for it to be given back (BusyWait), then is refused.
+type Lease struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Session   string
+	// Holder names this runner process.
+	Holder string
+	Hub    *track.Hub
+	Log    *slog.Logger
+	// BusyWait bounds the wait for another process's lease; ChangeWait for the watch to show a
+	// Pod changed under a conflicting patch.
+	BusyWait, ChangeWait time.Duration
+	// CleanupTimeout bounds giving the lease back.
+	CleanupTimeout time.Duration
+	// OnPod is handed each version of the Pod the lease's patches produce.
+	OnPod func(*corev1.Pod)
+	// OnGone is told that the session's Pod is gone.
+	OnGone func(why string)
+
+	mu sync.Mutex
+	// held is the Pod as this process's lease patch left it, while it holds the lease, which runs
+	// until heldUntil; linger gives it back after an execution unless another one of this process
+	// takes it on first.
+	held      *corev1.Pod
+	heldUntil time.Time
+	linger    *time.Timer
+}
+
+// Take takes the lease for execution id, which may run for runFor from now: no other runner
+// process may write to the session's stdin until it is given back or expires (runFor and slack
+// from now). pod is the session's Pod as last seen. A lease this process still holds for long
+// enough costs no API call.
+func (l *Lease) Take(ctx context.Context, pod *corev1.Pod, id string, runFor time.Duration) (*corev1.Pod, error) {
+	ns := l.Namespace
+	need := time.Now().Add(runFor)
+	l.mu.Lock()
+	l.stopLinger()
+	held, heldUntil := l.held, l.heldUntil
+	l.mu.Unlock()
+	if held != nil {
+		if !heldUntil.Before(need) {
+			return held, nil // still ours, for long enough: no API call
+		}
+		pod = held
+	}
+	waitUntil := time.Now().Add(l.BusyWait)
+	for attempt := 0; ; attempt++ {
+		holder, exec, until := ParseLease(pod.Annotations[podspec.AnnotationSessionLease])
+		if holder != "" && holder != l.Holder && time.Now().Before(until) {
+			if time.Now().Before(waitUntil) {
+				// Another process holds it: its execution may be about to end. Wait for the
+				// watch to show the Pod change.
+				fresh, err := l.awaitChange(ctx, pod, time.Until(waitUntil))
+				if err == nil {
+					pod = fresh
+					continue
+				}
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+			}
+			return nil, fmt.Errorf("%w: session %s is running execution %s for %s until %s at the latest; try again when it is done",
+				diagnose.ErrSessionBusy, l.Session, exec, holder, until.Format(time.RFC3339))
+		}
+		until = time.Now().Add(runFor + podspec.DeadlineSlack*time.Second)
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+			"resourceVersion": pod.ResourceVersion,
+			"labels":          map[string]string{podspec.LabelExecutionID: id},
+			"annotations":     map[string]string{podspec.AnnotationSessionLease: fmt.Sprintf("%s %s %s", l.Holder, id, until.UTC().Format(time.RFC3339))},
+		}})
+		leased, err := l.Client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		switch {
+		case err == nil:
+			l.OnPod(leased)
+			l.mu.Lock()
+			l.held, l.heldUntil = leased, until
+			l.mu.Unlock()
+			return leased, nil
+		case apierrors.IsConflict(err) && attempt < 3:
+			// Someone changed the Pod since this runner saw it: wait for the watch to show the
+			// change, and look again.
+			fresh, werr := l.awaitChange(ctx, pod, l.ChangeWait)
+			if werr != nil {
+				return nil, werr
+			}
+			pod = fresh
+		case apierrors.IsNotFound(err):
+			l.OnGone("its sandbox is gone")
+			return nil, fmt.Errorf("%w: session %s: its sandbox pod %s/%s is gone", diagnose.ErrSessionEnded, l.Session, ns, pod.Name)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			return nil, diagnose.APIError(err, "patch", "pods", ns, pod.Name)
+		}
+	}
+}
+
+// awaitChange waits for the shared watch to show the session's Pod changed from was: another
+// resourceVersion, or another lease.
+func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Duration) (*corev1.Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	for {
+		if pod := l.Hub.SessionPod(l.Session); pod == nil {
+			l.OnGone("its sandbox is gone")
+			return nil, fmt.Errorf("%w: session %s: its sandbox pod is gone", diagnose.ErrSessionEnded, l.Session)
+		} else if pod.ResourceVersion != was.ResourceVersion || pod.Annotations[podspec.AnnotationSessionLease] != was.Annotations[podspec.AnnotationSessionLease] {
+			return pod, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: session %s: the watch did not show its pod change within %s: %w", diagnose.ErrCluster, l.Session, within, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Linger calls giveBack after d, unless Take, GiveBack or Drop comes first: a process keeps the
+// lease a moment after an execution, for its next one.
+func (l *Lease) Linger(d time.Duration, giveBack func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopLinger()
+	l.linger = time.AfterFunc(d, giveBack)
+}
+
+func (l *Lease) stopLinger() {
+	if l.linger != nil {
+		l.linger.Stop()
+	}
+}
+
+// GiveBack gives a held lease back and records the session's last use, unless someone else
+// changed the Pod since (a lease that expired and was taken is theirs).
+func (l *Lease) GiveBack() {
+	l.mu.Lock()
+	leased := l.held
+	l.held = nil
+	l.stopLinger()
+	l.mu.Unlock()
+	if leased == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.CleanupTimeout)
+	defer cancel()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": leased.ResourceVersion,
+		"annotations": map[string]any{
+			podspec.AnnotationSessionLease:    nil,
+			podspec.AnnotationSessionLastUsed: time.Now().UTC().Format(time.RFC3339),
+		},
+	}})
+	pod, err := l.Client.CoreV1().Pods(l.Namespace).Patch(ctx, leased.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		l.Log.Debug("could not give the session lease back; it expires by itself", "session", l.Session, "error", err)
+		return
+	}
+	l.OnPod(pod)
+}
+
+// Drop forgets the lease without an API call: the session is over.
+func (l *Lease) Drop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopLinger()
+	l.held = nil
+}

@@ -1,0 +1,180 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
+	"github.com/gkexec/gkexec/runner/internal/session"
+	"github.com/gkexec/gkexec/runner/internal/track"
+)
+
+// Execute runs req in the session's interpreter and returns its Result, as Runner.Execute does
+// for a one-shot execution: streams (Request.Output included), exit status, the output files
+// this execution created or changed, timings. An exception is a result (exit code 1), not the
+// end of the session. On timeout the code is interrupted (KeyboardInterrupt, then harder): the
+// Result says TimedOut, Execute returns ErrTimeout, and the session stays usable if the
+// interpreter could be interrupted; if not, or if it died (os._exit, OOM), the session is over
+// and Execute's error wraps ErrSessionEnded.
+func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
+	r := s.r
+	x, err := r.prepare(req, "session", s.id)
+	x.session, x.Kind = s.id, s.kind
+	if err != nil {
+		return r.finish(ctx, x, err)
+	}
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return r.finish(ctx, x, ctx.Err())
+	}
+	giveBack := func() { <-s.turn }
+	end, err := r.begin(x.req.ExecutionID)
+	if err != nil {
+		giveBack()
+		return r.finish(ctx, x, err)
+	}
+	defer end()
+	x.mark(&x.Marks.Admitted)
+	conn, pod, err := s.ready(ctx, x)
+	if err != nil {
+		giveBack()
+		return r.finish(ctx, x, err)
+	}
+	x.NoteSandbox(s.kind, pod)
+	if _, err := s.lease.Take(ctx, pod, x.req.ExecutionID, x.timeout+r.env.KillGrace); err != nil {
+		giveBack()
+		return r.finish(ctx, x, err)
+	}
+	err = r.exchange(ctx, x, &sessionSandbox{s: s, conn: conn})
+	switch {
+	case x.dec != nil && x.dec.End() != nil && x.dec.End().SessionOver != "":
+		x.sessionOver = x.dec.End().SessionOver
+	case x.killed:
+		x.sessionOver = "the sandbox did not answer within the timeout and a grace period"
+	case err == nil && !x.codeEnded():
+		x.sessionOver = "the sandbox ended without a result"
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up: interrupt the code, so that the session is free for the next.
+		_ = conn.Send(context.Background(), wire.Interrupt)
+	}
+	if x.sessionOver != "" {
+		s.end(x.sessionOver)
+		if x.LeftBehind = s.delete(); len(x.LeftBehind) == 0 {
+			x.mark(&x.cleanedUp)
+		}
+		r.countLeft(x.LeftBehind)
+	} else {
+		// Keep the lease a moment for this process's next execution; give it back after that.
+		s.lease.Linger(sessionLeaseLinger, s.unleaseIfIdle)
+	}
+	giveBack()
+	return r.finish(ctx, x, err)
+}
+
+// unleaseIfIdle gives the lease back, unless an execution of this process is running (it
+// schedules its own).
+func (s *Session) unleaseIfIdle() {
+	select {
+	case s.turn <- struct{}{}:
+	default:
+		return
+	}
+	defer func() { <-s.turn }()
+	s.lease.GiveBack()
+	s.arm()
+}
+
+// ready returns the session's attach, attaching first when this process has none (a resumed
+// session, or one whose stream broke), after checking that the session is still what it was.
+func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *corev1.Pod, error) {
+	r := s.r
+	s.mu.Lock()
+	over, conn := s.over, s.conn
+	s.mu.Unlock()
+	if over != "" {
+		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, over)
+	}
+	pod, present := s.refresh()
+	if !present {
+		s.end("its sandbox is gone")
+		s.delete()
+		return nil, nil, fmt.Errorf("%w: session %s in namespace %s: its sandbox pod %s is gone (closed, expired or evicted)", ErrSessionEnded, s.id, r.opts.Namespace, pod.Name)
+	}
+	if why := session.Expired(pod, time.Now()); why != "" {
+		x.sessionOver = why
+		s.end(why)
+		s.delete()
+		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == podspec.ContainerName && cs.RestartCount > 0 {
+			why := "its sandbox restarted, and the interpreter's state with it"
+			s.end(why)
+			s.delete()
+			return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
+		}
+	}
+	if conn != nil && !conn.Broken() {
+		return conn, pod, nil
+	}
+	if conn != nil {
+		conn.Detach()
+	}
+	conn = sandbox.NewConn(r.env.Connect(pod))
+	answer, err := conn.Ping(ctx)
+	if err != nil {
+		conn.Detach()
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("%w: session %s: attach to pod %s/%s: %w", ErrSandboxFailed, s.id, r.opts.Namespace, pod.Name, err)
+	}
+	if answer.Session != s.id {
+		conn.Detach()
+		why := "its sandbox no longer holds the session's interpreter"
+		s.end(why)
+		s.delete()
+		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
+	}
+	x.mark(&x.Marks.Attached)
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	return conn, pod, nil
+}
+
+// sessionSandbox is the session's sandbox as exchange sees it for one execution: the request goes
+// down the session's attach, and the stream is that execution's records, from its begin record
+// to its end record.
+type sessionSandbox struct {
+	s    *Session
+	conn *sandbox.Conn
+}
+
+var _ sandbox.Sandbox = (*sessionSandbox)(nil)
+
+func (sb *sessionSandbox) Kind() string { return sb.s.kind }
+
+func (sb *sessionSandbox) Tracker() *track.Tracker { return sb.conn.Tracker() }
+
+func (sb *sessionSandbox) Open(ctx context.Context, x *sandbox.Execution) (io.ReadCloser, error) {
+	if err := sb.conn.Send(ctx, x.Request.Encode(true)); err != nil {
+		return nil, fmt.Errorf("%w: session %s: sending the request: %v", ErrSandboxFailed, sb.s.id, err)
+	}
+	x.Marks.Started = time.Now()
+	return wire.NewRecords(x.Request.ExecutionID, func() ([]byte, error) { return sb.conn.Next(ctx) }), nil
+}
+
+// Reopen: a session's output is not read again; its attach is opened anew for the next execution.
+func (sb *sessionSandbox) Reopen(context.Context) io.ReadCloser { return nil }
+
+// Release: the session's sandbox outlives its executions.
+func (sb *sessionSandbox) Release(*slog.Logger) []string { return nil }

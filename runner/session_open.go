@@ -1,0 +1,153 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
+)
+
+// sessionOpenTimeout bounds the sandbox's answer to the session's opening.
+const sessionOpenTimeout = 30 * time.Second
+
+// OpenSession starts a session: it claims an idle warm pool Pod (else creates a Job for it),
+// attaches to its entrypoint and starts the session's interpreter there. The session outlives
+// this Runner (Close detaches from it); CloseSession, Session.Close, its idle timeout or its
+// maximum lifetime end it and delete its sandbox.
+func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, error) {
+	so, err := r.checkSession(so)
+	if err != nil {
+		return nil, err
+	}
+	end, err := r.begin("session/" + so.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	h, err := r.watching(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.env.Attach == nil {
+		return nil, fmt.Errorf("%w: sessions talk to their sandbox over pods/attach, which needs a REST config (Options.RESTConfig or a kubeconfig), not only Options.Client", ErrInvalidOptions)
+	}
+	if pod := h.SessionPod(so.ID); pod != nil {
+		return nil, fmt.Errorf("%w: session %s already exists in namespace %s (pod %s); resume it with its ID or choose another", ErrInvalidRequest, so.ID, r.opts.Namespace, pod.Name)
+	}
+	expires := time.Now().Add(so.MaxLifetime)
+	s := r.newSession(so.ID, "")
+	log := r.log.With("session", so.ID, "namespace", r.opts.Namespace)
+	if err := s.start(ctx, so, expires); err != nil {
+		if left := s.delete(); len(left) > 0 {
+			log.Warn("cleanup could not delete everything; run `gkexec gc`", "left_behind", left)
+			r.countLeft(left)
+		}
+		return nil, err
+	}
+	r.sessions.add(s)
+	s.arm()
+	log.Debug("session open", "sandbox", s.kind, "pod", s.pod.Name)
+	return s, nil
+}
+
+func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
+	if so.ID == "" {
+		so.ID = NewExecutionID()
+	}
+	var errs []error
+	for _, msg := range SessionIDProblems(so.ID) {
+		errs = append(errs, fmt.Errorf("session ID %q: %s", so.ID, msg))
+	}
+	limit := func(name string, d *time.Duration, ceiling time.Duration) {
+		switch {
+		case *d == 0:
+			*d = ceiling
+		case *d < 0 || *d > ceiling:
+			errs = append(errs, fmt.Errorf("%s %s: must be positive and at most %s (the runner's ceiling)", name, *d, ceiling))
+		}
+	}
+	limit("IdleTimeout", &so.IdleTimeout, r.opts.SessionIdleTimeout)
+	limit("MaxLifetime", &so.MaxLifetime, r.opts.SessionMaxLifetime)
+	if len(errs) > 0 {
+		return so, fmt.Errorf("%w: %w", ErrInvalidRequest, errors.Join(errs...))
+	}
+	return so, nil
+}
+
+// MaxSessionIDLength is the longest session ID: a cold session's Job is gkexec-s-<id>.
+const MaxSessionIDLength = maxExecutionIDLength - 2
+
+// SessionIDProblems says what keeps id from being a session's ID — a DNS label of at most
+// MaxSessionIDLength characters — or nothing when it is one. The CLI and serve check IDs with it
+// before they contact anything.
+func SessionIDProblems(id string) []string {
+	var problems []string
+	if len(id) > MaxSessionIDLength {
+		problems = append(problems, fmt.Sprintf("longer than %d characters", MaxSessionIDLength))
+	}
+	return append(problems, validation.IsDNS1123Label(id)...)
+}
+
+// start obtains the session's sandbox — a claimed warm pool Pod, else a Job of its own — and
+// opens the session in it.
+func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Time) error {
+	r := s.r
+	r.mu.Lock()
+	warm := r.warm
+	r.mu.Unlock()
+	var a *sandbox.Attachment
+	if warm != nil {
+		var marks sandbox.Marks
+		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
+			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires)}, &marks)
+		switch {
+		case err == nil:
+			s.kind, a = SandboxWarm, claimed
+			s.setPod(claimed.Pod)
+		case !errors.Is(err, sandbox.ErrNotServed):
+			return err
+		default:
+			r.log.Debug("session: cold start", "why", err)
+		}
+	}
+	if a == nil {
+		s.kind = SandboxCold
+		job := podspec.SessionJob(&r.env.Shape, so.ID, so.MaxLifetime, so.IdleTimeout, expires)
+		s.job = job.Name
+		pod, err := r.env.StartSessionJob(ctx, job)
+		if err != nil {
+			return err
+		}
+		s.setPod(pod)
+		a = r.env.Connect(pod)
+		if err := a.Ping(ctx); err != nil {
+			return fmt.Errorf("%w: attach to session pod %s/%s: %w", ErrSandboxFailed, r.opts.Namespace, pod.Name, err)
+		}
+	}
+	conn := sandbox.NewConn(a)
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	hello := wire.FrameJSON(wire.TagSession, wire.Hello{ID: so.ID, IdleTimeoutSeconds: so.IdleTimeout.Seconds(),
+		MaxLifetimeSeconds: time.Until(expires).Seconds(), MaxProcesses: max(r.opts.MaxProcesses, 0), ExitWhenOver: s.kind == SandboxCold})
+	if err := conn.Send(ctx, hello); err != nil {
+		return fmt.Errorf("%w: pod %s/%s: opening the session: %w", ErrSandboxFailed, r.opts.Namespace, a.Pod.Name, err)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, sessionOpenTimeout)
+	defer cancel()
+	for {
+		line, err := conn.Next(openCtx)
+		if err != nil {
+			return fmt.Errorf("%w: pod %s/%s: the sandbox did not open the session: %w", ErrSandboxFailed, r.opts.Namespace, a.Pod.Name, err)
+		}
+		if wire.TagSession.Starts(line) {
+			return nil
+		}
+	}
+}
