@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/gkexec/gkexec/runner"
@@ -211,12 +212,7 @@ func decodeRequest(body io.Reader) (runner.Request, *APIError) {
 	}
 	if len(in.Files) > 0 {
 		req.Files = make(map[string][]byte, len(in.Files))
-		names := make([]string, 0, len(in.Files))
-		for name := range in.Files {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
+		for _, name := range slices.Sorted(maps.Keys(in.Files)) {
 			data, err := base64.StdEncoding.DecodeString(in.Files[name])
 			if err != nil {
 				return runner.Request{}, newAPIError(http.StatusBadRequest, CodeInvalidJSON,
@@ -228,6 +224,9 @@ func decodeRequest(body io.Reader) (runner.Request, *APIError) {
 	return req, nil
 }
 
+// fitsOneConfigMap ends the message of an execution's body over the cap.
+const fitsOneConfigMap = "; code and input files must fit in one ConfigMap (1 MiB)"
+
 func jsonError(err error) *APIError {
 	var tooLarge *http.MaxBytesError
 	var syntax *json.SyntaxError
@@ -235,7 +234,7 @@ func jsonError(err error) *APIError {
 	switch {
 	case errors.As(err, &tooLarge):
 		return newAPIError(http.StatusRequestEntityTooLarge, CodeRequestTooLarge,
-			"request body is larger than %d bytes; code and input files must fit in one ConfigMap (1 MiB)", tooLarge.Limit)
+			"request body is larger than %d bytes"+fitsOneConfigMap, tooLarge.Limit)
 	case err == io.EOF:
 		return newAPIError(http.StatusBadRequest, CodeInvalidJSON, `empty body; send {"code": "print(1)"}`)
 	case errors.As(err, &syntax):
@@ -246,36 +245,4 @@ func jsonError(err error) *APIError {
 		return newAPIError(http.StatusBadRequest, CodeInvalidJSON, "body ends in the middle of the JSON object")
 	}
 	return newAPIError(http.StatusBadRequest, CodeInvalidJSON, "%v", err)
-}
-
-// Config is the body of GET /v1/config: what every execution through this server gets. Agents
-// read it to describe the sandbox to a model; the Python executor checks its constructor
-// arguments against it.
-type Config struct {
-	Namespace           string  `json:"namespace"`
-	Image               string  `json:"image"`
-	RuntimeClassName    string  `json:"runtime_class_name"`
-	TimeoutSeconds      float64 `json:"timeout_seconds"`
-	StartTimeoutSeconds float64 `json:"start_timeout_seconds"`
-	CPURequest          string  `json:"cpu_request"`
-	MemoryRequest       string  `json:"memory_request"`
-	CPULimit            string  `json:"cpu_limit"`
-	MemoryLimit         string  `json:"memory_limit"`
-	MaxOutputBytes      int64   `json:"max_output_bytes"`
-	MaxFileBytes        int64   `json:"max_file_bytes"`
-	MaxBodyBytes        int64   `json:"max_body_bytes"`
-	MaxConcurrent       int     `json:"max_concurrent"`
-	WorkDir             string  `json:"work_dir"`
-	OutputDir           string  `json:"output_dir"`
-}
-
-func configOf(o runner.Options, s Options) Config {
-	return Config{
-		Namespace: o.Namespace, Image: o.Image, RuntimeClassName: o.RuntimeClassName,
-		TimeoutSeconds: o.Timeout.Seconds(), StartTimeoutSeconds: o.StartTimeout.Seconds(),
-		CPURequest: o.CPURequest, MemoryRequest: o.MemoryRequest, CPULimit: o.CPULimit, MemoryLimit: o.MemoryLimit,
-		MaxOutputBytes: o.MaxOutputBytes, MaxFileBytes: o.MaxFileBytes,
-		MaxBodyBytes: s.MaxBodyBytes, MaxConcurrent: s.MaxConcurrent,
-		WorkDir: runner.WorkDir, OutputDir: runner.OutputDir,
-	}
 }

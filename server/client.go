@@ -62,34 +62,14 @@ func (c *Client) OpenSession(ctx context.Context, so runner.SessionOptions) (Ses
 	if err != nil {
 		return info, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
 	}
-	resp, err := c.do(ctx, http.MethodPost, PathSessions, "application/json", body)
-	if err != nil {
-		return info, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		_, err := decodeError(resp)
-		return info, err
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
-		return info, fmt.Errorf("%w: decoding %s: %w", runner.ErrCluster, PathSessions, err)
-	}
-	return info, nil
+	err = c.doJSON(ctx, http.MethodPost, PathSessions, body, http.StatusCreated, &info)
+	return info, err
 }
 
 // CloseSession ends session id and deletes its sandbox (DELETE /v1/sessions/{id}); an unknown
 // session is runner.ErrSessionNotFound.
 func (c *Client) CloseSession(ctx context.Context, id string) error {
-	resp, err := c.do(ctx, http.MethodDelete, sessionPath(id), "application/json", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		_, err := decodeError(resp)
-		return err
-	}
-	return nil
+	return c.doJSON(ctx, http.MethodDelete, sessionPath(id), nil, http.StatusNoContent, nil)
 }
 
 func sessionPath(id string) string { return PathSessions + "/" + url.PathEscape(id) }
@@ -110,21 +90,17 @@ func (c *Client) execute(ctx context.Context, path string, req runner.Request) (
 	if req.Output != nil {
 		accept = MediaTypeNDJSON
 	}
-	var res runner.Result
-	resp, err := c.do(ctx, http.MethodPost, path, accept, body)
+	resp, errBody, err := c.do(ctx, http.MethodPost, path, accept, body, http.StatusOK)
 	if err != nil {
-		return res, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
 		// An execution that had started fails with what the sandbox produced: give it back, as
 		// runner.Runner.Execute does.
-		body, err := decodeError(resp)
-		return partialResult(body), err
+		return partialResult(errBody), err
 	}
+	defer resp.Body.Close()
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); req.Output != nil && mt == MediaTypeNDJSON {
 		return c.readStream(ctx, resp, path, req.Output)
 	}
+	var res runner.Result
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		return res, fmt.Errorf("%w: %s %s: decoding the result: %w", runner.ErrCluster, http.MethodPost, c.BaseURL+path, err)
 	}
@@ -209,29 +185,38 @@ func partialResult(body ErrorBody) runner.Result {
 // Config returns the sandbox configuration the server applies to every execution.
 func (c *Client) Config(ctx context.Context) (Config, error) {
 	var cfg Config
-	resp, err := c.do(ctx, http.MethodGet, PathConfig, "application/json", nil)
-	if err != nil {
-		return cfg, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, err := decodeError(resp)
-		return cfg, err
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("%w: decoding %s: %w", runner.ErrCluster, PathConfig, err)
-	}
-	return cfg, nil
+	err := c.doJSON(ctx, http.MethodGet, PathConfig, nil, http.StatusOK, &cfg)
+	return cfg, err
 }
 
-func (c *Client) do(ctx context.Context, method, path, accept string, body []byte) (*http.Response, error) {
+// doJSON makes a request whose answer, with status want, is the JSON document decoded into out
+// (out nil: no body); any other status is the server's error.
+func (c *Client) doJSON(ctx context.Context, method, path string, body []byte, want int, out any) error {
+	resp, _, err := c.do(ctx, method, path, "application/json", body, want)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%w: decoding %s: %w", runner.ErrCluster, path, err)
+	}
+	return nil
+}
+
+// do makes a request and checks the answer's status. Another status than want is the server's
+// error, returned with the ErrorBody it came in (for the partial Result it may hold); otherwise
+// the caller reads the body and closes it.
+func (c *Client) do(ctx context.Context, method, path, accept string, body []byte, want int) (*http.Response, ErrorBody, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	hreq, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
+		return nil, ErrorBody{}, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
 	}
 	hreq.Header.Set("Accept", accept)
 	if body != nil {
@@ -247,11 +232,16 @@ func (c *Client) do(ctx context.Context, method, path, accept string, body []byt
 	resp, err := hc.Do(hreq)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %s %s: %w", runner.ErrCanceled, method, c.BaseURL+path, err)
+			return nil, ErrorBody{}, fmt.Errorf("%w: %s %s: %w", runner.ErrCanceled, method, c.BaseURL+path, err)
 		}
-		return nil, fmt.Errorf("%w: %s %s: is gkexec serve running there? %w", runner.ErrCluster, method, c.BaseURL+path, err)
+		return nil, ErrorBody{}, fmt.Errorf("%w: %s %s: is gkexec serve running there? %w", runner.ErrCluster, method, c.BaseURL+path, err)
 	}
-	return resp, nil
+	if resp.StatusCode != want {
+		defer resp.Body.Close()
+		errBody, err := decodeError(resp)
+		return nil, errBody, err
+	}
+	return resp, ErrorBody{}, nil
 }
 
 // maxErrorBodyBytes bounds an error answer. One may carry a partial Result: stdout, stderr and

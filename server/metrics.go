@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -90,7 +92,7 @@ func (m *metrics) write(w io.Writer, cleanupFailures int64) error {
 	m.mu.Lock()
 	family(bw, "gkexec_serve_executions_total", "counter",
 		"Execution requests answered, by outcome: success, error (non-zero exit), timeout and oom for results; the error code (busy, invalid_request, forbidden, ...) otherwise.")
-	for _, o := range sortedKeys(m.executions) {
+	for _, o := range slices.Sorted(maps.Keys(m.executions)) {
 		fmt.Fprintf(bw, "gkexec_serve_executions_total{outcome=%q} %d\n", o, m.executions[o])
 	}
 	family(bw, "gkexec_serve_request_duration_seconds", "histogram",
@@ -103,7 +105,7 @@ func (m *metrics) write(w io.Writer, cleanupFailures int64) error {
 	}
 	family(bw, "gkexec_serve_sandboxes_total", "counter",
 		"Executions that got a sandbox, by where it came from: warm (a pre-started pool Pod) or cold (a Job made for it).")
-	for _, k := range sortedKeys(m.sandboxes) {
+	for _, k := range slices.Sorted(maps.Keys(m.sandboxes)) {
 		fmt.Fprintf(bw, "gkexec_serve_sandboxes_total{sandbox=%q} %d\n", k, m.sandboxes[k])
 	}
 	m.mu.Unlock()
@@ -138,13 +140,4 @@ func (h *histogram) write(w io.Writer, name, labels string) {
 	}
 	fmt.Fprintf(w, "%s_sum%s %s\n", name, braces, strconv.FormatFloat(h.sum, 'g', -1, 64))
 	fmt.Fprintf(w, "%s_count%s %d\n", name, braces, h.count)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -81,21 +80,17 @@ func checkSessionID(id string) *APIError {
 // sandbox starts, as an execution does.
 func (s *Server) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if e := s.admit(r); e != nil {
+	if e := s.admit(r, ""); e != nil {
 		s.sessionFailed(w, "open", "", start, e)
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	default:
-		s.sessionFailed(w, "open", "", start, s.busy())
+	release, e := s.acquireSlot()
+	if e != nil {
+		s.sessionFailed(w, "open", "", start, e)
 		return
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(s.opts.BodyReadTimeout))
-	so, apiErr := decodeOpenSession(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	_ = rc.SetReadDeadline(time.Time{})
+	defer release()
+	so, apiErr := readBody(s, w, r, decodeOpenSession)
 	if apiErr != nil {
 		s.sessionFailed(w, "open", "", start, apiErr)
 		return
@@ -155,36 +150,6 @@ func (s *Server) handleCloseSession(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("session closed", "session", id, "seconds", time.Since(start).Seconds())
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// admit refuses a request when the server is draining or the body is not JSON or too large.
-func (s *Server) admit(r *http.Request) *APIError {
-	if s.draining.Load() {
-		e := newAPIError(http.StatusServiceUnavailable, CodeShuttingDown, "the server is shutting down; retry on another replica")
-		e.Retryable = true
-		return e
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return newAPIError(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
-			"Content-Type must be application/json, got %q", r.Header.Get("Content-Type"))
-	}
-	if r.ContentLength > s.opts.MaxBodyBytes {
-		return newAPIError(http.StatusRequestEntityTooLarge, CodeRequestTooLarge,
-			"request body is %d bytes, more than %d", r.ContentLength, s.opts.MaxBodyBytes)
-	}
-	return nil
-}
-
-func (s *Server) busy() *APIError {
-	return newAPIError(http.StatusTooManyRequests, CodeBusy,
-		"%d executions are in flight, the most this server runs at once (--max-concurrent); retry after the Retry-After delay", s.opts.MaxConcurrent)
-}
-
-// requestContext ends when the caller goes away or the server shuts down, whichever is first.
-func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelCauseFunc) {
-	ctx, cancel := context.WithCancelCause(r.Context())
-	stop := context.AfterFunc(s.stopCtx, func() { cancel(context.Cause(s.stopCtx)) })
-	return ctx, func(cause error) { stop(); cancel(cause) }
 }
 
 // sessionFailed logs and writes an error answer for opening or closing a session. These are not

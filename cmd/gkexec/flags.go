@@ -197,6 +197,30 @@ func hasFlag(c *cli.Context, name string) bool {
 	return false
 }
 
+// pickFlags are the named flags of flags, in their order there.
+func pickFlags(flags []cli.Flag, names ...string) []cli.Flag {
+	var out []cli.Flag
+	for _, f := range flags {
+		for _, n := range names {
+			if f.Names()[0] == n {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// dropFlags are flags without the named ones.
+func dropFlags(flags []cli.Flag, names ...string) []cli.Flag {
+	var out []cli.Flag
+	for _, f := range flags {
+		if len(pickFlags([]cli.Flag{f}, names...)) == 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func keyValues(flag string, pairs []string) (map[string]string, error) {
 	if len(pairs) == 0 {
 		return nil, nil

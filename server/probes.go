@@ -1,0 +1,31 @@
+package server
+
+import (
+	"net/http"
+)
+
+// The probes are served on the API's listener and on the probe listener (ProbeHandler), without
+// the token: probes and scrapers carry no secrets.
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, readyStatus{Ready: false, Reason: "shutting down"}, "")
+		return
+	}
+	st := s.ready.get(r.Context())
+	status := http.StatusOK
+	if !st.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, st, "")
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_ = s.metrics.write(w, s.run.CleanupFailures())
+}
