@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -68,7 +67,7 @@ func standUp(t *testing.T) *cluster {
 	if _, err := os.Stat(c.bin); err != nil {
 		t.Fatalf("%s=%s: %v; %s", envBin, c.bin, err, howToRun)
 	}
-	useClusterKubectl(t)
+	testenv.UseClusterKubectl(t)
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatalf("admin kubeconfig %s: %v", kubeconfig, err)
@@ -239,32 +238,6 @@ func waitNamespaceGone(t *testing.T, client kubernetes.Interface, namespace stri
 func requireEnv(t *testing.T, name, what string) string { return testenv.RequireEnv(t, name, what) }
 
 func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
-
-var kubectlOnce sync.Once
-
-// useClusterKubectl puts the local cluster's kubectl first on PATH: terratest runs `kubectl`.
-// Process-wide on purpose (t.Setenv would forbid parallel subtests).
-func useClusterKubectl(t *testing.T) {
-	t.Helper()
-	kubectlOnce.Do(func() { prependKubectl(t) })
-}
-
-func prependKubectl(t *testing.T) {
-	path := os.Getenv("KUBECTL")
-	if path == "" {
-		cache := os.Getenv("GKEXEC_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "gkexec")
-		}
-		path = filepath.Join(cache, "bin", "kubectl")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Logf("kubectl %s not found; using the one on PATH", path)
-		return
-	}
-	_ = os.Setenv("PATH", filepath.Dir(path)+string(os.PathListSeparator)+os.Getenv("PATH"))
-}
 
 // freePort is a loopback port nothing listens on (it may be taken again before use; unlikely).
 func freePort(t *testing.T) int {

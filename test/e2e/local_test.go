@@ -15,6 +15,8 @@ import (
 	test_structure "github.com/gruntwork-io/terratest/modules/test-structure"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gkexec/gkexec/test/testenv"
 )
 
 // Stage data saved by setup and read by the later stages, so that with SKIP_setup=true a run
@@ -38,7 +40,7 @@ func TestLocalCluster(t *testing.T) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s=%s: %v; %s", envBin, bin, err, howToRun)
 	}
-	useClusterKubectl(t)
+	testenv.UseClusterKubectl(t)
 	root := repoRoot(t)
 	adminConfig, admin := adminClient(t, kubeconfig, "")
 	adminKubectl := k8s.NewKubectlOptions("", kubeconfig, "")
