@@ -17,7 +17,6 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/leftovers"
 	"github.com/gkexec/gkexec/test/testenv"
 )
 
@@ -162,53 +162,13 @@ func (c *cluster) agentRunner(t *testing.T, o runner.Options) *runner.Runner {
 	return r
 }
 
-// managedObjects lists what the runner creates (ConfigMaps, Jobs, Pods labelled
-// app.kubernetes.io/managed-by=gkexec) that exists in the namespace now. Idle warm-pool Pods
-// (gkexec.dev/pool-state=idle) are the Deployment's, waiting, not an execution's: they are not
-// listed; a claimed one (an execution's or a session's) is.
-func (c *cluster) managedObjects(ctx context.Context) ([]string, error) {
-	sel := metav1.ListOptions{LabelSelector: labels.Set{runner.LabelManagedBy: runner.ManagedByValue}.String()}
-	var out []string
-	cms, err := c.admin.CoreV1().ConfigMaps(c.namespace).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range cms.Items {
-		out = append(out, "configmap/"+o.Name)
-	}
-	jobs, err := c.admin.BatchV1().Jobs(c.namespace).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range jobs.Items {
-		out = append(out, "job/"+o.Name)
-	}
-	pods, err := c.admin.CoreV1().Pods(c.namespace).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range pods.Items {
-		if o.Labels[runner.LabelPoolState] == runner.PoolStateIdle {
-			continue
-		}
-		out = append(out, "pod/"+o.Name)
-	}
-	return out, nil
-}
-
-// assertNothingLeaked fails unless every object the runner created is gone. Deletions are
-// accepted before they finish (a Job's Pod goes with background propagation), so it waits a
-// little for them.
+// assertNothingLeaked fails unless every object the runner created (idle warm-pool Pods aside) is
+// gone. Deletions are accepted before they finish (a Job's Pod goes with background propagation),
+// so it waits a little for them.
 func (c *cluster) assertNothingLeaked(t *testing.T) {
 	t.Helper()
-	var left []string
-	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		var err error
-		left, err = c.managedObjects(ctx)
-		return err == nil && len(left) == 0, nil
-	})
-	if err != nil {
-		t.Errorf("left behind in namespace %s: %v", c.namespace, left)
+	if _, err := leftovers.Wait(context.Background(), c.admin, c.namespace, time.Minute); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/leftovers"
 )
 
 // warmPoolReplicas is what manifests/overlays/warm-pool installs.
@@ -259,7 +260,7 @@ print("files", found, "procs", procs, "env", os.environ.get("PLANTED"))
 			}
 		})
 		tg.waitRunning(t, id, 3*time.Minute)
-		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(context.Background(), metav1.ListOptions{LabelSelector: selector(id)})
+		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(context.Background(), metav1.ListOptions{LabelSelector: leftovers.Selector(id)})
 		if err != nil || len(pods.Items) != 1 {
 			t.Fatalf("the execution's pod: %v %v", pods, err)
 		}
