@@ -249,17 +249,7 @@ print("files", found, "procs", procs, "env", os.environ.get("PLANTED"))
 	t.Run("runner_killed_then_gc", func(t *testing.T) {
 		tg.waitPoolReady(t, 1)
 		id := executionID("warm-kill")
-		cmd, _, _ := tg.gkexecCommand(context.Background(), nil, "run", "--id", id, "--timeout", "10m", "-c", "import time\nprint('up', flush=True)\ntime.sleep(600)\n")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			}
-		})
-		tg.waitRunning(t, id, 3*time.Minute)
+		cmd, _, _ := tg.startSleeper(t, id)
 		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(context.Background(), metav1.ListOptions{LabelSelector: leftovers.Selector(id)})
 		if err != nil || len(pods.Items) != 1 {
 			t.Fatalf("the execution's pod: %v %v", pods, err)
