@@ -15,7 +15,6 @@ import (
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/random"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -27,6 +26,7 @@ import (
 	"github.com/gkexec/gkexec/runner"
 	"github.com/gkexec/gkexec/test/leftovers"
 	"github.com/gkexec/gkexec/test/testenv"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 // What test/run.sh (make test) and make e2e pass.
@@ -76,14 +76,17 @@ func standUp(t *testing.T) *cluster {
 	c.adminConfig = cfg
 	c.admin = kubernetes.NewForConfigOrDie(cfg)
 	c.kubectl = k8s.NewKubectlOptions("", kubeconfig, "")
+	// A killed run's namespaces would take the node's capacity from this one.
+	testns.SweepStale(t, c.admin)
 
 	overlay := writeOverlay(t, c.root, c.namespace)
 	t.Cleanup(func() {
 		// Deleting the overlay deletes the namespace and everything in it.
 		k8s.KubectlDeleteFromKustomizeContext(t, context.Background(), c.kubectl, overlay)
-		waitNamespaceGone(t, c.admin, c.namespace)
+		testns.WaitGone(t, c.admin, c.namespace, 3*time.Minute)
 	})
 	k8s.KubectlApplyFromKustomizeContext(t, context.Background(), c.kubectl, overlay)
+	testns.Own(t, c.admin, c.namespace)
 	c.becomeAgent(t)
 	t.Logf("namespace %s from manifests/overlays/warm-pool, agent %s", c.namespace, agentServiceAccount)
 	return c
@@ -181,17 +184,6 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func waitNamespaceGone(t *testing.T, client kubernetes.Interface, namespace string) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		t.Errorf("namespace %s still exists 3m after its deletion", namespace)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/gkexec/gkexec/runner"
 	"github.com/gkexec/gkexec/test/leftovers"
 	"github.com/gkexec/gkexec/test/testenv"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 const (
@@ -44,6 +45,7 @@ func TestFaults(t *testing.T) {
 	cfg.QPS, cfg.Burst = 50, 100
 	admin := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
+	testns.SweepStale(t, admin)
 
 	for _, fault := range []string{"kube-apiserver", "kubelet", "containerd"} {
 		t.Run(fault, func(t *testing.T) {
@@ -52,6 +54,7 @@ func TestFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) }()
+			testns.Own(t, admin, ns)
 			waitFor(t, "the namespace's default ServiceAccount", time.Minute, func(ctx context.Context) bool {
 				_, err := admin.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
 				return err == nil

@@ -26,6 +26,7 @@ import (
 
 	"github.com/gkexec/gkexec/runner"
 	"github.com/gkexec/gkexec/test/leftovers"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 // warmPoolReplicas is what manifests/overlays/warm-pool installs.
@@ -402,12 +403,13 @@ func testWarmPoolTerraform(t *testing.T, root, kubeconfig, bin string, admin kub
 			return
 		}
 		destroyed = true
-		waitNamespaceGone(t, admin, ns, 3*time.Minute)
+		testns.WaitGone(t, admin, ns, 3*time.Minute)
 		if destroyed && strings.HasPrefix(filepath.Base(copyRoot), "TestLocalCluster") {
 			_ = os.RemoveAll(copyRoot)
 		}
 	}()
 	terraform.InitAndApplyContext(t, ctx, opts)
+	testns.Own(t, admin, ns)
 	tg := &target{name: "terraform-warm", namespace: ns, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig,
 		adminKubectl: adminKubectl, bin: bin, warmPool: true}
 	tg.assertStoodUp(t)
