@@ -2,7 +2,8 @@
 # bench.sh (`make bench`): the performance figures of docs/performance.md, on the local cluster.
 # Runs gkexec bench sequentially (N=20, C=1), at C=20 (N=40) and at C=50 (N=50), each against the bare-Pod
 # floor, and keeps the JSON reports in $GKEXEC_CACHE/bench/. The namespace is created for the run and
-# deleted afterwards. BENCH_SCENARIOS="N:C ..." overrides the scenarios.
+# deleted afterwards; the cluster is brought up if needed and left as found. BENCH_SCENARIOS="N:C ..."
+# overrides the scenarios.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export STAGE_LOGS=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/logs/bench
@@ -12,14 +13,10 @@ export GOFLAGS=${GOFLAGS:--buildvcs=false}
 out=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/bench
 mkdir -p "$out"
 
-stage cluster-up test/localcluster/cluster.sh up
+use_cluster "benchmark"
 stage build go build -o bin/gkexec ./cmd/gkexec
-eval "$(test/localcluster/cluster.sh env)"
-ns=gkexec-bench-$$
-"$KUBECTL" create namespace "$ns" >/dev/null
-trap '"$KUBECTL" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true' EXIT
-# A new namespace gets its default ServiceAccount asynchronously; Pods cannot be created before it exists.
-for _ in $(seq 100); do "$KUBECTL" -n "$ns" get serviceaccount default >/dev/null 2>&1 && break; sleep 0.1; done
+use_namespace gkexec-bench
+ns=$STAGES_NAMESPACE
 
 for sc in ${BENCH_SCENARIOS:-20:1 40:20 50:50}; do
 	n=${sc%%:*} c=${sc##*:}

@@ -2,7 +2,8 @@
 # load.sh (`make load`): the load run of docs/performance.md on the local cluster. LOAD_N executions
 # (default 1000) at concurrency LOAD_C (default 20), cold, through one runner whose queue admits at most
 # LOAD_IN_FLIGHT (default 10: what the one node fits) sandboxes at once, first come first served. Every
-# execution must succeed. The JSON report goes to $GKEXEC_CACHE/bench/load.json.
+# execution must succeed. The JSON report goes to $GKEXEC_CACHE/bench/load.json. Runs in a namespace of
+# its own, deleted afterwards; brings the cluster up if needed and leaves it as found.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export STAGE_LOGS=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/logs/load
@@ -12,13 +13,10 @@ export GOFLAGS=${GOFLAGS:--buildvcs=false}
 out=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/bench
 mkdir -p "$out"
 
-stage cluster-up test/localcluster/cluster.sh up
+use_cluster "load run"
 stage build go build -o bin/gkexec ./cmd/gkexec
-eval "$(test/localcluster/cluster.sh env)"
-ns=gkexec-load-$$
-"$KUBECTL" create namespace "$ns" >/dev/null
-trap '"$KUBECTL" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true' EXIT
-for _ in $(seq 100); do "$KUBECTL" -n "$ns" get serviceaccount default >/dev/null 2>&1 && break; sleep 0.1; done
+use_namespace gkexec-load
+ns=$STAGES_NAMESPACE
 
 n=${LOAD_N:-1000} c=${LOAD_C:-20} f=${LOAD_IN_FLIGHT:-10}
 note "load: $n executions at concurrency $c, at most $f in flight"

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Stage runner for the project's long scripts (test/run.sh, hack/demo.sh): every stage prints one line
+# Stage runner for the project's long scripts (test/run.sh, hack/*.sh): every stage prints one line
 # with its elapsed time, keeps its full output in a log file, and on failure names that log and shows
-# its tail. Source it; set STAGE_LOGS first.
+# its tail; use_cluster and use_namespace set up the local cluster and a namespace for a run and
+# leave them as found. Source it; set STAGE_LOGS first.
 
 STAGES_T0=$(date +%s.%N)
 : "${STAGE_LOGS:=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/logs}"
@@ -60,8 +61,19 @@ use_cluster() {
 	eval "$(test/localcluster/cluster.sh env)"
 }
 
+# use_namespace PREFIX: after use_cluster, a fresh namespace PREFIX-<this shell's pid> for the run,
+# its name in STAGES_NAMESPACE, ready for Pods; deleted at exit (not waited for), before the cluster
+# is left as found.
+use_namespace() {
+	STAGES_NAMESPACE=$1-$$
+	"$KUBECTL" create namespace "$STAGES_NAMESPACE" >/dev/null
+	# A new namespace gets its default ServiceAccount asynchronously; Pods cannot be created before it exists.
+	for _ in $(seq 100); do "$KUBECTL" -n "$STAGES_NAMESPACE" get serviceaccount default >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
 stages_leave_cluster() {
 	local rc=$?
+	if [ -n "${STAGES_NAMESPACE:-}" ]; then "$KUBECTL" delete namespace "$STAGES_NAMESPACE" --wait=false >/dev/null 2>&1 || true; fi
 	if [ "$STAGES_CLUSTER_WAS_UP" -eq 0 ]; then stage cluster-down test/localcluster/cluster.sh down || rc=1; fi
 	if [ "$rc" -eq 0 ]; then note "$STAGES_RUN passed"; else note "$STAGES_RUN FAILED (exit $rc); logs: $STAGE_LOGS"; fi
 	exit "$rc"

@@ -9,16 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/gruntwork-io/terratest/modules/random"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -27,7 +24,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/leftovers"
 	"github.com/gkexec/gkexec/test/testenv"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 // What test/run.sh (make test) and make e2e pass.
@@ -68,7 +67,7 @@ func standUp(t *testing.T) *cluster {
 	if _, err := os.Stat(c.bin); err != nil {
 		t.Fatalf("%s=%s: %v; %s", envBin, c.bin, err, howToRun)
 	}
-	useClusterKubectl(t)
+	testenv.UseClusterKubectl(t)
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatalf("admin kubeconfig %s: %v", kubeconfig, err)
@@ -77,14 +76,17 @@ func standUp(t *testing.T) *cluster {
 	c.adminConfig = cfg
 	c.admin = kubernetes.NewForConfigOrDie(cfg)
 	c.kubectl = k8s.NewKubectlOptions("", kubeconfig, "")
+	// A killed run's namespaces would take the node's capacity from this one.
+	testns.SweepStale(t, c.admin)
 
 	overlay := writeOverlay(t, c.root, c.namespace)
 	t.Cleanup(func() {
 		// Deleting the overlay deletes the namespace and everything in it.
 		k8s.KubectlDeleteFromKustomizeContext(t, context.Background(), c.kubectl, overlay)
-		waitNamespaceGone(t, c.admin, c.namespace)
+		testns.WaitGone(t, c.admin, c.namespace, 3*time.Minute)
 	})
 	k8s.KubectlApplyFromKustomizeContext(t, context.Background(), c.kubectl, overlay)
+	testns.Own(t, c.admin, c.namespace)
 	c.becomeAgent(t)
 	t.Logf("namespace %s from manifests/overlays/warm-pool, agent %s", c.namespace, agentServiceAccount)
 	return c
@@ -163,53 +165,13 @@ func (c *cluster) agentRunner(t *testing.T, o runner.Options) *runner.Runner {
 	return r
 }
 
-// managedObjects lists what the runner creates (ConfigMaps, Jobs, Pods labelled
-// app.kubernetes.io/managed-by=gkexec) that exists in the namespace now. Idle warm-pool Pods
-// (gkexec.dev/pool-state=idle) are the Deployment's, waiting, not an execution's: they are not
-// listed; a claimed one (an execution's or a session's) is.
-func (c *cluster) managedObjects(ctx context.Context) ([]string, error) {
-	sel := metav1.ListOptions{LabelSelector: labels.Set{runner.LabelManagedBy: runner.ManagedByValue}.String()}
-	var out []string
-	cms, err := c.admin.CoreV1().ConfigMaps(c.namespace).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range cms.Items {
-		out = append(out, "configmap/"+o.Name)
-	}
-	jobs, err := c.admin.BatchV1().Jobs(c.namespace).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range jobs.Items {
-		out = append(out, "job/"+o.Name)
-	}
-	pods, err := c.admin.CoreV1().Pods(c.namespace).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range pods.Items {
-		if o.Labels[runner.LabelPoolState] == runner.PoolStateIdle {
-			continue
-		}
-		out = append(out, "pod/"+o.Name)
-	}
-	return out, nil
-}
-
-// assertNothingLeaked fails unless every object the runner created is gone. Deletions are
-// accepted before they finish (a Job's Pod goes with background propagation), so it waits a
-// little for them.
+// assertNothingLeaked fails unless every object the runner created (idle warm-pool Pods aside) is
+// gone. Deletions are accepted before they finish (a Job's Pod goes with background propagation),
+// so it waits a little for them.
 func (c *cluster) assertNothingLeaked(t *testing.T) {
 	t.Helper()
-	var left []string
-	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		var err error
-		left, err = c.managedObjects(ctx)
-		return err == nil && len(left) == 0, nil
-	})
-	if err != nil {
-		t.Errorf("left behind in namespace %s: %v", c.namespace, left)
+	if _, err := leftovers.Wait(context.Background(), c.admin, c.namespace, time.Minute); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -225,46 +187,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-func waitNamespaceGone(t *testing.T, client kubernetes.Interface, namespace string) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		t.Errorf("namespace %s still exists 3m after its deletion", namespace)
-	}
-}
-
 func requireEnv(t *testing.T, name, what string) string { return testenv.RequireEnv(t, name, what) }
 
 func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
-
-var kubectlOnce sync.Once
-
-// useClusterKubectl puts the local cluster's kubectl first on PATH: terratest runs `kubectl`.
-// Process-wide on purpose (t.Setenv would forbid parallel subtests).
-func useClusterKubectl(t *testing.T) {
-	t.Helper()
-	kubectlOnce.Do(func() { prependKubectl(t) })
-}
-
-func prependKubectl(t *testing.T) {
-	path := os.Getenv("KUBECTL")
-	if path == "" {
-		cache := os.Getenv("GKEXEC_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "gkexec")
-		}
-		path = filepath.Join(cache, "bin", "kubectl")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Logf("kubectl %s not found; using the one on PATH", path)
-		return
-	}
-	_ = os.Setenv("PATH", filepath.Dir(path)+string(os.PathListSeparator)+os.Getenv("PATH"))
-}
 
 // freePort is a loopback port nothing listens on (it may be taken again before use; unlikely).
 func freePort(t *testing.T) int {

@@ -23,7 +23,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/leftovers"
 	"github.com/gkexec/gkexec/test/testenv"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 const (
@@ -43,6 +45,7 @@ func TestFaults(t *testing.T) {
 	cfg.QPS, cfg.Burst = 50, 100
 	admin := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
+	testns.SweepStale(t, admin)
 
 	for _, fault := range []string{"kube-apiserver", "kubelet", "containerd"} {
 		t.Run(fault, func(t *testing.T) {
@@ -51,6 +54,7 @@ func TestFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) }()
+			testns.Own(t, admin, ns)
 			waitFor(t, "the namespace's default ServiceAccount", time.Minute, func(ctx context.Context) bool {
 				_, err := admin.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
 				return err == nil
@@ -97,13 +101,9 @@ func TestFaults(t *testing.T) {
 				}
 			}
 			// Nothing may be left by the runner's own retries: no gc.
-			var left []string
-			err = wait.PollUntilContextTimeout(ctx, time.Second, leftDeadline, true, func(ctx context.Context) (bool, error) {
-				left = leftovers(ctx, admin, ns)
-				return left != nil && len(left) == 0, nil
-			})
+			left, err := leftovers.Wait(ctx, admin, ns, leftDeadline)
 			if err != nil {
-				t.Errorf("left in namespace %s %s after the executions returned: %v", ns, leftDeadline, left)
+				t.Errorf("after the executions returned: %v", err)
 			}
 			t.Logf("fault %s: %d of %d results right, %d errors, %d objects left", fault, ok, inFlight, inFlight-ok, len(left))
 		})
@@ -124,35 +124,6 @@ func runningSandboxes(ctx context.Context, c kubernetes.Interface, ns string) in
 		}
 	}
 	return n
-}
-
-// leftovers lists the runner's Jobs, ConfigMaps and Pods still in the namespace; nil if the API
-// could not be asked.
-func leftovers(ctx context.Context, c kubernetes.Interface, ns string) []string {
-	sel := metav1.ListOptions{LabelSelector: runner.LabelManagedBy + "=" + runner.ManagedByValue}
-	left := []string{}
-	jobs, err := c.BatchV1().Jobs(ns).List(ctx, sel)
-	if err != nil {
-		return nil
-	}
-	for _, j := range jobs.Items {
-		left = append(left, "job/"+j.Name)
-	}
-	cms, err := c.CoreV1().ConfigMaps(ns).List(ctx, sel)
-	if err != nil {
-		return nil
-	}
-	for _, m := range cms.Items {
-		left = append(left, "configmap/"+m.Name)
-	}
-	pods, err := c.CoreV1().Pods(ns).List(ctx, sel)
-	if err != nil {
-		return nil
-	}
-	for _, p := range pods.Items {
-		left = append(left, "pod/"+p.Name)
-	}
-	return left
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func(context.Context) bool) {

@@ -18,9 +18,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -225,25 +223,6 @@ func ruleSet(rules []rbacv1.PolicyRule) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// waitNamespaceGone waits until the namespace no longer exists (deletion finalizes asynchronously).
-func waitNamespaceGone(t *testing.T, client kubernetes.Interface, namespace string, timeout time.Duration) {
-	t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		ns, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return true, nil
-		}
-		if err == nil {
-			last = fmt.Sprintf("phase %s, conditions %v", ns.Status.Phase, ns.Status.Conditions)
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Errorf("namespace %s still exists %s after teardown: %s", namespace, timeout, last)
-	}
 }
 
 // nodesReady reports whether every node is Ready, and describes any that is not.

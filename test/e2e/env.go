@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,8 +23,6 @@ const (
 	// test/terraform/env.sh provides them.
 	envTerraform = "GKEXEC_TERRAFORM"
 	envTFConfig  = "TF_CLI_CONFIG_FILE"
-	// envKubectl is the kubectl terratest's k8s module runs; default the local cluster's own.
-	envKubectl = "KUBECTL"
 )
 
 const howToRun = testenv.HowToRun
@@ -59,29 +56,4 @@ func terraformEnv(t *testing.T, root string) (binary string, env map[string]stri
 		// Never let Terraform phone home.
 		"CHECKPOINT_DISABLE": "1",
 	}
-}
-
-// useClusterKubectl puts the local cluster's kubectl (v1.37, from the cluster cache) first on
-// PATH for the rest of the test, since terratest's k8s module runs whatever `kubectl` PATH finds.
-// Call it from the top-level test, before any subtest runs in parallel.
-func useClusterKubectl(t *testing.T) {
-	t.Helper()
-	path := os.Getenv(envKubectl)
-	if path == "" {
-		cache := os.Getenv("GKEXEC_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "gkexec")
-		}
-		path = filepath.Join(cache, "bin", "kubectl")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Logf("kubectl %s not found; using the one on PATH", path)
-		return
-	}
-	dir := t.TempDir()
-	if err := os.Symlink(path, filepath.Join(dir, "kubectl")); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }

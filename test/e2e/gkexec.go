@@ -27,11 +27,13 @@ func (r cliResult) String() string {
 	return fmt.Sprintf("exit %d, stdout %s, stderr %s", r.exitCode, quoteShort(r.stdout), quoteShort(r.stderr))
 }
 
-// gkexecCommand prepares `gkexec SUBCOMMAND --kubeconfig <agent> --namespace <ns> ARGS...`: the
+// gkexecCommand prepares `gkexec SUBCOMMAND --kubeconfig <agent> --namespace <ns> ARGS...`, where
+// SUBCOMMAND may be several words ("session exec"; the flags go after the last, which has them): the
 // binary under test, as the agent, with an environment free of GKEXEC_* and KUBECONFIG so that
 // nothing but these flags configures it.
 func (tg *target) gkexecCommand(ctx context.Context, stdin []byte, subcommand string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
-	full := append([]string{subcommand, "--kubeconfig", tg.agentKubeconfig, "--namespace", tg.namespace}, args...)
+	full := append(strings.Fields(subcommand), "--kubeconfig", tg.agentKubeconfig, "--namespace", tg.namespace)
+	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, tg.bin, full...)
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "GKEXEC_") || strings.HasPrefix(kv, "KUBECONFIG=") {
@@ -55,16 +57,10 @@ func (tg *target) gkexec(t *testing.T, timeout time.Duration, stdin []byte, subc
 	cmd, stdout, stderr := tg.gkexecCommand(ctx, stdin, subcommand, args...)
 	start := time.Now()
 	err := cmd.Run()
-	res := cliResult{stdout: stdout.Bytes(), stderr: stderr.Bytes(), elapsed: time.Since(start)}
-	var exit *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		t.Fatalf("gkexec %s %v did not finish within %s; stderr: %s", subcommand, args, timeout, stderr)
-	case errors.As(err, &exit):
-		res.exitCode = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("gkexec %s: %v", subcommand, err)
 	}
+	res := cliResult{exitCode: exitCode(t, err), stdout: stdout.Bytes(), stderr: stderr.Bytes(), elapsed: time.Since(start)}
 	t.Logf("gkexec %s: exit %d in %s", subcommand, res.exitCode, res.elapsed.Round(10*time.Millisecond))
 	return res
 }
@@ -75,4 +71,19 @@ func quoteShort(b []byte) string {
 		return strconv.Quote(string(b[:300])) + "..."
 	}
 	return strconv.Quote(string(b))
+}
+
+// exitCode is the exit code of a gkexec that ran (err from its Wait or Run); any other error fails
+// the test.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	}
+	t.Fatalf("gkexec: %v", err)
+	return -1
 }

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,13 +14,12 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/leftovers"
 )
 
 // leftoverDeadline is how long Pods may take to go after their Job was deleted (grace period 1 s,
@@ -29,80 +27,13 @@ import (
 // assertion is that they go, not how fast; the timeout stage measures speed separately.
 const leftoverDeadline = 2 * time.Minute
 
-// selector picks the runner's objects in the namespace, or only those of the given executions.
-func selector(executionIDs ...string) string {
-	sel := labels.Set{runner.LabelManagedBy: runner.ManagedByValue}.AsSelector()
-	if len(executionIDs) > 0 {
-		req, err := labels.NewRequirement(runner.LabelExecutionID, selection.In, executionIDs)
-		if err != nil {
-			panic(err)
-		}
-		sel = sel.Add(*req)
-	}
-	return sel.String()
-}
-
-// leftovers lists Jobs, ConfigMaps and Pods with the runner's labels (terminating ones included:
-// they still exist), as "Kind/name" strings.
-func (tg *target) leftovers(ctx context.Context, executionIDs ...string) ([]string, error) {
-	opts := metav1.ListOptions{LabelSelector: selector(executionIDs...)}
-	var found []string
-	jobs, err := tg.admin.BatchV1().Jobs(tg.namespace).List(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	for _, j := range jobs.Items {
-		found = append(found, "Job/"+j.Name)
-	}
-	cms, err := tg.admin.CoreV1().ConfigMaps(tg.namespace).List(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range cms.Items {
-		found = append(found, "ConfigMap/"+c.Name)
-	}
-	pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range pods.Items {
-		if p.Labels[runner.LabelPoolState] == runner.PoolStateIdle {
-			continue // the warm pool's, waiting: not an execution's
-		}
-		state := string(p.Status.Phase)
-		if p.DeletionTimestamp != nil {
-			state += ",terminating"
-		}
-		found = append(found, fmt.Sprintf("Pod/%s(%s)", p.Name, state))
-	}
-	sort.Strings(found)
-	return found, nil
-}
-
 // assertNoLeftovers waits, up to leftoverDeadline, until no Job, ConfigMap or Pod with the runner's
 // labels remains in the namespace (or of the given executions), and fails naming what stayed.
 func (tg *target) assertNoLeftovers(t *testing.T, executionIDs ...string) {
 	t.Helper()
-	if d := tg.waitNoLeftovers(leftoverDeadline, executionIDs...); d != "" {
-		t.Errorf("leaked in namespace %s after %s: %s", tg.namespace, leftoverDeadline, d)
+	if _, err := leftovers.Wait(context.Background(), tg.admin, tg.namespace, leftoverDeadline, executionIDs...); err != nil {
+		t.Errorf("leaked: %v", err)
 	}
-}
-
-// waitNoLeftovers returns "" once nothing is left, else what was still there at the deadline.
-func (tg *target) waitNoLeftovers(timeout time.Duration, executionIDs ...string) string {
-	var last []string
-	var lastErr error
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		last, lastErr = tg.leftovers(ctx, executionIDs...)
-		return lastErr == nil && len(last) == 0, nil
-	})
-	if err == nil {
-		return ""
-	}
-	if lastErr != nil {
-		return "could not list: " + lastErr.Error()
-	}
-	return strings.Join(last, ", ")
 }
 
 // creationRecorder records every runner object created in the namespace while it runs, from
@@ -138,7 +69,7 @@ func (tg *target) recordCreations(t *testing.T, executionIDs ...string) *creatio
 	rec := &creationRecorder{t: t, tg: tg, labels: markerLabels, marked: map[string]bool{}, stop: cancel}
 	// List first and watch from the list's resourceVersion: objects that exist already are not
 	// reported as added.
-	sel := selector(executionIDs...)
+	sel := leftovers.Selector(executionIDs...)
 	from := func(list metav1.ListInterface, err error) (metav1.ListOptions, error) {
 		if err != nil {
 			return metav1.ListOptions{}, err

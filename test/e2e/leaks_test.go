@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/gkexec/gkexec/test/leftovers"
 )
 
 // sleeperCode runs long enough to be interrupted.
@@ -50,7 +52,7 @@ func testLeaks(t *testing.T, tg *target) {
 		}
 		_ = waitExit(t, cmd, time.Minute)
 
-		left, err := tg.leftovers(context.Background(), id)
+		left, err := leftovers.List(context.Background(), tg.admin, tg.namespace, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +67,7 @@ func testLeaks(t *testing.T, tg *target) {
 		if dry.exitCode != 0 || !strings.Contains(string(dry.stdout), "would delete "+tg.namespace+"/"+name+" Job") {
 			t.Errorf("gc --dry-run: %s", dry)
 		}
-		if still, _ := tg.leftovers(context.Background(), id); !containsPrefix(still, "Job/"+name) {
+		if still, _ := leftovers.List(context.Background(), tg.admin, tg.namespace, id); !containsPrefix(still, "Job/"+name) {
 			t.Errorf("gc --dry-run deleted the job: %v", still)
 		}
 
@@ -108,7 +110,7 @@ func (tg *target) waitRunning(t *testing.T, id string, timeout time.Duration) {
 	t.Helper()
 	var last string
 	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(ctx, metav1.ListOptions{LabelSelector: selector(id)})
+		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(ctx, metav1.ListOptions{LabelSelector: leftovers.Selector(id)})
 		if err != nil || len(pods.Items) == 0 {
 			return false, nil
 		}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/leftovers"
 )
 
 const (
@@ -233,7 +234,7 @@ func (tg *target) assertPodGone(t *testing.T, id string, within time.Duration) {
 	start := time.Now()
 	var last []corev1.Pod
 	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, within, true, func(ctx context.Context) (bool, error) {
-		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(ctx, metav1.ListOptions{LabelSelector: selector(id)})
+		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(ctx, metav1.ListOptions{LabelSelector: leftovers.Selector(id)})
 		if err != nil {
 			return false, nil
 		}

@@ -15,6 +15,9 @@ import (
 	test_structure "github.com/gruntwork-io/terratest/modules/test-structure"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gkexec/gkexec/test/testenv"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 // Stage data saved by setup and read by the later stages, so that with SKIP_setup=true a run
@@ -38,11 +41,23 @@ func TestLocalCluster(t *testing.T) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s=%s: %v; %s", envBin, bin, err, howToRun)
 	}
-	useClusterKubectl(t)
+	testenv.UseClusterKubectl(t)
 	root := repoRoot(t)
 	adminConfig, admin := adminClient(t, kubeconfig, "")
 	adminKubectl := k8s.NewKubectlOptions("", kubeconfig, "")
 	ctx := context.Background()
+	// A killed run's namespaces (their warm pools) would take the node's capacity from this one.
+	testns.SweepStale(t, admin)
+	// own marks the stand-up's namespaces as this process's, so that no other run's sweep takes
+	// them; a run that skips its teardown keeps them for the next run, which sets SKIP_setup.
+	own := func(namespaces ...string) {
+		for _, ns := range namespaces {
+			testns.Own(t, admin, ns)
+			if os.Getenv("SKIP_teardown") != "" {
+				testns.Keep(t, admin, ns, "SKIP_teardown: for a later run with SKIP_setup")
+			}
+		}
+	}
 
 	workDir := test_structure.CopyTerraformFolderToTemp(t, root, "examples/local-cluster")
 	dataDir := workDir
@@ -108,7 +123,7 @@ func TestLocalCluster(t *testing.T) {
 					if err != nil {
 						t.Fatalf("kubectl delete -k: %v", err)
 					}
-					waitNamespaceGone(t, admin, ns, 3*time.Minute)
+					testns.WaitGone(t, admin, ns, 3*time.Minute)
 				})
 			})
 		}
@@ -141,6 +156,7 @@ func TestLocalCluster(t *testing.T) {
 		test_structure.SaveTerraformOptions(t, dataDir, opts)
 		test_structure.SaveString(t, dataDir, savedTerraformNamespace, tfNS)
 		terraform.InitAndApplyContext(t, ctx, opts)
+		own(tfNS)
 		outputs := terraform.OutputAllContext(t, ctx, opts)
 
 		// 1b: manifests/, retargeted by an overlay, with kubectl apply -k.
@@ -149,6 +165,7 @@ func TestLocalCluster(t *testing.T) {
 		test_structure.SaveString(t, dataDir, savedManifestsNamespace, mfNS)
 		test_structure.SaveString(t, dataDir, savedManifestsOverlay, overlay)
 		k8s.KubectlApplyFromKustomizeContext(t, ctx, adminKubectl, overlay)
+		own(mfNS)
 
 		if !t.Run("1_stand_up", func(t *testing.T) {
 			t.Run("terraform_apply", func(t *testing.T) {
@@ -171,6 +188,7 @@ func TestLocalCluster(t *testing.T) {
 	test_structure.RunTestStage(t, "validate", func() {
 		tfNS := test_structure.LoadString(t, dataDir, savedTerraformNamespace)
 		mfNS := test_structure.LoadString(t, dataDir, savedManifestsNamespace)
+		own(tfNS, mfNS) // again: with SKIP_setup, an earlier run made them
 		dir := t.TempDir()
 		tf := &target{name: "terraform", namespace: tfNS, serviceAccount: "gkexec-agent", otherNamespace: mfNS,
 			admin: admin, adminConfig: adminConfig, adminKubectl: adminKubectl, bin: bin}

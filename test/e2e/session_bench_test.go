@@ -17,6 +17,7 @@ import (
 
 	"github.com/gkexec/gkexec/runner"
 	"github.com/gkexec/gkexec/test/testenv"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 // BenchmarkSession measures sessions on the local cluster (docs/performance.md): an execution of
@@ -37,9 +38,11 @@ func BenchmarkSession(b *testing.B) {
 		b.Fatal(err)
 	}
 	client := probe.Client()
+	testns.SweepStale(b, client)
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
+	testns.Own(b, client, ns)
 	b.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
 	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, err := client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})

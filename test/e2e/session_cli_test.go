@@ -6,11 +6,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
-	osexec "os/exec"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,7 +31,7 @@ func testSessionCLI(t *testing.T, tg *target) {
 	start := "--start-timeout=" + max(tg.startTimeout, 3*time.Minute).String()
 
 	tg.step(t, "state_across_processes", func(t *testing.T) {
-		res := tg.gkexecSession(t, timeout, nil, "open", "--json", start, "--id", executionID("sc"))
+		res := tg.gkexec(t, timeout, nil, "session open", "--json", start, "--id", executionID("sc"))
 		var doc struct {
 			ID      string `json:"session_id"`
 			Sandbox string `json:"sandbox"`
@@ -48,21 +45,21 @@ func testSessionCLI(t *testing.T, tg *target) {
 		if !strings.HasPrefix(id, "e2e-sc-") || (doc.Sandbox != "warm" && doc.Sandbox != "cold") || doc.Pod == "" {
 			t.Errorf("open --json: %+v", doc)
 		}
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "exec", "-c", "x = 1\nopen('state.txt', 'w').write('kept')", id), 0, "", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session exec", "-c", "x = 1\nopen('state.txt', 'w').write('kept')", id), 0, "", "")
 		// Another process: what the first defined is there.
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "exec", "-c", "print(x, open('state.txt').read())", id), 0, "1 kept\n", "")
-		wantCLI(t, tg.gkexecSession(t, timeout, []byte("x += 1\nprint(x)\n"), "exec", id, "-"), 0, "2\n", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session exec", "-c", "print(x, open('state.txt').read())", id), 0, "1 kept\n", "")
+		wantCLI(t, tg.gkexec(t, timeout, []byte("x += 1\nprint(x)\n"), "session exec", id, "-"), 0, "2\n", "")
 		// The code's exit status is gkexec's, and neither an exit nor an exception ends the session.
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "exec", "-c", "import sys; sys.exit(3)", id), 3, "", "")
-		res = tg.gkexecSession(t, timeout, nil, "exec", "-c", "raise ValueError('boom')", id)
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session exec", "-c", "import sys; sys.exit(3)", id), 3, "", "")
+		res = tg.gkexec(t, timeout, nil, "session exec", "-c", "raise ValueError('boom')", id)
 		if res.exitCode != 1 || !strings.Contains(string(res.stderr), "ValueError: boom") {
 			t.Errorf("an exception: %s; want exit 1 and the traceback", res)
 		}
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "exec", "-c", "print(x)", id), 0, "2\n", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session exec", "-c", "print(x)", id), 0, "2\n", "")
 
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "close", id), 0, "", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session close", id), 0, "", "")
 		for _, args := range [][]string{{"exec", "-c", "print(x)", id}, {"close", id}} {
-			if res := tg.gkexecSession(t, timeout, nil, args[0], args[1:]...); res.exitCode != exitSessionNotFound || !strings.Contains(string(res.stderr), "session not found") {
+			if res := tg.gkexec(t, timeout, nil, "session "+args[0], args[1:]...); res.exitCode != exitSessionNotFound || !strings.Contains(string(res.stderr), "session not found") {
 				t.Errorf("%s after close: %s; want exit %d", args[0], res, exitSessionNotFound)
 			}
 		}
@@ -70,17 +67,17 @@ func testSessionCLI(t *testing.T, tg *target) {
 
 	tg.step(t, "busy_while_another_process_runs", func(t *testing.T) {
 		id := tg.openSessionCLI(t, timeout, start, executionID("sb"))
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "exec", "-c", "n = 7", id), 0, "", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session exec", "-c", "n = 7", id), 0, "", "")
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		cmd, out, stderr := tg.sessionCommand(ctx, nil, "exec", "-c", "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0.1)\n", id)
+		cmd, out, stderr := tg.gkexecCommand(ctx, nil, "session exec", "-c", "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0.1)\n", id)
 		seen := newLineWatch(out)
 		cmd.Stdout = seen
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		seen.wait(t, "running\n", timeout)
-		res := tg.gkexecSession(t, timeout, nil, "exec", "-c", "print(n)", id)
+		res := tg.gkexec(t, timeout, nil, "session exec", "-c", "print(n)", id)
 		if res.exitCode != exitSessionBusy || !strings.Contains(string(res.stderr), "session busy") || len(res.stdout) != 0 {
 			t.Errorf("a second process while the first runs: %s; want exit %d and nothing run", res, exitSessionBusy)
 		}
@@ -91,52 +88,52 @@ func testSessionCLI(t *testing.T, tg *target) {
 		if code := exitCode(t, cmd.Wait()); code != exitInterrupted {
 			t.Errorf("the interrupted process: exit %d, want %d; stderr %s", code, exitInterrupted, stderr)
 		}
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "exec", "-c", "print(n)", id), 0, "7\n", "")
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "close", id), 0, "", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session exec", "-c", "print(n)", id), 0, "7\n", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session close", id), 0, "", "")
 	})
 
 	tg.step(t, "code_that_ends_the_session", func(t *testing.T) {
 		id := tg.openSessionCLI(t, timeout, start, executionID("se"))
-		res := tg.gkexecSession(t, timeout, nil, "exec", "-c", "print('last words', flush=True)\nimport os\nos._exit(3)", id)
+		res := tg.gkexec(t, timeout, nil, "session exec", "-c", "print('last words', flush=True)\nimport os\nos._exit(3)", id)
 		if res.exitCode != exitSessionEnded || string(res.stdout) != "last words\n" || !strings.Contains(string(res.stderr), "session ended") {
 			t.Errorf("os._exit in a session: %s; want its output and exit %d", res, exitSessionEnded)
 		}
-		if res := tg.gkexecSession(t, timeout, nil, "exec", "-c", "print(1)", id); res.exitCode != exitSessionNotFound {
+		if res := tg.gkexec(t, timeout, nil, "session exec", "-c", "print(1)", id); res.exitCode != exitSessionNotFound {
 			t.Errorf("after its end: %s; want exit %d", res, exitSessionNotFound)
 		}
 	})
 
 	tg.step(t, "repl_through_a_pipe", func(t *testing.T) {
 		in := "x = 40\nfor i in range(3):\n    x += i\n\nprint(x)\ndef f():\n    return x * 2\n\nprint(f())\n"
-		res := tg.gkexecSession(t, timeout, []byte(in), "repl", start)
+		res := tg.gkexec(t, timeout, []byte(in), "session repl", start)
 		if res.exitCode != 0 || string(res.stdout) != "43\n86\n" {
 			t.Fatalf("repl: %s; want 43 and 86", res)
 		}
 		// It closed the session it opened.
 		id := bannerSessionID(t, res.stderr)
-		if res := tg.gkexecSession(t, timeout, nil, "exec", "-c", "print(x)", id); res.exitCode != exitSessionNotFound {
+		if res := tg.gkexec(t, timeout, nil, "session exec", "-c", "print(x)", id); res.exitCode != exitSessionNotFound {
 			t.Errorf("the repl's session after it ended: %s; want exit %d", res, exitSessionNotFound)
 		}
 
 		// --keep leaves it open, for another process; a repl on an ID resumes it and leaves it open.
-		res = tg.gkexecSession(t, timeout, []byte("y = 'kept'\n"), "repl", "--keep", start)
+		res = tg.gkexec(t, timeout, []byte("y = 'kept'\n"), "session repl", "--keep", start)
 		id = bannerSessionID(t, res.stderr)
 		tg.closeSessionAtEnd(t, id)
 		if res.exitCode != 0 || !strings.Contains(string(res.stderr), "stays open") {
 			t.Fatalf("repl --keep: %s", res)
 		}
-		if res := tg.gkexecSession(t, timeout, []byte("print(y)\n"), "repl", id); res.exitCode != 0 || string(res.stdout) != "kept\n" ||
+		if res := tg.gkexec(t, timeout, []byte("print(y)\n"), "session repl", id); res.exitCode != 0 || string(res.stdout) != "kept\n" ||
 			!strings.Contains(string(res.stderr), "session "+id+" resumed") {
 			t.Errorf("repl %s: %s; want the session resumed and y printed", id, res)
 		}
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "exec", "-c", "print(y)", id), 0, "kept\n", "")
-		wantCLI(t, tg.gkexecSession(t, timeout, nil, "close", id), 0, "", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session exec", "-c", "print(y)", id), 0, "kept\n", "")
+		wantCLI(t, tg.gkexec(t, timeout, nil, "session close", id), 0, "", "")
 	})
 
 	tg.step(t, "repl_ctrl_c_interrupts_the_code", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		cmd, out, stderr := tg.sessionCommand(ctx, nil, "repl", start)
+		cmd, out, stderr := tg.gkexecCommand(ctx, nil, "session repl", start)
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -162,34 +159,10 @@ func testSessionCLI(t *testing.T, tg *target) {
 	})
 }
 
-// sessionCommand prepares `gkexec session SUB --kubeconfig <agent> --namespace <ns> ARGS...`: the
-// flags go after the subcommand, which has them.
-func (tg *target) sessionCommand(ctx context.Context, stdin []byte, sub string, args ...string) (*osexec.Cmd, *bytes.Buffer, *bytes.Buffer) {
-	cmd, stdout, stderr := tg.gkexecCommand(ctx, stdin, "session", args...)
-	cmd.Args = slices.Insert(cmd.Args, 2, sub) // [bin session SUB --kubeconfig ...]
-	return cmd, stdout, stderr
-}
-
-// gkexecSession runs `gkexec session SUB ...` to completion (or the deadline).
-func (tg *target) gkexecSession(t *testing.T, timeout time.Duration, stdin []byte, sub string, args ...string) cliResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd, stdout, stderr := tg.sessionCommand(ctx, stdin, sub, args...)
-	began := time.Now()
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("gkexec session %s %v did not finish within %s; stderr: %s", sub, args, timeout, stderr)
-	}
-	res := cliResult{exitCode: exitCode(t, err), stdout: stdout.Bytes(), stderr: stderr.Bytes(), elapsed: time.Since(began)}
-	t.Logf("gkexec session %s: exit %d in %s", sub, res.exitCode, res.elapsed.Round(10*time.Millisecond))
-	return res
-}
-
 // openSessionCLI opens a session with `gkexec session open` and closes it when the test ends.
 func (tg *target) openSessionCLI(t *testing.T, timeout time.Duration, start, id string) string {
 	t.Helper()
-	res := tg.gkexecSession(t, timeout, nil, "open", start, "--id", id)
+	res := tg.gkexec(t, timeout, nil, "session open", start, "--id", id)
 	if res.exitCode != 0 || string(res.stdout) != id+"\n" {
 		t.Fatalf("open: %s; want the ID on stdout", res)
 	}
@@ -202,7 +175,7 @@ func (tg *target) closeSessionAtEnd(t *testing.T, id string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		cmd, _, _ := tg.sessionCommand(ctx, nil, "close", id)
+		cmd, _, _ := tg.gkexecCommand(ctx, nil, "session close", id)
 		_ = cmd.Run() // 121 when the test closed it already
 	})
 }
@@ -216,19 +189,6 @@ func bannerSessionID(t *testing.T, stderr []byte) string {
 		t.Fatalf("no session in the repl's banner: %q", stderr)
 	}
 	return id
-}
-
-func exitCode(t *testing.T, err error) int {
-	t.Helper()
-	var exit *osexec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &exit):
-		return exit.ExitCode()
-	}
-	t.Fatalf("gkexec: %v", err)
-	return -1
 }
 
 // lineWatch is a process's stdout that a test can wait on.

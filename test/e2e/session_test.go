@@ -210,13 +210,13 @@ func testSessionRunnerKilled(t *testing.T, tg *target) {
 	const timeout = 5 * time.Minute
 	start := "--start-timeout=" + max(tg.startTimeout, 3*time.Minute).String()
 	id := executionID("sk")
-	if res := tg.gkexecSession(t, timeout, nil, "open", start, "--id", id, "--idle-timeout", "5s"); res.exitCode != 0 {
+	if res := tg.gkexec(t, timeout, nil, "session open", start, "--id", id, "--idle-timeout", "5s"); res.exitCode != 0 {
 		t.Fatalf("open: %s", res)
 	}
 	tg.closeSessionAtEnd(t, id)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd, out, _ := tg.sessionCommand(ctx, nil, "exec", "--timeout", "3s", "-c", "import time\nprint('running', flush=True)\ntime.sleep(600)\n", id)
+	cmd, out, _ := tg.gkexecCommand(ctx, nil, "session exec", "--timeout", "3s", "-c", "import time\nprint('running', flush=True)\ntime.sleep(600)\n", id)
 	seen := newLineWatch(out)
 	cmd.Stdout = seen
 	if err := cmd.Start(); err != nil {

@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/leftovers"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 // warmPoolReplicas is what manifests/overlays/warm-pool installs.
@@ -248,18 +250,8 @@ print("files", found, "procs", procs, "env", os.environ.get("PLANTED"))
 	t.Run("runner_killed_then_gc", func(t *testing.T) {
 		tg.waitPoolReady(t, 1)
 		id := executionID("warm-kill")
-		cmd, _, _ := tg.gkexecCommand(context.Background(), nil, "run", "--id", id, "--timeout", "10m", "-c", "import time\nprint('up', flush=True)\ntime.sleep(600)\n")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			}
-		})
-		tg.waitRunning(t, id, 3*time.Minute)
-		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(context.Background(), metav1.ListOptions{LabelSelector: selector(id)})
+		cmd, _, _ := tg.startSleeper(t, id)
+		pods, err := tg.admin.CoreV1().Pods(tg.namespace).List(context.Background(), metav1.ListOptions{LabelSelector: leftovers.Selector(id)})
 		if err != nil || len(pods.Items) != 1 {
 			t.Fatalf("the execution's pod: %v %v", pods, err)
 		}
@@ -411,12 +403,13 @@ func testWarmPoolTerraform(t *testing.T, root, kubeconfig, bin string, admin kub
 			return
 		}
 		destroyed = true
-		waitNamespaceGone(t, admin, ns, 3*time.Minute)
+		testns.WaitGone(t, admin, ns, 3*time.Minute)
 		if destroyed && strings.HasPrefix(filepath.Base(copyRoot), "TestLocalCluster") {
 			_ = os.RemoveAll(copyRoot)
 		}
 	}()
 	terraform.InitAndApplyContext(t, ctx, opts)
+	testns.Own(t, admin, ns)
 	tg := &target{name: "terraform-warm", namespace: ns, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig,
 		adminKubectl: adminKubectl, bin: bin, warmPool: true}
 	tg.assertStoodUp(t)

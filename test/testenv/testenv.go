@@ -1,5 +1,5 @@
 // Package testenv holds what every end-to-end suite under test/ needs from its environment: the
-// variables test/run.sh sets and the repository root.
+// variables test/run.sh sets, the repository root and the local cluster's kubectl.
 package testenv
 
 import (
