@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -306,7 +307,7 @@ func (o *Options) validate() error {
 	if o.RunAsGroup <= 0 {
 		bad("RunAsGroup", o.RunAsGroup, "must be a non-root GID (> 0)")
 	}
-	for _, k := range sortedKeys(o.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(o.Labels)) {
 		for _, msg := range validation.IsQualifiedName(k) {
 			bad("Labels key", k, msg)
 		}
@@ -317,12 +318,12 @@ func (o *Options) validate() error {
 			bad("Labels key", k, "is reserved by gkexec")
 		}
 	}
-	for _, k := range sortedKeys(o.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(o.Annotations)) {
 		for _, msg := range validation.IsQualifiedName(k) {
 			bad("Annotations key", k, msg)
 		}
 	}
-	for _, k := range sortedKeys(o.NodeSelector) {
+	for _, k := range slices.Sorted(maps.Keys(o.NodeSelector)) {
 		for _, msg := range validation.IsQualifiedName(k) {
 			bad("NodeSelector key", k, msg)
 		}
@@ -340,13 +341,4 @@ func (o *Options) validate() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

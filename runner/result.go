@@ -2,66 +2,12 @@ package runner
 
 import (
 	"encoding/json"
-	"fmt"
-	"path"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"k8s.io/apimachinery/pkg/util/validation"
-
 	"github.com/gkexec/gkexec/internal/wire"
-	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
-
-// Request is one execution.
-type Request struct {
-	// Code is the Python program to run, as main.py, with /workspace as its working directory.
-	Code string
-	// Files are input files: slash-separated relative paths to contents. The code finds them,
-	// writable, under its working directory (/workspace/<path>).
-	Files map[string][]byte
-	// ExecutionID names the objects (gkexec-<id>) and labels them; it must be a DNS label of at
-	// most 40 characters. Empty means a random one.
-	ExecutionID string
-	// Timeout, if set, bounds this execution's run time below Options.Timeout, which stays the
-	// operator's ceiling: a longer one is refused.
-	Timeout time.Duration
-	// Output, if set, receives the code's output while it runs: each chunk of stdout or stderr as
-	// the sandbox sends it, in order within each stream, byte for byte, within the same caps as
-	// Result.Stdout and Result.Stderr (the chunks of a stream add up to exactly the Result's
-	// bytes, and none is delivered twice, even when a broken stream is read again). It is called
-	// from one goroutine at a time and never after Execute returns; p is valid only during the
-	// call. A slow callback slows reading the sandbox's output, and its time counts against the
-	// timeout. The Result is the same with or without it.
-	Output func(s Stream, p []byte)
-}
-
-// Stream is one of the code's two output streams.
-type Stream = wire.Stream
-
-const (
-	Stdout = wire.Stdout // 1
-	Stderr = wire.Stderr // 2
-)
-
-// timeout is the run-time bound in force for req.
-func (req Request) timeout(o *Options) time.Duration {
-	if req.Timeout > 0 {
-		return req.Timeout
-	}
-	return o.Timeout
-}
-
-// OutputDir is where the code writes files it wants returned: every regular file below it comes
-// back in Result.Files, path order, until Options.MaxFileBytes are spent.
-const OutputDir = podspec.OutputDir // "/workspace/output"
-
-// WorkDir is the code's working directory; input files are copied into it.
-const WorkDir = podspec.WorkDir // "/workspace"
-
-const maxExecutionIDLength = 40
 
 // Result is what an execution produced. A non-zero exit code is a result, not an error.
 type Result struct {
@@ -317,66 +263,4 @@ func (t Timings) Phases() map[string]time.Duration {
 		prev = at
 	}
 	return out
-}
-
-// validate checks the request and returns it normalised (an execution ID filled in).
-func (req Request) validate(o *Options, newID func() string) (Request, error) {
-	var problems []string
-	if req.Timeout < 0 || req.Timeout > o.Timeout {
-		problems = append(problems, fmt.Sprintf("Timeout %s: must be between 0 (the runner's %s) and the runner's %s", req.Timeout, o.Timeout, o.Timeout))
-	}
-	if strings.TrimSpace(req.Code) == "" {
-		problems = append(problems, "Code is empty")
-	}
-	if req.ExecutionID == "" {
-		req.ExecutionID = newID()
-	} else {
-		if len(req.ExecutionID) > maxExecutionIDLength {
-			problems = append(problems, fmt.Sprintf("ExecutionID %q is longer than %d characters", req.ExecutionID, maxExecutionIDLength))
-		}
-		for _, msg := range validation.IsDNS1123Label(req.ExecutionID) {
-			problems = append(problems, fmt.Sprintf("ExecutionID %q: %s", req.ExecutionID, msg))
-		}
-	}
-	names := make([]string, 0, len(req.Files))
-	for name := range req.Files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if why := checkFilePath(name); why != "" {
-			problems = append(problems, fmt.Sprintf("input file %q: %s", name, why))
-		}
-	}
-	if len(problems) > 0 {
-		return req, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.Join(problems, "; "))
-	}
-	return req, nil
-}
-
-func checkFilePath(name string) string {
-	switch {
-	case name == "":
-		return "empty name"
-	case strings.HasPrefix(name, "/"):
-		return "must be a relative path"
-	case path.Clean(name) != name:
-		return "must be a clean path (no //, ./ or trailing /)"
-	case name == ".." || strings.HasPrefix(name, "../"):
-		return "must stay inside the working directory"
-	case len(name) > 1024:
-		return "path longer than 1024 characters"
-	case strings.ContainsAny(name, "\x00\n\r"):
-		return "contains a NUL or newline"
-	}
-	for _, part := range strings.Split(name, "/") {
-		if strings.HasPrefix(part, "..") {
-			return "path elements may not start with '..' (reserved by ConfigMap volumes)"
-		}
-	}
-	return ""
-}
-
-func describeSize(n int) string {
-	return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 }

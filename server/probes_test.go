@@ -14,6 +14,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/doctor"
 )
 
 func TestHealthzAndConfig(t *testing.T) {
@@ -108,12 +109,12 @@ func TestRequiredChecksExistInDoctor(t *testing.T) {
 	fc := newFakeCluster(t, scenario{})
 	r := fc.runner(runner.Options{})
 	names := map[string]bool{}
-	for _, c := range r.Doctor(context.Background(), runner.DoctorOptions{}) {
+	for _, c := range doctor.Run(context.Background(), r, doctor.Options{}) {
 		names[c.Name] = true
 	}
 	for _, want := range requiredChecks(testNamespace) {
 		if !names[want] {
-			t.Errorf("runner.Doctor has no check %q (has %v)", want, names)
+			t.Errorf("doctor.Run has no check %q (has %v)", want, names)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/doctor"
 )
 
 // readyStatus is the body of /readyz.
@@ -15,11 +16,11 @@ type readyStatus struct {
 	Reason string `json:"reason,omitempty"`
 	// Checks are the doctor's checks without the smoke execution. Only the required ones decide
 	// readiness; the rest (RuntimeClass, gVisor nodes, quota) are reported for information.
-	Checks    []runner.Check `json:"checks,omitempty"`
+	Checks    []doctor.Check `json:"checks,omitempty"`
 	CheckedAt time.Time      `json:"checked_at,omitzero"`
 }
 
-// readiness answers /readyz from runner.Doctor, cached for ttl. Ready means: the API server
+// readiness answers /readyz from doctor.Run, cached for ttl. Ready means: the API server
 // answers, the namespace exists, and RBAC allows every call the runner makes — what this
 // identity needs and can verify. RuntimeClass, gVisor nodes and quota headroom do not count:
 // the agent may not read cluster-scoped objects, a node pool that scales from zero has no node
@@ -35,7 +36,7 @@ type readiness struct {
 }
 
 // requiredChecks are the doctor checks readiness rests on, by name; a unit test keeps these in
-// step with runner.Doctor.
+// step with doctor.Run.
 func requiredChecks(namespace string) []string {
 	return []string{
 		"API server reachable",
@@ -52,7 +53,7 @@ func (r *readiness) get(ctx context.Context) readyStatus {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	checks := r.run.Doctor(ctx, runner.DoctorOptions{})
+	checks := doctor.Run(ctx, r.run, doctor.Options{})
 	r.last = evaluate(checks, requiredChecks(r.run.Options().Namespace))
 	r.last.CheckedAt = time.Now()
 	if ctx.Err() != nil {
@@ -62,8 +63,8 @@ func (r *readiness) get(ctx context.Context) readyStatus {
 	return r.last
 }
 
-func evaluate(checks []runner.Check, required []string) readyStatus {
-	byName := make(map[string]runner.Check, len(checks))
+func evaluate(checks []doctor.Check, required []string) readyStatus {
+	byName := make(map[string]doctor.Check, len(checks))
 	for _, c := range checks {
 		byName[c.Name] = c
 	}
@@ -72,7 +73,7 @@ func evaluate(checks []runner.Check, required []string) readyStatus {
 		if !ok {
 			return readyStatus{Reason: name + ": not checked (an earlier check failed)", Checks: checks}
 		}
-		if c.Status != runner.CheckPass {
+		if c.Status != doctor.Pass {
 			return readyStatus{Reason: name + ": " + c.Detail, Checks: checks}
 		}
 	}

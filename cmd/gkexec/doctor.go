@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/doctor"
 )
 
 const flagSmoke = "smoke"
@@ -35,10 +35,10 @@ Examples:
 				return err
 			}
 			defer r.Close()
-			checks := r.Doctor(c.Context, runner.DoctorOptions{Smoke: c.Bool(flagSmoke)})
+			checks := doctor.Run(c.Context, r, doctor.Options{Smoke: c.Bool(flagSmoke)})
 			failed := 0
 			for _, ch := range checks {
-				if ch.Status == runner.CheckFail {
+				if ch.Status == doctor.Fail {
 					failed++
 				}
 			}
@@ -59,11 +59,11 @@ Examples:
 
 // printChecks prints the checklist; without the smoke execution it says so, since the checks
 // above it cannot show that the sandbox really runs code.
-func printChecks(w io.Writer, checks []runner.Check, smoke bool) {
+func printChecks(w io.Writer, checks []doctor.Check, smoke bool) {
 	for _, ch := range checks {
-		mark := map[runner.CheckStatus]string{runner.CheckPass: "[ok]  ", runner.CheckWarn: "[warn]", runner.CheckFail: "[FAIL]"}[ch.Status]
+		mark := map[doctor.Status]string{doctor.Pass: "[ok]  ", doctor.Warn: "[warn]", doctor.Fail: "[FAIL]"}[ch.Status]
 		fmt.Fprintf(w, "%s %s: %s\n", mark, ch.Name, ch.Detail)
-		if ch.Fix != "" && ch.Status != runner.CheckPass {
+		if ch.Fix != "" && ch.Status != doctor.Pass {
 			fmt.Fprintf(w, "       fix: %s\n", ch.Fix)
 		}
 	}

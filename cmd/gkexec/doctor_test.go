@@ -5,14 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/doctor"
 )
 
 func TestDoctorOutputSaysTheSmokeCheckDidNotRun(t *testing.T) {
 	t.Parallel()
-	checks := []runner.Check{
-		{Name: "RuntimeClass gvisor exists", Status: runner.CheckWarn, Detail: "cannot read RuntimeClasses", Fix: "run `gkexec doctor` with --smoke"},
-		{Name: "API server reachable", Status: runner.CheckPass, Detail: "Kubernetes v1.37.2", Fix: "never shown"},
+	checks := []doctor.Check{
+		{Name: "RuntimeClass gvisor exists", Status: doctor.Warn, Detail: "cannot read RuntimeClasses", Fix: "run `gkexec doctor` with --smoke"},
+		{Name: "API server reachable", Status: doctor.Pass, Detail: "Kubernetes v1.37.2", Fix: "never shown"},
 	}
 	var off, on bytes.Buffer
 	printChecks(&off, checks, false)

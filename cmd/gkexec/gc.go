@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/gc"
 )
 
 const (
@@ -44,7 +45,7 @@ Examples:
 			if err != nil {
 				return cli.Exit(err, exitCodeFor(err))
 			}
-			found, err := runner.CollectGarbage(c.Context, client, opts.Namespace, c.Duration(flagOlderThan), c.Bool(flagDryRun))
+			found, err := gc.Collect(c.Context, client, opts.Namespace, c.Duration(flagOlderThan), c.Bool(flagDryRun))
 			return reportGC(c.App.Writer, c.App.ErrWriter, opts.Namespace, found, err, c.Bool(flagDryRun), c.Duration(flagOlderThan))
 		},
 	}
@@ -52,7 +53,7 @@ Examples:
 
 // reportGC prints what gc did, object by object: on stdout what it deleted (or would delete), on
 // stderr what it could not delete and why. Anything left makes a non-zero exit.
-func reportGC(stdout, stderr io.Writer, ns string, found []runner.Leftover, err error, dryRun bool, olderThan time.Duration) error {
+func reportGC(stdout, stderr io.Writer, ns string, found []gc.Leftover, err error, dryRun bool, olderThan time.Duration) error {
 	var deleted, gone, failed int
 	for _, l := range found {
 		obj := fmt.Sprintf("%s/%s %s (age %s)", ns, l.Name, l.Kind, l.Age.Round(time.Second))
@@ -77,7 +78,7 @@ func reportGC(stdout, stderr io.Writer, ns string, found []runner.Leftover, err 
 			lines = append(lines, fmt.Sprintf("%d deleted, %d already gone, %d not deleted (still there, see above)", deleted, gone, failed))
 		}
 		for _, e := range joined(err) {
-			if !slices.ContainsFunc(found, func(l runner.Leftover) bool { return l.Err == e }) {
+			if !slices.ContainsFunc(found, func(l gc.Leftover) bool { return l.Err == e }) {
 				lines = append(lines, e.Error())
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/gc"
 )
 
 // gc prints as deleted only what it deleted, names what it could not delete and why, and exits
@@ -18,7 +19,7 @@ import (
 func TestGCReportsExactlyWhatItDeleted(t *testing.T) {
 	t.Parallel()
 	denied := fmt.Errorf("%w: delete jobs sb/gkexec-b: the runner's identity lacks verb \"delete\"", runner.ErrForbidden)
-	found := []runner.Leftover{
+	found := []gc.Leftover{
 		{Kind: "Job", Name: "gkexec-a", Age: time.Hour, Deleted: true},
 		{Kind: "ConfigMap", Name: "gkexec-a", Age: time.Hour, Deleted: true},
 		{Kind: "Job", Name: "gkexec-b", Age: time.Hour, Err: denied},
@@ -49,7 +50,7 @@ func TestGCNamesAFailedList(t *testing.T) {
 	t.Parallel()
 	listErr := fmt.Errorf("%w: list jobs in namespace sb: denied", runner.ErrForbidden)
 	var stdout, stderr bytes.Buffer
-	err := reportGC(&stdout, &stderr, "sb", []runner.Leftover{{Kind: "ConfigMap", Name: "gkexec-a", Deleted: true}}, errors.Join(listErr), false, time.Minute)
+	err := reportGC(&stdout, &stderr, "sb", []gc.Leftover{{Kind: "ConfigMap", Name: "gkexec-a", Deleted: true}}, errors.Join(listErr), false, time.Minute)
 	var exit cli.ExitCoder
 	if !errors.As(err, &exit) || exit.ExitCode() != exitRunner || err.Error() != "1 deleted, 0 already gone, 0 not deleted (still there, see above)\n"+listErr.Error() {
 		t.Errorf("err %q, want the summary and the list's error, exit %d", err, exitRunner)
@@ -59,7 +60,7 @@ func TestGCNamesAFailedList(t *testing.T) {
 func TestGCDryRunAndNothingToDo(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	err := reportGC(&stdout, &stderr, "sb", []runner.Leftover{{Kind: "Job", Name: "gkexec-a", Age: time.Hour}}, nil, true, time.Minute)
+	err := reportGC(&stdout, &stderr, "sb", []gc.Leftover{{Kind: "Job", Name: "gkexec-a", Age: time.Hour}}, nil, true, time.Minute)
 	if err != nil || stdout.String() != "would delete sb/gkexec-a Job (age 1h0m0s)\n" {
 		t.Errorf("dry run: stdout %q err %v", stdout.String(), err)
 	}

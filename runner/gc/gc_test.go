@@ -1,4 +1,4 @@
-package runner
+package gc
 
 import (
 	"context"
@@ -15,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 func TestCollectGarbageDeletesOnlyOldObjectsOfOurs(t *testing.T) {
@@ -22,7 +25,7 @@ func TestCollectGarbageDeletesOnlyOldObjectsOfOurs(t *testing.T) {
 	meta := func(name string, age time.Duration, ours bool) metav1.ObjectMeta {
 		m := metav1.ObjectMeta{Name: name, Namespace: "sb", CreationTimestamp: metav1.NewTime(time.Now().Add(-age))}
 		if ours {
-			m.Labels = map[string]string{LabelManagedBy: ManagedByValue, LabelExecutionID: name}
+			m.Labels = map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelExecutionID: name}
 		}
 		return m
 	}
@@ -35,7 +38,7 @@ func TestCollectGarbageDeletesOnlyOldObjectsOfOurs(t *testing.T) {
 	)
 	ctx := context.Background()
 
-	found, err := CollectGarbage(ctx, client, "sb", 10*time.Minute, true)
+	found, err := Collect(ctx, client, "sb", 10*time.Minute, true)
 	if err != nil || len(found) != 2 || found[0].Kind != "Job" || found[1].Kind != "ConfigMap" {
 		t.Fatalf("dry run found %+v, %v; want the old Job then its ConfigMap", found, err)
 	}
@@ -43,7 +46,7 @@ func TestCollectGarbageDeletesOnlyOldObjectsOfOurs(t *testing.T) {
 		t.Fatal("dry run deleted something")
 	}
 
-	if _, err := CollectGarbage(ctx, client, "sb", 10*time.Minute, false); err != nil {
+	if _, err := Collect(ctx, client, "sb", 10*time.Minute, false); err != nil {
 		t.Fatal(err)
 	}
 	jobs, _ := client.BatchV1().Jobs("sb").List(ctx, metav1.ListOptions{})
@@ -69,7 +72,7 @@ func TestCollectGarbageTriesEveryObjectAndReportsEachOutcome(t *testing.T) {
 	var objs []runtime.Object
 	for _, name := range []string{"gkexec-a", "gkexec-b", "gkexec-c"} {
 		m := metav1.ObjectMeta{Name: name, Namespace: "sb", CreationTimestamp: old,
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelExecutionID: strings.TrimPrefix(name, "gkexec-")}}
+			Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelExecutionID: strings.TrimPrefix(name, "gkexec-")}}
 		objs = append(objs, &batchv1.Job{ObjectMeta: m}, &corev1.ConfigMap{ObjectMeta: m})
 	}
 	client := fake.NewSimpleClientset(objs...)
@@ -87,9 +90,9 @@ func TestCollectGarbageTriesEveryObjectAndReportsEachOutcome(t *testing.T) {
 	})
 	ctx := context.Background()
 
-	found, err := CollectGarbage(ctx, client, "sb", 10*time.Minute, false)
-	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "jobs sb/gkexec-b") {
-		t.Errorf("err = %v, want ErrForbidden naming jobs sb/gkexec-b", err)
+	found, err := Collect(ctx, client, "sb", 10*time.Minute, false)
+	if !errors.Is(err, runner.ErrForbidden) || !strings.Contains(err.Error(), "jobs sb/gkexec-b") {
+		t.Errorf("err = %v, want runner.ErrForbidden naming jobs sb/gkexec-b", err)
 	}
 	var got []string
 	for _, l := range found {
@@ -97,8 +100,8 @@ func TestCollectGarbageTriesEveryObjectAndReportsEachOutcome(t *testing.T) {
 		switch {
 		case l.Err != nil:
 			state = "failed"
-			if !errors.Is(l.Err, ErrForbidden) {
-				t.Errorf("%s %s: Err = %v, want ErrForbidden", l.Kind, l.Name, l.Err)
+			if !errors.Is(l.Err, runner.ErrForbidden) {
+				t.Errorf("%s %s: Err = %v, want runner.ErrForbidden", l.Kind, l.Name, l.Err)
 			}
 		case l.Gone:
 			state = "gone"
@@ -123,14 +126,14 @@ func TestCollectGarbageTriesEveryObjectAndReportsEachOutcome(t *testing.T) {
 func TestCollectGarbageGoesOnWhenAListFails(t *testing.T) {
 	t.Parallel()
 	m := metav1.ObjectMeta{Name: "gkexec-a", Namespace: "sb", CreationTimestamp: metav1.NewTime(time.Now().Add(-time.Hour)),
-		Labels: map[string]string{LabelManagedBy: ManagedByValue}}
+		Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue}}
 	client := fake.NewSimpleClientset(&batchv1.Job{ObjectMeta: m}, &corev1.ConfigMap{ObjectMeta: m})
 	client.PrependReactor("list", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "", errors.New("denied"))
 	})
-	found, err := CollectGarbage(context.Background(), client, "sb", time.Minute, false)
-	if !errors.Is(err, ErrForbidden) {
-		t.Errorf("err = %v, want ErrForbidden for the job list", err)
+	found, err := Collect(context.Background(), client, "sb", time.Minute, false)
+	if !errors.Is(err, runner.ErrForbidden) {
+		t.Errorf("err = %v, want runner.ErrForbidden for the job list", err)
 	}
 	if len(found) != 1 || found[0].Kind != "ConfigMap" || !found[0].Deleted {
 		t.Errorf("found %+v, want the ConfigMap, deleted", found)

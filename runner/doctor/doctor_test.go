@@ -1,4 +1,4 @@
-package runner
+package doctor
 
 import (
 	"context"
@@ -15,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/runner"
 )
 
 func TestDoctorNamesTheMissingVerbAndQuotaShortage(t *testing.T) {
@@ -27,31 +30,30 @@ func TestDoctorNamesTheMissingVerbAndQuotaShortage(t *testing.T) {
 		},
 	}
 	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor"}, Handler: "runsc"}
-	fc := newFakeCluster(t, scenario{}, quota, rc)
-	fc.client.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	fc := fakecluster.New(t, fakecluster.Scenario{}, quota, rc)
+	fc.Client.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		review := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
 		attr := review.Spec.ResourceAttributes
 		review.Status.Allowed = !(attr.Resource == "pods" && attr.Subresource == "log")
 		return true, review, nil
 	})
-	r := fc.runner(Options{})
-	checks := r.Doctor(context.Background(), DoctorOptions{})
+	checks := Run(context.Background(), newRunner(t, fc), Options{})
 	byName := map[string]Check{}
 	for _, c := range checks {
 		byName[c.Name] = c
 	}
 	rbac := byName["RBAC allows every call the runner makes"]
-	if rbac.Status != CheckFail || !strings.Contains(rbac.Detail, "get pods/log") || strings.Contains(rbac.Detail, "create jobs") {
+	if rbac.Status != Fail || !strings.Contains(rbac.Detail, "get pods/log") || strings.Contains(rbac.Detail, "create jobs") {
 		t.Errorf("RBAC check = %+v, want a failure naming only get pods/log", rbac)
 	}
 	q := byName["resource quota has room for an execution"]
-	if q.Status != CheckFail || !strings.Contains(q.Detail, "pods: 10 of 10 used") {
+	if q.Status != Fail || !strings.Contains(q.Detail, "pods: 10 of 10 used") {
 		t.Errorf("quota check = %+v, want pods exhausted", q)
 	}
-	if c := byName["RuntimeClass gvisor exists"]; c.Status != CheckPass || c.Detail != "handler runsc" {
+	if c := byName["RuntimeClass gvisor exists"]; c.Status != Pass || c.Detail != "handler runsc" {
 		t.Errorf("RuntimeClass check = %+v", c)
 	}
-	if c := byName["a schedulable gVisor node exists"]; c.Status != CheckFail {
+	if c := byName["a schedulable gVisor node exists"]; c.Status != Fail {
 		t.Errorf("node check = %+v, want a failure without sandbox nodes", c)
 	}
 }
@@ -60,31 +62,31 @@ func TestDoctorNamesTheMissingVerbAndQuotaShortage(t *testing.T) {
 // smoke execution only when it ran, and say what it showed.
 func TestDoctorWarningsPointAtTheSmokeCheckOnlyWhenItRan(t *testing.T) {
 	t.Parallel()
-	gvisor := new(framed).out("Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016\ngvisor\n").end(endRecord{})
+	gvisor := new(fakecluster.Log).Out("Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016\ngvisor\n").End(fakecluster.End{})
 	cases := []struct {
 		name      string
 		smoke     bool
-		sc        scenario
-		wantSmoke CheckStatus // "": no smoke check in the list
-		wantFix   string      // in the Fix of both warnings
-		wantNot   string      // in neither
+		sc        fakecluster.Scenario
+		wantSmoke Status // "": no smoke check in the list
+		wantFix   string // in the Fix of both warnings
+		wantNot   string // in neither
 	}{
-		{"smoke off", false, scenario{}, "", "run `gkexec doctor` with --smoke", "smoke execution proved"},
-		{"smoke passed", true, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: gvisor}, CheckPass,
+		{"smoke off", false, fakecluster.Scenario{}, "", "run `gkexec doctor` with --smoke", "smoke execution proved"},
+		{"smoke passed", true, fakecluster.Scenario{Steps: []func(*corev1.Pod){fakecluster.ScheduledOn("n"), fakecluster.Running}, Log: gvisor}, Pass,
 			"the smoke execution below proved", "did not prove"},
-		{"smoke failed", true, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running},
-			log: new(framed).err("boom").end(endRecord{ExitCode: 1})}, CheckFail, "the smoke execution below did not prove", "below proved"},
+		{"smoke failed", true, fakecluster.Scenario{Steps: []func(*corev1.Pod){fakecluster.ScheduledOn("n"), fakecluster.Running},
+			Log: new(fakecluster.Log).Err("boom").End(fakecluster.End{ExitCode: 1})}, Fail, "the smoke execution below did not prove", "below proved"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fc := newFakeCluster(t, tc.sc)
+			fc := fakecluster.New(t, tc.sc)
 			deny := func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "x"}, "", errors.New("cluster-scoped"))
 			}
-			fc.client.PrependReactor("get", "runtimeclasses", deny)
-			fc.client.PrependReactor("list", "nodes", deny)
-			checks := fc.runner(Options{}).Doctor(context.Background(), DoctorOptions{Smoke: tc.smoke})
+			fc.Client.PrependReactor("get", "runtimeclasses", deny)
+			fc.Client.PrependReactor("list", "nodes", deny)
+			checks := Run(context.Background(), newRunner(t, fc), Options{Smoke: tc.smoke})
 			byName := map[string]Check{}
 			for _, c := range checks {
 				byName[c.Name] = c
@@ -94,10 +96,21 @@ func TestDoctorWarningsPointAtTheSmokeCheckOnlyWhenItRan(t *testing.T) {
 			}
 			for _, name := range []string{"RuntimeClass gvisor exists", "a schedulable gVisor node exists"} {
 				c := byName[name]
-				if c.Status != CheckWarn || !strings.Contains(c.Fix, tc.wantFix) || strings.Contains(c.Fix, tc.wantNot) {
+				if c.Status != Warn || !strings.Contains(c.Fix, tc.wantFix) || strings.Contains(c.Fix, tc.wantNot) {
 					t.Errorf("%s: %+v; want a warning whose fix says %q and not %q", name, c, tc.wantFix, tc.wantNot)
 				}
 			}
 		})
 	}
+}
+
+// newRunner is a runner on the fake cluster, as `gkexec doctor` makes one.
+func newRunner(t *testing.T, fc *fakecluster.Cluster) *runner.Runner {
+	t.Helper()
+	r, err := runner.New(runner.Options{Namespace: fakecluster.Namespace, Client: fc.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
 }

@@ -1,4 +1,4 @@
-package runner
+package gc
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // Leftover is an object a runner made and did not delete (its caller crashed or was killed).
@@ -29,32 +30,32 @@ type Leftover struct {
 	Err error
 }
 
-// CollectGarbage deletes the Jobs (with their Pods) and ConfigMaps that gkexec made in namespace
+// Collect deletes the Jobs (with their Pods) and ConfigMaps that gkexec made in namespace
 // and that are older than olderThan, and the warm pool Pods claimed longer ago than that (or
 // already ended): their runner died. Idle pool Pods are their Deployment's and stay. With dryRun it only lists them. It tries every object, even
 // after a failure, and returns each with what became of it (Deleted, Gone or Err); the error joins
 // every failure, a list's included, so a non-nil error means something is left.
-func CollectGarbage(ctx context.Context, client kubernetes.Interface, namespace string, olderThan time.Duration, dryRun bool) ([]Leftover, error) {
-	sel := metav1.ListOptions{LabelSelector: labels.Set{LabelManagedBy: ManagedByValue}.String()}
+func Collect(ctx context.Context, client kubernetes.Interface, namespace string, olderThan time.Duration, dryRun bool) ([]Leftover, error) {
+	sel := metav1.ListOptions{LabelSelector: labels.Set{podspec.LabelManagedBy: podspec.ManagedByValue}.String()}
 	now := time.Now()
 	var found []Leftover
 	var errs []error
 	old := func(kind string, m metav1.ObjectMeta) {
 		if age := now.Sub(m.CreationTimestamp.Time); age >= olderThan && m.DeletionTimestamp == nil {
-			found = append(found, Leftover{Kind: kind, Name: m.Name, ExecutionID: m.Labels[LabelExecutionID], Age: age})
+			found = append(found, Leftover{Kind: kind, Name: m.Name, ExecutionID: m.Labels[podspec.LabelExecutionID], Age: age})
 		}
 	}
 	if jobs, err := client.BatchV1().Jobs(namespace).List(ctx, sel); err != nil {
 		errs = append(errs, diagnose.APIError(err, "list", "jobs", namespace, ""))
 	} else {
 		for _, j := range jobs.Items {
-			if j.Labels[LabelSession] != "" {
+			if j.Labels[podspec.LabelSession] != "" {
 				// A cold session's Job is garbage once the session is over: its lifetime passed,
 				// or its sandbox ended it (idle timeout) and the Job finished.
-				at, err := time.Parse(time.RFC3339, j.Annotations[AnnotationSessionExpiresAt])
+				at, err := time.Parse(time.RFC3339, j.Annotations[podspec.AnnotationSessionExpiresAt])
 				over := (err == nil && now.After(at)) || j.Status.Succeeded+j.Status.Failed > 0
 				if over && j.DeletionTimestamp == nil {
-					found = append(found, Leftover{Kind: "Job", Name: j.Name, ExecutionID: j.Labels[LabelExecutionID], Age: now.Sub(j.CreationTimestamp.Time)})
+					found = append(found, Leftover{Kind: "Job", Name: j.Name, ExecutionID: j.Labels[podspec.LabelExecutionID], Age: now.Sub(j.CreationTimestamp.Time)})
 				}
 				continue
 			}

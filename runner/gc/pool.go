@@ -1,4 +1,4 @@
-package runner
+package gc
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/session"
 )
 
@@ -17,7 +18,7 @@ import (
 // ago than olderThan, and those that already ended (their claim deadline passed, or their
 // container exited). Idle pool Pods are the Deployment's, never garbage.
 func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namespace string, olderThan time.Duration, now time.Time) ([]Leftover, error) {
-	sel := labels.Set{LabelManagedBy: ManagedByValue, LabelPoolState: PoolStateClaimed}.String()
+	sel := labels.Set{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelPoolState: podspec.PoolStateClaimed}.String()
 	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, diagnose.APIError(err, "list", "pods", namespace, "")
@@ -27,13 +28,13 @@ func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namesp
 		if p.DeletionTimestamp != nil {
 			continue
 		}
-		claimedAt, err := time.Parse(time.RFC3339, p.Annotations[AnnotationClaimedAt])
+		claimedAt, err := time.Parse(time.RFC3339, p.Annotations[podspec.AnnotationClaimedAt])
 		if err != nil {
 			claimedAt = p.CreationTimestamp.Time
 		}
 		age := now.Sub(claimedAt)
 		ended := p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
-		if p.Labels[LabelSession] != "" {
+		if p.Labels[podspec.LabelSession] != "" {
 			// A session's Pod is garbage when its own terms ended it, however old it is.
 			if ended || session.Expired(&p, now) != "" {
 				found = append(found, Leftover{Kind: "Pod", Name: p.Name, Age: age})

@@ -1,4 +1,4 @@
-package runner
+package gc
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // TestGCRemovesClaimedWarmSandboxesOnly: a warm Pod claimed by a runner that died is garbage
@@ -20,20 +22,20 @@ func TestGCRemovesClaimedWarmSandboxesOnly(t *testing.T) {
 	pod := func(name, state string, claimedAgo time.Duration, phase corev1.PodPhase) *corev1.Pod {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "sb",
 			CreationTimestamp: metav1.NewTime(now.Add(-2 * time.Hour)),
-			Labels:            map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: ComponentSandbox, LabelPool: "default", LabelPoolState: state}},
+			Labels:            map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSandbox, podspec.LabelPool: "default", podspec.LabelPoolState: state}},
 			Status: corev1.PodStatus{Phase: phase}}
-		if state == PoolStateClaimed {
-			p.Annotations = map[string]string{AnnotationClaimedAt: now.Add(-claimedAgo).UTC().Format(time.RFC3339)}
+		if state == podspec.PoolStateClaimed {
+			p.Annotations = map[string]string{podspec.AnnotationClaimedAt: now.Add(-claimedAgo).UTC().Format(time.RFC3339)}
 		}
 		return p
 	}
 	client := fake.NewSimpleClientset(
-		pod("idle-old", PoolStateIdle, 0, corev1.PodRunning),
-		pod("orphaned", PoolStateClaimed, time.Hour, corev1.PodRunning),
-		pod("expired", PoolStateClaimed, time.Minute, corev1.PodFailed),
-		pod("in-use", PoolStateClaimed, time.Minute, corev1.PodRunning),
+		pod("idle-old", podspec.PoolStateIdle, 0, corev1.PodRunning),
+		pod("orphaned", podspec.PoolStateClaimed, time.Hour, corev1.PodRunning),
+		pod("expired", podspec.PoolStateClaimed, time.Minute, corev1.PodFailed),
+		pod("in-use", podspec.PoolStateClaimed, time.Minute, corev1.PodRunning),
 	)
-	found, err := CollectGarbage(context.Background(), client, "sb", 15*time.Minute, false)
+	found, err := Collect(context.Background(), client, "sb", 15*time.Minute, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,17 +64,17 @@ func TestGCJudgesSessionsByTheirTerms(t *testing.T) {
 	session := func(name string, lastUsed, expires time.Duration, lease string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "sb",
 			CreationTimestamp: metav1.NewTime(now.Add(-3 * time.Hour)),
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: ComponentSandbox, LabelPool: "default",
-				LabelPoolState: PoolStateClaimed, LabelSession: name},
-			Annotations: map[string]string{AnnotationClaimedAt: stamp(-3 * time.Hour), AnnotationSessionIdleTimeout: "10m0s",
-				AnnotationSessionLastUsed: stamp(lastUsed), AnnotationSessionExpiresAt: stamp(expires), AnnotationSessionLease: lease}},
+			Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSandbox, podspec.LabelPool: "default",
+				podspec.LabelPoolState: podspec.PoolStateClaimed, podspec.LabelSession: name},
+			Annotations: map[string]string{podspec.AnnotationClaimedAt: stamp(-3 * time.Hour), podspec.AnnotationSessionIdleTimeout: "10m0s",
+				podspec.AnnotationSessionLastUsed: stamp(lastUsed), podspec.AnnotationSessionExpiresAt: stamp(expires), podspec.AnnotationSessionLease: lease}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "gkexec-s-old", Namespace: "sb", CreationTimestamp: metav1.NewTime(now.Add(-2 * time.Hour)),
-		Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelSession: "old"},
-		Annotations: map[string]string{AnnotationSessionExpiresAt: stamp(-time.Minute)}}}
+		Labels:      map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelSession: "old"},
+		Annotations: map[string]string{podspec.AnnotationSessionExpiresAt: stamp(-time.Minute)}}}
 	live := job.DeepCopy()
-	live.Name, live.Labels[LabelSession], live.Annotations[AnnotationSessionExpiresAt] = "gkexec-s-live", "live", stamp(time.Hour)
+	live.Name, live.Labels[podspec.LabelSession], live.Annotations[podspec.AnnotationSessionExpiresAt] = "gkexec-s-live", "live", stamp(time.Hour)
 	client := fake.NewSimpleClientset(
 		session("in-use", -time.Minute, time.Hour, ""),
 		session("idle", -11*time.Minute, time.Hour, ""),
@@ -80,7 +82,7 @@ func TestGCJudgesSessionsByTheirTerms(t *testing.T) {
 		session("lived", -time.Minute, -time.Second, ""),
 		job, live,
 	)
-	found, err := CollectGarbage(context.Background(), client, "sb", 15*time.Minute, false)
+	found, err := Collect(context.Background(), client, "sb", 15*time.Minute, false)
 	if err != nil {
 		t.Fatal(err)
 	}
