@@ -1,0 +1,73 @@
+package track
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/gkexec/gkexec/runner/internal/podspec"
+)
+
+func sandboxPod(name, execution string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "sb", UID: types.UID("uid-" + name),
+		Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSandbox,
+			podspec.LabelExecutionID: execution}}}
+}
+
+// await waits for the tracker to show what want says, failing after a generous bound.
+func await(t *testing.T, tr *Tracker, what string, want func(*corev1.Pod, []*corev1.Event) bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		pod, _, events, _ := tr.Snapshot()
+		if want(pod, events) {
+			return
+		}
+		select {
+		case <-tr.Wake():
+		case <-deadline:
+			t.Fatalf("the tracker never showed %s", what)
+		}
+	}
+}
+
+// TestHubRoutesEachChangeToItsSandbox: a Pod reaches the tracker of its execution (by label) or of
+// its name (a warm sandbox), an event the tracker of the execution its object is named after;
+// nothing reaches another's tracker.
+func TestHubRoutesEachChangeToItsSandbox(t *testing.T) {
+	t.Parallel()
+	client := fake.NewSimpleClientset()
+	h := NewHub()
+	ctx := context.Background()
+	if err := h.Start(ctx, client, "sb"); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cold, warm, other := h.Track("e1"), h.Track(PodKey("pool-a")), h.Track("e2")
+
+	if _, err := client.CoreV1().Pods("sb").Create(ctx, sandboxPod("gkexec-e1-x", "e1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, cold, "its Job's Pod", func(p *corev1.Pod, _ []*corev1.Event) bool { return p != nil && p.Name == "gkexec-e1-x" })
+	if _, err := client.CoreV1().Pods("sb").Create(ctx, sandboxPod("pool-a", ""), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, warm, "its pool Pod", func(p *corev1.Pod, _ []*corev1.Event) bool { return p != nil && p.Name == "pool-a" })
+	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "w1", Namespace: "sb", UID: "ev1"}, Type: corev1.EventTypeWarning,
+		Reason: "FailedCreate", InvolvedObject: corev1.ObjectReference{Kind: "Job", Name: "gkexec-e1"}}
+	if _, err := client.CoreV1().Events("sb").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, cold, "its Job's event", func(_ *corev1.Pod, events []*corev1.Event) bool { return len(events) == 1 })
+	if pod, _, events, _ := other.Snapshot(); pod != nil || len(events) != 0 {
+		t.Errorf("another execution's tracker saw pod %v and %d events", pod, len(events))
+	}
+	if got := len(h.Pods()); got != 2 {
+		t.Errorf("the hub holds %d pods, want 2", got)
+	}
+}
