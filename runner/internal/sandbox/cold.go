@@ -246,13 +246,13 @@ func (sb *coldSandbox) Open(ctx context.Context, x *Execution) (io.ReadCloser, e
 	}
 }
 
-// Reopen reads a finished container's whole log without following it.
-func (sb *coldSandbox) Reopen(ctx context.Context) io.ReadCloser {
+// Reopen reads the container's whole log again, followed while the container runs (follow).
+func (sb *coldSandbox) Reopen(ctx context.Context, follow bool) io.ReadCloser {
 	pod, _, _, _ := sb.t.Snapshot()
 	if pod == nil {
 		return nil
 	}
-	stream, err := sb.e.OpenLogs(ctx, pod.Name, &corev1.PodLogOptions{Container: podspec.ContainerName,
+	stream, err := sb.e.OpenLogs(ctx, pod.Name, &corev1.PodLogOptions{Container: podspec.ContainerName, Follow: follow,
 		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
 	if err != nil {
 		return nil

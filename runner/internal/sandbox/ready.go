@@ -121,3 +121,13 @@ func (w *WarmSource) Close() {
 	}
 	wg.Wait()
 }
+
+// Closed reports whether Close stopped the source.
+func (w *WarmSource) Closed() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
