@@ -58,7 +58,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 
 func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
 	if so.ID == "" {
-		so.ID = NewExecutionID()
+		so.ID = NewSessionID()
 	}
 	var errs []error
 	for _, msg := range SessionIDProblems(so.ID) {

@@ -96,7 +96,7 @@ func (s *Server) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if so.ID == "" {
-		so.ID = runner.NewExecutionID()
+		so.ID = runner.NewSessionID()
 	}
 	key := "session/" + so.ID
 	if e := s.begin(key); e != nil {
