@@ -219,3 +219,83 @@ func TestWarmExecutionRecoversItsResultWhenTheAttachBreaks(t *testing.T) {
 		t.Error("the container log was never read")
 	}
 }
+
+// P4: two processes opening one session ID at once on the warm pool: exactly one opens it, the
+// other is told the ID is taken and touches nothing of the winner's.
+func TestASessionIDIsOpenedOnceAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute), poolPod(t, o, "pool-b", time.Minute))
+	// Claims take a while, as they do under load: both opens pass every check before either lands.
+	fc.client.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		time.Sleep(300 * time.Millisecond)
+		return false, nil, nil
+	})
+	a, b := warmRunner(t, fc, o, wiretest.NewPod(t).Attach), warmRunner(t, fc, o, wiretest.NewPod(t).Attach)
+	ctx := context.Background()
+	for _, r := range []*Runner{a, b} {
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 2)
+	for _, r := range []*Runner{a, b} {
+		go func() {
+			_, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+			errs <- err
+		}()
+	}
+	e1, e2 := <-errs, <-errs
+	if (e1 == nil) == (e2 == nil) {
+		t.Fatalf("opens: %v and %v; want exactly one to succeed", e1, e2)
+	}
+	lost := e1
+	if lost == nil {
+		lost = e2
+	}
+	if !errors.Is(lost, ErrInvalidRequest) || !strings.Contains(lost.Error(), "already") {
+		t.Errorf("the second open: %v, want ErrInvalidRequest saying the session exists", lost)
+	}
+	pods, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelSession + "=s1"})
+	if len(pods.Items) != 1 {
+		t.Errorf("%d pods carry session s1, want 1", len(pods.Items))
+	}
+}
+
+// P7: the loser of a cold session's race never deletes the winner's Job.
+func TestTheLoserOfAColdSessionRaceLeavesTheWinnersJob(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", NoWarmPool: true, RESTConfig: &rest.Config{Host: "http://127.0.0.1:1"}}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
+	jobMade := make(chan struct{}, 1)
+	fc.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		select {
+		case jobMade <- struct{}{}: // the Job exists; its Pod comes a while later, as the Job controller's does
+		default:
+		}
+		time.Sleep(2 * time.Second)
+		return false, nil, nil
+	})
+	pod := wiretest.NewPod(t)
+	a, b := fc.runner(o), fc.runner(o)
+	a.env.Attach, b.env.Attach = pod.Attach, pod.Attach
+	ctx := context.Background()
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.OpenSession(ctx, SessionOptions{ID: "c1"})
+		first <- err
+	}()
+	await(t, jobMade, "the first open's Job")
+	if _, err := b.OpenSession(ctx, SessionOptions{ID: "c1"}); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "already") {
+		t.Errorf("the second open: %v, want ErrInvalidRequest saying the session exists", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the first open: %v, want it to succeed", err)
+	}
+	if _, err := fc.client.BatchV1().Jobs(fakecluster.Namespace).Get(ctx, "gkexec-s-c1", metav1.GetOptions{}); err != nil {
+		t.Errorf("the winner's Job: %v", err)
+	}
+}
