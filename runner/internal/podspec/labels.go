@@ -18,7 +18,7 @@ const (
 	ComponentWarmPool = "warm-pool"
 	// ComponentSession marks a session's marker ConfigMap (SessionMarker).
 	ComponentSession = "session"
-	LabelExecutionID  = "gkexec.dev/execution-id"
+	LabelExecutionID = "gkexec.dev/execution-id"
 
 	LabelPool           = "gkexec.dev/pool"
 	LabelPoolState      = "gkexec.dev/pool-state"
