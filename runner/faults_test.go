@@ -299,3 +299,35 @@ func TestTheLoserOfAColdSessionRaceLeavesTheWinnersJob(t *testing.T) {
 		t.Errorf("the winner's Job: %v", err)
 	}
 }
+
+// The held_ready_ahead flake: an execution that arrives while the sandbox to be held ready is
+// still attaching waits for it rather than claim a second Pod.
+func TestAnExecutionWaitsForTheSandboxBeingHeldReady(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", WarmPoolReady: 1}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute), poolPod(t, o, "pool-b", time.Minute))
+	claimed := make(chan string, 4)
+	fc.client.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		if p := a.(k8stesting.PatchAction); strings.Contains(string(p.GetPatch()), PoolStateClaimed) {
+			claimed <- p.GetName()
+		}
+		return false, nil, nil
+	})
+	r := fc.runner(o)
+	inner := fakeAttach(new(framed).out("held\n").end(endRecord{}))
+	r.env.Attach = func(ctx context.Context, pod string, stdin io.Reader, stdout io.Writer) error {
+		time.Sleep(500 * time.Millisecond) // a slow attach, as on a loaded node
+		return inner(ctx, pod, stdin, stdout)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	held := await(t, claimed, "the claim of the sandbox to hold")
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sandbox != SandboxWarm || res.PodName != held || len(claimed) != 0 {
+		t.Errorf("ran in %s pod %s (%d more claims), want the held sandbox %s: a second pod was claimed on request", res.Sandbox, res.PodName, len(claimed), held)
+	}
+}
