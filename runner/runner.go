@@ -56,7 +56,8 @@ type Runner struct {
 	// used warm sandboxes) that Close waits for.
 	work      sync.WaitGroup
 	leftCount atomic.Int64
-	// holder names this runner process on what it claims and leases ("<host>/<pid>").
+	// holder names this runner on what it claims and leases ("<host>/<pid>/<random>": two
+	// processes with one hostname and PID, in two containers, are still two holders).
 	holder string
 	// sessions are those this process holds.
 	sessions *sessionRegistry
@@ -81,7 +82,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	host, _ := os.Hostname()
 	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
-		busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), NewExecutionID()[:6]),
 		sessions: newSessionRegistry()}
 	r.env = &sandbox.Env{Client: client, Namespace: opts.Namespace, Log: opts.Logger, Shape: opts.shape(), Holder: r.holder,
 		Background: r.background, Stopping: r.stopping, Config: opts.sandboxConfig(defaultKillGrace)}

@@ -252,6 +252,8 @@ func TestExecuteRejectsBadRequestsBeforeCreatingAnything(t *testing.T) {
 		"escaping input":        {Code: "x", Files: map[string][]byte{"../x": nil}},
 		"unclean input":         {Code: "x", Files: map[string][]byte{"a//b": nil}},
 		"reserved input":        {Code: "x", Files: map[string][]byte{"..data/x": nil}},
+		"input named output":    {Code: "x", Files: map[string][]byte{"output": nil}},
+		"input under output/":   {Code: "x", Files: map[string][]byte{"output/in.csv": nil}},
 		"bad execution ID":      {Code: "x", ExecutionID: "Not_A_Label"},
 		"long execution ID":     {Code: "x", ExecutionID: strings.Repeat("a", 41)},
 		"larger than a config":  {Code: strings.Repeat("x", podspec.MaxConfigMapBytes)},

@@ -115,7 +115,7 @@ type Env struct {
 	Hub       *track.Hub
 	// Shape is the sandbox the runner's options describe.
 	Shape podspec.Shape
-	// Holder names the runner process on what it claims ("<host>/<pid>").
+	// Holder names the runner on what it claims ("<host>/<pid>/<random>").
 	Holder string
 	// Background runs f on a goroutine the runner's Close waits for.
 	Background func(f func())
