@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/test/testns"
 )
 
 const (
@@ -213,7 +214,7 @@ func (tg *target) testPolicyWithoutPodSecurity(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = tg.admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
-		waitNamespaceGone(t, tg.admin, ns, 2*time.Minute)
+		testns.WaitGone(t, tg.admin, ns, 2*time.Minute)
 	})
 	// A new namespace gets its default ServiceAccount a moment later; no Pod is admitted before.
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
