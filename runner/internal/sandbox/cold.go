@@ -40,6 +40,9 @@ type coldSandbox struct {
 	name     string // of the Job and the ConfigMap
 	made     made
 	released bool
+	// slot is its place in the admission queue, told how its Pod's scheduling goes; nil for a
+	// session's Job, which takes none.
+	slot *Slot
 }
 
 // podGoneTimeout bounds how long an admission slot waits for its deleted Pod to go.
@@ -54,18 +57,18 @@ func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 	e := s.e
 	// Wait in line before anything is made: StartTimeout starts now. Execute gives the slot back
 	// when the sandbox is gone.
-	leave, err := s.admission.admit(ctx)
+	slot, err := s.admission.admit(ctx)
 	if err != nil {
 		return nil, err
 	}
 	x.Marks.Admitted = time.Now()
 	id := x.Request.ExecutionID
 	t := e.Hub.Track(id)
-	sb := &coldSandbox{e: e, t: t, name: podspec.ObjectName(id)}
+	sb := &coldSandbox{e: e, t: t, name: podspec.ObjectName(id), slot: slot}
 	x.leave = func() {
 		if !s.admission.Bounded() {
 			e.Hub.Untrack(id, t)
-			leave()
+			slot.Leave()
 			return
 		}
 		// The slot is node capacity: it is free once the Pod is gone, not when its deletion was
@@ -73,7 +76,7 @@ func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 		e.Background(func() {
 			t.AwaitGone(podGoneTimeout, e.Stopping)
 			e.Hub.Untrack(id, t)
-			leave()
+			slot.Leave()
 		})
 	}
 	x.Kind = Cold
@@ -178,6 +181,8 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *Execution) error {
 	var graceTimer <-chan time.Time
 	for {
 		pod, gone, events, scaleUp := t.Snapshot()
+		d := diagnose.Diagnose(e.Namespace, e.Shape.RuntimeClassName, sb.name, pod, events)
+		sb.slot.observe(diagnose.Scheduled(pod), d.NoRoom, scaleUp)
 		if diagnose.Scheduled(pod) && x.Marks.Scheduled.IsZero() {
 			x.Marks.Scheduled = time.Now()
 			x.NoteSandbox(Cold, pod)
@@ -186,7 +191,6 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *Execution) error {
 		if gone {
 			return fmt.Errorf("%w: pod %s/%s was deleted before it started", diagnose.ErrSandboxFailed, e.Namespace, pod.Name)
 		}
-		d := diagnose.Diagnose(e.Namespace, e.Shape.RuntimeClassName, sb.name, pod, events)
 		if d.Fatal != nil {
 			return d.Fatal
 		}
