@@ -514,3 +514,57 @@ func TestASetOrQuotaBoundIsNotLearned(t *testing.T) {
 		})
 	}
 }
+
+// succeeded ends the sandbox container, and the Pod as Succeeded.
+func succeeded(p *corev1.Pod) {
+	p.Status.Phase = corev1.PodSucceeded
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "sandbox",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}}}
+}
+
+// TestWhenASlotIsFree: a learning queue counts room as the scheduler does, which ignores a Pod
+// that finished; a set bound holds the slot until the Pod is gone (a terminating Pod may still
+// hold its requests on the node).
+func TestWhenASlotIsFree(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name               string
+		opts               Options
+		freeOnceItFinished bool
+	}{
+		{name: "learning: once its pod finished", freeOnceItFinished: true},
+		{name: "MaxInFlight: once its pod is gone", opts: Options{MaxInFlight: 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fc := newFakeCluster(t, scenario{})
+			tc.opts.KeepObjects = true // the Pod stays after Execute: the test deletes it
+			r := fc.runner(tc.opts)
+			if err := r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			adm := r.cold.Admission()
+			logs := newLogGate(r)
+			x := &executions{t: t, r: r}
+			x.start("a")
+			fc.setPod("a", scheduledOn("n"), running)
+			await(t, logs.opened, "a to start")
+			logs.finish("a")
+			x.ended("a")
+			fc.setPod("a", succeeded)
+			if tc.freeOnceItFinished {
+				awaitInFlight(t, adm, 0)
+			} else {
+				time.Sleep(100 * time.Millisecond) // the runner sees the Pod finished in far less
+				if n, _ := adm.InFlight(); n != 1 {
+					t.Fatalf("%d in flight once the pod finished, want its slot held until the pod is gone", n)
+				}
+			}
+			if err := fc.client.CoreV1().Pods(fakecluster.Namespace).Delete(context.Background(), podName("a"), metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			awaitInFlight(t, adm, 0)
+		})
+	}
+}

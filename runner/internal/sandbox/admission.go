@@ -20,26 +20,28 @@ import (
 // instead, before it creates anything, for as long as its context allows; StartTimeout starts
 // once it is admitted.
 //
-// The bound is set (Options.MaxInFlight), or what the namespace's ResourceQuota admits; without
-// either, the admission learns it from its own sandboxes' scheduling:
+// The bound is set (Options.MaxInFlight), or what the namespace's ResourceQuota admits, and a
+// slot is held until its Pod is gone. Without either, the admission learns the bound from its own
+// sandboxes' scheduling, counting room as the scheduler does: a slot is held until its Pod
+// finished (Succeeded or Failed) or is gone.
 //
 //   - Until one of its Pods lacks room, there is no bound.
 //   - When the scheduler reports one of its Pods unschedulable for lack of room (Insufficient cpu
 //     or memory, Too many pods) and no node is being added for it (TriggeredScaleUp), the bound
-//     becomes the sandboxes of this runner that are in flight and scheduled — the room they
-//     prove there is — and at least 1. While such a Pod waits for room, no other is created: a
-//     newer Pod could take the room it waits for, since the scheduler does not serve them in
-//     order; it is served next, by the scheduler, as it would be by the queue.
-//   - The bound never stays below the sandboxes scheduled at once (room they prove), and it
-//     probes upward by one after a bound's worth of sandboxes in a row ran without waiting for
-//     room while others waited in line: one Pod at a time may find there is no room more, and
-//     it waits as the head of the queue would.
+//     becomes the runner's sandboxes in flight and scheduled — the room they prove there is —
+//     and at least 1, so that one may always be in flight. While such a Pod waits for room, no
+//     other is created: a newer Pod could take the room it waits for, since the scheduler does
+//     not serve Pods in order; it is served next, by the scheduler, as the queue would.
+//   - The bound never stays below the sandboxes scheduled at once (the room they prove), and it
+//     probes upward by one after a bound's worth of sandboxes ran without waiting for room while
+//     others waited in line: one Pod at a time may find there is no more room, and it then waits
+//     as the head of the queue would.
 //   - A Pod for which the autoscaler is adding a node waits as it would without the bound, and
 //     undoes the lowering it caused: room is coming.
 //
-// That is "bound = the room proven, with a slow probe upward" rather than a multiplicative
-// decrease: the scheduled count measures the room directly, so halving would only waste it, and
-// a probe that fails costs one Pending Pod that is next in line anyway.
+// That is "bound = the room proven, with a slow probe upward" rather than additive increase and
+// multiplicative decrease: the scheduled count measures the room itself, so halving would only
+// waste it, and a probe that fails costs one Pending Pod that is next in line anyway.
 type Admission struct {
 	limit int          // a fixed bound on cold sandboxes in flight; 0: none
 	learn bool         // no fixed bound: learn one from the sandboxes' scheduling
@@ -80,8 +82,8 @@ func AdmissionFor(ctx context.Context, client kubernetes.Interface, setting int,
 	return NewAdmission(limit)
 }
 
-// Bounded: a bound is or may come in force, so a slot must be held until its sandbox is really
-// gone (a terminating Pod still holds its requests).
+// Bounded: a bound is or may come in force, so a slot must be held until its sandbox has really
+// ended (a terminating Pod still holds its requests).
 func (a *Admission) Bounded() bool { return a != nil && (a.limit > 0 || a.learn) }
 
 // Limit is the bound on cold sandboxes in flight in force now: the fixed one, or the one learned;
@@ -202,6 +204,15 @@ func (s *Slot) Leave() {
 		}
 		a.dispatch()
 	})
+}
+
+// ended tells a learning admission that the slot's Pod finished (Succeeded or Failed) or is gone:
+// the scheduler no longer counts it, so its room is free, and the slot with it. A set bound keeps
+// the slot until Leave, once the Pod is gone.
+func (s *Slot) ended() {
+	if s != nil && s.a.learn {
+		s.Leave()
+	}
 }
 
 // observe tells a learning admission what the scheduler says of the slot's Pod: it is bound to a

@@ -73,8 +73,13 @@ func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 		}
 		// The slot is node capacity: it is free once the Pod is gone, not when its deletion was
 		// accepted (a terminating Pod still holds its requests, and the scheduler counts them).
+		// A learning admission, which measures the room as the scheduler counts it, frees it as
+		// soon as the Pod finished: the scheduler no longer counts a Succeeded or Failed Pod.
 		e.Background(func() {
-			t.AwaitGone(podGoneTimeout, e.Stopping)
+			deadline := time.Now().Add(podGoneTimeout)
+			t.AwaitEnded(podGoneTimeout, e.Stopping)
+			slot.ended()
+			t.AwaitGone(time.Until(deadline), e.Stopping)
 			e.Hub.Untrack(id, t)
 			slot.Leave()
 		})
