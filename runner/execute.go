@@ -9,10 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gkexec/gkexec/internal/wire"
-	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
-	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 // execution is one Execute call in flight: its request and the facts gathered about it. Sources
@@ -142,112 +140,6 @@ func (r *Runner) acquire(ctx context.Context, x *execution) (sandbox.Sandbox, er
 		x.Marks.Claimed, x.Marks.Attached = time.Time{}, time.Time{}
 	}
 	return r.cold.Acquire(ctx, &x.Execution)
-}
-
-// exchange runs x's request in sb: it opens the sandbox's channel, decodes the framed records
-// until the end record, and enforces the runner's own deadline (Timeout plus a grace for the
-// sandbox to report its own timeout). If the stream ends without an end record (the sandbox was
-// OOM-killed or deleted, or the stream broke), the container's final state explains why. It
-// returns only infrastructure errors; what the code did is left in x for finish.
-func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox.Sandbox) error {
-	out := wire.NewStreamer(x.req.Output)
-	dec := wire.NewDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes, out)
-	x.dec = dec
-	runDeadline := time.NewTimer(x.timeout + r.env.KillGrace)
-	defer runDeadline.Stop()
-
-	streamCtx, stopStream := context.WithCancel(ctx)
-	defer stopStream()
-	readDone := make(chan error, 1)
-	go func() {
-		stream, err := sb.Open(streamCtx, &x.Execution)
-		if err != nil {
-			readDone <- err
-			return
-		}
-		defer stream.Close()
-		readDone <- dec.Decode(stream)
-	}()
-
-	var readErr error
-	select {
-	case readErr = <-readDone:
-	case <-runDeadline.C:
-		stopStream()
-		<-readDone
-		x.killed = true
-		x.mark(&x.finished)
-		return nil
-	case <-ctx.Done():
-		stopStream()
-		<-readDone
-		return ctx.Err()
-	}
-	if dec.End() != nil {
-		x.mark(&x.finished)
-		x.logsRead = x.finished
-		return nil
-	}
-	if readErr != nil && (ctx.Err() != nil || errors.Is(readErr, ErrForbidden)) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return readErr
-	}
-	x.streamErr = readErr
-	// No end record: find out from the kubelet how the container ended.
-	term, err := r.awaitTermination(ctx, sb.Tracker())
-	x.mark(&x.finished)
-	if err != nil {
-		return err
-	}
-	if term != nil {
-		// A stream can break before the container ends (API server or kubelet restarts); the
-		// finished container's whole output is still there to read once more.
-		//
-		// The re-read decodes beside the first decoder rather than replacing it, for two reasons.
-		// It is not always a superset of what the first read: a warm sandbox's first stream is
-		// the attach stream (the entrypoint's stdout from the attach on), the re-read its
-		// container log (stdout and stderr merged, from the container's start), so neither byte
-		// offsets nor contents line up. And even a cold sandbox's re-read, the same log from its
-		// start, can break again short of where the first stopped; then the first is the better
-		// partial result, and it is kept. The cost is bounded and brief: one more decoder
-		// (2·MaxOutputBytes + 2·MaxFileBytes + 112 KiB, see decoder) for this rare path only,
-		// and the loser is garbage as soon as the choice is made, before finish copies stdout
-		// and stderr into the Result.
-		if stream := sb.Reopen(ctx); stream != nil {
-			again := wire.NewDecoder(r.opts.MaxOutputBytes, r.opts.MaxFileBytes, out) // out delivers only what the first read did not
-			if again.Decode(stream) == nil && again.End() != nil {
-				x.dec = again
-			}
-			stream.Close()
-		}
-	}
-	x.term = term
-	x.mark(&x.logsRead)
-	return nil
-}
-
-// awaitTermination waits for the kubelet to report the sandbox container's final state: the
-// current state for a Job's Pod, the last one for a pool Pod whose container was restarted.
-func (r *Runner) awaitTermination(ctx context.Context, t *track.Tracker) (*corev1.ContainerStateTerminated, error) {
-	deadline := time.After(r.exitGrace)
-	for {
-		pod, gone, _, _ := t.Snapshot()
-		if term := diagnose.Terminated(pod); term != nil {
-			return term, nil
-		}
-		if gone || diagnose.PodFinished(pod) {
-			return nil, nil
-		}
-		select {
-		case <-t.Wake():
-		case <-deadline:
-			return nil, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // finish is where every execution's Result is completed, from the facts gathered in x and the

@@ -48,7 +48,7 @@ func (fc *fakeCluster) runner(o Options) *Runner {
 	if err != nil {
 		fc.t.Fatal(err)
 	}
-	r.env.KillGrace, r.exitGrace = 200*time.Millisecond, 500*time.Millisecond
+	r.env.KillGrace = 200 * time.Millisecond
 	if fc.scenario.log == nil {
 		r.env.OpenLogs = func(ctx context.Context, _ string, _ *corev1.PodLogOptions) (io.ReadCloser, error) {
 			return blockingReader{ctx}, nil

@@ -14,6 +14,9 @@ const (
 	ComponentSandbox = podspec.ComponentSandbox // "sandbox"
 	// ComponentWarmPool marks the warm pool's Deployment.
 	ComponentWarmPool = podspec.ComponentWarmPool // "warm-pool"
+	// ComponentSession marks a session's marker ConfigMap, gkexec-session-<ID>: its existence is
+	// what makes the ID taken, for every process at once.
+	ComponentSession = podspec.ComponentSession // "session"
 	// LabelExecutionID carries the execution ID, shared by the ConfigMap, the Job and its Pod.
 	LabelExecutionID = podspec.LabelExecutionID // "gkexec.dev/execution-id"
 

@@ -141,8 +141,9 @@ type Options struct {
 	// otherwise — no pool, an empty pool, another image — it runs cold, in the same call.
 	// Default "default".
 	WarmPool string
-	// NoWarmPool: every execution runs cold. The warm path also needs a REST config to attach
-	// with, so a runner given only Options.Client runs cold.
+	// NoWarmPool: every one-shot execution runs cold, and sessions run in Jobs of their own. The
+	// warm path and sessions reach their sandbox over pods/attach, which needs a REST config: a
+	// runner given only Options.Client runs one-shot executions cold and refuses sessions.
 	NoWarmPool bool
 	// WarmPoolReady is how many warm sandboxes the runner holds claimed and attached ahead of
 	// demand, so that an execution skips the claim and the attach. They count against the pool

@@ -92,6 +92,9 @@ func (req Request) validate(o *Options, newID func() string) (Request, error) {
 	return req, nil
 }
 
+// outputDirName is OutputDir relative to WorkDir.
+const outputDirName = "output"
+
 func checkFilePath(name string) string {
 	switch {
 	case name == "":
@@ -106,6 +109,8 @@ func checkFilePath(name string) string {
 		return "path longer than 1024 characters"
 	case strings.ContainsAny(name, "\x00\n\r"):
 		return "contains a NUL or newline"
+	case name == outputDirName || strings.HasPrefix(name, outputDirName+"/"):
+		return "output/ is where the code leaves the files it returns; put inputs elsewhere"
 	}
 	for _, part := range strings.Split(name, "/") {
 		if strings.HasPrefix(part, "..") {

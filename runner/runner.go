@@ -23,9 +23,6 @@ const (
 	// defaultKillGrace is how long past Timeout the runner waits for the sandbox's own timeout
 	// record before it deletes the sandbox itself.
 	defaultKillGrace = 10 * time.Second
-	// defaultExitGrace is how long the runner waits, after the output ends without an end record,
-	// for the kubelet to report why the container stopped (OOM kill, eviction).
-	defaultExitGrace = 20 * time.Second
 	// watchStartTimeout bounds the first list of the shared watches.
 	watchStartTimeout = 30 * time.Second
 )
@@ -41,8 +38,8 @@ type Runner struct {
 	// settings and a few functions. Tests replace env.OpenLogs (fake clientsets serve no logs),
 	// env.Attach and env.KillGrace.
 	env *sandbox.Env
-	// exitGrace and busyWait: see their defaults; tests shorten them.
-	exitGrace, busyWait time.Duration
+	// busyWait: see its default; tests shorten it.
+	busyWait time.Duration
 	// stopping is closed by Close once no execution is in flight: background waits end early.
 	stopping chan struct{}
 
@@ -59,7 +56,8 @@ type Runner struct {
 	// used warm sandboxes) that Close waits for.
 	work      sync.WaitGroup
 	leftCount atomic.Int64
-	// holder names this runner process on what it claims and leases ("<host>/<pid>").
+	// holder names this runner on what it claims and leases ("<host>/<pid>/<random>": two
+	// processes with one hostname and PID, in two containers, are still two holders).
 	holder string
 	// sessions are those this process holds.
 	sessions *sessionRegistry
@@ -84,19 +82,18 @@ func New(opts Options) (*Runner, error) {
 	}
 	host, _ := os.Hostname()
 	r := &Runner{opts: opts, client: client, log: opts.Logger, running: map[string]bool{}, stopping: make(chan struct{}),
-		exitGrace: defaultExitGrace, busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), NewExecutionID()[:6]),
 		sessions: newSessionRegistry()}
 	r.env = &sandbox.Env{Client: client, Namespace: opts.Namespace, Log: opts.Logger, Shape: opts.shape(), Holder: r.holder,
 		Background: r.background, Stopping: r.stopping, Config: opts.sandboxConfig(defaultKillGrace)}
 	r.env.OpenLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
 		return client.CoreV1().Pods(opts.Namespace).GetLogs(pod, lo).Stream(ctx)
 	}
-	if !opts.NoWarmPool {
-		if cfg, err := restConfigForAttach(opts); err == nil {
-			r.env.Attach = sandbox.NewAttacher(cfg, opts.Namespace)
-		} else {
-			r.log.Debug("no warm pool: cannot attach without a REST config", "error", err)
-		}
+	// Warm sandboxes and sessions (warm or cold) are reached over pods/attach.
+	if cfg, err := restConfigForAttach(opts); err == nil {
+		r.env.Attach = sandbox.NewAttacher(cfg, opts.Namespace)
+	} else {
+		r.log.Debug("no warm pool and no sessions: cannot attach without a REST config", "error", err)
 	}
 	return r, nil
 }
@@ -123,12 +120,23 @@ func (r *Runner) Close() error {
 		s.Detach()
 	}
 	close(r.stopping)
-	if r.warm != nil {
-		r.warm.Close()
+	// A start of the watches still in flight sees the runner closed and starts no refill; wait for
+	// it before looking at what it made.
+	r.mu.Lock()
+	starting := r.starting
+	r.mu.Unlock()
+	if starting != nil {
+		<-starting.done
+	}
+	r.mu.Lock()
+	warm, hub := r.warm, r.hub
+	r.mu.Unlock()
+	if warm != nil {
+		warm.Close()
 	}
 	r.work.Wait()
-	if r.hub != nil {
-		r.hub.Close()
+	if hub != nil {
+		hub.Close()
 	}
 	return nil
 }
@@ -198,6 +206,9 @@ func (r *Runner) startHub(st *hubStart) {
 	h := track.NewHub()
 	err := h.Start(ctx, r.client, r.opts.Namespace)
 	r.mu.Lock()
+	if err == nil && r.closed {
+		err = fmt.Errorf("%w: runner is closed", ErrInvalidRequest)
+	}
 	if err != nil {
 		h.Close()
 		st.err = err
@@ -205,7 +216,7 @@ func (r *Runner) startHub(st *hubStart) {
 	} else {
 		r.hub, r.env.Hub = h, h
 		r.cold = sandbox.NewCold(r.env, sandbox.AdmissionFor(ctx, r.client, r.opts.MaxInFlight, &r.env.Shape, r.log))
-		if r.env.Attach != nil {
+		if r.env.Attach != nil && !r.opts.NoWarmPool {
 			r.warm = sandbox.NewWarm(r.env)
 		}
 	}

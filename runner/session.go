@@ -186,9 +186,9 @@ func (s *Session) end(why string) {
 	s.r.sessions.ended(s.r.hub, s, pod, why)
 }
 
-// delete removes the session's sandbox, retrying until Options.CleanupTimeout, and returns what
-// it could not delete.
-func (s *Session) delete() []string {
+// delete removes the session's sandbox and its marker, retrying until Options.CleanupTimeout, and
+// returns what it could not delete.
+func (s *Session) delete() (left []string) {
 	r := s.r
 	s.mu.Lock()
 	conn, pod, job := s.conn, s.pod, s.job
@@ -197,6 +197,10 @@ func (s *Session) delete() []string {
 	if r.opts.KeepObjects {
 		return nil
 	}
+	// The session's ID is free once its sandbox is going.
+	defer func() {
+		left = append(left, sandbox.DeleteAll(r.log, r.opts.CleanupTimeout, r.env.ConfigMapDeletion(podspec.SessionMarkerName(s.id)))...)
+	}()
 	if job != "" {
 		if conn != nil {
 			conn.Detach()

@@ -62,8 +62,11 @@ func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 	case err == nil && !x.codeEnded():
 		x.sessionOver = "the sandbox ended without a result"
 	case err != nil && ctx.Err() != nil:
-		// The caller gave up: interrupt the code, so that the session is free for the next.
-		_ = conn.Send(context.Background(), wire.Interrupt)
+		// The caller gave up: interrupt the code, so that the session is free for the next. The
+		// write is bounded: a stuck attach must not hold the session's turn.
+		interrupt, cancel := context.WithTimeout(context.Background(), sandbox.AttachTimeout)
+		_ = conn.Send(interrupt, wire.Interrupt)
+		cancel()
 	}
 	if x.sessionOver != "" {
 		s.end(x.sessionOver)
@@ -105,20 +108,20 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 	pod, present := s.refresh()
 	if !present {
 		s.end("its sandbox is gone")
-		s.delete()
+		r.countLeft(s.delete())
 		return nil, nil, fmt.Errorf("%w: session %s in namespace %s: its sandbox pod %s is gone (closed, expired or evicted)", ErrSessionEnded, s.id, r.opts.Namespace, pod.Name)
 	}
 	if why := session.Expired(pod, time.Now()); why != "" {
 		x.sessionOver = why
 		s.end(why)
-		s.delete()
+		r.countLeft(s.delete())
 		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Name == podspec.ContainerName && cs.RestartCount > 0 {
 			why := "its sandbox restarted, and the interpreter's state with it"
 			s.end(why)
-			s.delete()
+			r.countLeft(s.delete())
 			return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
 		}
 	}
@@ -141,7 +144,7 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 		conn.Detach()
 		why := "its sandbox no longer holds the session's interpreter"
 		s.end(why)
-		s.delete()
+		r.countLeft(s.delete())
 		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
 	}
 	x.mark(&x.Marks.Attached)
@@ -174,7 +177,7 @@ func (sb *sessionSandbox) Open(ctx context.Context, x *sandbox.Execution) (io.Re
 }
 
 // Reopen: a session's output is not read again; its attach is opened anew for the next execution.
-func (sb *sessionSandbox) Reopen(context.Context) io.ReadCloser { return nil }
+func (sb *sessionSandbox) Reopen(context.Context, bool) io.ReadCloser { return nil }
 
 // Release: the session's sandbox outlives its executions.
 func (sb *sessionSandbox) Release(*slog.Logger) []string { return nil }

@@ -2,13 +2,18 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 )
@@ -40,6 +45,9 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	if pod := h.SessionPod(so.ID); pod != nil {
 		return nil, fmt.Errorf("%w: session %s already exists in namespace %s (pod %s); resume it with its ID or choose another", ErrInvalidRequest, so.ID, r.opts.Namespace, pod.Name)
 	}
+	if err := r.takeSessionID(ctx, so.ID); err != nil {
+		return nil, err
+	}
 	expires := time.Now().Add(so.MaxLifetime)
 	s := r.newSession(so.ID, "")
 	log := r.log.With("session", so.ID, "namespace", r.opts.Namespace)
@@ -50,6 +58,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 		}
 		return nil, err
 	}
+	r.background(func() { r.adoptSessionMarker(s) })
 	r.sessions.add(s)
 	s.arm()
 	log.Debug("session open", "sandbox", s.kind, "pod", s.pod.Name)
@@ -58,7 +67,7 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 
 func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
 	if so.ID == "" {
-		so.ID = NewExecutionID()
+		so.ID = NewSessionID()
 	}
 	var errs []error
 	for _, msg := range SessionIDProblems(so.ID) {
@@ -119,8 +128,12 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	if a == nil {
 		s.kind = SandboxCold
 		job := podspec.SessionJob(&r.env.Shape, so.ID, so.MaxLifetime, so.IdleTimeout, expires)
-		s.job = job.Name
-		pod, err := r.env.StartSessionJob(ctx, job)
+		pod, made, err := r.env.StartSessionJob(ctx, job)
+		if made {
+			s.mu.Lock()
+			s.job = job.Name
+			s.mu.Unlock()
+		}
 		if err != nil {
 			return err
 		}
@@ -149,5 +162,43 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 		if wire.TagSession.Starts(line) {
 			return nil
 		}
+	}
+}
+
+// takeSessionID makes session id's marker: the API server creates an object of a name once, so
+// of two processes opening one ID at the same moment the second is refused here, before it claims
+// or creates anything.
+func (r *Runner) takeSessionID(ctx context.Context, id string) error {
+	marker := podspec.SessionMarker(&r.env.Shape, id)
+	_, err := r.client.CoreV1().ConfigMaps(r.opts.Namespace).Create(ctx, marker, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsAlreadyExists(err):
+		return fmt.Errorf("%w: session %s already exists in namespace %s (another process opened it, or is opening it); resume it with its ID or choose another",
+			ErrInvalidRequest, id, r.opts.Namespace)
+	}
+	// A create whose fate is unknown may have made the marker: Session.delete removes it.
+	return diagnose.ClarifyForbidden(ctx, r.client, r.opts.Namespace, diagnose.APIError(err, "create", "configmaps", r.opts.Namespace, marker.Name))
+}
+
+// adoptSessionMarker makes the session's sandbox own its marker — a cold session's Job, a warm
+// session's Pod — so that the garbage collector removes the marker with the sandbox, however the
+// sandbox goes. Off the critical path: until then Session.delete and `gkexec gc` remove it.
+func (r *Runner) adoptSessionMarker(s *Session) {
+	s.mu.Lock()
+	pod := s.pod
+	s.mu.Unlock()
+	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}
+	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "Job" {
+		owner = *ref
+		owner.Controller, owner.BlockOwnerDeletion = nil, nil
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": []metav1.OwnerReference{owner}}})
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.CleanupTimeout)
+	defer cancel()
+	name := podspec.SessionMarkerName(s.id)
+	if _, err := r.client.CoreV1().ConfigMaps(r.opts.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		r.log.Debug("could not make the session's sandbox own its marker; the runner and gc still delete it", "configmap", name, "error", err)
 	}
 }

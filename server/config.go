@@ -39,5 +39,5 @@ func configOf(o runner.Options, s Options) Config {
 }
 
 func (s *Server) handleConfig(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, configOf(s.run.Options(), s.opts), "")
+	s.writeJSON(w, http.StatusOK, configOf(s.run.Options(), s.opts), "")
 }

@@ -55,7 +55,8 @@ func (s *Server) serveExecution(w http.ResponseWriter, r *http.Request, exec exe
 
 	var stream *streamAnswer
 	if wantsStream(r) {
-		stream = &streamAnswer{w: w, rc: http.NewResponseController(w), id: req.ExecutionID}
+		stream = &streamAnswer{w: w, rc: http.NewResponseController(w), id: req.ExecutionID, writeTimeout: s.opts.WriteTimeout,
+			stalled: func() { cancel(errStalledReader) }}
 		req.Output = stream.output
 	}
 
@@ -75,7 +76,7 @@ func (s *Server) serveExecution(w http.ResponseWriter, r *http.Request, exec exe
 			stream.result(res)
 			return
 		}
-		writeJSON(w, http.StatusOK, res, req.ExecutionID)
+		s.writeJSON(w, http.StatusOK, res, req.ExecutionID)
 		return
 	}
 	apiErr = apiErrorFor(err)

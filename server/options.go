@@ -32,6 +32,10 @@ const (
 	// DefaultBodyReadTimeout bounds reading a request body; the execution itself is bounded by
 	// the runner's StartTimeout and Timeout, not by the HTTP server.
 	DefaultBodyReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds writing one line of a streamed answer, or a whole JSON answer: a
+	// caller that reads nothing for this long is cut off, so that it never holds a sandbox, a slot
+	// or a session's turn past the execution's own timeout.
+	DefaultWriteTimeout = 30 * time.Second
 	// DefaultShutdownTimeout bounds graceful shutdown: cancelling in-flight executions and the
 	// runner's deletions (each bounded by 30 s in the runner).
 	DefaultShutdownTimeout = 45 * time.Second
@@ -58,6 +62,9 @@ type Options struct {
 	BodyReadTimeout time.Duration
 	// ShutdownTimeout bounds Serve's graceful shutdown. Default 45s.
 	ShutdownTimeout time.Duration
+	// WriteTimeout bounds writing one line of a streamed answer, or a whole JSON answer, to a
+	// caller that does not read. Default 30s.
+	WriteTimeout time.Duration
 	// Logger receives one line per execution and the lifecycle; default discards.
 	Logger *slog.Logger
 }
@@ -79,6 +86,7 @@ func (o *Options) setDefaults() {
 	set(&o.RetryAfter, DefaultRetryAfter)
 	set(&o.BodyReadTimeout, DefaultBodyReadTimeout)
 	set(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	set(&o.WriteTimeout, DefaultWriteTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -103,7 +111,7 @@ func (o *Options) validate() error {
 		value time.Duration
 	}{
 		{"ReadyCacheTTL", o.ReadyCacheTTL}, {"ReadyTimeout", o.ReadyTimeout}, {"RetryAfter", o.RetryAfter},
-		{"BodyReadTimeout", o.BodyReadTimeout}, {"ShutdownTimeout", o.ShutdownTimeout},
+		{"BodyReadTimeout", o.BodyReadTimeout}, {"ShutdownTimeout", o.ShutdownTimeout}, {"WriteTimeout", o.WriteTimeout},
 	} {
 		if d.value < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", d.name, d.value))

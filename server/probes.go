@@ -14,7 +14,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, readyStatus{Ready: false, Reason: "shutting down"}, "")
+		s.writeJSON(w, http.StatusServiceUnavailable, readyStatus{Ready: false, Reason: "shutting down"}, "")
 		return
 	}
 	st := s.ready.get(r.Context())
@@ -22,7 +22,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if !st.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, st, "")
+	s.writeJSON(w, status, st, "")
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {

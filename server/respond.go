@@ -14,12 +14,12 @@ func (s *Server) writeError(w http.ResponseWriter, e *APIError, id string, parti
 	if e.Status == http.StatusTooManyRequests || (e.Retryable && (e.Status == http.StatusServiceUnavailable || e.Status == http.StatusConflict)) {
 		w.Header().Set("Retry-After", strconv.Itoa(int((s.opts.RetryAfter+time.Second-1)/time.Second)))
 	}
-	writeJSON(w, e.Status, ErrorBody{Error: *e, ExecutionID: id, Result: partial}, id)
+	s.writeJSON(w, e.Status, ErrorBody{Error: *e, ExecutionID: id, Result: partial}, id)
 }
 
 // writeJSON writes every answer that is not a stream: one JSON document, never cached, with the
 // execution's ID in a header once it has one.
-func writeJSON(w http.ResponseWriter, status int, v any, id string) {
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any, id string) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
@@ -34,6 +34,8 @@ func writeJSON(w http.ResponseWriter, status int, v any, id string) {
 	if status == StatusClientClosedRequest {
 		return // nobody is listening
 	}
+	// A caller that reads nothing for a while does not hold the handler (and what it holds).
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }

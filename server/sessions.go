@@ -96,7 +96,7 @@ func (s *Server) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if so.ID == "" {
-		so.ID = runner.NewExecutionID()
+		so.ID = runner.NewSessionID()
 	}
 	key := "session/" + so.ID
 	if e := s.begin(key); e != nil {
@@ -118,7 +118,7 @@ func (s *Server) handleOpenSession(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("session opened", "session", info.SessionID, "sandbox", info.Sandbox, "pod", info.PodName,
 		"seconds", time.Since(start).Seconds())
 	w.Header().Set("Location", PathSessions+"/"+info.SessionID)
-	writeJSON(w, http.StatusCreated, info, "")
+	s.writeJSON(w, http.StatusCreated, info, "")
 }
 
 // handleSessionExecute serves POST /v1/sessions/{id}/executions: POST /v1/executions in the

@@ -3,10 +3,13 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gkexec/gkexec/runner"
@@ -33,20 +36,34 @@ func wantsStream(r *http.Request) bool {
 // streamAnswer writes a streamed execution's answer: a StreamLine per chunk of output as the
 // runner delivers it, each flushed at once, then the result or error line. The 200 and the
 // headers go out with the first line, so that a failure before any output keeps its own status
-// and body. Output comes from the runner's goroutine while the handler waits in Execute, and never
-// after Execute returns, so the two never write at once.
+// and body. Output comes from a goroutine of the runner's while the handler waits in Execute;
+// when the runner ends an execution it may return while an output line is being written, so
+// lines are written one at a time (mu), and none after the last.
 type streamAnswer struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	id string
+	// writeTimeout bounds writing one line (Options.WriteTimeout); stalled ends the execution when
+	// a line could not be written (the caller stopped reading, or went away).
+	writeTimeout time.Duration
+	stalled      func()
+
+	mu      sync.Mutex
 	enc     *json.Encoder
-	id      string
 	started bool
+	// ended: the result or error line is out (or the caller stopped reading): nothing follows.
+	ended bool
 	// held is, by stream, the start of a character whose other bytes the next chunk brings.
 	held [3][]byte
 }
 
 // output is the runner's Request.Output.
 func (a *streamAnswer) output(s runner.Stream, p []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ended {
+		return
+	}
 	b := p
 	if len(a.held[s]) > 0 {
 		b = append(a.held[s][:len(a.held[s]):len(a.held[s])], p...) // a copy: p is the runner's
@@ -59,19 +76,33 @@ func (a *streamAnswer) output(s runner.Stream, p []byte) {
 }
 
 // begun reports whether the first line is out (false for a nil answer: not streaming).
-func (a *streamAnswer) begun() bool { return a != nil && a.started }
+func (a *streamAnswer) begun() bool {
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.started
+}
 
 func (a *streamAnswer) result(res runner.Result) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.flushHeld()
 	a.write(StreamLine{Type: LineResult, Result: &res})
+	a.ended = true
 }
 
 func (a *streamAnswer) failure(e *APIError, partial *runner.Result) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if e.Status == StatusClientClosedRequest {
+		a.ended = true
 		return // nobody is listening
 	}
 	a.flushHeld()
 	a.write(StreamLine{Type: LineError, Status: e.Status, Error: e, ExecutionID: a.id, Result: partial})
+	a.ended = true
 }
 
 // flushHeld sends what was held back and never became a character, as the exact bytes.
@@ -95,11 +126,26 @@ func (a *streamAnswer) write(line StreamLine) {
 		a.enc.SetEscapeHTML(false)
 		a.started = true
 	}
-	// A write to a caller that went away fails here and is ignored: its context ends the
-	// execution.
-	_ = a.enc.Encode(line)
-	_ = a.rc.Flush()
+	if a.ended {
+		return
+	}
+	// A write to a caller that went away, or that reads nothing for writeTimeout, fails here:
+	// the answer is over, and so is the execution (stalled).
+	_ = a.rc.SetWriteDeadline(time.Now().Add(a.writeTimeout))
+	err := a.enc.Encode(line)
+	if err == nil {
+		err = a.rc.Flush()
+	}
+	if err != nil {
+		a.ended = true
+		if a.stalled != nil {
+			a.stalled()
+		}
+	}
 }
+
+// errStalledReader ends an execution whose streamed answer could not be written.
+var errStalledReader = errors.New("the caller read nothing of the streamed answer for the write timeout")
 
 // outputLine is a chunk as text when it is valid UTF-8, else as its exact bytes.
 func outputLine(s runner.Stream, p []byte) StreamLine {

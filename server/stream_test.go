@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -359,5 +360,59 @@ func TestWantsStream(t *testing.T) {
 		if got := wantsStream(r); got != want {
 			t.Errorf("Accept %q: stream %v, want %v", accept, got, want)
 		}
+	}
+}
+
+// stuckWriter is a connection whose reader stopped reading: a write blocks until the write
+// deadline set through http.ResponseController, as a net.Conn's does.
+type stuckWriter struct {
+	header   http.Header
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (w *stuckWriter) Header() http.Header { return w.header }
+func (w *stuckWriter) WriteHeader(int)     {}
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	d := w.deadline
+	w.mu.Unlock()
+	if d.IsZero() {
+		select {} // no deadline: blocked for good, as before serve set one
+	}
+	time.Sleep(time.Until(d))
+	return 0, errors.New("i/o timeout")
+}
+func (w *stuckWriter) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	w.deadline = t
+	w.mu.Unlock()
+	return nil
+}
+
+// TestAStalledReaderEndsTheStreamAndTheExecution: a caller that stops reading a streamed answer
+// holds neither the runner's output callback nor the execution past the write timeout.
+func TestAStalledReaderEndsTheStreamAndTheExecution(t *testing.T) {
+	t.Parallel()
+	w := &stuckWriter{header: http.Header{}}
+	stalled := make(chan struct{})
+	a := &streamAnswer{w: w, rc: http.NewResponseController(w), id: "x", writeTimeout: 200 * time.Millisecond,
+		stalled: func() { close(stalled) }}
+	done := make(chan struct{})
+	go func() {
+		a.output(runner.Stdout, []byte("a line nobody reads\n"))
+		a.output(runner.Stdout, []byte("and another\n"))
+		a.result(runner.Result{ExecutionID: "x"})
+		close(done)
+	}()
+	select {
+	case <-stalled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stalled write never ended the execution")
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the answer's later lines waited for a reader that is gone")
 	}
 }

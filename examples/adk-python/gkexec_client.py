@@ -306,6 +306,10 @@ class GkexecClient:
         imports and files persist across execute_in_session calls until close_session, its idle
         timeout or its lifetime ends it. None means the server's default (also its ceiling).
 
+        session_id: a DNS label of at most 38 characters; None lets the server choose a random one.
+        An ID is a bearer capability: whoever knows it and holds the server's token can run code in
+        the session and read what it holds, so give one that cannot be guessed (or none).
+
         Returns {"session_id", "sandbox", "pod_name"}. An ID already open is a 400 invalid_request.
         """
         body: dict[str, Any] = {}

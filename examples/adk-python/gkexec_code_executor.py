@@ -24,10 +24,11 @@ standard-library Python in gkexec_client.py, tested against a real server withou
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
-import re
+import os
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from google.adk.agents.invocation_context import InvocationContext
 from google.adk.code_executors.base_code_executor import BaseCodeExecutor
@@ -37,21 +38,45 @@ from gkexec_client import ExecutionResult, GkexecClient, GkexecError, adk_fields
 
 log = logging.getLogger(__name__)
 
-# A gkexec session ID is a DNS label of at most 38 characters.
-_SESSION_ID_MAX = 38
+# The environment variable session_secret falls back to.
+SESSION_SECRET_ENV = "GKEXEC_SESSION_SECRET"
+# The shortest session secret accepted; 32 random bytes are recommended.
+MIN_SESSION_SECRET_BYTES = 16
 _SESSION_PREFIX = "adk-"
-_SESSION_HASH = 8
+_SESSION_HEX = 32  # 128 bits: "adk-" and 32 hex digits, a DNS label of 36 characters
 
 
-def session_id_for(execution_id: str) -> str:
-    """The gkexec session ID for an ADK execution ID: deterministic, a DNS label of at most 38
-    characters, "adk-<readable part>-<8 hex of its SHA-256>", the hash keeping apart IDs that
-    sanitise alike (e.g. "A_b" and "a-b")."""
-    digest = hashlib.sha256(execution_id.encode("utf-8")).hexdigest()[:_SESSION_HASH]
-    slug = re.sub(r"[^a-z0-9]+", "-", execution_id.lower()).strip("-")
-    room = _SESSION_ID_MAX - len(_SESSION_PREFIX) - 1 - _SESSION_HASH
-    slug = slug[:room].strip("-")
-    return f"{_SESSION_PREFIX}{slug}-{digest}" if slug else f"{_SESSION_PREFIX}{digest}"
+def session_id_for(execution_id: str, secret: Union[str, bytes, None]) -> str:
+    """The gkexec session ID for an ADK execution ID: "adk-" and the first 32 hex digits of
+    HMAC-SHA256(secret, execution_id as UTF-8), a DNS label of 36 characters.
+
+    The same in every process that holds the same secret, so that replicas meet in one session;
+    and not computable from the execution ID (the ADK session's ID) alone, because a session ID
+    is a bearer capability: whoever knows it and holds the sidecar's token can run code in the
+    session. secret: at least MIN_SESSION_SECRET_BYTES bytes (a str counts as UTF-8); ValueError
+    if it is missing or shorter.
+    """
+    key = _session_key(secret, "session_id_for", "")
+    return _SESSION_PREFIX + hmac.new(key, execution_id.encode("utf-8"), hashlib.sha256).hexdigest()[:_SESSION_HEX]
+
+
+def _session_key(secret: Union[str, bytes, None], who: str, where: str) -> bytes:
+    """The secret as bytes, or ValueError saying what to give (where: how to give it); the
+    message never holds the secret."""
+    if not isinstance(secret, (str, bytes, bytearray, type(None))):
+        raise TypeError(f"{who}: the session secret must be str or bytes, not {type(secret).__name__}")
+    key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret or b"")
+    if not key:
+        raise ValueError(
+            f"{who} needs a session secret{where}: the gkexec session IDs are "
+            "derived from it, so that knowing an ADK session's ID is not enough to reach its interpreter. Give every "
+            "replica of the agent the same random bytes, at least 16 (e.g. `head -c 32 /dev/urandom | base64`, kept "
+            "in a Kubernetes Secret)")
+    if len(key) < MIN_SESSION_SECRET_BYTES:
+        raise ValueError(f"{who}: the session secret has {len(key)} bytes; at least {MIN_SESSION_SECRET_BYTES} are "
+                         "required (32 random bytes recommended)")
+    return key
+
 
 # GkeCodeExecutor's parameters that describe the sandbox, and the /v1/config field and the
 # `gkexec serve` flag that set each. The sidecar applies its own flags to every execution; given
@@ -86,7 +111,7 @@ class GkexecCodeExecutor(BaseCodeExecutor):
       stateful: False (default): every execution starts in a fresh sandbox. True: executions with
         the same CodeExecutionInput.execution_id (ADK sets it to the ADK session's ID when the
         executor is stateful) share one gkexec session, whose variables, imports and files persist;
-        its ID is session_id_for(execution_id). It is opened on first use (or resumed, if this or
+        its ID is session_id_for(execution_id, session_secret). It is opened on first use (or resumed, if this or
         another process opened it before) and left open after; its idle timeout and lifetime
         (session_idle_timeout_seconds, session_max_lifetime_seconds, default the sidecar's) end
         it, or close_session does.
@@ -95,6 +120,11 @@ class GkexecCodeExecutor(BaseCodeExecutor):
         is logged as a warning and told to the model in stderr. If the code itself ended the
         session (a timeout it could not be interrupted from, os._exit, OOM), its result comes back
         with that note, and the next execution opens a fresh session: code is never run twice.
+      session_secret: with stateful=True, required (else $GKEXEC_SESSION_SECRET): str or bytes, at
+        least 16 bytes, the same in every replica. It keys the session IDs, since an ID is a
+        bearer capability: whoever knows one and holds the sidecar's token can drive the session.
+        Not a field: kept private, never logged, not in repr. A new secret means new session IDs:
+        the next execution of each ADK session runs in a fresh session.
 
     Model-actionable outcomes are results, never exceptions: a non-zero exit, a timeout or an OOM
     kill comes back with stderr saying so; input the sandbox refuses (too large, a bad file name)
@@ -124,12 +154,20 @@ class GkexecCodeExecutor(BaseCodeExecutor):
     _verified: bool = False
     _used: Any = None  # session IDs this executor has executed in
     _lock: Any = None
+    _session_secret: Any = None  # private, so that it is in no repr, dump or schema
 
     def __init__(self, **data):
+        secret = data.pop("session_secret", None)
         super().__init__(**data)
         if self.kubeconfig_path or self.kubeconfig_context:
             raise ValueError("GkexecCodeExecutor: kubeconfig_path and kubeconfig_context do not apply: the Kubernetes "
                              "credentials live in the gkexec serve sidecar (its --kubeconfig/--context flags)")
+        if secret is None:
+            secret = os.environ.get(SESSION_SECRET_ENV) or None
+        if self.stateful:
+            # Refuse a missing or short one now, not at the first execution.
+            _session_key(secret, "GkexecCodeExecutor(stateful=True)", f" (session_secret, or ${SESSION_SECRET_ENV})")
+        self._session_secret = secret
         self._client = GkexecClient(base_url=self.base_url, token=self.token, token_file=self.token_file,
                                     max_retries=self.max_retries)
         self._verified = False
@@ -187,7 +225,7 @@ class GkexecCodeExecutor(BaseCodeExecutor):
         if not key:
             session = getattr(invocation_context, "session", None)
             key = getattr(session, "id", None) or invocation_context.invocation_id
-        return session_id_for(key)
+        return session_id_for(key, self._session_secret)
 
     def close_session(self, session_id: str) -> None:
         """Ends a session this executor opened (see session_for); one already over is not an error."""

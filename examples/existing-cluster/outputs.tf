@@ -4,8 +4,13 @@ output "namespace" {
 }
 
 output "agent_service_account" {
-  description = "ServiceAccount the agent must run as (serviceAccountName of its Pod)."
+  description = "ServiceAccount the agent runs as: serviceAccountName of an agent Pod in agent_namespace, or a token of it for an agent outside the cluster."
   value       = module.sandbox_namespace.agent_service_account
+}
+
+output "agent_namespace" {
+  description = "Namespace of the agent's ServiceAccount (the sandbox namespace unless agent_namespace was set)."
+  value       = module.sandbox_namespace.agent_namespace
 }
 
 output "runtime_class_name" {

@@ -11,9 +11,15 @@ variable "kubeconfig_context" {
 }
 
 variable "namespace" {
-  description = "Namespace to create for the agent and the sandboxes."
+  description = "Namespace to create for the sandboxes; it admits nothing else."
   type        = string
   default     = "gkexec"
+}
+
+variable "agent_namespace" {
+  description = "Namespace your agent's Pods run in (it must exist): the agent's ServiceAccount is created there and bound into the sandbox namespace. Null keeps it in the sandbox namespace, for an agent outside the cluster that uses a token of it."
+  type        = string
+  default     = null
 }
 
 variable "gcp_service_account" {
@@ -29,7 +35,7 @@ variable "gke_sandbox" {
 }
 
 variable "sandbox_egress" {
-  description = "Egress allowed to sandbox Pods on top of the default deny; see the sandbox-namespace module. DNS is not implied."
+  description = "Egress allowed to sandbox Pods on top of the default deny; see the sandbox-namespace module. DNS is not implied (and allow_dns opens a DNS-tunnelling channel); destinations need cluster_ranges."
   type = object({
     allow_dns = optional(bool)
     destinations = optional(list(object({
@@ -41,6 +47,16 @@ variable "sandbox_egress" {
         protocol = optional(string)
       })))
     })))
+  })
+  default = {}
+}
+
+variable "cluster_ranges" {
+  description = "The cluster's Pod, Service and control-plane CIDRs, which no sandbox_egress destination opens unless it names them; required with destinations. See the sandbox-namespace module."
+  type = object({
+    pod_cidrs           = optional(list(string))
+    service_cidrs       = optional(list(string))
+    control_plane_cidrs = optional(list(string))
   })
   default = {}
 }

@@ -25,22 +25,37 @@ provider "kubectl" {
   load_config_file = false
 }
 
+# The agent's own namespace: the sandbox namespace admits nothing but sandboxes, and what the agent
+# may do there (pods/attach, pods patch and delete) must never reach the agent itself.
+resource "kubectl_manifest" "agent_namespace" {
+  yaml_body         = templatefile("${path.module}/templates/agent-namespace.yaml.tftpl", { namespace = var.agent_namespace })
+  server_side_apply = true
+  force_conflicts   = true
+  wait              = true
+}
+
 module "sandbox_namespace" {
   source = "../../terraform/modules/sandbox-namespace"
 
   namespace = var.namespace
+  # Created in the agent's namespace and bound into the sandbox namespace.
   agent_service_account = {
     name                = "gkexec-agent"
+    namespace           = var.agent_namespace
     gcp_service_account = var.agent_google_service_account
   }
+
+  # The agent's ServiceAccount goes into the agent's namespace, which must exist first.
+  depends_on = [kubectl_manifest.agent_namespace]
 }
 
 # The agent. It needs no RuntimeClass: only the sandboxes it starts run under gVisor.
 resource "kubectl_manifest" "agent" {
   yaml_body = templatefile("${path.module}/templates/agent-deployment.yaml.tftpl", {
-    namespace       = module.sandbox_namespace.namespace
-    service_account = module.sandbox_namespace.agent_service_account
-    agent           = var.agent
+    namespace         = module.sandbox_namespace.agent_namespace
+    sandbox_namespace = module.sandbox_namespace.namespace
+    service_account   = module.sandbox_namespace.agent_service_account
+    agent             = var.agent
     env = merge(
       { GKEXEC_NAMESPACE = module.sandbox_namespace.namespace },
       var.agent.sidecar_image == null ? {} : { GKEXEC_URL = "http://127.0.0.1:8080" },

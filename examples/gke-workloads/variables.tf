@@ -1,5 +1,5 @@
-# project_id, location, cluster_name, namespace and agent_google_service_account are stage 1's
-# outputs of the same names (../gke).
+# project_id, location, cluster_name, namespace, agent_namespace and agent_google_service_account
+# are stage 1's outputs of the same names (../gke).
 
 variable "project_id" {
   description = "Project of the cluster (stage 1 output project_id)."
@@ -17,9 +17,20 @@ variable "cluster_name" {
 }
 
 variable "namespace" {
-  description = "Namespace for the agent and the sandboxes (stage 1 output namespace)."
+  description = "Namespace for the sandboxes, and nothing else (stage 1 output namespace)."
   type        = string
   default     = "gkexec"
+}
+
+variable "agent_namespace" {
+  description = "Namespace for the agent, apart from the sandboxes (stage 1 output agent_namespace); created here."
+  type        = string
+  default     = "agent"
+
+  validation {
+    condition     = var.agent_namespace != var.namespace
+    error_message = "agent_namespace must differ from namespace: the sandbox namespace admits only sandbox Pods, and the agent's rights there (pods/attach, pods patch and delete) must not reach the agent itself."
+  }
 }
 
 variable "agent_google_service_account" {
@@ -31,8 +42,9 @@ variable "agent" {
   description = <<-EOT
     The agent Deployment: your application, which runs code through the gkexec runner (the Go
     library github.com/gkexec/gkexec/runner or the gkexec binary). It runs as the agent
-    ServiceAccount in the namespace, on the system pool, with GKEXEC_NAMESPACE set. What it may do
-    in Google Cloud is stage 1's agent_project_roles.
+    ServiceAccount in agent_namespace, on the system pool, with GKEXEC_NAMESPACE set to the sandbox
+    namespace, which its RoleBinding opens to it. What it may do in Google Cloud is stage 1's
+    agent_project_roles.
   EOT
   type = object({
     image       = string

@@ -50,14 +50,15 @@ module "sandbox_pool" {
   autoscaling = { total_min_nodes = var.sandbox_pool.total_min_nodes, total_max_nodes = var.sandbox_pool.total_max_nodes }
 }
 
-# 3. The agent's Google identity, usable only by the Kubernetes ServiceAccount namespace/gkexec-agent
-#    that stage 2 creates.
+# 3. The agent's Google identity, usable only by the Kubernetes ServiceAccount
+#    agent_namespace/gkexec-agent that stage 2 creates (the agent runs in a namespace of its own, never
+#    among the sandboxes).
 module "agent_identity" {
   source = "../../terraform/modules/workload-identity"
 
   project_id                 = var.project_id
   workload_identity_pool     = module.cluster.workload_identity_pool
-  namespace                  = var.namespace
+  namespace                  = var.agent_namespace
   kubernetes_service_account = "gkexec-agent"
   project_roles              = var.agent_project_roles
 }

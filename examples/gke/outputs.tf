@@ -1,5 +1,5 @@
-# Stage 2 (../gke-workloads) takes project_id, location, cluster_name, namespace and
-# agent_google_service_account as its variables.
+# Stage 2 (../gke-workloads) takes project_id, location, cluster_name, namespace, agent_namespace
+# and agent_google_service_account as its variables.
 
 output "project_id" {
   description = "Project of the cluster."
@@ -18,8 +18,13 @@ output "cluster_name" {
 }
 
 output "namespace" {
-  description = "Namespace stage 2 must create (the agent identity is bound to it)."
+  description = "Sandbox namespace stage 2 must create."
   value       = var.namespace
+}
+
+output "agent_namespace" {
+  description = "Namespace stage 2 must create for the agent (the agent identity is bound to its gkexec-agent ServiceAccount)."
+  value       = var.agent_namespace
 }
 
 output "agent_google_service_account" {

@@ -16,9 +16,20 @@ variable "cluster_name" {
 }
 
 variable "namespace" {
-  description = "Namespace stage 2 creates for the agent and the sandboxes; the agent's Google identity is bound to its gkexec-agent ServiceAccount."
+  description = "Sandbox namespace stage 2 creates: it holds the sandboxes and nothing else."
   type        = string
   default     = "gkexec"
+}
+
+variable "agent_namespace" {
+  description = "Namespace stage 2 creates for the agent, apart from the sandboxes; the agent's Google identity is bound to its gkexec-agent ServiceAccount."
+  type        = string
+  default     = "agent"
+
+  validation {
+    condition     = var.agent_namespace != var.namespace
+    error_message = "agent_namespace must differ from namespace: the sandbox namespace admits only sandbox Pods, so the agent (and its Google identity) lives in a namespace of its own."
+  }
 }
 
 variable "sandbox_pool" {

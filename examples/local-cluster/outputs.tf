@@ -4,7 +4,7 @@ output "namespace" {
 }
 
 output "agent_service_account" {
-  description = "ServiceAccount the agent must run as (serviceAccountName of its Pod)."
+  description = "ServiceAccount in the sandbox namespace that an agent outside the cluster acts as, with a token of it (kubectl create token; the e2e tests do this). An agent Pod runs in a namespace of its own instead (the sandbox-namespace module's agent_service_account.namespace)."
   value       = module.sandbox_namespace.agent_service_account
 }
 

@@ -44,7 +44,7 @@ variable "namespace" {
 }
 
 variable "agent_service_account" {
-  description = "Name of the agent's ServiceAccount."
+  description = "Name of the agent's ServiceAccount, in the sandbox namespace: the agent (the e2e tests) acts as it from outside the cluster, with a token."
   type        = string
   default     = "gkexec-agent"
 }

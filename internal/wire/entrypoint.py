@@ -101,11 +101,70 @@ def emit_json(tag, obj):
     emit(tag, json.dumps(obj, separators=(",", ":")).encode())
 
 
-def emit_end(end):
+def emit_end(answer, started, finished, timed_out=False, out=None, files_truncated=False, **more):
+    """Writes the end record of every execution, built here from its facts: answer holds the
+    exit_code, signal, max_rss_kib and cpu_seconds known (0 for the others), out its Forwarder."""
+    cut = out.truncated if out is not None else {}
+    end = {"exit_code": answer.get("exit_code", 0), "signal": answer.get("signal", 0), "timed_out": timed_out,
+           "stdout_truncated": cut.get(T_STDOUT, False), "stderr_truncated": cut.get(T_STDERR, False),
+           "files_truncated": files_truncated, "started_at": started, "finished_at": finished,
+           "max_rss_kib": answer.get("max_rss_kib", 0), "cpu_seconds": answer.get("cpu_seconds", 0)}
+    end.update(more)
     unknown = set(end) - set(END_FIELDS)
     if unknown:
         raise KeyError("not fields of the end record on the wire: %s" % sorted(unknown))
     emit_json(T_END, end)
+    OUT.flush()
+
+
+def exit_status(code):
+    """A child's return code as the end record has it: death by signal N is exit code 128 + N."""
+    return {"exit_code": code if code >= 0 else 128 - code, "signal": -code if code < 0 else 0}
+
+
+class Forwarder:
+    """The code's stdout and stderr, sent on as O and E records of at most CHUNK bytes (one log
+    line each) until cap bytes of a stream are sent; what is left out marks it truncated."""
+
+    def __init__(self, child, cap):
+        self.cap = cap
+        self.tags = {child.stdout.fileno(): T_STDOUT, child.stderr.fileno(): T_STDERR}
+        self.sent = dict.fromkeys(self.tags.values(), 0)
+        self.truncated = dict.fromkeys(self.tags.values(), False)
+
+    def read(self, fd, not_ready=BlockingIOError):
+        """Forwards one read of fd and returns what it read (all of it, sent or not): b"" at EOF,
+        None if the read raised not_ready."""
+        try:
+            data = os.read(fd, 1 << 16)
+        except not_ready:
+            return None
+        tag = self.tags[fd]
+        room = max(0, self.cap - self.sent[tag])
+        if len(data) > room:
+            self.truncated[tag] = True
+        sent = data[:room]
+        self.sent[tag] += len(sent)
+        for i in range(0, len(sent), CHUNK):
+            emit(tag, sent[i : i + CHUNK])
+        return data
+
+    def drain(self):
+        """Forwards what the pipes hold now, without waiting for more (a read error ends a pipe's)."""
+        for fd in self.tags:
+            os.set_blocking(fd, False)
+            while self.read(fd, OSError):
+                pass
+            os.set_blocking(fd, True)
+
+
+def watch(fds):
+    """A selector for reading fds, each made non-blocking: a select loop must never hang in a read."""
+    sel = selectors.DefaultSelector()
+    for fd in fds:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    return sel
 
 
 def copy_inputs():
@@ -126,6 +185,8 @@ def copy_inputs():
                     fout.write(buf)
 
 
+# Runs in the child, before exec. A warm sandbox's child starts before its request and limits
+# itself: the stub's _limit, a copy, because the stub is a string that cannot import this file.
 def limit_child():
     if MAX_PROCS > 0:
         try:
@@ -139,6 +200,15 @@ def kill_group(pid):
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def reap(child):
+    """The child's return code; a child still running is killed first, with its process group."""
+    code = child.poll()
+    if code is None:
+        kill_group(child.pid)
+        code = child.wait()
+    return code
 
 
 class BadRequest(Exception):
@@ -266,10 +336,7 @@ def apply_limits(q):
 def bad_request(e):
     emit(T_STDERR, ("gkexec: bad request: %s\n" % e).encode())
     now = time.time()
-    emit_end({"exit_code": 125, "signal": 0, "timed_out": False, "stdout_truncated": False,
-              "stderr_truncated": False, "files_truncated": False, "started_at": now,
-              "finished_at": now, "max_rss_kib": 0, "cpu_seconds": 0})
-    OUT.flush()
+    emit_end({"exit_code": 125}, now, now)
 
 
 # SPENT marks a Pod whose sandbox has served: a container restarted in it (restartPolicy Always)
@@ -421,26 +488,10 @@ def run_in_session(sid, child, go, status, lines, q, pending):
     started = time.time()
     go.write((json.dumps({"code": CODE}) + "\n").encode())
     go.flush()
-    out_fd, err_fd = child.stdout.fileno(), child.stderr.fileno()
-    streams = {out_fd: [T_STDOUT, 0, False], err_fd: [T_STDERR, 0, False]}
-    sel = selectors.DefaultSelector()
-    for fd in (out_fd, err_fd, status.fileno(), lines.fileno()):
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ)
+    out = Forwarder(child, max_output)
+    fds = tuple(out.tags) + (status.fileno(), lines.fileno())
+    sel = watch(fds)
     kick, interrupts, timed_out, over, answer = started + timeout, 0, False, "", None
-
-    def forward(fd, data):
-        state = streams[fd]
-        room = max_output - state[1]
-        if room <= 0:
-            state[2] = state[2] or bool(data)
-            return
-        if len(data) > room:
-            data, state[2] = data[:room], True
-        state[1] += len(data)
-        for i in range(0, len(data), CHUNK):
-            emit(state[0], data[i : i + CHUNK])
-
     try:
         while answer is None and not over:
             now = time.time()
@@ -477,14 +528,8 @@ def run_in_session(sid, child, go, status, lines, q, pending):
                     if line is not None:
                         answer = json.loads(line)
                     continue
-                try:
-                    data = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not data:
+                if out.read(fd) == b"":
                     sel.unregister(fd)
-                    continue
-                forward(fd, data)
             OUT.flush()
             if answer is None and child.poll() is not None:
                 code = child.returncode
@@ -492,45 +537,18 @@ def run_in_session(sid, child, go, status, lines, q, pending):
                     "exit code %d" % code if code >= 0 else "signal %d" % -code)
     finally:
         sel.close()
-        for fd in (out_fd, err_fd, status.fileno(), lines.fileno()):
+        for fd in fds:
             try:
                 os.set_blocking(fd, True)
             except OSError:
                 pass
     # What the code wrote before it answered is in the pipes: read it all.
-    for fd in (out_fd, err_fd):
-        os.set_blocking(fd, False)
-        while True:
-            try:
-                data = os.read(fd, 1 << 16)
-            except (BlockingIOError, OSError):
-                break
-            if not data:
-                break
-            forward(fd, data)
-        os.set_blocking(fd, True)
+    out.drain()
     finished = time.time()
     files_truncated = emit_files(max_files, before)
     if answer is None:
-        code = child.poll()
-        if code is None:
-            kill_group(child.pid)
-            code = child.wait()
-        answer = {"exit_code": code if code >= 0 else 128 - code, "signal": -code if code < 0 else 0}
-    emit_end({
-        "exit_code": answer.get("exit_code", 0),
-        "signal": answer.get("signal", 0),
-        "timed_out": timed_out,
-        "stdout_truncated": streams[out_fd][2],
-        "stderr_truncated": streams[err_fd][2],
-        "files_truncated": files_truncated,
-        "started_at": started,
-        "finished_at": finished,
-        "max_rss_kib": answer.get("max_rss_kib", 0),
-        "cpu_seconds": answer.get("cpu_seconds", 0),
-        "session_over": over,
-    })
-    OUT.flush()
+        answer = exit_status(reap(child))
+    emit_end(answer, started, finished, timed_out, out, files_truncated, session_over=over)
     return over
 
 
@@ -566,7 +584,7 @@ _status = os.fdopen(int(sys.argv[2]), "wb", buffering=0)
 _first = json.loads(_go.readline() or b"null")
 if not _first:
     raise SystemExit(0)
-def _limit(go):
+def _limit(go):  # limit_child's copy: a string run in the child cannot import the entrypoint
     n = go.get("max_processes", 0)
     if n > 0:
         try:
@@ -711,12 +729,8 @@ def run_cold():
 
 
 def run(child, started):
-    streams = {child.stdout.fileno(): [T_STDOUT, 0, False], child.stderr.fileno(): [T_STDERR, 0, False]}
-    sel = selectors.DefaultSelector()
-    for fd in streams:
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ)
-
+    out = Forwarder(child, MAX_OUTPUT)
+    sel = watch(out.tags)
     deadline = started + TIMEOUT
     drain_until = None  # set once the child is gone: grandchildren may hold the pipes open
     timed_out = False
@@ -733,46 +747,17 @@ def run(child, started):
             break
         wait = min(deadline, drain_until or deadline) - now
         for key, _ in sel.select(timeout=max(0.0, min(wait, 0.25))):
-            fd = key.fd
-            try:
-                data = os.read(fd, 1 << 16)
-            except BlockingIOError:
-                continue
-            if not data:
-                sel.unregister(fd)
-                continue
-            state = streams[fd]
-            room = MAX_OUTPUT - state[1]
-            if room <= 0:
-                state[2] = True
-                continue
-            if len(data) > room:
-                data, state[2] = data[:room], True
-            state[1] += len(data)
-            for i in range(0, len(data), CHUNK):
-                emit(state[0], data[i : i + CHUNK])
+            if out.read(key.fd) == b"":
+                sel.unregister(key.fd)
         OUT.flush()
 
-    if child.poll() is None:
-        kill_group(child.pid)
-    code = child.wait()
+    # No out.drain() as in a session: this loop read on for 1 s after the child was gone, and a
+    # grandchild that still holds the pipes might never stop writing.
+    code = reap(child)
     finished = time.time()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    files_truncated = emit_files()
-    end = {
-        "exit_code": code if code >= 0 else 128 - code,
-        "signal": -code if code < 0 else 0,
-        "timed_out": timed_out,
-        "stdout_truncated": streams[child.stdout.fileno()][2],
-        "stderr_truncated": streams[child.stderr.fileno()][2],
-        "files_truncated": files_truncated,
-        "started_at": started,
-        "finished_at": finished,
-        "max_rss_kib": usage.ru_maxrss,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-    }
-    emit_end(end)
-    OUT.flush()
+    answer = dict(exit_status(code), max_rss_kib=usage.ru_maxrss, cpu_seconds=usage.ru_utime + usage.ru_stime)
+    emit_end(answer, started, finished, timed_out, out, emit_files())
 
 
 def emit_files(budget=None, unchanged=None):

@@ -19,14 +19,17 @@
 // stateful: the calls of one ADK session run in one gkexec session, one live interpreter, so
 // that what a call defines (variables, imports, files under /workspace) is there for the next:
 //
-//	execTool, _ := adktool.New(adktool.Config{Sessions: adktool.RunnerSessions(r), Timeout: r.Options().Timeout})
-//	sessions := adktool.SessionService(session.InMemoryService(), adktool.RunnerSessions(r))
+//	secret := []byte(os.Getenv("GKEXEC_SESSION_SECRET")) // the same in every replica; at least 16 bytes
+//	execTool, _ := adktool.New(adktool.Config{Sessions: adktool.RunnerSessions(r), SessionSecret: secret, Timeout: r.Options().Timeout})
+//	sessions, _ := adktool.SessionService(session.InMemoryService(), adktool.RunnerSessions(r), secret)
 //	// adkrunner.Config{..., SessionService: sessions}: deleting an ADK session closes its gkexec session
 //
-// See Config.Sessions for when a session ends.
+// See Config.Sessions for when a session ends, and Config.SessionSecret for why the session
+// IDs are keyed.
 package adktool
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -73,6 +76,14 @@ type Config struct {
 	// lifetime, or when the ADK session is deleted through SessionService. A call after the end
 	// runs in a new session and its answer tells the model that earlier state is gone.
 	Sessions Sessions
+	// SessionSecret keys the IDs of the sessions the tool opens (SessionID): required with
+	// Sessions, at least MinSessionSecretBytes (32 random bytes recommended), and the same in
+	// every replica of the agent, so that they meet in one session. A session ID is a bearer
+	// capability — whoever knows it and holds the runner's credentials can drive the session —
+	// so it must not be computable from the ADK session's IDs alone. The tool never logs it, and
+	// it prints as "[redacted]". Keep it in a Kubernetes Secret. A new secret gives new ADK
+	// sessions new IDs; a session that already ran keeps the one in its state until it ends.
+	SessionSecret Secret
 	// SessionIdleTimeout and SessionMaxLifetime are the terms of the sessions the tool opens;
 	// zero means the runner's (runner.Options.SessionIdleTimeout and SessionMaxLifetime).
 	SessionIdleTimeout time.Duration
@@ -151,6 +162,13 @@ func New(cfg Config) (tool.Tool, error) {
 		return nil, errors.New("adktool: give Config.Executor (a fresh sandbox per call) or Config.Sessions (one interpreter per ADK session), not both")
 	case cfg.SessionIdleTimeout < 0 || cfg.SessionMaxLifetime < 0:
 		return nil, fmt.Errorf("adktool: Config.SessionIdleTimeout %s and SessionMaxLifetime %s may not be negative", cfg.SessionIdleTimeout, cfg.SessionMaxLifetime)
+	}
+	if cfg.Sessions != nil {
+		if err := checkSecret(cfg.SessionSecret); err != nil {
+			return nil, err
+		}
+		// A copy: the caller's slice changing later must not change the IDs.
+		cfg.SessionSecret = bytes.Clone(cfg.SessionSecret)
 	}
 	if cfg.Name == "" {
 		cfg.Name = DefaultName

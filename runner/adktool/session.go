@@ -1,9 +1,8 @@
 package adktool
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -54,23 +53,6 @@ func (rs runnerSessions) CloseSession(ctx context.Context, id string) error {
 // StateKeySession is the ADK session state key under which a stateful tool keeps the ID of the
 // ADK session's gkexec session.
 const StateKeySession = "gkexec_session_id"
-
-// SessionID is the gkexec session ID a stateful tool opens first for an ADK session: "adk-" and
-// 32 hex digits of a hash of the app, user and session IDs — a DNS label of 36 characters, the
-// same in every process, so that concurrent first calls (parallel tool calls, agent replicas)
-// meet in one session.
-func SessionID(appName, userID, sessionID string) string {
-	return hashID(fmt.Sprintf("%q %q %q", appName, userID, sessionID))
-}
-
-// nextSessionID follows an ended session. The ended one's ID is not reused: its sandbox may
-// still be going away, and would make the new one's ID taken for a while.
-func nextSessionID(ended string) string { return hashID("after " + ended) }
-
-func hashID(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return "adk-" + hex.EncodeToString(sum[:16])
-}
 
 // StatefulInput is what the model sends to a stateful tool: Input, described for a session.
 type StatefulInput struct {
@@ -130,7 +112,9 @@ func (t *execTool) runInSession(ctx agent.ToolContext, in StatefulInput) (Output
 func (t *execTool) session(ctx agent.ToolContext) (s Executor, note string, err error) {
 	id, ran := stateSession(ctx)
 	if !ran {
-		id = SessionID(ctx.AppName(), ctx.UserID(), ctx.SessionID())
+		if id, err = SessionID(t.cfg.SessionSecret, ctx.AppName(), ctx.UserID(), ctx.SessionID()); err != nil {
+			return nil, "", err
+		}
 	}
 	s, err = t.cfg.Sessions.Session(ctx, id)
 	switch {
@@ -164,7 +148,7 @@ func stateSession(ctx agent.ToolContext) (string, bool) {
 
 // replace opens the session that follows ended, and records it.
 func (t *execTool) replace(ctx agent.ToolContext, ended string) (Executor, error) {
-	id := nextSessionID(ended)
+	id := nextSessionID(t.cfg.SessionSecret, ended)
 	s, err := t.open(ctx, id)
 	if err != nil {
 		return nil, err
@@ -223,20 +207,27 @@ func (o *opening) lock(id string) (unlock func()) {
 }
 
 // SessionService wraps an ADK session service so that deleting an ADK session also closes its
-// gkexec session, the one end of a session ADK tells anyone about. A session already gone is
-// not an error; one that could not be closed is, after the ADK session was deleted (the
-// gkexec session's idle timeout ends it anyway).
-func SessionService(inner session.Service, sessions Sessions) session.Service {
-	return closingService{Service: inner, sessions: sessions}
+// gkexec session, the one end of a session ADK tells anyone about. secret is the tool's
+// Config.SessionSecret, for an ADK session whose state does not name its gkexec session (its
+// first call failed after opening it). A session already gone is not an error; one that could
+// not be closed is, after the ADK session was deleted (the gkexec session's idle timeout ends it
+// anyway).
+func SessionService(inner session.Service, sessions Sessions, secret []byte) (session.Service, error) {
+	if err := checkSecret(secret); err != nil {
+		return nil, err
+	}
+	return closingService{Service: inner, sessions: sessions, secret: bytes.Clone(secret)}, nil
 }
 
 type closingService struct {
 	session.Service
 	sessions Sessions
+	secret   []byte
 }
 
 func (c closingService) Delete(ctx context.Context, req *session.DeleteRequest) error {
-	id := SessionID(req.AppName, req.UserID, req.SessionID)
+	// IDs SessionID refuses never had a session opened for them: then there is nothing to close.
+	id, _ := SessionID(c.secret, req.AppName, req.UserID, req.SessionID)
 	got, err := c.Service.Get(ctx, &session.GetRequest{AppName: req.AppName, UserID: req.UserID, SessionID: req.SessionID, NumRecentEvents: 1})
 	if err == nil {
 		if v, err := got.Session.State().Get(StateKeySession); err == nil && fmt.Sprint(v) != "" {
@@ -245,6 +236,9 @@ func (c closingService) Delete(ctx context.Context, req *session.DeleteRequest) 
 	}
 	if err := c.Service.Delete(ctx, req); err != nil {
 		return err
+	}
+	if id == "" {
+		return nil
 	}
 	if err := c.sessions.CloseSession(ctx, id); err != nil && !errors.Is(err, runner.ErrSessionNotFound) {
 		return fmt.Errorf("adktool: ADK session %s deleted, but not its gkexec session %s: %w", req.SessionID, id, err)

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/adk/agent/llmagent"
 	"google.golang.org/adk/session"
 	"google.golang.org/adk/tool"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gkexec/gkexec/runner"
 	"github.com/gkexec/gkexec/runner/adktool"
@@ -114,8 +113,25 @@ func (s *fakeSession) Execute(_ context.Context, req runner.Request) (runner.Res
 	return runner.Result{Session: s.id, Stdout: fmt.Appendf(nil, "%s call %d\n", s.id, n), Timings: runner.Timings{Started: time.Now()}}, nil
 }
 
+// testSecret keys the session IDs of the tests' stateful tools.
+var testSecret = []byte("the adktool tests' session secret")
+
+// sessionID is the ID the tests' tools open first for an ADK session of adktooltest's user.
+func sessionID(t *testing.T, adkSession string) string {
+	t.Helper()
+	id, err := adktool.SessionID(testSecret, "adktooltest", "user", adkSession)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// statefulAgent is an agent with the stateful tool cfg, keyed with testSecret unless cfg has a secret.
 func statefulAgent(t *testing.T, cfg adktool.Config) agent.Agent {
 	t.Helper()
+	if cfg.SessionSecret == nil {
+		cfg.SessionSecret = testSecret
+	}
 	execTool, err := adktool.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +185,7 @@ func TestStatefulCallsOfOneADKSessionShareOneSession(t *testing.T) {
 	fs := newFakeSessions()
 	a := statefulAgent(t, adktool.Config{Sessions: fs, SessionIdleTimeout: 30 * time.Minute, SessionMaxLifetime: 2 * time.Hour})
 	chat := &adktooltest.Conversation{Agent: a}
-	id := adktool.SessionID("adktooltest", "user", "session")
+	id := sessionID(t, "session")
 
 	for n := 1; n <= 3; n++ {
 		r := askOnce(t, chat, "x = 1")
@@ -200,7 +216,7 @@ func TestStatefulFollowsAnEndedSession(t *testing.T) {
 			t.Parallel()
 			fs := newFakeSessions()
 			chat := &adktooltest.Conversation{Agent: statefulAgent(t, adktool.Config{Sessions: fs})}
-			first := adktool.SessionID("adktooltest", "user", "session")
+			first := sessionID(t, "session")
 			askOnce(t, chat, "x = 1")
 			if how == "not found" {
 				fs.end(first)
@@ -215,6 +231,9 @@ func TestStatefulFollowsAnEndedSession(t *testing.T) {
 			next := stateSession(t, chat)
 			if next == first || stdout(r) != next+" call 1\n" {
 				t.Errorf("after the end: ran %q, state %q; want a new session's first call", stdout(r), next)
+			}
+			if want := hmacID(testSecret, "after\x00"+first); next != want {
+				t.Errorf("the session after %s is %s, want %s, keyed with the secret", first, next, want)
 			}
 			if msg := fmt.Sprint(r["message"]); r["status"] != adktool.StatusOK || !strings.Contains(msg, "new session") || !strings.Contains(msg, "gone") {
 				t.Errorf("status %v message %q, want ok and a note that earlier state is gone", r["status"], msg)
@@ -244,7 +263,7 @@ func TestStatefulCodeThatEndsItsSession(t *testing.T) {
 			fs := newFakeSessions()
 			chat := &adktooltest.Conversation{Agent: statefulAgent(t, adktool.Config{Sessions: fs})}
 			askOnce(t, chat, "x = 1")
-			first := adktool.SessionID("adktooltest", "user", "session")
+			first := sessionID(t, "session")
 			fs.session(first).run = func(runner.Request) (runner.Result, error) {
 				fs.end(first)
 				res := tc.res
@@ -270,7 +289,7 @@ func TestStatefulConcurrentFirstCalls(t *testing.T) {
 	t.Run("two calls at once in one process", func(t *testing.T) {
 		t.Parallel()
 		fs := newFakeSessions()
-		id := adktool.SessionID("adktooltest", "user", "session")
+		id := sessionID(t, "session")
 		release, looked := make(chan struct{}), make(chan struct{})
 		var once, third sync.Once
 		fs.beforeOpen = func(string) { once.Do(func() { <-release }) }
@@ -316,7 +335,7 @@ func TestStatefulConcurrentFirstCalls(t *testing.T) {
 	t.Run("opened by another process first", func(t *testing.T) {
 		t.Parallel()
 		fs := newFakeSessions()
-		id := adktool.SessionID("adktooltest", "user", "session")
+		id := sessionID(t, "session")
 		fs.beforeOpen = func(id string) { // the other process wins the race
 			fs.mu.Lock()
 			defer fs.mu.Unlock()
@@ -334,7 +353,10 @@ func TestStatefulConcurrentFirstCalls(t *testing.T) {
 func TestSessionServiceClosesOnDelete(t *testing.T) {
 	t.Parallel()
 	fs := newFakeSessions()
-	svc := adktool.SessionService(session.InMemoryService(), fs)
+	svc, err := adktool.SessionService(session.InMemoryService(), fs, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	chat := &adktooltest.Conversation{Agent: statefulAgent(t, adktool.Config{Sessions: fs}), Sessions: svc}
 	askOnce(t, chat, "x = 1")
 	fs.end(stateSession(t, chat))
@@ -358,8 +380,8 @@ func TestSessionServiceClosesOnDelete(t *testing.T) {
 	fs.closeErr = fmt.Errorf("%w: forbidden", runner.ErrForbidden)
 	other := &adktooltest.Conversation{Agent: chat.Agent, Sessions: svc, SessionID: "s2"}
 	askOnce(t, other, "x = 1")
-	err := svc.Delete(context.Background(), &session.DeleteRequest{AppName: "adktooltest", UserID: "user", SessionID: "s2"})
-	if !errors.Is(err, runner.ErrForbidden) || !strings.Contains(err.Error(), adktool.SessionID("adktooltest", "user", "s2")) {
+	err = svc.Delete(context.Background(), &session.DeleteRequest{AppName: "adktooltest", UserID: "user", SessionID: "s2"})
+	if !errors.Is(err, runner.ErrForbidden) || !strings.Contains(err.Error(), sessionID(t, "s2")) {
 		t.Errorf("err %v, want the close's failure naming the gkexec session", err)
 	}
 }
@@ -371,12 +393,15 @@ func TestSessionIDsAreDNSLabelsOfEachADKSession(t *testing.T) {
 		{"app", "user", "session"}, {"app", "user", "Session"}, {"app", "use", "rsession"}, {"ap", "puser", "session"},
 		{"", "", ""}, {"アプリ", "user@example.com", strings.Repeat("x", 500)}, {"app", "user", "a\"b"}, {"app", "user\" \"a", "b"},
 	} {
-		id := adktool.SessionID(ids[0], ids[1], ids[2])
-		if len(id) > 38 || len(validation.IsDNS1123Label(id)) > 0 {
-			t.Errorf("SessionID%q = %q: not a DNS label of at most 38 characters", ids, id)
+		id, err := adktool.SessionID(testSecret, ids[0], ids[1], ids[2])
+		if err != nil {
+			t.Fatalf("SessionID%q: %v", ids, err)
 		}
-		if id != adktool.SessionID(ids[0], ids[1], ids[2]) {
-			t.Errorf("SessionID%q is not deterministic", ids)
+		if len(id) > runner.MaxSessionIDLength || len(runner.SessionIDProblems(id)) > 0 {
+			t.Errorf("SessionID%q = %q: not a DNS label of at most %d characters", ids, id, runner.MaxSessionIDLength)
+		}
+		if again, _ := adktool.SessionID(testSecret, ids[0], ids[1], ids[2]); again != id {
+			t.Errorf("SessionID%q is not deterministic: %q, then %q", ids, id, again)
 		}
 		if prev, dup := seen[id]; dup {
 			t.Errorf("SessionID%q = SessionID(%s)", ids, prev)
@@ -387,13 +412,13 @@ func TestSessionIDsAreDNSLabelsOfEachADKSession(t *testing.T) {
 
 func TestStatefulToolDeclaration(t *testing.T) {
 	t.Parallel()
-	if _, err := adktool.New(adktool.Config{Executor: &stubExecutor{}, Sessions: newFakeSessions()}); err == nil {
+	if _, err := adktool.New(adktool.Config{Executor: &stubExecutor{}, Sessions: newFakeSessions(), SessionSecret: testSecret}); err == nil {
 		t.Error("New with both an Executor and Sessions must fail")
 	}
-	if _, err := adktool.New(adktool.Config{Sessions: newFakeSessions(), SessionIdleTimeout: -time.Second}); err == nil {
+	if _, err := adktool.New(adktool.Config{Sessions: newFakeSessions(), SessionSecret: testSecret, SessionIdleTimeout: -time.Second}); err == nil {
 		t.Error("a negative idle timeout must be refused")
 	}
-	execTool, err := adktool.New(adktool.Config{Sessions: newFakeSessions(), Timeout: 30 * time.Second, SessionIdleTimeout: 10 * time.Minute})
+	execTool, err := adktool.New(adktool.Config{Sessions: newFakeSessions(), SessionSecret: testSecret, Timeout: 30 * time.Second, SessionIdleTimeout: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -65,8 +66,23 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	if cms, err := client.CoreV1().ConfigMaps(namespace).List(ctx, sel); err != nil {
 		errs = append(errs, diagnose.APIError(err, "list", "configmaps", namespace, ""))
 	} else {
+		var live map[string]bool
 		for _, c := range cms.Items {
-			old("ConfigMap", c.ObjectMeta)
+			if c.Labels[podspec.LabelComponent] != podspec.ComponentSession {
+				old("ConfigMap", c.ObjectMeta)
+				continue
+			}
+			// A session's marker holds its ID while the session has a sandbox; its sandbox owns
+			// it, and takes it along. One left without is an opening that died half-way.
+			if live == nil {
+				if live, err = liveSessions(ctx, client, namespace); err != nil {
+					errs = append(errs, err)
+					break
+				}
+			}
+			if !live[c.Labels[podspec.LabelSession]] {
+				old("ConfigMap", c.ObjectMeta)
+			}
 		}
 	}
 	// Warm pool Pods claimed by a runner that died (or whose deletion failed).
@@ -111,4 +127,19 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 		}
 	}
 	return found, errors.Join(errs...)
+}
+
+// liveSessions are the sessions that have a sandbox Pod not finished nor going.
+func liveSessions(ctx context.Context, client kubernetes.Interface, namespace string) (map[string]bool, error) {
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: podspec.LabelSession})
+	if err != nil {
+		return nil, diagnose.APIError(err, "list", "pods", namespace, "")
+	}
+	live := map[string]bool{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			live[p.Labels[podspec.LabelSession]] = true
+		}
+	}
+	return live, nil
 }

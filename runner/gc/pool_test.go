@@ -100,3 +100,29 @@ func TestGCJudgesSessionsByTheirTerms(t *testing.T) {
 		}
 	}
 }
+
+// TestGCKeepsTheMarkerOfALiveSession: a session's marker ConfigMap stays while the session has a
+// sandbox, however old; one whose opening died half-way goes once it is old.
+func TestGCKeepsTheMarkerOfALiveSession(t *testing.T) {
+	t.Parallel()
+	old := metav1.NewTime(time.Now().Add(-time.Hour))
+	marker := func(id string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: podspec.SessionMarkerName(id), Namespace: "sb", CreationTimestamp: old,
+			Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSession, podspec.LabelSession: id}}}
+	}
+	live := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pool-a", Namespace: "sb", CreationTimestamp: old,
+		Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelSession: "alive"}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	client := fake.NewSimpleClientset(marker("alive"), marker("orphan"), live)
+	found, err := Collect(context.Background(), client, "sb", 15*time.Minute, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range found {
+		names = append(names, l.Kind+"/"+l.Name)
+	}
+	if len(names) != 1 || names[0] != "ConfigMap/gkexec-session-orphan" {
+		t.Errorf("collected %v, want only the orphan's marker", names)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -190,7 +191,9 @@ func testServeSessions(t *testing.T, c *cluster) {
 func testADKStatefulLoop(t *testing.T, c *cluster) {
 	r := c.agentRunner(t, runner.Options{Timeout: 20 * time.Second})
 	sessions := adktool.RunnerSessions(r)
-	execTool, err := adktool.New(adktool.Config{Sessions: sessions, Timeout: r.Options().Timeout})
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	execTool, err := adktool.New(adktool.Config{Sessions: sessions, SessionSecret: secret, Timeout: r.Options().Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +203,15 @@ func testADKStatefulLoop(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := adktool.SessionService(session.InMemoryService(), sessions)
+	svc, err := adktool.SessionService(session.InMemoryService(), sessions, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	chat := &adktooltest.Conversation{Agent: a, Sessions: svc, SessionID: uniqueID("chat")}
-	id := adktool.SessionID("adktooltest", "user", chat.SessionID)
+	id, err := adktool.SessionID(secret, "adktooltest", "user", chat.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	deleted := false
 	t.Cleanup(func() {
 		if !deleted {

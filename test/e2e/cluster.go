@@ -41,6 +41,9 @@ type target struct {
 	name           string // which stand-up made it: "terraform", "manifests", "gke"
 	namespace      string
 	serviceAccount string
+	// agentNamespace holds the agent's ServiceAccount when the agent runs in a namespace of its
+	// own (the GKE example); "" means namespace (an agent outside the cluster, the local stand-ups).
+	agentNamespace string
 	// otherNamespace exists and belongs to someone else: the agent must not reach into it.
 	otherNamespace string
 
@@ -61,6 +64,14 @@ type target struct {
 	// warmPool: installed with the warm pool (manifests/overlays/warm-pool); its Role adds
 	// runner.WarmPoolRules().
 	warmPool bool
+}
+
+// serviceAccountNamespace is where the agent's ServiceAccount lives.
+func (tg *target) serviceAccountNamespace() string {
+	if tg.agentNamespace != "" {
+		return tg.agentNamespace
+	}
+	return tg.namespace
 }
 
 // rules is what the namespace's Role must grant, exactly.
@@ -92,12 +103,12 @@ func (tg *target) becomeAgent(t *testing.T, dir string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tr, err := tg.admin.CoreV1().ServiceAccounts(tg.namespace).CreateToken(ctx, tg.serviceAccount,
+	tr, err := tg.admin.CoreV1().ServiceAccounts(tg.serviceAccountNamespace()).CreateToken(ctx, tg.serviceAccount,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 			ExpirationSeconds: ptr.To(int64(agentTokenTTL.Seconds())),
 		}}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("TokenRequest for serviceaccount %s/%s: %v", tg.namespace, tg.serviceAccount, err)
+		t.Fatalf("TokenRequest for serviceaccount %s/%s: %v", tg.serviceAccountNamespace(), tg.serviceAccount, err)
 	}
 	ca := tg.adminConfig.CAData
 	if len(ca) == 0 && tg.adminConfig.CAFile != "" {
@@ -180,8 +191,8 @@ func (tg *target) assertStoodUp(t *testing.T) {
 	if got := ns.Labels["pod-security.kubernetes.io/enforce"]; got != "restricted" {
 		t.Errorf("namespace %s enforces Pod Security %q, want restricted", tg.namespace, got)
 	}
-	if _, err := tg.admin.CoreV1().ServiceAccounts(tg.namespace).Get(ctx, tg.serviceAccount, metav1.GetOptions{}); err != nil {
-		t.Errorf("serviceaccount %s/%s: %v", tg.namespace, tg.serviceAccount, err)
+	if _, err := tg.admin.CoreV1().ServiceAccounts(tg.serviceAccountNamespace()).Get(ctx, tg.serviceAccount, metav1.GetOptions{}); err != nil {
+		t.Errorf("serviceaccount %s/%s: %v", tg.serviceAccountNamespace(), tg.serviceAccount, err)
 	}
 	role, err := tg.admin.RbacV1().Roles(tg.namespace).Get(ctx, roleName, metav1.GetOptions{})
 	if err != nil {
@@ -199,7 +210,7 @@ func (tg *target) assertStoodUp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rolebinding %s/%s: %v", tg.namespace, roleName, err)
 	}
-	wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Name: tg.serviceAccount, Namespace: tg.namespace}
+	wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Name: tg.serviceAccount, Namespace: tg.serviceAccountNamespace()}
 	if len(rb.Subjects) != 1 || rb.Subjects[0] != wantSubject || rb.RoleRef.Name != roleName {
 		t.Errorf("rolebinding %s/%s binds %v to %v, want %v to role %s", tg.namespace, roleName, rb.Subjects, rb.RoleRef, wantSubject, roleName)
 	}

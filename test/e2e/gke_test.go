@@ -106,6 +106,8 @@ func TestGKE(t *testing.T) {
 				"location":     region,
 				"cluster_name": id,
 				"namespace":    id,
+				// The agent's ServiceAccount (and Google identity) lives apart from the sandboxes.
+				"agent_namespace": id + "-agent",
 				// The suite acts as the agent from outside the cluster with a ServiceAccount
 				// token (becomeAgent), which the DNS endpoint accepts only when asked to.
 				"kubernetes_tokens_via_dns": true,
@@ -130,6 +132,7 @@ func TestGKE(t *testing.T) {
 				"location":                     terraform.OutputContext(t, ctx, clusterOpts, "location"),
 				"cluster_name":                 terraform.OutputContext(t, ctx, clusterOpts, "cluster_name"),
 				"namespace":                    terraform.OutputContext(t, ctx, clusterOpts, "namespace"),
+				"agent_namespace":              terraform.OutputContext(t, ctx, clusterOpts, "agent_namespace"),
 				"agent_google_service_account": terraform.OutputContext(t, ctx, clusterOpts, "agent_google_service_account"),
 				"agent":                        map[string]any{"image": agentImage},
 			},
@@ -158,7 +161,7 @@ func TestGKE(t *testing.T) {
 				t.Errorf("stage 2 applied to %q, want the cluster's DNS endpoint https://%s", got, dns)
 			}
 			adminConfig, admin := adminClient(t, kubeconfig, "")
-			(&target{name: "gke", namespace: id, serviceAccount: "gkexec-agent", admin: admin, adminConfig: adminConfig}).assertStoodUp(t)
+			(&target{name: "gke", namespace: id, serviceAccount: "gkexec-agent", agentNamespace: id + "-agent", admin: admin, adminConfig: adminConfig}).assertStoodUp(t)
 		}) {
 			t.Fatal("stand-up incomplete (teardown still runs)")
 		}
@@ -168,7 +171,7 @@ func TestGKE(t *testing.T) {
 		ns := test_structure.LoadString(t, dataDir, savedGKENamespace)
 		kubeconfig := test_structure.LoadString(t, dataDir, savedGKEKubeconfig)
 		adminConfig, admin := adminClient(t, kubeconfig, "")
-		tg := &target{name: "gke", namespace: ns, serviceAccount: "gkexec-agent", otherNamespace: "default",
+		tg := &target{name: "gke", namespace: ns, serviceAccount: "gkexec-agent", agentNamespace: ns + "-agent", otherNamespace: "default",
 			admin: admin, adminConfig: adminConfig, adminKubectl: k8s.NewKubectlOptions("", kubeconfig, ""),
 			bin: bin, gke: true, startTimeout: 10 * time.Minute}
 		tg.becomeAgent(t, t.TempDir())

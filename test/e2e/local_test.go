@@ -30,7 +30,7 @@ const (
 
 // TestLocalCluster stands the kit up once on the local gVisor cluster, in two ways (stage 1: the
 // Terraform example into one fresh namespace, manifests/ with kubectl apply -k into another),
-// runs stages 2-7 against them as the agent ServiceAccount, and tears both down (stage 8).
+// runs stages 2-7 and 9-13 against them as the agent ServiceAccount, and tears both down (stage 8).
 //
 // The work of standing up and tearing down happens in the terratest stages setup and teardown
 // (SKIP_setup, SKIP_teardown), not inside the subtests 1_stand_up and 8_tear_down, which only
@@ -211,6 +211,7 @@ func TestLocalCluster(t *testing.T) {
 		runStage(t, "10_sessions/manifests", mf, testSessions)
 		runStage(t, "11_session_cli/manifests", mf, testSessionCLI)
 		runStage(t, "12_session_runner_killed/manifests", mf, testSessionRunnerKilled)
+		runStage(t, "13_admission/manifests", mf, testAdmission)
 		t.Run("9_warm_pool/terraform", func(t *testing.T) {
 			testWarmPoolTerraform(t, root, kubeconfig, bin, admin, adminConfig, adminKubectl)
 		})
@@ -218,8 +219,10 @@ func TestLocalCluster(t *testing.T) {
 }
 
 // writeManifestsOverlay writes a kustomization that retargets manifests/overlays/warm-pool (the
-// base with the warm pool) to namespace and returns its directory. Not the non-gke overlay: the
-// local cluster has the gvisor RuntimeClass already, and deleting the overlay must not remove it.
+// base with the warm pool) to namespace, the way manifests/README.md does (the replacements name
+// the cluster-scoped admission policy and its binding after the namespace, as the module does), and
+// returns its directory. Not the non-gke overlay: the local cluster has the gvisor RuntimeClass
+// already, and deleting the overlay must not remove it.
 func writeManifestsOverlay(t *testing.T, root, dataDir, namespace string) string {
 	t.Helper()
 	dir := test_structure.FormatTestDataPath(dataDir, "manifests-overlay-"+namespace)
@@ -231,7 +234,16 @@ func writeManifestsOverlay(t *testing.T, root, dataDir, namespace string) string
 		t.Fatal(err)
 	}
 	kustomization := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" +
-		"namespace: " + namespace + "\nresources:\n  - " + base + "\n"
+		"namespace: " + namespace + "\nresources:\n  - " + base + "\n" + `replacements:
+  - source: {kind: Namespace, fieldPath: metadata.name}
+    targets:
+      - select: {group: admissionregistration.k8s.io}
+        fieldPaths: [metadata.name]
+        options: {delimiter: "-", index: 3}
+      - select: {kind: ValidatingAdmissionPolicyBinding}
+        fieldPaths: [spec.policyName]
+        options: {delimiter: "-", index: 3}
+`
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func testRBAC(t *testing.T, tg *target) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := "system:serviceaccount:" + tg.namespace + ":" + tg.serviceAccount
+		want := "system:serviceaccount:" + tg.serviceAccountNamespace() + ":" + tg.serviceAccount
 		if got := review.Status.UserInfo.Username; got != want {
 			t.Fatalf("the agent kubeconfig authenticates as %q, want %q", got, want)
 		}

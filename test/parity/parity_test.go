@@ -22,8 +22,21 @@ type installation struct {
 	retarget  string         // namespace an overlay moves manifests to; "" for none
 	module    map[string]any // variables of terraform/modules/sandbox-namespace
 	namespace string         // where the objects must land
-	warmPool  bool           // whether it installs the warm pool at the component's settings
+	// agentNamespace is where the agent's ServiceAccount must be; "" for namespace.
+	agentNamespace string
+	warmPool       bool // whether it installs the warm pool at the component's settings
 }
+
+// serviceAccountNamespace is where the installation puts the agent's ServiceAccount.
+func (inst installation) serviceAccountNamespace() string {
+	if inst.agentNamespace != "" {
+		return inst.agentNamespace
+	}
+	return inst.namespace
+}
+
+// clusterScoped are the kinds the installations declare that live in no namespace.
+var clusterScoped = map[string]bool{"Namespace": true, "RuntimeClass": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
 
 func (inst installation) fromKustomize(t *testing.T) objects {
 	return kustomize(t, inst.manifests, inst.retarget)
@@ -49,6 +62,15 @@ var installations = []installation{
 		retarget:  "e2e-parity",
 		module:    map[string]any{"namespace": "e2e-parity"},
 		namespace: "e2e-parity",
+	},
+	{
+		// An agent Pod runs in a namespace of its own: the overlay of manifests/README.md moves the
+		// ServiceAccount there, the module's agent_service_account.namespace does the same.
+		name:           "agent elsewhere: overlay moving the ServiceAccount = module with agent_service_account.namespace",
+		manifests:      "test/parity/testdata/agent-namespace",
+		module:         map[string]any{"agent_service_account": map[string]any{"namespace": "agents"}},
+		namespace:      "gkexec",
+		agentNamespace: "agents",
 	},
 	{
 		name:      "warm pool: manifests/overlays/warm-pool = module with warm_pool = {}",
@@ -88,11 +110,15 @@ func TestManifestsMatchModule(t *testing.T) {
 			for _, k := range fromKustomize.keys() {
 				o := fromKustomize[k]
 				meta := o["metadata"].(map[string]any)
-				if o["kind"] == "Namespace" || o["kind"] == "RuntimeClass" {
-					continue
+				want := inst.namespace
+				switch {
+				case clusterScoped[fmt.Sprint(o["kind"])]:
+					want = ""
+				case o["kind"] == "ServiceAccount":
+					want = inst.serviceAccountNamespace()
 				}
-				if meta["namespace"] != inst.namespace {
-					t.Errorf("%s is not in namespace %s", k, inst.namespace)
+				if got, _ := meta["namespace"].(string); got != want {
+					t.Errorf("%s is in namespace %q, want %q", k, got, want)
 				}
 			}
 		})
@@ -120,7 +146,7 @@ func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 
 				var binding rbacv1.RoleBinding
 				convert(t, objs.ofKind(t, "RoleBinding"), &binding)
-				wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "gkexec-agent", Namespace: inst.namespace}}
+				wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "gkexec-agent", Namespace: inst.serviceAccountNamespace()}}
 				if !reflect.DeepEqual(binding.Subjects, wantSubjects) || binding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}) {
 					t.Errorf("%s: RoleBinding binds %+v to %+v, want Role %s to %+v", source, binding.RoleRef, binding.Subjects, role.Name, wantSubjects)
 				}
@@ -151,17 +177,33 @@ func TestObjectsHonourRunnerContract(t *testing.T) {
 		}
 	})
 
-	t.Run("NetworkPolicy denies all traffic of the runner's sandbox Pods", func(t *testing.T) {
+	t.Run("NetworkPolicy denies all traffic of every Pod of the namespace", func(t *testing.T) {
 		spec := objs.ofKind(t, "NetworkPolicy")["spec"].(map[string]any)
 		want := map[string]any{
-			"podSelector": map[string]any{"matchLabels": map[string]any{
-				runner.LabelManagedBy: runner.ManagedByValue,
-				runner.LabelComponent: runner.ComponentSandbox,
-			}},
+			"podSelector": map[string]any{}, // every Pod, labelled as a sandbox or not
 			"policyTypes": []any{"Ingress", "Egress"},
 		}
 		if !reflect.DeepEqual(spec, want) {
-			t.Errorf("NetworkPolicy spec\n%s\nwant (no ingress or egress rules at all)\n%s", indent(spec), indent(want))
+			t.Errorf("NetworkPolicy spec\n%s\nwant (every Pod, no ingress or egress rules at all)\n%s", indent(spec), indent(want))
+		}
+	})
+
+	t.Run("admission policy is in force in the namespace, for the runner's RuntimeClass and labels", func(t *testing.T) {
+		testAdmissionPolicy(t, objs, "gkexec")
+	})
+
+	t.Run("PodDisruptionBudget protects running one-shot sandboxes, not idle pool Pods or sessions", func(t *testing.T) {
+		selector := objs.ofKind(t, "PodDisruptionBudget")["spec"].(map[string]any)["selector"]
+		want := map[string]any{
+			"matchLabels": map[string]any{runner.LabelManagedBy: runner.ManagedByValue, runner.LabelComponent: runner.ComponentSandbox},
+			"matchExpressions": []any{
+				map[string]any{"key": runner.LabelPoolState, "operator": "NotIn", "values": []any{runner.PoolStateIdle}},
+				// A session lives up to its maximum lifetime, hours: a drain may end it.
+				map[string]any{"key": runner.LabelSession, "operator": "DoesNotExist"},
+			},
+		}
+		if !reflect.DeepEqual(selector, want) {
+			t.Errorf("PodDisruptionBudget selector\n%s\nwant\n%s", indent(selector), indent(want))
 		}
 	})
 

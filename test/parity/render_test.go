@@ -170,9 +170,39 @@ func run(ctx context.Context, dir string, env []string, stdin string, name strin
 	return stdout.Bytes(), nil
 }
 
+// retargetKustomization is the overlay manifests/README.md gives for installing the base
+// (resource, a path) into another namespace: `namespace:` moves every namespaced object, and the
+// replacements rename the cluster-scoped admission policy and its binding after the namespace, as
+// the module names them, so that two installations never share one.
+func retargetKustomization(namespace, resource string) string {
+	return fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: %s
+resources:
+  - %s
+replacements:
+  - source: {kind: Namespace, fieldPath: metadata.name}
+    targets:
+      - select: {group: admissionregistration.k8s.io}
+        fieldPaths: [metadata.name]
+        options: {delimiter: "-", index: 3}
+      - select: {kind: ValidatingAdmissionPolicyBinding}
+        fieldPaths: [spec.policyName]
+        options: {delimiter: "-", index: 3}
+`, namespace, resource)
+}
+
+// clusterScopedUnknownToKustomize are cluster-scoped kinds missing from kustomize's built-in table
+// (kyaml/openapi, v0.21 in kubectl 1.37): it takes them for namespaced and writes the namespace
+// into their metadata, which the API server drops on create. The comparison drops it too.
+var clusterScopedUnknownToKustomize = map[string]bool{
+	"ValidatingAdmissionPolicy":        true,
+	"ValidatingAdmissionPolicyBinding": true,
+}
+
 // kustomize renders base (a directory relative to the repository) with `kubectl kustomize`;
-// with a namespace, through an overlay that sets `namespace:`, the way the e2e tests retarget
-// manifests/ into a fresh namespace.
+// with a namespace, through retargetKustomization, the way the e2e tests retarget manifests/
+// into a fresh namespace.
 func kustomize(t *testing.T, base, namespace string) objects {
 	t.Helper()
 	kubectl := findKubectl(t)
@@ -185,8 +215,7 @@ func kustomize(t *testing.T, base, namespace string) objects {
 			if err != nil {
 				return nil, err
 			}
-			kustomization := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\n", namespace, rel)
-			if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(retargetKustomization(namespace, rel)), 0o644); err != nil {
 				return nil, err
 			}
 		}
@@ -196,7 +225,18 @@ func kustomize(t *testing.T, base, namespace string) objects {
 		if err != nil {
 			return nil, err
 		}
-		return decodeYAML(bytes.NewReader(out))
+		objs, err := decodeYAML(bytes.NewReader(out))
+		if err != nil {
+			return nil, err
+		}
+		rekeyed := objects{}
+		for _, o := range objs {
+			if clusterScopedUnknownToKustomize[fmt.Sprint(o["kind"])] {
+				delete(o["metadata"].(map[string]any), "namespace")
+			}
+			rekeyed[objectKey(o)] = o
+		}
+		return rekeyed, nil
 	})
 }
 

@@ -1,9 +1,12 @@
 """Sessions: GkexecClient's session calls and the stateful GkexecCodeExecutor, against StubServer
 (the fake cluster cannot attach to a sandbox, and these need answers on cue: 404, 409, 410)."""
 
+import hashlib
+import hmac
 import json
-import re
+import os
 import unittest
+from unittest import mock
 
 import support
 from gkexec_client import GkexecClient, GkexecError
@@ -76,26 +79,65 @@ class ClientSessionTest(unittest.TestCase):
         self.assertEqual(stub.requests[0][0]["accept"], support.NDJSON)
 
 
+SECRET = "the python tests' session secret"
+
+
+def hmac_id(secret: bytes, message: str) -> str:
+    """The documented derivation, written out independently of the module's."""
+    return "adk-" + hmac.new(secret, message.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
 class SessionIDTest(unittest.TestCase):
     def test_a_deterministic_dns_label(self):
-        for raw in ["abc", "ADK_Session:1234/5", "x" * 200, "----", "é", "a-b", "A_B"]:
-            sid = session_id_for(raw)
-            self.assertLessEqual(len(sid), 38, sid)
-            self.assertRegex(sid, r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-            self.assertEqual(sid, session_id_for(raw))
-        self.assertNotEqual(session_id_for("a-b"), session_id_for("A_B"))
-        self.assertTrue(session_id_for("Chat 7").startswith("adk-chat-7-"))
+        seen = {}
+        for raw in ["abc", "ADK_Session:1234/5", "x" * 200, "----", "é", "a-b", "A_B", ""]:
+            sid = session_id_for(raw, SECRET)
+            self.assertEqual(len(sid), 36, sid)
+            self.assertRegex(sid, r"^adk-[0-9a-f]{32}$")
+            self.assertEqual(sid, session_id_for(raw, SECRET))
+            self.assertNotIn(sid, seen, f"{raw!r} and {seen.get(sid)!r}")
+            seen[sid] = raw
+
+    def test_keyed_with_the_secret(self):
+        sid = session_id_for("chat-7", SECRET)
+        self.assertEqual(sid, hmac_id(SECRET.encode(), "chat-7"))
+        self.assertEqual(sid, session_id_for("chat-7", SECRET.encode()), "a str secret is its UTF-8 bytes")
+        self.assertNotEqual(sid, session_id_for("chat-7", SECRET[:-1] + "!"), "another secret, the same ID")
+        self.assertNotEqual(sid, session_id_for("chat-8", SECRET))
+        # What can be computed without the secret must not be the ID: the readable form of earlier
+        # releases ("adk-chat-7-<8 hex of SHA-256>"), a plain hash, an empty key.
+        for name, unkeyed in {
+            "the readable ID of earlier releases": "adk-chat-7-" + hashlib.sha256(b"chat-7").hexdigest()[:8],
+            "SHA-256 of the ID": "adk-" + hashlib.sha256(b"chat-7").hexdigest()[:32],
+            "HMAC with an empty key": hmac_id(b"", "chat-7"),
+        }.items():
+            self.assertNotEqual(sid, unkeyed, name)
+        self.assertNotIn("chat", sid, "the ADK session's ID shows through")
+
+    def test_a_missing_or_short_secret_is_refused(self):
+        short = "fifteen bytes!!"
+        for secret, want in [(None, "needs a session secret"), ("", "needs a session secret"), (b"", "needs a session secret"),
+                             (short, "has 15 bytes; at least 16"), ("é" * 7, "has 14 bytes")]:
+            with self.subTest(secret=secret), self.assertRaises(ValueError) as cm:
+                session_id_for("chat-7", secret)
+            self.assertIn(want, str(cm.exception))
+            if secret:
+                self.assertNotIn(str(secret), str(cm.exception))
+        with self.assertRaises(TypeError):
+            session_id_for("chat-7", 32)
+        self.assertRegex(session_id_for("chat-7", "sixteen bytes!!!"), r"^adk-[0-9a-f]{32}$")
 
 
 class StatefulExecutorTest(unittest.TestCase):
     def executor(self, stub, **kw):
+        kw.setdefault("session_secret", SECRET)
         return GkexecCodeExecutor(base_url=stub.url, token="t0ken", stateful=True, max_retries=0, **kw)
 
     def run_code(self, ex, code, execution_id="chat-1"):
         return ex.execute_code(InvocationContext(), CodeExecutionInput(code=code, execution_id=execution_id))
 
     def test_opens_on_first_use_and_reuses(self):
-        sid = session_id_for("chat-1")
+        sid = session_id_for("chat-1", SECRET)
         with support.StubServer(support.json_answer(200, CONFIG),
                                 error(404, "session_not_found"), support.json_answer(201, dict(OPENED, session_id=sid)),
                                 support.json_answer(200, RESULT), support.json_answer(200, RESULT)) as stub:
@@ -109,7 +151,7 @@ class StatefulExecutorTest(unittest.TestCase):
         self.assertEqual(json.loads(stub.requests[2][1]), {"session_id": sid, "idle_timeout_seconds": 120})
 
     def test_a_lost_session_is_reopened_and_said_so(self):
-        sid = session_id_for("chat-1")
+        sid = session_id_for("chat-1", SECRET)
         with support.StubServer(support.json_answer(200, CONFIG), support.json_answer(200, RESULT),
                                 error(410, "session_ended"), support.json_answer(201, OPENED),
                                 support.json_answer(200, RESULT)) as stub:
@@ -123,7 +165,7 @@ class StatefulExecutorTest(unittest.TestCase):
         self.assertEqual(stub.paths[-2:], ["POST /v1/sessions", f"POST /v1/sessions/{sid}/executions"])
 
     def test_code_that_ends_the_session_is_not_run_again(self):
-        sid = session_id_for("chat-1")
+        sid = session_id_for("chat-1", SECRET)
         died = dict(RESULT, exit_code=-1, outcome="timeout", timed_out=True, stdout="", stderr="boom\n")
         with support.StubServer(support.json_answer(200, CONFIG), error(410, "session_ended", result=died),
                                 error(404, "session_not_found"), support.json_answer(201, OPENED),
@@ -156,9 +198,48 @@ class StatefulExecutorTest(unittest.TestCase):
     def test_close_session(self):
         with support.StubServer(support.Answer(204, "application/json"), error(404, "session_not_found")) as stub:
             ex = self.executor(stub)
-            ex.close_session(session_id_for("chat-1"))
-            ex.close_session(session_id_for("chat-1"))  # already over: not an error
-        self.assertTrue(all(re.match(r"DELETE /v1/sessions/adk-chat-1-[0-9a-f]{8}$", p) for p in stub.paths), stub.paths)
+            ex.close_session(session_id_for("chat-1", SECRET))
+            ex.close_session(session_id_for("chat-1", SECRET))  # already over: not an error
+        self.assertEqual(stub.paths, [f"DELETE /v1/sessions/{session_id_for('chat-1', SECRET)}"] * 2)
+
+    def test_a_secret_is_required_when_stateful(self):
+        with mock.patch.dict(os.environ, {"GKEXEC_SESSION_SECRET": ""}):
+            with self.assertRaises(ValueError) as cm:
+                GkexecCodeExecutor(base_url="http://127.0.0.1:1", stateful=True)
+            msg = str(cm.exception)
+            for want in ("GkexecCodeExecutor(stateful=True)", "session_secret", "$GKEXEC_SESSION_SECRET", "every replica"):
+                self.assertIn(want, msg)
+            with self.assertRaises(ValueError) as cm:
+                GkexecCodeExecutor(base_url="http://127.0.0.1:1", stateful=True, session_secret="too short")
+            self.assertIn("has 9 bytes; at least 16", str(cm.exception))
+            self.assertNotIn("too short", str(cm.exception))
+            GkexecCodeExecutor(base_url="http://127.0.0.1:1")  # stateless: no secret needed
+
+    def test_the_secret_falls_back_to_the_environment(self):
+        ctx, eid = InvocationContext(), CodeExecutionInput(code="1", execution_id="chat-1")
+        env_secret = "a secret from the environment"
+        with mock.patch.dict(os.environ, {"GKEXEC_SESSION_SECRET": env_secret}):
+            from_env = GkexecCodeExecutor(base_url="http://127.0.0.1:1", stateful=True)
+            given = GkexecCodeExecutor(base_url="http://127.0.0.1:1", stateful=True, session_secret=SECRET)
+        self.assertEqual(from_env.session_for(ctx, eid), session_id_for("chat-1", env_secret))
+        self.assertEqual(given.session_for(ctx, eid), session_id_for("chat-1", SECRET), "the parameter wins")
+
+    def test_the_secret_is_not_a_field(self):
+        ex = GkexecCodeExecutor(base_url="http://127.0.0.1:1", stateful=True, session_secret=SECRET)
+        self.assertNotIn(SECRET, repr(ex))
+        self.assertNotIn("session_secret", type(ex).__annotations__)
+        self.assertFalse(hasattr(ex, "session_secret"))
+
+    def test_the_secret_is_never_logged(self):
+        with support.StubServer(support.json_answer(200, CONFIG), support.json_answer(200, RESULT),
+                                error(410, "session_ended"), support.json_answer(201, OPENED),
+                                support.json_answer(200, RESULT)) as stub:
+            ex = self.executor(stub)
+            with self.assertLogs(level="DEBUG") as logs:
+                self.run_code(ex, "x = 42")
+                self.run_code(ex, "print(1)")
+        self.assertTrue(logs.output)
+        self.assertFalse([line for line in logs.output if SECRET in line], logs.output)
 
 
 if __name__ == "__main__":

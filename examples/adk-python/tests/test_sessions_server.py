@@ -1,6 +1,7 @@
 """Sessions against a real `gkexec serve` on the local gVisor cluster: GkexecClient's session calls
 and GkexecCodeExecutor(stateful=True), as the agent ServiceAccount."""
 
+import secrets
 import time
 import unittest
 import uuid
@@ -73,7 +74,8 @@ class StatefulExecutorServerTest(unittest.TestCase):
         support.require_server(self)
 
     def test_a_variable_survives_between_calls_of_one_execution_id(self):
-        ex = GkexecCodeExecutor(base_url=support.URL, token=support.TOKEN, stateful=True, max_retries=10)
+        ex = GkexecCodeExecutor(base_url=support.URL, token=support.TOKEN, stateful=True, max_retries=10,
+                                session_secret=secrets.token_bytes(32))
         ctx = InvocationContext()
         eid = unique("adk-chat")
         first_in = CodeExecutionInput(code="x = 41", execution_id=eid)

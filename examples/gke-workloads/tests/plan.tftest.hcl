@@ -36,14 +36,22 @@ run "plan" {
     error_message = "The Kubernetes objects must go to stage 1's cluster through its DNS endpoint."
   }
   assert {
-    condition     = output.namespace == "gkexec"
-    error_message = "The example must create the gkexec namespace."
+    condition     = output.namespace == "gkexec" && output.agent_namespace == "agent"
+    error_message = "The example must create the gkexec sandbox namespace and the agent namespace."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.agent.yaml_body).metadata.namespace == "agent" && yamldecode(kubectl_manifest.agent_namespace.yaml_body).metadata.name == "agent" && yamldecode(kubectl_manifest.agent_namespace.yaml_body).metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    error_message = "The agent must run in its own namespace (restricted Pod Security), never in the sandbox namespace, which admits only sandboxes."
+  }
+  assert {
+    condition     = yamldecode(module.sandbox_namespace.manifests.serviceaccount).metadata.namespace == "agent" && yamldecode(module.sandbox_namespace.manifests.serviceaccount).metadata.annotations["iam.gke.io/gcp-service-account"] == "gkexec-agent@gkexec-example.iam.gserviceaccount.com" && yamldecode(module.sandbox_namespace.manifests.rolebinding).metadata.namespace == "gkexec" && yamldecode(module.sandbox_namespace.manifests.rolebinding).subjects == [{ kind = "ServiceAccount", name = "gkexec-agent", namespace = "agent" }]
+    error_message = "The agent's ServiceAccount (with its Workload Identity) must live in the agent's namespace, bound into the sandbox namespace by the RoleBinding."
   }
   assert {
     condition = yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.serviceAccountName == "gkexec-agent" && yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.containers[0].env == [
       { name = "GKEXEC_NAMESPACE", value = "gkexec" },
     ]
-    error_message = "The agent must run as gkexec-agent with GKEXEC_NAMESPACE set."
+    error_message = "The agent must run as gkexec-agent with GKEXEC_NAMESPACE set to the sandbox namespace."
   }
   assert {
     condition     = !can(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.metadata.labels["app.kubernetes.io/component"]) && !can(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.runtimeClassName)
@@ -67,7 +75,7 @@ run "plan_with_gkexec_sidecar" {
 
   assert {
     condition     = yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.initContainers[0].restartPolicy == "Always" && yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.initContainers[0].args == ["serve", "--namespace=gkexec", "--listen=127.0.0.1:8080", "--probe-listen=:8081"]
-    error_message = "The gkexec sidecar must be a native sidecar serving the namespace on the Pod's loopback."
+    error_message = "The gkexec sidecar must be a native sidecar serving the sandbox namespace on the Pod's loopback."
   }
   assert {
     condition     = yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.automountServiceAccountToken == false && !can(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.containers[0].volumeMounts)
@@ -77,4 +85,10 @@ run "plan_with_gkexec_sidecar" {
     condition     = contains(yamldecode(kubectl_manifest.agent.yaml_body).spec.template.spec.containers[0].env, { name = "GKEXEC_URL", value = "http://127.0.0.1:8080" })
     error_message = "The agent must be told where the sidecar listens."
   }
+}
+
+run "agent_namespace_must_not_be_the_sandbox_namespace" {
+  command = plan
+  variables { agent_namespace = "gkexec" }
+  expect_failures = [var.agent_namespace]
 }

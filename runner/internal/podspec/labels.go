@@ -16,7 +16,9 @@ const (
 	LabelComponent    = "app.kubernetes.io/component"
 	ComponentSandbox  = "sandbox"
 	ComponentWarmPool = "warm-pool"
-	LabelExecutionID  = "gkexec.dev/execution-id"
+	// ComponentSession marks a session's marker ConfigMap (SessionMarker).
+	ComponentSession = "session"
+	LabelExecutionID = "gkexec.dev/execution-id"
 
 	LabelPool           = "gkexec.dev/pool"
 	LabelPoolState      = "gkexec.dev/pool-state"
@@ -43,6 +45,9 @@ func ObjectName(executionID string) string { return "gkexec-" + executionID }
 // SessionSandboxID is the execution ID a cold session's Job is labelled and named with
 // (gkexec-s-<session>): the shared watches route its Pod and events by it.
 func SessionSandboxID(session string) string { return "s-" + session }
+
+// SessionMarkerName is the name of session id's marker ConfigMap.
+func SessionMarkerName(id string) string { return "gkexec-session-" + id }
 
 // WarmPoolName is the name of the Deployment of warm pool pool.
 func WarmPoolName(pool string) string { return "gkexec-pool-" + pool }

@@ -88,6 +88,18 @@ func SessionJob(s *Shape, session string, lifetime, idle time.Duration, expires 
 	}
 }
 
+// SessionMarker is what makes a session's ID taken, in the namespace, for every process at once:
+// the API server creates an object of a name once, so of two processes opening one ID the second
+// is refused before it claims or creates anything. Once the session has its sandbox, the sandbox
+// owns the marker, and the garbage collector removes it with the sandbox.
+func SessionMarker(s *Shape, id string) *corev1.ConfigMap {
+	labels := map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: ComponentSession, LabelSession: id}
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: SessionMarkerName(id), Namespace: s.Namespace, Labels: labels, Annotations: maps.Clone(s.Annotations)},
+		Immutable:  ptr.To(true),
+	}
+}
+
 // SessionAnnotations are a session's terms on its Pod, as it opens.
 func SessionAnnotations(idle time.Duration, expires time.Time) map[string]string {
 	return map[string]string{

@@ -42,6 +42,10 @@ type WarmSource struct {
 	stop     chan struct{}
 	kick     chan struct{}
 	stopped  sync.WaitGroup
+	// filling counts the sandboxes being claimed and attached for holding; waiting, the
+	// executions waiting for one of them; change is closed and replaced when one is held or fails.
+	filling, waiting int
+	change           chan struct{}
 }
 
 const (
@@ -59,7 +63,7 @@ const (
 func NewWarm(e *Env) *WarmSource {
 	w := &WarmSource{e: e, want: podspec.Fingerprint(podspec.Pod(&e.Shape, nil)),
 		tried: map[types.UID]time.Time{}, claiming: map[types.UID]bool{},
-		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+		stop: make(chan struct{}), kick: make(chan struct{}, 1), change: make(chan struct{})}
 	if e.WarmPoolReady > 0 {
 		w.stopped.Add(1)
 		go w.keepReady()
@@ -69,7 +73,7 @@ func NewWarm(e *Env) *WarmSource {
 
 // Acquire hands out a held sandbox, else claims one now; ErrNotServed when the pool has none.
 func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error) {
-	if sb := w.takeReady(); sb != nil {
+	if sb := w.takeReady(ctx); sb != nil {
 		x.Marks.Claimed, x.Marks.Attached = sb.claimed, sb.attached
 		x.NoteSandbox(Warm, sb.Pod)
 		return sb, nil

@@ -75,3 +75,10 @@ func (e *Env) PodDeletion(pod *corev1.Pod) Deletion {
 		return err
 	}}
 }
+
+// ConfigMapDeletion deletes the ConfigMap name.
+func (e *Env) ConfigMapDeletion(name string) Deletion {
+	return Deletion{"configmap/" + name, func(ctx context.Context) error {
+		return e.Client.CoreV1().ConfigMaps(e.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	}}
+}

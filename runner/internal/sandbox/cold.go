@@ -255,13 +255,13 @@ func (sb *coldSandbox) Open(ctx context.Context, x *Execution) (io.ReadCloser, e
 	}
 }
 
-// Reopen reads a finished container's whole log without following it.
-func (sb *coldSandbox) Reopen(ctx context.Context) io.ReadCloser {
+// Reopen reads the container's whole log again, followed while the container runs (follow).
+func (sb *coldSandbox) Reopen(ctx context.Context, follow bool) io.ReadCloser {
 	pod, _, _, _ := sb.t.Snapshot()
 	if pod == nil {
 		return nil
 	}
-	stream, err := sb.e.OpenLogs(ctx, pod.Name, &corev1.PodLogOptions{Container: podspec.ContainerName,
+	stream, err := sb.e.OpenLogs(ctx, pod.Name, &corev1.PodLogOptions{Container: podspec.ContainerName, Follow: follow,
 		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
 	if err != nil {
 		return nil
@@ -270,21 +270,22 @@ func (sb *coldSandbox) Reopen(ctx context.Context) io.ReadCloser {
 }
 
 // StartSessionJob creates a cold session's Job (whose Pod waits for requests on stdin, as a warm
-// pool Pod does) and waits for its container to start; the Pod is returned as last seen. The
-// caller deletes the Job (JobDeletion), also when starting fails.
-func (e *Env) StartSessionJob(ctx context.Context, job *batchv1.Job) (*corev1.Pod, error) {
+// pool Pod does) and waits for its container to start; the Pod is returned as last seen. made
+// says whether the Job may exist (a create the API server refused made nothing): the caller
+// deletes it (JobDeletion) then, also when starting fails, and never a Job it did not make.
+func (e *Env) StartSessionJob(ctx context.Context, job *batchv1.Job) (pod *corev1.Pod, made bool, err error) {
 	id := job.Labels[podspec.LabelExecutionID]
 	t := e.Hub.Track(id)
 	defer e.Hub.Untrack(id, t)
 	sb := &coldSandbox{e: e, t: t, name: job.Name}
 	if err := sb.create(ctx, nil, job); err != nil {
-		return nil, err
+		return nil, sb.made.job, err
 	}
 	if err := sb.awaitStart(ctx, &Execution{Request: wire.Request{ExecutionID: id}, Log: e.Log}); err != nil {
-		return nil, err
+		return nil, true, err
 	}
-	pod, _, _, _ := t.Snapshot()
-	return pod, nil
+	pod, _, _, _ = t.Snapshot()
+	return pod, true, nil
 }
 
 // JobDeletion deletes a Job and, with background propagation, its Pod at once.

@@ -43,7 +43,13 @@ func (c *Conn) pump() {
 			continue
 		}
 		if len(line) > 0 {
-			c.lines <- append([]byte(nil), bytes.TrimRight(line, "\r\n")...)
+			// Nobody may read the line (the code wrote it between executions, the session is
+			// closed): the pump must still end with the attach, not hold its buffers forever.
+			select {
+			case c.lines <- append([]byte(nil), bytes.TrimRight(line, "\r\n")...):
+			case <-c.done:
+				return
+			}
 		}
 		if err != nil {
 			return

@@ -35,9 +35,16 @@ func (w *WarmSource) fill() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), AttachTimeout)
 		var marks Marks
+		w.mu.Lock()
+		w.filling++
+		w.mu.Unlock()
 		a, err := w.ClaimAndAttach(ctx, Claim{Hold: w.e.WarmPoolHold}, &marks)
 		cancel()
+		w.mu.Lock()
+		w.filling--
+		w.mu.Unlock()
 		if err != nil {
+			w.readied()
 			failures++
 			if fresh, _ := w.candidates(); len(fresh) == 0 {
 				return
@@ -55,11 +62,23 @@ func (w *WarmSource) fill() {
 		}
 		w.ready = append(w.ready, sb)
 		w.mu.Unlock()
+		w.readied()
 	}
 }
 
-// takeReady returns the oldest held sandbox whose stream still works.
-func (w *WarmSource) takeReady() *warmSandbox {
+// readied wakes the executions waiting for a sandbox being held ready: it is there, or failed.
+func (w *WarmSource) readied() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.change)
+	w.change = make(chan struct{})
+}
+
+// takeReady returns the oldest held sandbox whose stream still works. When none is held but one
+// is being claimed and attached for holding (and no other execution waits for it), it waits for
+// that one rather than claim a second Pod: right after Start, or a moment after the last was
+// taken, the next is usually a few hundred milliseconds away.
+func (w *WarmSource) takeReady(ctx context.Context) *warmSandbox {
 	defer func() {
 		select {
 		case w.kick <- struct{}{}:
@@ -68,15 +87,31 @@ func (w *WarmSource) takeReady() *warmSandbox {
 	}()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for len(w.ready) > 0 {
-		sb := w.ready[0]
-		w.ready = w.ready[1:]
-		if !sb.Broken() {
-			return sb
+	waited := false
+	for {
+		for len(w.ready) > 0 {
+			sb := w.ready[0]
+			w.ready = w.ready[1:]
+			if !sb.Broken() {
+				return sb
+			}
+			w.e.Background(func() { sb.Release(w.e.Log) })
 		}
-		w.e.Background(func() { sb.Release(w.e.Log) })
+		if waited || w.filling <= w.waiting {
+			return nil
+		}
+		w.waiting++
+		change := w.change
+		w.mu.Unlock()
+		select {
+		case <-change:
+		case <-ctx.Done():
+		case <-w.stop:
+		}
+		w.mu.Lock()
+		w.waiting--
+		waited = true
 	}
-	return nil
 }
 
 // expire releases held sandboxes older than WarmPoolHold, or whose stream broke.
@@ -120,4 +155,14 @@ func (w *WarmSource) Close() {
 		}()
 	}
 	wg.Wait()
+}
+
+// Closed reports whether Close stopped the source.
+func (w *WarmSource) Closed() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
 }

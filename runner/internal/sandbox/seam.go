@@ -51,9 +51,10 @@ type Sandbox interface {
 	// Open delivers x's request (unless the source already did) and returns the stream of framed
 	// records the entrypoint writes. Closing it, or ending ctx, ends the stream.
 	Open(ctx context.Context, x *Execution) (io.ReadCloser, error)
-	// Reopen returns the sandbox's whole output once more, for when the stream broke before the
-	// end record (an API server or kubelet restart); nil if it cannot.
-	Reopen(ctx context.Context) io.ReadCloser
+	// Reopen returns the execution's whole output once more, for when the stream broke before
+	// the end record (an API server or kubelet restart, a proxy): followed while the sandbox runs,
+	// or read whole once it ended (follow false); nil if it cannot now. It may be called again.
+	Reopen(ctx context.Context, follow bool) io.ReadCloser
 	// Release deletes what the source made for this sandbox, retrying until CleanupTimeout, and
 	// returns what it could not delete ("kind/name").
 	Release(log *slog.Logger) []string
@@ -114,7 +115,7 @@ type Env struct {
 	Hub       *track.Hub
 	// Shape is the sandbox the runner's options describe.
 	Shape podspec.Shape
-	// Holder names the runner process on what it claims ("<host>/<pid>").
+	// Holder names the runner on what it claims ("<host>/<pid>/<random>").
 	Holder string
 	// Background runs f on a goroutine the runner's Close waits for.
 	Background func(f func())

@@ -32,6 +32,7 @@ type Attachment struct {
 
 	stdin  *io.PipeWriter
 	out    *bufio.Reader
+	outR   *io.PipeReader // under out: closed when this end lets go, so that no writer blocks on it
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the attach stream ended
 	err    error         // why, once done
@@ -47,7 +48,7 @@ func (e *Env) Connect(pod *corev1.Pod) *Attachment {
 	ctx, cancel := context.WithCancel(context.Background())
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	a := &Attachment{e: e, Pod: pod, t: t, stdin: inW, out: bufio.NewReaderSize(outR, 64<<10),
+	a := &Attachment{e: e, Pod: pod, t: t, stdin: inW, out: bufio.NewReaderSize(outR, 64<<10), outR: outR,
 		cancel: cancel, done: make(chan struct{})}
 	go func() {
 		err := e.Attach(ctx, pod.Name, inR, outW)
@@ -114,6 +115,7 @@ func (a *Attachment) Ping(ctx context.Context) error {
 func (a *Attachment) Detach() {
 	_ = a.stdin.Close()
 	a.cancel()
+	a.letGo()
 	select {
 	case <-a.done:
 	case <-time.After(streamCloseGrace):
@@ -133,9 +135,17 @@ func (a *Attachment) Delete(log *slog.Logger) []string {
 		case <-time.After(streamCloseGrace):
 		}
 		a.cancel()
+		a.letGo()
 		a.e.Hub.Untrack(track.PodKey(a.Pod.Name), a.t)
 	})
 	return a.left
+}
+
+// letGo closes the reading end of the stream: whatever still writes the sandbox's output into it
+// (the attach's copy, while nobody reads a session's lines) fails at once instead of blocking,
+// and the stream ends.
+func (a *Attachment) letGo() {
+	_ = a.outR.CloseWithError(io.ErrClosedPipe)
 }
 
 // warmSandbox is a claimed pool Pod attached to, for one execution.
@@ -188,16 +198,17 @@ func (sb *warmSandbox) label(id string) {
 	}
 }
 
-// Reopen reads the container's log: the entrypoint's stdout goes there too. A container that
-// was restarted (after an OOM kill) left its output in the previous log.
-func (sb *warmSandbox) Reopen(ctx context.Context) io.ReadCloser {
+// Reopen reads the container's log, which holds the entrypoint's stdout too, following it while
+// the container runs: it recovers an execution whose attach broke. A container that was
+// restarted (after an OOM kill) left its output in the previous log, which is read whole.
+func (sb *warmSandbox) Reopen(ctx context.Context, follow bool) io.ReadCloser {
 	pod, _, _, _ := sb.t.Snapshot()
 	previous := false
 	for _, cs := range pod.Status.ContainerStatuses {
 		previous = previous || (cs.Name == podspec.ContainerName && cs.RestartCount > 0)
 	}
 	stream, err := sb.e.OpenLogs(ctx, sb.Pod.Name, &corev1.PodLogOptions{Container: podspec.ContainerName, Previous: previous,
-		LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
+		Follow: follow && !previous, LimitBytes: ptr.To(int64(wire.MaxLogBytes + 1<<20))})
 	if err != nil {
 		return nil
 	}

@@ -46,6 +46,10 @@ type Lease struct {
 	held      *corev1.Pod
 	heldUntil time.Time
 	linger    *time.Timer
+	// lingerUntil ends the window in which this process's next execution may use the held lease
+	// without an API call; past it, a late give-back never lets it write on a lease another
+	// process has taken over meanwhile (its guarded patch meets the change instead).
+	lingerUntil time.Time
 }
 
 // Take takes the lease for execution id, which may run for runFor from now: no other runner
@@ -57,10 +61,10 @@ func (l *Lease) Take(ctx context.Context, pod *corev1.Pod, id string, runFor tim
 	need := time.Now().Add(runFor)
 	l.mu.Lock()
 	l.stopLinger()
-	held, heldUntil := l.held, l.heldUntil
+	held, heldUntil, lingerUntil := l.held, l.heldUntil, l.lingerUntil
 	l.mu.Unlock()
 	if held != nil {
-		if !heldUntil.Before(need) {
+		if !heldUntil.Before(need) && time.Now().Before(lingerUntil) {
 			return held, nil // still ours, for long enough: no API call
 		}
 		pod = held
@@ -123,6 +127,7 @@ func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Du
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	for {
+		changed := l.Hub.PodsChanged() // before looking: a change after the look wakes the wait
 		if pod := l.Hub.SessionPod(l.Session); pod == nil {
 			l.OnGone("its sandbox is gone")
 			return nil, fmt.Errorf("%w: session %s: its sandbox pod is gone", diagnose.ErrSessionEnded, l.Session)
@@ -132,7 +137,7 @@ func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Du
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: session %s: the watch did not show its pod change within %s: %w", diagnose.ErrCluster, l.Session, within, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
+		case <-changed:
 		}
 	}
 }
@@ -143,6 +148,7 @@ func (l *Lease) Linger(d time.Duration, giveBack func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stopLinger()
+	l.lingerUntil = time.Now().Add(d)
 	l.linger = time.AfterFunc(d, giveBack)
 }
 
@@ -165,19 +171,31 @@ func (l *Lease) GiveBack() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.CleanupTimeout)
 	defer cancel()
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
-		"resourceVersion": leased.ResourceVersion,
-		"annotations": map[string]any{
-			podspec.AnnotationSessionLease:    nil,
-			podspec.AnnotationSessionLastUsed: time.Now().UTC().Format(time.RFC3339),
-		},
-	}})
-	pod, err := l.Client.CoreV1().Pods(l.Namespace).Patch(ctx, leased.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if err != nil {
+	ours := leased.Annotations[podspec.AnnotationSessionLease]
+	for attempt := 0; ; attempt++ {
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+			"resourceVersion": leased.ResourceVersion,
+			"annotations": map[string]any{
+				podspec.AnnotationSessionLease:    nil,
+				podspec.AnnotationSessionLastUsed: time.Now().UTC().Format(time.RFC3339),
+			},
+		}})
+		pod, err := l.Client.CoreV1().Pods(l.Namespace).Patch(ctx, leased.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err == nil {
+			l.OnPod(pod)
+			return
+		}
+		if apierrors.IsConflict(err) && attempt < 3 {
+			// Something else wrote to the Pod (its status, a controller): if the lease is still
+			// this one, give it back from the newer version.
+			if fresh, werr := l.awaitChange(ctx, leased, l.ChangeWait); werr == nil && fresh.Annotations[podspec.AnnotationSessionLease] == ours {
+				leased = fresh
+				continue
+			}
+		}
 		l.Log.Debug("could not give the session lease back; it expires by itself", "session", l.Session, "error", err)
 		return
 	}
-	l.OnPod(pod)
 }
 
 // Drop forgets the lease without an API call: the session is over.

@@ -31,6 +31,8 @@ type Hub struct {
 	pods cache.Store
 	// poolChanged is signalled when a warm pool Pod changes, for the pool's refill.
 	poolChanged chan struct{}
+	// changed is closed, and replaced, when any sandbox Pod changes (under mu).
+	changed chan struct{}
 }
 
 // PodKey is the tracker key of a warm sandbox, which is followed by its Pod's name: it was
@@ -81,7 +83,7 @@ func (t *Tracker) Seed(pod *corev1.Pod) {
 
 // NewHub returns a hub; Start starts its watches.
 func NewHub() *Hub {
-	return &Hub{trackers: map[string]*Tracker{}, stop: make(chan struct{}), poolChanged: make(chan struct{}, 1)}
+	return &Hub{trackers: map[string]*Tracker{}, changed: make(chan struct{}), stop: make(chan struct{}), poolChanged: make(chan struct{}, 1)}
 }
 
 // Start checks that the runner may list what it watches (so RBAC problems surface as a clear error
@@ -221,6 +223,10 @@ func (h *Hub) onPod(obj any, deleted bool) {
 		default:
 		}
 	}
+	h.mu.Lock()
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
 	t := h.lookup(PodKey(pod.Name))
 	if t == nil {
 		if id := pod.Labels[podspec.LabelExecutionID]; id != "" {
@@ -272,6 +278,14 @@ func (h *Hub) Pods() []*corev1.Pod {
 		}
 	}
 	return pods
+}
+
+// PodsChanged is closed when any sandbox Pod next changes, as the watch sees it: a waiter takes it,
+// looks at what it waits for, and waits on it if that is not there yet.
+func (h *Hub) PodsChanged() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changed
 }
 
 // PoolChanged is signalled when a warm pool Pod changes.

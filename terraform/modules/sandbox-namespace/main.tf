@@ -14,34 +14,56 @@ locals {
     }]
     ports = [{ protocol = "UDP", port = 53 }, { protocol = "TCP", port = 53 }]
   }]
+  # What no destination opens unless it names it (equals it or lies inside it): the metadata server
+  # (169.254.169.254, and fd20:ce::254 on IPv6), which hands out the node's credentials, and the
+  # cluster's own Pod, Service and control-plane ranges. Each goes into the `except` of every
+  # destination that strictly contains it (the API requires an except to be a strict subset of
+  # its cidr), written canonically.
+  protected_cidrs = distinct([for c in concat(["169.254.169.254/32", "fd20:ce::254/128"], var.cluster_ranges.pod_cidrs, var.cluster_ranges.service_cidrs, var.cluster_ranges.control_plane_cidrs) :
+  try("${cidrhost(c, 0)}/${split("/", c)[1]}", c)])
+  destination_except = [for d in var.sandbox_egress.destinations : distinct(concat(d.except, [
+    # p lies strictly inside d: a longer prefix, and p's address cut to d's prefix is d's network
+    # (false across IPv4 and IPv6, whose addresses never compare equal).
+    for p in local.protected_cidrs : p if try(tonumber(split("/", p)[1]) > tonumber(split("/", d.cidr)[1]) &&
+    cidrhost("${cidrhost(p, 0)}/${split("/", d.cidr)[1]}", 0) == cidrhost(d.cidr, 0), false)
+  ]))]
   # Keys with empty values are left out rather than rendered as [] or null, so the applied objects
   # match what the API server stores.
-  destination_egress = [for d in var.sandbox_egress.destinations : merge(
-    { to = [{ ipBlock = merge({ cidr = d.cidr }, { for k, v in { except = d.except } : k => v if length(v) > 0 }) }] },
+  destination_egress = [for i, d in var.sandbox_egress.destinations : merge(
+    { to = [{ ipBlock = merge({ cidr = d.cidr }, { for k, v in { except = local.destination_except[i] } : k => v if length(v) > 0 }) }] },
     { for k, v in { ports = [for p in d.ports : merge({ protocol = p.protocol, port = p.port }, { for k, v in { endPort = p.end_port } : k => v if v != null })] } : k => v if length(v) > 0 },
   )]
   egress = concat(var.sandbox_egress.allow_dns ? local.dns_egress : [], local.destination_egress)
 
-  namespace_manifest = templatefile("${path.module}/templates/namespace.yaml.tftpl", { namespace = var.namespace })
+  # The RuntimeClass sandbox Pods run under: GKE Sandbox's, or the one create_runtime_class makes.
+  # The namespace's label carries it to the admission policy.
+  runtime_class_name = "gvisor"
+  # Where the agent's ServiceAccount lives: the sandbox namespace unless it is given another.
+  agent_namespace = coalesce(var.agent_service_account.namespace, var.namespace)
+
+  namespace_manifest = templatefile("${path.module}/templates/namespace.yaml.tftpl", { namespace = var.namespace, runtime_class = local.runtime_class_name })
 
   # Every object but the Namespace, keyed by what it is rather than by its name, so that renaming
   # the ServiceAccount replaces that one object at the same address.
   manifests = merge(
     {
       serviceaccount = templatefile("${path.module}/templates/serviceaccount.yaml.tftpl", {
-        namespace           = var.namespace
+        namespace           = local.agent_namespace
         name                = var.agent_service_account.name
         gcp_service_account = var.agent_service_account.gcp_service_account
       })
       role = templatefile("${path.module}/templates/role.yaml.tftpl", { namespace = var.namespace, warm_pool = var.warm_pool != null })
       rolebinding = templatefile("${path.module}/templates/rolebinding.yaml.tftpl", {
-        namespace       = var.namespace
-        service_account = var.agent_service_account.name
+        namespace                 = var.namespace
+        service_account           = var.agent_service_account.name
+        service_account_namespace = local.agent_namespace
       })
-      networkpolicy-default-deny = templatefile("${path.module}/templates/networkpolicy-default-deny.yaml.tftpl", { namespace = var.namespace })
-      resourcequota              = templatefile("${path.module}/templates/resourcequota.yaml.tftpl", { namespace = var.namespace, quota = var.quota })
-      limitrange                 = templatefile("${path.module}/templates/limitrange.yaml.tftpl", { namespace = var.namespace, limits = var.container_resources })
-      poddisruptionbudget        = templatefile("${path.module}/templates/poddisruptionbudget.yaml.tftpl", { namespace = var.namespace })
+      networkpolicy-default-deny       = templatefile("${path.module}/templates/networkpolicy-default-deny.yaml.tftpl", { namespace = var.namespace })
+      resourcequota                    = templatefile("${path.module}/templates/resourcequota.yaml.tftpl", { namespace = var.namespace, quota = var.quota })
+      limitrange                       = templatefile("${path.module}/templates/limitrange.yaml.tftpl", { namespace = var.namespace, limits = var.container_resources })
+      poddisruptionbudget              = templatefile("${path.module}/templates/poddisruptionbudget.yaml.tftpl", { namespace = var.namespace })
+      validatingadmissionpolicy        = templatefile("${path.module}/templates/validatingadmissionpolicy.yaml.tftpl", { namespace = var.namespace })
+      validatingadmissionpolicybinding = templatefile("${path.module}/templates/validatingadmissionpolicybinding.yaml.tftpl", { namespace = var.namespace })
     },
     length(local.egress) == 0 ? {} : {
       networkpolicy-egress = templatefile("${path.module}/templates/networkpolicy-egress.yaml.tftpl", { namespace = var.namespace, egress = local.egress })

@@ -5,14 +5,20 @@ output "namespace" {
 }
 
 output "agent_service_account" {
-  description = "Name of the agent's ServiceAccount in the namespace; a Pod running as it may use the runner once this output is known (the Role and RoleBinding exist)."
+  description = "Name of the agent's ServiceAccount (in agent_namespace); the agent may use the runner as it once this output is known (the Role and RoleBinding exist)."
   value       = var.agent_service_account.name
   depends_on  = [kubectl_manifest.object]
 }
 
+output "agent_namespace" {
+  description = "Namespace of the agent's ServiceAccount: agent_service_account.namespace, or the sandbox namespace when that is null (an agent outside the cluster). An agent Pod runs there, never in the sandbox namespace."
+  value       = local.agent_namespace
+  depends_on  = [kubectl_manifest.object]
+}
+
 output "runtime_class_name" {
-  description = "RuntimeClass sandbox Pods run with: gvisor, provided by GKE Sandbox or, with create_runtime_class, by this module."
-  value       = "gvisor"
+  description = "RuntimeClass sandbox Pods run with: gvisor, provided by GKE Sandbox or, with create_runtime_class, by this module. The namespace admits no Pod without it."
+  value       = local.runtime_class_name
   depends_on  = [kubectl_manifest.object]
 }
 
@@ -23,6 +29,6 @@ output "warm_pool" {
 }
 
 output "manifests" {
-  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange and, when enabled, networkpolicy-egress, runtimeclass and warm-pool). For review; test/parity compares it with manifests/ and with the runner's Go builders."
+  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange, poddisruptionbudget, validatingadmissionpolicy, validatingadmissionpolicybinding and, when enabled, networkpolicy-egress, runtimeclass and warm-pool). For review; test/parity compares it with manifests/ and with the runner's Go builders."
   value       = merge({ namespace = local.namespace_manifest }, local.manifests, var.warm_pool == null ? {} : { warm-pool = local.warm_pool_manifest })
 }

@@ -1,5 +1,5 @@
 variable "namespace" {
-  description = "Namespace the runner creates its ConfigMaps, Jobs and Pods in. The module creates it and deletes it on destroy, so it must be dedicated to gkexec."
+  description = "Namespace the runner creates its ConfigMaps, Jobs and Pods in. The module creates it and deletes it on destroy, so it must be dedicated to gkexec: it admits only gkexec sandbox Pods."
   type        = string
   default     = "gkexec"
   nullable    = false
@@ -16,12 +16,17 @@ variable "namespace" {
 
 variable "agent_service_account" {
   description = <<-EOT
-    The Kubernetes ServiceAccount the agent (the process that calls the runner) runs as; the Role is
-    bound to it. gcp_service_account, when set, is the Google service account it impersonates through
-    GKE Workload Identity (annotation iam.gke.io/gcp-service-account); see the workload-identity module.
+    The Kubernetes ServiceAccount the agent (the process that calls the runner) runs as: the module
+    creates it and binds the Role to it. namespace is where it lives: null (the default) means the
+    sandbox namespace, which suits an agent outside the cluster that uses a token of it (gkexec on a
+    workstation, CI); an agent Pod runs in a namespace of its own, never among the sandboxes (the
+    namespace's admission policy refuses it there), so give that namespace, which must exist.
+    gcp_service_account, when set, is the Google service account it impersonates through GKE
+    Workload Identity (annotation iam.gke.io/gcp-service-account); see the workload-identity module.
   EOT
   type = object({
     name                = optional(string, "gkexec-agent")
+    namespace           = optional(string)
     gcp_service_account = optional(string)
   })
   default  = {}
@@ -32,6 +37,10 @@ variable "agent_service_account" {
     error_message = "agent_service_account.name \"${var.agent_service_account.name}\" is not a valid ServiceAccount name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit."
   }
   validation {
+    condition     = var.agent_service_account.namespace == null || can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.agent_service_account.namespace))
+    error_message = "agent_service_account.namespace must be the name of the namespace the agent's Pods run in (at most 63 lower-case letters, digits and '-'), or null for the sandbox namespace."
+  }
+  validation {
     condition     = var.agent_service_account.gcp_service_account == null || can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\\.gserviceaccount\\.com$", var.agent_service_account.gcp_service_account))
     error_message = "agent_service_account.gcp_service_account must be a Google service account email such as gkexec-agent@PROJECT_ID.iam.gserviceaccount.com (the workload-identity module outputs it), or null for no Workload Identity."
   }
@@ -40,10 +49,16 @@ variable "agent_service_account" {
 variable "sandbox_egress" {
   description = <<-EOT
     Egress allowed to sandbox Pods on top of the default deny (which blocks all ingress and egress).
-    DNS is NOT implied: set allow_dns to let sandbox Pods query kube-dns (Pods labelled
-    k8s-app=kube-dns in kube-system, port 53). destinations are CIDRs (with optional exceptions), each
-    with optional ports; no ports means every port. With Dataplane V2, Service IPs are translated before
-    the policy applies: allow the backends' Pod or external IPs, not a ClusterIP.
+    DNS is NOT implied: allow_dns lets sandbox Pods query kube-dns (Pods labelled k8s-app=kube-dns in
+    kube-system, port 53), and with it open a DNS-tunnelling channel: code can send data out encoded
+    in the names it looks up, which kube-dns forwards to their domains' servers on the internet, and
+    read answers back, even with no destination allowed. destinations are CIDRs (with optional
+    exceptions), each with optional ports; no ports means every port. A destination never opens the
+    metadata server (169.254.169.254/32, fd20:ce::254/128) or the ranges of cluster_ranges (the
+    cluster's Pods, Services and control plane), which it must then be given, unless the destination
+    names one (equals it or lies inside it): they are added to its except list. With Dataplane V2,
+    Service IPs are translated before the policy applies: allow the backends' Pod or external IPs,
+    not a ClusterIP.
   EOT
   type = object({
     allow_dns = optional(bool, false)
@@ -73,12 +88,42 @@ variable "sandbox_egress" {
   }
 }
 
+variable "cluster_ranges" {
+  description = <<-EOT
+    The cluster's own address ranges, which sandbox_egress.destinations never open unless a
+    destination names one: pod_cidrs (Pod IPs; GKE: the cluster's Pod range, clusterIpv4Cidr),
+    service_cidrs (ClusterIPs; GKE: servicesIpv4Cidr) and control_plane_cidrs (the API server's
+    addresses, e.g. GKE's privateClusterConfig.privateEndpoint/32 and public endpoint/32; `kubectl get
+    endpoints kubernetes -n default` lists them). Each is added to the except list of every destination
+    that contains it. Required once there are destinations: a destination such as 0.0.0.0/0 would
+    otherwise reach every Pod, Service and the control plane. Unused without destinations.
+  EOT
+  type = object({
+    pod_cidrs           = optional(list(string), [])
+    service_cidrs       = optional(list(string), [])
+    control_plane_cidrs = optional(list(string), [])
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for c in concat(var.cluster_ranges.pod_cidrs, var.cluster_ranges.service_cidrs, var.cluster_ranges.control_plane_cidrs) : can(cidrhost(c, 0))])
+    error_message = "cluster_ranges: every entry of pod_cidrs, service_cidrs and control_plane_cidrs must be a CIDR block such as 10.12.0.0/14, 34.118.224.0/20 or 172.16.0.2/32."
+  }
+  validation {
+    condition     = length(var.sandbox_egress.destinations) == 0 || (length(var.cluster_ranges.pod_cidrs) > 0 && length(var.cluster_ranges.service_cidrs) > 0 && length(var.cluster_ranges.control_plane_cidrs) > 0)
+    error_message = "cluster_ranges: sandbox_egress.destinations is set, so give the cluster's pod_cidrs, service_cidrs and control_plane_cidrs (GKE: gcloud container clusters describe CLUSTER --format='value(clusterIpv4Cidr,servicesIpv4Cidr,privateClusterConfig.privateEndpoint,endpoint)'): the module keeps them out of every destination that contains them, so that allowing, say, 0.0.0.0/0 does not open the other Pods, the Services or the API server to sandboxed code."
+  }
+}
+
 variable "quota" {
   description = <<-EOT
     ResourceQuota of the namespace. Each execution holds one Job, one Pod and one ConfigMap while it
     runs, so jobs caps concurrent executions. The defaults fit 50 executions at the runner's default
-    resources (request 200m CPU / 256Mi, limit 500m / 512Mi / 1Gi ephemeral storage) plus the agent.
-    CPU and memory are Kubernetes quantities ("12", "500m", "16Gi").
+    resources (request 200m CPU / 256Mi, limit 500m / 512Mi / 1Gi ephemeral storage) beside the
+    default warm pool at its largest (2 Pods and 1 surged in a rollout). Nothing else runs here: the
+    agent runs in a namespace of its own. CPU and memory are Kubernetes quantities ("12", "500m",
+    "16Gi").
   EOT
   type = object({
     jobs                     = optional(number, 50)
@@ -99,7 +144,7 @@ variable "quota" {
   }
   validation {
     condition     = var.quota.pods >= var.quota.jobs
-    error_message = "quota.pods (${var.quota.pods}) must be at least quota.jobs (${var.quota.jobs}): every running Job has a Pod, and the agent's Pods count too."
+    error_message = "quota.pods (${var.quota.pods}) must be at least quota.jobs (${var.quota.jobs}): every running Job has a Pod, and warm pool Pods count too."
   }
   validation {
     condition     = var.quota.configmaps >= var.quota.jobs + 1

@@ -21,7 +21,7 @@ variable "workload_identity_pool" {
 }
 
 variable "namespace" {
-  description = "Namespace of the agent's Kubernetes ServiceAccount (the sandbox-namespace module's namespace)."
+  description = "Namespace of the agent's Kubernetes ServiceAccount: where the agent's Pods run, apart from the sandboxes (the sandbox-namespace module's agent_namespace output), never the sandbox namespace."
   type        = string
   nullable    = false
 

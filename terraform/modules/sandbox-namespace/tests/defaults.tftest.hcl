@@ -4,10 +4,12 @@ mock_provider "kubectl" {}
 run "defaults" {
   command = plan
 
-  # Namespace: Pod Security Admission "restricted", enforced, audited and warned, at "latest".
+  # Namespace: Pod Security Admission "restricted", enforced, audited and warned, at "latest"; the
+  # label that puts the admission policy in force, naming the RuntimeClass it requires.
   assert {
     condition = yamldecode(kubectl_manifest.namespace.yaml_body).metadata.labels == {
       "app.kubernetes.io/part-of"                  = "gkexec"
+      "gkexec.dev/sandbox-runtime-class"           = "gvisor"
       "pod-security.kubernetes.io/enforce"         = "restricted"
       "pod-security.kubernetes.io/enforce-version" = "latest"
       "pod-security.kubernetes.io/audit"           = "restricted"
@@ -15,7 +17,7 @@ run "defaults" {
       "pod-security.kubernetes.io/warn"            = "restricted"
       "pod-security.kubernetes.io/warn-version"    = "latest"
     }
-    error_message = "The namespace must carry the Pod Security Admission restricted labels (enforce, audit, warn at latest)."
+    error_message = "The namespace must carry the Pod Security Admission restricted labels (enforce, audit, warn at latest) and gkexec.dev/sandbox-runtime-class=gvisor."
   }
   assert {
     condition     = yamldecode(kubectl_manifest.namespace.yaml_body).metadata.name == "gkexec"
@@ -32,13 +34,14 @@ run "defaults" {
 
   # Exactly these objects, none of the optional ones.
   assert {
-    condition     = toset(keys(kubectl_manifest.object)) == toset(["serviceaccount", "role", "rolebinding", "networkpolicy-default-deny", "resourcequota", "limitrange", "poddisruptionbudget"])
-    error_message = "With defaults the module must create exactly the ServiceAccount, Role, RoleBinding, default-deny NetworkPolicy, ResourceQuota and LimitRange (no egress policy, no RuntimeClass)."
+    condition     = toset(keys(kubectl_manifest.object)) == toset(["serviceaccount", "role", "rolebinding", "networkpolicy-default-deny", "resourcequota", "limitrange", "poddisruptionbudget", "validatingadmissionpolicy", "validatingadmissionpolicybinding"])
+    error_message = "With defaults the module must create exactly the ServiceAccount, Role, RoleBinding, default-deny NetworkPolicy, ResourceQuota, LimitRange, PodDisruptionBudget and the admission policy with its binding (no egress policy, no RuntimeClass)."
   }
   assert {
     condition = alltrue([for k, o in kubectl_manifest.object :
-    yamldecode(o.yaml_body).metadata.namespace == "gkexec" && yamldecode(o.yaml_body).metadata.labels["app.kubernetes.io/part-of"] == "gkexec"])
-    error_message = "Every object must be in the namespace and labelled app.kubernetes.io/part-of=gkexec."
+      (contains(["validatingadmissionpolicy", "validatingadmissionpolicybinding"], k) ? !can(yamldecode(o.yaml_body).metadata.namespace) : yamldecode(o.yaml_body).metadata.namespace == "gkexec")
+    && yamldecode(o.yaml_body).metadata.labels["app.kubernetes.io/part-of"] == "gkexec"])
+    error_message = "Every object must be in the namespace (the cluster-scoped admission policy and binding in none) and labelled app.kubernetes.io/part-of=gkexec."
   }
 
   # RBAC: runner.RequiredRules(), namespaced, nothing more (test/parity checks the same against the Go source).
@@ -73,13 +76,13 @@ run "defaults" {
     error_message = "Without Workload Identity the ServiceAccount has no annotation, and keeps the default token mount (the agent needs it)."
   }
 
-  # NetworkPolicy: the runner's sandbox Pods, no ingress and no egress rules at all.
+  # NetworkPolicy: every Pod of the namespace, no ingress and no egress rules at all.
   assert {
     condition = yamldecode(kubectl_manifest.object["networkpolicy-default-deny"].yaml_body).spec == {
-      podSelector = { matchLabels = { "app.kubernetes.io/managed-by" = "gkexec", "app.kubernetes.io/component" = "sandbox" } }
+      podSelector = {}
       policyTypes = ["Ingress", "Egress"]
     }
-    error_message = "The default-deny NetworkPolicy must select managed-by=gkexec, component=sandbox Pods and deny all ingress and egress."
+    error_message = "The default-deny NetworkPolicy must select every Pod of the namespace (podSelector {}, not only labelled sandboxes) and deny all ingress and egress."
   }
 
   # Quota and LimitRange: 50 executions at the runner's defaults.
@@ -107,11 +110,11 @@ run "defaults" {
   }
 
   assert {
-    condition     = output.namespace == "gkexec" && output.agent_service_account == "gkexec-agent" && output.runtime_class_name == "gvisor"
-    error_message = "Outputs must name the namespace, the agent ServiceAccount and the gvisor RuntimeClass."
+    condition     = output.namespace == "gkexec" && output.agent_service_account == "gkexec-agent" && output.agent_namespace == "gkexec" && output.runtime_class_name == "gvisor"
+    error_message = "Outputs must name the namespace, the agent ServiceAccount (in the sandbox namespace by default) and the gvisor RuntimeClass."
   }
   assert {
-    condition     = length(output.manifests) == 8 && output.manifests.namespace == kubectl_manifest.namespace.yaml_body
+    condition     = length(output.manifests) == 10 && output.manifests.namespace == kubectl_manifest.namespace.yaml_body
     error_message = "The manifests output must hold every applied object, the Namespace included."
   }
 
@@ -136,9 +139,9 @@ run "another_namespace_and_workload_identity" {
   assert {
     condition = alltrue(concat(
       [yamldecode(kubectl_manifest.namespace.yaml_body).metadata.name == "team-a-sandbox"],
-      [for o in kubectl_manifest.object : yamldecode(o.yaml_body).metadata.namespace == "team-a-sandbox"],
+      [for o in kubectl_manifest.object : try(yamldecode(o.yaml_body).metadata.namespace, "team-a-sandbox") == "team-a-sandbox"],
     ))
-    error_message = "Every object must follow var.namespace."
+    error_message = "Every namespaced object must follow var.namespace."
   }
   assert {
     condition     = yamldecode(kubectl_manifest.object["serviceaccount"].yaml_body).metadata.annotations == { "iam.gke.io/gcp-service-account" = "coder-agent@my-project.iam.gserviceaccount.com" }
@@ -147,6 +150,63 @@ run "another_namespace_and_workload_identity" {
   assert {
     condition     = yamldecode(kubectl_manifest.object["rolebinding"].yaml_body).subjects == [{ kind = "ServiceAccount", name = "coder", namespace = "team-a-sandbox" }]
     error_message = "The RoleBinding must follow the ServiceAccount's name and namespace."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["validatingadmissionpolicy"].yaml_body).metadata.name == "gkexec-sandbox-pods-team-a-sandbox" && yamldecode(kubectl_manifest.object["validatingadmissionpolicybinding"].yaml_body).metadata.name == "gkexec-sandbox-pods-team-a-sandbox" && yamldecode(kubectl_manifest.object["validatingadmissionpolicybinding"].yaml_body).spec.policyName == "gkexec-sandbox-pods-team-a-sandbox"
+    error_message = "The cluster-scoped admission policy and its binding must be named after the namespace, so that two installations never share them."
+  }
+}
+
+# An agent Pod runs in a namespace of its own; the Role in the sandbox namespace is bound to it there.
+run "agent_in_its_own_namespace" {
+  command = plan
+
+  variables {
+    agent_service_account = {
+      namespace           = "agents"
+      gcp_service_account = "gkexec-agent@my-project.iam.gserviceaccount.com"
+    }
+  }
+
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["serviceaccount"].yaml_body).metadata.namespace == "agents" && yamldecode(kubectl_manifest.object["serviceaccount"].yaml_body).metadata.annotations == { "iam.gke.io/gcp-service-account" = "gkexec-agent@my-project.iam.gserviceaccount.com" }
+    error_message = "The agent's ServiceAccount, with its Workload Identity annotation, must be created in agent_service_account.namespace."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["rolebinding"].yaml_body).metadata.namespace == "gkexec" && yamldecode(kubectl_manifest.object["rolebinding"].yaml_body).subjects == [{ kind = "ServiceAccount", name = "gkexec-agent", namespace = "agents" }]
+    error_message = "The RoleBinding stays in the sandbox namespace and binds the ServiceAccount of the agent's namespace."
+  }
+  assert {
+    condition     = output.agent_namespace == "agents" && output.agent_service_account == "gkexec-agent"
+    error_message = "The outputs must say where the agent's ServiceAccount is."
+  }
+}
+
+# Only gkexec sandbox Pods are admitted in the namespace: the policy and its binding.
+run "admission_policy" {
+  command = plan
+
+  assert {
+    condition = yamldecode(kubectl_manifest.object["validatingadmissionpolicybinding"].yaml_body).spec == {
+      policyName        = "gkexec-sandbox-pods-gkexec"
+      validationActions = ["Deny"]
+      matchResources    = { namespaceSelector = { matchExpressions = [{ key = "gkexec.dev/sandbox-runtime-class", operator = "Exists" }] } }
+    }
+    error_message = "The binding must deny what the policy refuses in every namespace labelled gkexec.dev/sandbox-runtime-class."
+  }
+  assert {
+    condition = yamldecode(kubectl_manifest.object["validatingadmissionpolicy"].yaml_body).spec.matchConstraints == {
+      resourceRules = [{ apiGroups = [""], apiVersions = ["v1"], operations = ["CREATE", "UPDATE"], resources = ["pods"] }]
+    } && yamldecode(kubectl_manifest.object["validatingadmissionpolicy"].yaml_body).spec.failurePolicy == "Fail"
+    error_message = "The policy must check Pods created and updated (not their status subresource), and fail closed."
+  }
+  assert {
+    condition     = [for c in yamldecode(kubectl_manifest.object["validatingadmissionpolicy"].yaml_body).spec.matchConditions : c.name] == ["not-break-glass", "created-or-was-a-sandbox"]
+    error_message = "The policy must skip only system:masters and updates of Pods that never were sandboxes."
+  }
+  assert {
+    condition     = length(yamldecode(kubectl_manifest.object["validatingadmissionpolicy"].yaml_body).spec.validations) == 11 && alltrue([for v in yamldecode(kubectl_manifest.object["validatingadmissionpolicy"].yaml_body).spec.validations : length(v.message) > 0])
+    error_message = "Every rule of the policy (labels, RuntimeClass, no identity, no host namespaces, volumes, Secrets, non-root, no escalation, capabilities, read-only root, seccomp) must carry a message."
   }
 }
 
@@ -161,6 +221,7 @@ run "egress_allow_list" {
         { cidr = "2001:db8::/32" },
       ]
     }
+    cluster_ranges = { pod_cidrs = ["10.12.0.0/14"], service_cidrs = ["10.16.0.0/20"], control_plane_cidrs = ["172.16.0.2/32"] }
   }
 
   assert {
@@ -186,7 +247,37 @@ run "egress_allow_list" {
         { to = [{ ipBlock = { cidr = "2001:db8::/32" } }] },
       ]
     }
-    error_message = "The egress policy must allow kube-dns and exactly the listed destinations and ports, leaving out empty fields."
+    error_message = "The egress policy must allow kube-dns and exactly the listed destinations and ports, leaving out empty fields (no cluster range lies inside these destinations, so no except is added)."
+  }
+}
+
+# A broad destination gets the metadata server and the cluster's ranges as exceptions; one that
+# names a cluster range (equals it or lies inside it) opens it on purpose.
+run "egress_keeps_cluster_and_metadata_out" {
+  command = plan
+
+  variables {
+    sandbox_egress = {
+      destinations = [
+        { cidr = "0.0.0.0/0", except = ["10.12.0.0/14", "192.168.0.0/16"], ports = [{ port = 443 }] },
+        { cidr = "10.0.0.0/8" },
+        { cidr = "10.12.4.0/24", ports = [{ port = 8080 }] },
+        { cidr = "10.16.0.0/20", ports = [{ port = 53, protocol = "UDP" }] },
+        { cidr = "::/0" },
+      ]
+    }
+    cluster_ranges = { pod_cidrs = ["10.12.0.0/14"], service_cidrs = ["10.16.0.0/20"], control_plane_cidrs = ["172.16.0.2/32", "34.1.2.3/32"] }
+  }
+
+  assert {
+    condition = [for r in yamldecode(kubectl_manifest.object["networkpolicy-egress"].yaml_body).spec.egress : r.to[0].ipBlock] == [
+      { cidr = "0.0.0.0/0", except = ["10.12.0.0/14", "192.168.0.0/16", "169.254.169.254/32", "10.16.0.0/20", "172.16.0.2/32", "34.1.2.3/32"] },
+      { cidr = "10.0.0.0/8", except = ["10.12.0.0/14", "10.16.0.0/20"] },
+      { cidr = "10.12.4.0/24" },
+      { cidr = "10.16.0.0/20" },
+      { cidr = "::/0", except = ["fd20:ce::254/128"] },
+    ]
+    error_message = "Every destination must except the metadata server and the cluster's Pod, Service and control-plane ranges it contains (once each, after the user's own), and none that it names."
   }
 }
 
@@ -332,7 +423,7 @@ run "warm_pool_defaults" {
     error_message = "The pool must not change the quota behind the user's back."
   }
   assert {
-    condition     = output.warm_pool == "default" && length(output.manifests) == 9 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body
+    condition     = output.warm_pool == "default" && length(output.manifests) == 11 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body
     error_message = "The warm_pool output must name the pool, and the manifests output hold its Deployment."
   }
 }
@@ -380,11 +471,14 @@ run "running_sandboxes_are_not_evicted" {
     condition = yamldecode(kubectl_manifest.object["poddisruptionbudget"].yaml_body).spec == {
       minAvailable = 1000000
       selector = {
-        matchLabels      = { "app.kubernetes.io/managed-by" = "gkexec", "app.kubernetes.io/component" = "sandbox" }
-        matchExpressions = [{ key = "gkexec.dev/pool-state", operator = "NotIn", values = ["idle"] }]
+        matchLabels = { "app.kubernetes.io/managed-by" = "gkexec", "app.kubernetes.io/component" = "sandbox" }
+        matchExpressions = [
+          { key = "gkexec.dev/pool-state", operator = "NotIn", values = ["idle"] },
+          { key = "gkexec.dev/session", operator = "DoesNotExist" },
+        ]
       }
       unhealthyPodEvictionPolicy = "AlwaysAllow"
     }
-    error_message = "A PodDisruptionBudget must forbid evicting running sandbox Pods (cold ones and claimed warm ones), and leave idle pool Pods alone."
+    error_message = "A PodDisruptionBudget must forbid evicting sandbox Pods that run a one-shot execution (cold ones and claimed warm ones), and leave idle pool Pods and session Pods (which may live for hours) alone."
   }
 }

@@ -19,34 +19,69 @@ run "service_account_invalid_name" {
   expect_failures = [var.agent_service_account]
 }
 
+run "agent_namespace_invalid_name" {
+  command = plan
+  variables { agent_service_account = { namespace = "Agents_1" } }
+  expect_failures = [var.agent_service_account]
+}
+
 run "gcp_service_account_not_an_email" {
   command = plan
   variables { agent_service_account = { gcp_service_account = "gkexec-agent" } }
   expect_failures = [var.agent_service_account]
 }
 
+# The egress runs give cluster_ranges, which destinations require, so that only sandbox_egress fails.
 run "egress_invalid_cidr" {
   command = plan
-  variables { sandbox_egress = { destinations = [{ cidr = "10.0.0.0/33" }] } }
+  variables {
+    sandbox_egress = { destinations = [{ cidr = "10.0.0.0/33" }] }
+    cluster_ranges = { pod_cidrs = ["10.12.0.0/14"], service_cidrs = ["10.16.0.0/20"], control_plane_cidrs = ["172.16.0.2/32"] }
+  }
   expect_failures = [var.sandbox_egress]
 }
 
 run "egress_invalid_except" {
   command = plan
-  variables { sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", except = ["example.com"] }] } }
+  variables {
+    sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", except = ["example.com"] }] }
+    cluster_ranges = { pod_cidrs = ["10.12.0.0/14"], service_cidrs = ["10.16.0.0/20"], control_plane_cidrs = ["172.16.0.2/32"] }
+  }
   expect_failures = [var.sandbox_egress]
 }
 
 run "egress_invalid_protocol" {
   command = plan
-  variables { sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", ports = [{ port = 53, protocol = "ICMP" }] }] } }
+  variables {
+    sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", ports = [{ port = 53, protocol = "ICMP" }] }] }
+    cluster_ranges = { pod_cidrs = ["10.12.0.0/14"], service_cidrs = ["10.16.0.0/20"], control_plane_cidrs = ["172.16.0.2/32"] }
+  }
   expect_failures = [var.sandbox_egress]
 }
 
 run "egress_invalid_port_range" {
   command = plan
-  variables { sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", ports = [{ port = 443, end_port = 80 }] }] } }
+  variables {
+    sandbox_egress = { destinations = [{ cidr = "10.0.0.0/8", ports = [{ port = 443, end_port = 80 }] }] }
+    cluster_ranges = { pod_cidrs = ["10.12.0.0/14"], service_cidrs = ["10.16.0.0/20"], control_plane_cidrs = ["172.16.0.2/32"] }
+  }
   expect_failures = [var.sandbox_egress]
+}
+
+run "cluster_ranges_invalid_cidr" {
+  command = plan
+  variables { cluster_ranges = { pod_cidrs = ["10.12.0.0/14"], service_cidrs = ["services"] } }
+  expect_failures = [var.cluster_ranges]
+}
+
+# 0.0.0.0/0 without the cluster's ranges would open every Pod, Service and the API server.
+run "cluster_ranges_missing_with_destinations" {
+  command = plan
+  variables {
+    sandbox_egress = { destinations = [{ cidr = "0.0.0.0/0", ports = [{ port = 443 }] }] }
+    cluster_ranges = { pod_cidrs = ["10.12.0.0/14"], service_cidrs = ["10.16.0.0/20"] }
+  }
+  expect_failures = [var.cluster_ranges]
 }
 
 run "quota_fractional_count" {

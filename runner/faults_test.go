@@ -1,0 +1,333 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/internal/wire/wiretest"
+)
+
+// Regression tests for the faults the 2026-12 review reproduced (P1-P10): each failed before its
+// fix.
+
+// goroutinesIn counts the goroutines whose stack mentions fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 8<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), fn)
+}
+
+// eventually waits for cond with a generous deadline, failing with what.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 30 s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// P2: lines the code writes straight to the container's stdout after its execution fill the
+// session's line queue; closing the session must still end its reader and free its buffers.
+func TestSessionCloseEndsItsReaderWhateverTheCodeWrote(t *testing.T) {
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	r := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "flood"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flood := `import os, base64, threading, time
+fd = os.open('/proc/%d/fd/1' % os.getppid(), os.O_WRONLY)
+def flood():
+    time.sleep(0.2)
+    for i in range(200):
+        os.write(fd, b'O:' + base64.b64encode(b'junk %d\n' % i) + b'\n')
+threading.Thread(target=flood, daemon=True).start()
+print("ok")`
+	if res, err := s.Execute(ctx, Request{Code: flood}); err != nil || string(res.Stdout) != "ok\n" {
+		t.Fatalf("Execute: %v stdout %q stderr %q", err, res.Stdout, res.Stderr)
+	}
+	eventually(t, "the junk lines fill the session's queue", func() bool { return goroutinesIn("(*Conn).pump") > 0 && pumpBlocked() })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session's reader ends after Close", func() bool { return goroutinesIn("(*Conn).pump") == 0 })
+}
+
+// pumpBlocked: a session reader is stuck handing a line to nobody.
+func pumpBlocked() bool {
+	buf := make([]byte, 8<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, g := range strings.Split(stacks, "\n\n") {
+		if strings.Contains(g, "(*Conn).pump") && (strings.Contains(g, "[chan send") || strings.Contains(g, "[select")) {
+			return true
+		}
+	}
+	return false
+}
+
+// P3: a Request.Output callback that blocks must not hold the runner's deadline: Execute returns
+// at its timeout with the callback still blocked.
+func TestTimeoutFiresWhileTheOutputCallbackBlocks(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}}, poolPod(t, o, "pool-a", time.Minute))
+	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("first chunk\n").Bytes()))
+	release := make(chan struct{})
+	defer close(release)
+	called := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		res, err := r.Execute(context.Background(), Request{Code: "x", Timeout: 500 * time.Millisecond, Output: func(Stream, []byte) {
+			select {
+			case called <- struct{}{}:
+			default:
+			}
+			<-release
+		}})
+		if err == nil && !res.TimedOut {
+			err = errors.New("no timeout reported")
+		}
+		done <- err
+	}()
+	await(t, called, "the output callback")
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("Execute: %v, want ErrTimeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Execute did not return at its timeout while the output callback blocked")
+	}
+}
+
+// P5: Close right after Start (serve on an early SIGTERM) must leave nothing claimed and no refill
+// running, however the two interleave.
+func TestCloseRightAfterStartLeavesNothingClaimed(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", WarmPoolReady: 1}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	listing := make(chan struct{}, 1)
+	fc.client.PrependReactor("list", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		select {
+		case listing <- struct{}{}:
+		default:
+		}
+		time.Sleep(300 * time.Millisecond) // the watches are still starting when Close comes
+		return false, nil, nil
+	})
+	r := fc.runner(o)
+	r.env.Attach = fakeAttach(nil)
+	go func() { _ = r.Start(context.Background()) }()
+	await(t, listing, "the watches' start")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range fc.client.Actions() {
+		if p, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), PoolStateClaimed) {
+			t.Fatalf("a pool pod was claimed although the runner was closed: %s", p.GetPatch())
+		}
+	}
+	if w := r.warm; w != nil && !w.Closed() {
+		t.Error("the warm source's refill outlives Close")
+	}
+	got, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
+	if err != nil || got.Labels[LabelPoolState] != PoolStateIdle {
+		t.Errorf("pool-a after Close: %v %v, want it idle", err, got.Labels)
+	}
+}
+
+// P6: without a warm pool, sessions run cold; they are not refused for want of a REST config
+// the runner has.
+func TestSessionsRunColdWithoutAWarmPool(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", NoWarmPool: true, RESTConfig: &rest.Config{Host: "http://127.0.0.1:1"}}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
+	r := fc.runner(o)
+	_, err := r.OpenSession(context.Background(), SessionOptions{ID: "nopool"})
+	if errors.Is(err, ErrInvalidOptions) || !hasAction(fc.client.Actions(), "create", "jobs") {
+		t.Fatalf("OpenSession without a pool: %v; want a cold session's Job and an attach to it", err)
+	}
+	if !errors.Is(err, ErrSandboxFailed) || !strings.Contains(err.Error(), "attach") {
+		t.Errorf("OpenSession: %v, want the attach to 127.0.0.1:1 to fail (ErrSandboxFailed)", err)
+	}
+}
+
+// P9: a warm one-shot whose attach breaks mid-execution reads its result from the container log,
+// which holds the entrypoint's whole output, within seconds rather than failing at a grace.
+func TestWarmExecutionRecoversItsResultWhenTheAttachBreaks(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	r := warmRunner(t, fc, o, func(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
+		br := bufio.NewReader(stdin)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return nil
+			}
+			switch {
+			case strings.HasPrefix(line, "P:"):
+				_, _ = io.WriteString(stdout, "P:\n")
+			case strings.HasPrefix(line, "G:"):
+				_, _ = stdout.Write(new(framed).out("first ").Bytes())
+				return errors.New("connection reset by peer") // the attach breaks; the code runs on
+			}
+		}
+	})
+	logs := 0
+	var mu sync.Mutex
+	r.env.OpenLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
+		mu.Lock()
+		logs++
+		mu.Unlock()
+		return nopCloser(append([]byte("P:\n"), new(framed).out("first ").out("second").end(endRecord{ExitCode: 3})...)), nil
+	}
+	var streamed chunks
+	start := time.Now()
+	res, err := r.Execute(context.Background(), Request{Code: "x", Output: streamed.add})
+	if err != nil || string(res.Stdout) != "first second" || res.ExitCode != 3 || res.Sandbox != SandboxWarm {
+		t.Fatalf("Execute: %v stdout %q exit %d sandbox %s; want the whole result from the container log", err, res.Stdout, res.ExitCode, res.Sandbox)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("recovering took %s", took)
+	}
+	if string(streamed.stream[Stdout]) != "first second" {
+		t.Errorf("streamed %q, want each byte once", streamed.stream[Stdout])
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logs == 0 {
+		t.Error("the container log was never read")
+	}
+}
+
+// P4: two processes opening one session ID at once on the warm pool: exactly one opens it, the
+// other is told the ID is taken and touches nothing of the winner's.
+func TestASessionIDIsOpenedOnceAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute), poolPod(t, o, "pool-b", time.Minute))
+	// Claims take a while, as they do under load: both opens pass every check before either lands.
+	fc.client.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		time.Sleep(300 * time.Millisecond)
+		return false, nil, nil
+	})
+	a, b := warmRunner(t, fc, o, wiretest.NewPod(t).Attach), warmRunner(t, fc, o, wiretest.NewPod(t).Attach)
+	ctx := context.Background()
+	for _, r := range []*Runner{a, b} {
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 2)
+	for _, r := range []*Runner{a, b} {
+		go func() {
+			_, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+			errs <- err
+		}()
+	}
+	e1, e2 := <-errs, <-errs
+	if (e1 == nil) == (e2 == nil) {
+		t.Fatalf("opens: %v and %v; want exactly one to succeed", e1, e2)
+	}
+	lost := e1
+	if lost == nil {
+		lost = e2
+	}
+	if !errors.Is(lost, ErrInvalidRequest) || !strings.Contains(lost.Error(), "already") {
+		t.Errorf("the second open: %v, want ErrInvalidRequest saying the session exists", lost)
+	}
+	pods, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelSession + "=s1"})
+	if len(pods.Items) != 1 {
+		t.Errorf("%d pods carry session s1, want 1", len(pods.Items))
+	}
+}
+
+// P7: the loser of a cold session's race never deletes the winner's Job.
+func TestTheLoserOfAColdSessionRaceLeavesTheWinnersJob(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", NoWarmPool: true, RESTConfig: &rest.Config{Host: "http://127.0.0.1:1"}}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
+	jobMade := make(chan struct{}, 1)
+	fc.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		select {
+		case jobMade <- struct{}{}: // the Job exists; its Pod comes a while later, as the Job controller's does
+		default:
+		}
+		time.Sleep(2 * time.Second)
+		return false, nil, nil
+	})
+	pod := wiretest.NewPod(t)
+	a, b := fc.runner(o), fc.runner(o)
+	a.env.Attach, b.env.Attach = pod.Attach, pod.Attach
+	ctx := context.Background()
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.OpenSession(ctx, SessionOptions{ID: "c1"})
+		first <- err
+	}()
+	await(t, jobMade, "the first open's Job")
+	if _, err := b.OpenSession(ctx, SessionOptions{ID: "c1"}); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "already") {
+		t.Errorf("the second open: %v, want ErrInvalidRequest saying the session exists", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the first open: %v, want it to succeed", err)
+	}
+	if _, err := fc.client.BatchV1().Jobs(fakecluster.Namespace).Get(ctx, "gkexec-s-c1", metav1.GetOptions{}); err != nil {
+		t.Errorf("the winner's Job: %v", err)
+	}
+}
+
+// The held_ready_ahead flake: an execution that arrives while the sandbox to be held ready is
+// still attaching waits for it rather than claim a second Pod.
+func TestAnExecutionWaitsForTheSandboxBeingHeldReady(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", WarmPoolReady: 1}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute), poolPod(t, o, "pool-b", time.Minute))
+	claimed := make(chan string, 4)
+	fc.client.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		if p := a.(k8stesting.PatchAction); strings.Contains(string(p.GetPatch()), PoolStateClaimed) {
+			claimed <- p.GetName()
+		}
+		return false, nil, nil
+	})
+	r := fc.runner(o)
+	inner := fakeAttach(new(framed).out("held\n").end(endRecord{}))
+	r.env.Attach = func(ctx context.Context, pod string, stdin io.Reader, stdout io.Writer) error {
+		time.Sleep(500 * time.Millisecond) // a slow attach, as on a loaded node
+		return inner(ctx, pod, stdin, stdout)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	held := await(t, claimed, "the claim of the sandbox to hold")
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sandbox != SandboxWarm || res.PodName != held {
+		t.Errorf("ran in %s pod %s, want the held sandbox %s: a second pod was claimed on request", res.Sandbox, res.PodName, held)
+	}
+}
