@@ -56,7 +56,7 @@ type made struct{ configMap, job bool }
 func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error) {
 	e := s.e
 	// Wait in line before anything is made: StartTimeout starts now. Execute gives the slot back
-	// when the sandbox is gone.
+	// once the sandbox has ended (see x.leave).
 	slot, err := s.admission.admit(ctx)
 	if err != nil {
 		return nil, err
