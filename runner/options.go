@@ -74,7 +74,10 @@ type Options struct {
 	// counts against neither StartTimeout nor Timeout (Result phase "queue"). Warm executions
 	// take no slot. Default: as many as the namespace's ResourceQuotas admit (the smallest of
 	// hard pods and of hard cpu and memory requests and limits over one sandbox's, read when the
-	// shared watches start); unbounded when there is no quota or it cannot be read. -1: unbounded.
+	// shared watches start); when there is no quota or it cannot be read, learned: once the
+	// scheduler reports a sandbox Pod unschedulable for lack of room (and no node is being added
+	// for it), the sandboxes scheduled, growing by one after as many ran without waiting for room
+	// (Runner.MaxInFlight). -1: unbounded.
 	MaxInFlight int
 
 	// CPURequest, MemoryRequest, CPULimit, MemoryLimit: Kubernetes quantities for the sandbox

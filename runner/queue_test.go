@@ -3,6 +3,9 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 )
 
@@ -198,5 +202,369 @@ func TestRunnerReadsTheQuotaWhenItsWatchesStart(t *testing.T) {
 	}
 	if got := r.cold.Admission().Limit(); got != 7 {
 		t.Errorf("admission limit %d, want the quota's 7 pods", got)
+	}
+}
+
+// Without a quota or MaxInFlight, the runner learns the room from its Pods' scheduling.
+
+const insufficientCPU = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+
+// boundSignal sends a's learned bound on the returned channel each time it changes.
+func boundSignal(a *sandbox.Admission) <-chan int {
+	ch := make(chan int, 100)
+	a.OnBound = func(bound int) { ch <- bound }
+	return ch
+}
+
+// logGate stands in for the container logs: each sandbox's log ends, with its Pod's name on
+// stdout, when the test ends it; opened gets each Pod whose log was opened (its container started).
+type logGate struct {
+	mu     sync.Mutex
+	end    map[string]chan struct{}
+	ended  map[string]bool
+	opened chan string
+}
+
+func newLogGate(r *Runner) *logGate {
+	g := &logGate{end: map[string]chan struct{}{}, ended: map[string]bool{}, opened: make(chan string, 100)}
+	r.env.OpenLogs = func(ctx context.Context, pod string, _ *corev1.PodLogOptions) (ioReadCloser, error) {
+		g.opened <- pod
+		select {
+		case <-g.ch(pod):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return nopCloser(new(framed).out(pod).end(endRecord{})), nil
+	}
+	return g
+}
+
+func (g *logGate) ch(pod string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.end[pod] == nil {
+		g.end[pod] = make(chan struct{})
+	}
+	return g.end[pod]
+}
+
+// finish ends execution id's log; once is enough.
+func (g *logGate) finish(id string) {
+	ch := g.ch(podName(id))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.ended[id] {
+		g.ended[id] = true
+		close(ch)
+	}
+}
+
+// podName is the name the fake Job controller gives execution id's Pod.
+func podName(id string) string { return podspec.ObjectName(id) + "-abcde" }
+
+// setPod applies steps to execution id's Pod, once the fake Job controller has made it.
+func (fc *fakeCluster) setPod(id string, steps ...func(*corev1.Pod)) {
+	fc.t.Helper()
+	pods := fc.client.CoreV1().Pods(fakecluster.Namespace)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pod, err := pods.Get(context.Background(), podName(id), metav1.GetOptions{})
+		if err == nil {
+			for _, step := range steps {
+				step(pod)
+			}
+			if _, err := pods.UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+				fc.t.Fatal(err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			fc.t.Fatalf("execution %s has no pod: %v", id, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// jobs names the executions whose Job was created so far, in order.
+func (fc *fakeCluster) jobs() []string {
+	var ids []string
+	for _, a := range fc.client.Actions() {
+		if a.GetVerb() == "create" && a.GetResource().Resource == "jobs" {
+			name := a.(k8stesting.CreateAction).GetObject().(metav1.Object).GetName()
+			ids = append(ids, strings.TrimPrefix(name, "gkexec-"))
+		}
+	}
+	return ids
+}
+
+// executions runs Execute for each ID in the background; results gets their errors by ID.
+type executions struct {
+	t       *testing.T
+	r       *Runner
+	results sync.Map // id -> chan error
+}
+
+func (e *executions) start(ids ...string) {
+	for _, id := range ids {
+		done := make(chan error, 1)
+		e.results.Store(id, done)
+		go func() {
+			res, err := e.r.Execute(context.Background(), Request{Code: "x", ExecutionID: id})
+			if err == nil && string(res.Stdout) != podName(id) {
+				err = fmt.Errorf("stdout %q", res.Stdout)
+			}
+			done <- err
+		}()
+	}
+}
+
+func (e *executions) ended(id string) {
+	e.t.Helper()
+	done, _ := e.results.Load(id)
+	if err := await(e.t, done.(chan error), "execution "+id+" to end"); err != nil {
+		e.t.Errorf("execution %s: %v", id, err)
+	}
+}
+
+// awaitInFlight waits until a holds n slots: a slot is given back once its Pod is gone, after
+// Execute returned.
+func awaitInFlight(t *testing.T, a *sandbox.Admission, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, _ := a.InFlight()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d in flight, want %d", got, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestNoRoomHoldsColdStartsInTheQueueUntilThereIsRoom(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{}) // the test plays the scheduler
+	r := fc.runner(Options{})           // no quota, no MaxInFlight
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	adm := r.cold.Admission()
+	queued, bounds := queuedSignal(adm), boundSignal(adm)
+	logs := newLogGate(r)
+	x := &executions{t: t, r: r}
+	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		defer logs.finish(id) // on every path: Close waits for the executions
+	}
+	started := func(id string) {
+		t.Helper()
+		fc.setPod(id, scheduledOn("n"), running)
+		if got := await(t, logs.opened, "a sandbox to start"); got != podName(id) {
+			t.Fatalf("%s started, want %s", got, podName(id))
+		}
+	}
+
+	// The node fits 2: a and b run, c lacks room.
+	x.start("a", "b", "c")
+	started("a")
+	started("b")
+	fc.setPod("c", unschedulable(insufficientCPU))
+	if got := await(t, bounds, "the bound to be learned"); got != 2 {
+		t.Fatalf("bound %d after c lacked room with a and b scheduled, want 2", got)
+	}
+	if got := r.MaxInFlight(); got != 2 {
+		t.Errorf("Runner.MaxInFlight() = %d, want the learned 2", got)
+	}
+	for _, id := range []string{"d", "e", "f", "g"} {
+		x.start(id)
+		await(t, queued, id+" in the queue")
+	}
+	// a ends: its room is c's, and no new Pod is made to race c for it.
+	logs.finish("a")
+	x.ended("a")
+	awaitInFlight(t, adm, 2)
+	if got := fc.jobs(); len(got) != 3 {
+		t.Fatalf("jobs created %v while c waited for room, want only a, b and c's", got)
+	}
+	started("c")
+	// b ends: d, the first in line, goes; then c ends: e goes.
+	logs.finish("b")
+	x.ended("b")
+	started("d")
+	if got := fc.jobs(); !slices.Equal(got[3:], []string{"d"}) {
+		t.Fatalf("jobs created after a, b and c: %v, want d's (first in line)", got[3:])
+	}
+	logs.finish("c")
+	x.ended("c")
+	started("e")
+	// d ends: b and d ran without waiting for room while others waited in line — a bound's
+	// worth: one more may go, and f and g do.
+	logs.finish("d")
+	x.ended("d")
+	if got := await(t, bounds, "the bound to grow"); got != 3 {
+		t.Fatalf("bound %d, want 3", got)
+	}
+	fc.setPod("f", scheduledOn("n"), running)
+	fc.setPod("g", scheduledOn("n"), running)
+	for _, id := range []string{"e", "f", "g"} {
+		logs.finish(id)
+		x.ended(id)
+	}
+	if got := fc.jobs(); !slices.Equal(got[3:5], []string{"d", "e"}) || len(got) != 7 {
+		t.Errorf("jobs created %v, want a, b, c, then d, e in the order they queued, then f and g", got)
+	}
+	awaitInFlight(t, adm, 0)
+	if left := fc.leftovers(); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+func TestScaleUpDoesNotShrinkTheBoundToNothing(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{})
+	r := fc.runner(Options{})
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	adm := r.cold.Admission()
+	queued, bounds := queuedSignal(adm), boundSignal(adm)
+	logs := newLogGate(r)
+	x := &executions{t: t, r: r}
+	defer logs.finish("a")
+	defer logs.finish("b")
+	x.start("a")
+	fc.setPod("a", unschedulable(insufficientCPU)) // the node is full of others' Pods
+	if got := await(t, bounds, "the bound to be learned"); got != 1 {
+		t.Fatalf("bound %d, want 1", got)
+	}
+	x.start("b")
+	await(t, queued, "b in the queue")
+	// The autoscaler adds a node for a: a waits for it, as it would without the bound, and b
+	// goes to the scheduler (and the autoscaler) too.
+	_, err := fc.client.CoreV1().Events(fakecluster.Namespace).Create(context.Background(), &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "a.scaleup", UID: "uid-a-scaleup"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: podName("a"), Namespace: fakecluster.Namespace},
+		Type:           corev1.EventTypeNormal, Reason: "TriggeredScaleUp",
+		Message: "pod triggered scale-up: [{sandbox-pool 1->2 (max: 3)}]",
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := await(t, bounds, "the bound to be undone"); got != 0 {
+		t.Fatalf("bound %d while a node is being added, want none", got)
+	}
+	fc.setPod("b", scheduledOn("n"), running)
+	if got := await(t, logs.opened, "b to start"); got != podName("b") {
+		t.Fatalf("%s started, want b's", got)
+	}
+	fc.setPod("a", scheduledOn("n2"), running) // the new node
+	await(t, logs.opened, "a to start")
+	logs.finish("a")
+	logs.finish("b")
+	x.ended("a")
+	x.ended("b")
+}
+
+func TestASetOrQuotaBoundIsNotLearned(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		opts    Options
+		objects []runtime.Object
+	}{
+		{name: "MaxInFlight", opts: Options{MaxInFlight: 3}},
+		{name: "quota", objects: []runtime.Object{quota("gkexec-quota", corev1.ResourceList{"pods": resource.MustParse("3")})}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fc := newFakeCluster(t, scenario{}, tc.objects...)
+			r := fc.runner(tc.opts)
+			if err := r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			adm := r.cold.Admission()
+			queued := queuedSignal(adm)
+			logs := newLogGate(r)
+			x := &executions{t: t, r: r}
+			for _, id := range []string{"a", "b", "c", "d"} {
+				defer logs.finish(id)
+			}
+			x.start("a", "b", "c")
+			for _, id := range []string{"a", "b"} {
+				fc.setPod(id, scheduledOn("n"), running)
+				await(t, logs.opened, id+" to start")
+			}
+			fc.setPod("c", unschedulable(insufficientCPU))
+			x.start("d")
+			await(t, queued, "d in the queue")
+			// a ends: d takes its slot, though c lacks room, as the bound set says.
+			logs.finish("a")
+			x.ended("a")
+			fc.setPod("d", scheduledOn("n"), running)
+			if got := await(t, logs.opened, "d to start"); got != podName("d") {
+				t.Fatalf("%s started, want d's", got)
+			}
+			if got := r.MaxInFlight(); got != 3 {
+				t.Errorf("Runner.MaxInFlight() = %d, want 3", got)
+			}
+			fc.setPod("c", scheduledOn("n"), running)
+			await(t, logs.opened, "c to start")
+		})
+	}
+}
+
+// succeeded ends the sandbox container, and the Pod as Succeeded.
+func succeeded(p *corev1.Pod) {
+	p.Status.Phase = corev1.PodSucceeded
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "sandbox",
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}}}
+}
+
+// TestWhenASlotIsFree: a learning queue counts room as the scheduler does, which ignores a Pod
+// that finished; a set bound holds the slot until the Pod is gone (a terminating Pod may still
+// hold its requests on the node).
+func TestWhenASlotIsFree(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name               string
+		opts               Options
+		freeOnceItFinished bool
+	}{
+		{name: "learning: once its pod finished", freeOnceItFinished: true},
+		{name: "MaxInFlight: once its pod is gone", opts: Options{MaxInFlight: 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fc := newFakeCluster(t, scenario{})
+			tc.opts.KeepObjects = true // the Pod stays after Execute: the test deletes it
+			r := fc.runner(tc.opts)
+			if err := r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			adm := r.cold.Admission()
+			logs := newLogGate(r)
+			x := &executions{t: t, r: r}
+			x.start("a")
+			fc.setPod("a", scheduledOn("n"), running)
+			await(t, logs.opened, "a to start")
+			logs.finish("a")
+			x.ended("a")
+			fc.setPod("a", succeeded)
+			if tc.freeOnceItFinished {
+				awaitInFlight(t, adm, 0)
+			} else {
+				time.Sleep(100 * time.Millisecond) // the runner sees the Pod finished in far less
+				if n, _ := adm.InFlight(); n != 1 {
+					t.Fatalf("%d in flight once the pod finished, want its slot held until the pod is gone", n)
+				}
+			}
+			if err := fc.client.CoreV1().Pods(fakecluster.Namespace).Delete(context.Background(), podName("a"), metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			awaitInFlight(t, adm, 0)
+		})
 	}
 }

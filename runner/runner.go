@@ -215,7 +215,7 @@ func (r *Runner) startHub(st *hubStart) {
 		r.starting = nil
 	} else {
 		r.hub, r.env.Hub = h, h
-		r.cold = sandbox.NewCold(r.env, sandbox.NewAdmission(sandbox.MaxInFlight(ctx, r.client, r.opts.MaxInFlight, &r.env.Shape, r.log)))
+		r.cold = sandbox.NewCold(r.env, sandbox.AdmissionFor(ctx, r.client, r.opts.MaxInFlight, &r.env.Shape, r.log))
 		if r.env.Attach != nil && !r.opts.NoWarmPool {
 			r.warm = sandbox.NewWarm(r.env)
 		}
@@ -248,5 +248,18 @@ func NewExecutionID() string {
 // Options.CleanupTimeout), including those of warm sandboxes deleted after Execute returned.
 // `gkexec gc` removes them.
 func (r *Runner) CleanupFailures() int64 { return r.leftCount.Load() }
+
+// MaxInFlight is the bound on cold sandboxes in flight in force now: Options.MaxInFlight, what the
+// namespace's ResourceQuotas admit, or — with neither — what the runner learned the cluster has
+// room for (see Options.MaxInFlight); 0 for none (yet), or before the shared watches started.
+func (r *Runner) MaxInFlight() int {
+	r.mu.Lock()
+	cold := r.cold
+	r.mu.Unlock()
+	if cold == nil {
+		return 0
+	}
+	return cold.Admission().Limit()
+}
 
 func (r *Runner) countLeft(left []string) { r.leftCount.Add(int64(len(left))) }

@@ -22,6 +22,10 @@ type Diagnosis struct {
 	Fatal error // non-nil: the Pod can never run; stop now
 	// UnschedulableSelector: the scheduler says no node matches the Pod's selector or tolerations.
 	UnschedulableSelector bool
+	// NoRoom: the Pod is not scheduled, and the scheduler says no node has room for it
+	// (Insufficient cpu or memory, Too many pods), in its condition or a FailedScheduling event.
+	// Another sandbox's end, or a node being added, may make room.
+	NoRoom bool
 	// Summary describes the last state, for a timeout message.
 	Summary string
 }
@@ -33,6 +37,9 @@ func Diagnose(namespace, runtimeClass, jobName string, pod *corev1.Pod, events [
 	sort.Slice(events, func(i, j int) bool { return eventTime(events[i]).Before(eventTime(events[j])) })
 	for _, ev := range events {
 		msg := ev.Message
+		if ev.InvolvedObject.Kind == "Pod" && ev.Reason == "FailedScheduling" && lacksRoom(msg) {
+			d.NoRoom = true
+		}
 		switch {
 		case ev.InvolvedObject.Kind == "Job" && ev.Reason == "FailedCreate":
 			switch {
@@ -59,6 +66,9 @@ func Diagnose(namespace, runtimeClass, jobName string, pod *corev1.Pod, events [
 		}
 		d.Summary = fmt.Sprintf("last warning %s: %s", ev.Reason, msg)
 	}
+	if Scheduled(pod) {
+		d.NoRoom = false // an earlier attempt's event
+	}
 	if pod == nil {
 		if d.Summary == "" {
 			d.Summary = "job " + jobName + " has not created its pod yet"
@@ -71,8 +81,11 @@ func Diagnose(namespace, runtimeClass, jobName string, pod *corev1.Pod, events [
 	}
 	d.Summary = state
 	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			d.UnschedulableSelector = selectorMismatch(c.Message)
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && !Scheduled(pod) {
+			d.NoRoom = d.NoRoom || lacksRoom(c.Message)
+			// A node that matches but is full ("1 Insufficient cpu, 2 node(s) didn't match Pod's
+			// node affinity/selector") makes room in time: only nodes that all mismatch are final.
+			d.UnschedulableSelector = selectorMismatch(c.Message) && !lacksRoom(c.Message)
 		}
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
@@ -105,6 +118,13 @@ func transientCreateFailure(msg string) bool {
 	}
 	return strings.Contains(msg, "Operation cannot be fulfilled on resourcequotas") ||
 		strings.Contains(msg, "the object has been modified")
+}
+
+// lacksRoom: the scheduler's message says a node has no room left for the Pod — its requests do
+// not fit ("Insufficient cpu", "Insufficient memory", any resource) or it runs as many Pods as it
+// may ("Too many pods").
+func lacksRoom(msg string) bool {
+	return strings.Contains(msg, "Insufficient ") || strings.Contains(msg, "Too many pods")
 }
 
 // selectorMismatch tells "no node matches" from "no node has room": only the first is final.

@@ -40,6 +40,9 @@ type coldSandbox struct {
 	name     string // of the Job and the ConfigMap
 	made     made
 	released bool
+	// slot is its place in the admission queue, told how its Pod's scheduling goes; nil for a
+	// session's Job, which takes none.
+	slot *Slot
 }
 
 // podGoneTimeout bounds how long an admission slot waits for its deleted Pod to go.
@@ -53,27 +56,32 @@ type made struct{ configMap, job bool }
 func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error) {
 	e := s.e
 	// Wait in line before anything is made: StartTimeout starts now. Execute gives the slot back
-	// when the sandbox is gone.
-	leave, err := s.admission.admit(ctx)
+	// once the sandbox has ended (see x.leave).
+	slot, err := s.admission.admit(ctx)
 	if err != nil {
 		return nil, err
 	}
 	x.Marks.Admitted = time.Now()
 	id := x.Request.ExecutionID
 	t := e.Hub.Track(id)
-	sb := &coldSandbox{e: e, t: t, name: podspec.ObjectName(id)}
+	sb := &coldSandbox{e: e, t: t, name: podspec.ObjectName(id), slot: slot}
 	x.leave = func() {
 		if !s.admission.Bounded() {
 			e.Hub.Untrack(id, t)
-			leave()
+			slot.Leave()
 			return
 		}
 		// The slot is node capacity: it is free once the Pod is gone, not when its deletion was
 		// accepted (a terminating Pod still holds its requests, and the scheduler counts them).
+		// A learning admission, which measures the room as the scheduler counts it, frees it as
+		// soon as the Pod finished: the scheduler no longer counts a Succeeded or Failed Pod.
 		e.Background(func() {
-			t.AwaitGone(podGoneTimeout, e.Stopping)
+			deadline := time.Now().Add(podGoneTimeout)
+			t.AwaitEnded(podGoneTimeout, e.Stopping)
+			slot.ended()
+			t.AwaitGone(time.Until(deadline), e.Stopping)
 			e.Hub.Untrack(id, t)
-			leave()
+			slot.Leave()
 		})
 	}
 	x.Kind = Cold
@@ -178,6 +186,8 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *Execution) error {
 	var graceTimer <-chan time.Time
 	for {
 		pod, gone, events, scaleUp := t.Snapshot()
+		d := diagnose.Diagnose(e.Namespace, e.Shape.RuntimeClassName, sb.name, pod, events)
+		sb.slot.observe(diagnose.Scheduled(pod), d.NoRoom, scaleUp)
 		if diagnose.Scheduled(pod) && x.Marks.Scheduled.IsZero() {
 			x.Marks.Scheduled = time.Now()
 			x.NoteSandbox(Cold, pod)
@@ -186,7 +196,6 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *Execution) error {
 		if gone {
 			return fmt.Errorf("%w: pod %s/%s was deleted before it started", diagnose.ErrSandboxFailed, e.Namespace, pod.Name)
 		}
-		d := diagnose.Diagnose(e.Namespace, e.Shape.RuntimeClassName, sb.name, pod, events)
 		if d.Fatal != nil {
 			return d.Fatal
 		}

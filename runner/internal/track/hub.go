@@ -174,11 +174,23 @@ func (h *Hub) Untrack(id string, t *Tracker) {
 // AwaitGone waits until the tracked Pod has been deleted (or was never seen), at most timeout or
 // until stop is closed.
 func (t *Tracker) AwaitGone(timeout time.Duration, stop <-chan struct{}) {
+	t.await(timeout, stop, func(*corev1.Pod) bool { return false })
+}
+
+// AwaitEnded waits until the tracked Pod holds no room on a node as the scheduler counts it: it
+// finished (Succeeded or Failed; the scheduler ignores such Pods), was deleted, or was never seen;
+// at most timeout or until stop is closed.
+func (t *Tracker) AwaitEnded(timeout time.Duration, stop <-chan struct{}) {
+	t.await(timeout, stop, diagnose.PodFinished)
+}
+
+// await waits until the tracked Pod is gone, was never seen, or is done.
+func (t *Tracker) await(timeout time.Duration, stop <-chan struct{}, done func(*corev1.Pod) bool) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		pod, gone, _, _ := t.Snapshot()
-		if pod == nil || gone {
+		if pod == nil || gone || done(pod) {
 			return
 		}
 		select {
