@@ -94,7 +94,6 @@ func (r *Runner) exchange(ctx context.Context, x *execution, sb sandbox.Sandbox)
 // is kept. The cost is bounded: one more decoder (2·MaxOutputBytes + 2·MaxFileBytes + 112 KiB)
 // at a time, on this rare path only; the Streamer delivers only what the first read did not.
 func (r *Runner) recover(ctx context.Context, x *execution, sb sandbox.Sandbox, out *wire.Streamer, deadline <-chan time.Time) error {
-	t := sb.Tracker()
 	// ended takes the container's end as the kubelet reports it: its whole output is there to
 	// read once more, unfollowed.
 	ended := func(term *corev1.ContainerStateTerminated) error {
@@ -113,12 +112,14 @@ func (r *Runner) recover(ctx context.Context, x *execution, sb sandbox.Sandbox, 
 		return nil
 	}
 	over := func() (bool, *corev1.ContainerStateTerminated) {
-		pod, gone, _, _ := t.Snapshot()
+		pod, gone, _, _ := sb.Tracker().Snapshot()
 		term := diagnose.Terminated(pod)
 		return term != nil || gone || diagnose.PodFinished(pod), term
 	}
 	backoff := 100 * time.Millisecond
 	for {
+		// A session's sandbox attaches anew to reopen, and is then followed by a new tracker.
+		t := sb.Tracker()
 		if done, term := over(); done {
 			return ended(term)
 		}

@@ -160,7 +160,11 @@ func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, e
 			res.TimedOut, res.ExitCode, res.Signal = true, 137, 9
 			err = fmt.Errorf("%w: pod %s/%s ran past %s and was killed", ErrTimeout, ns, pod, x.timeout)
 		case x.dec != nil && x.dec.End() != nil:
-			switch {
+			switch why := x.dec.End().Refused; {
+			case why != "" && x.session != "":
+				err = fmt.Errorf("%w: the sandbox refused it: %s; nothing ran, and session %s goes on", ErrInvalidRequest, why, x.session)
+			case why != "":
+				err = fmt.Errorf("%w: the sandbox refused it: %s; nothing ran (pod %s/%s)", ErrInvalidRequest, why, ns, pod)
 			case res.TimedOut && x.session != "" && x.sessionOver == "":
 				err = fmt.Errorf("%w: the code ran past %s and was interrupted; session %s goes on (pod %s/%s)", ErrTimeout, x.timeout, x.session, ns, pod)
 			case res.TimedOut:

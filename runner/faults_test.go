@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -329,5 +330,195 @@ func TestAnExecutionWaitsForTheSandboxBeingHeldReady(t *testing.T) {
 	}
 	if res.Sandbox != SandboxWarm || res.PodName != held {
 		t.Errorf("ran in %s pod %s, want the held sandbox %s: a second pod was claimed on request", res.Sandbox, res.PodName, held)
+	}
+}
+
+// A crashed holder blocks its session no longer than the sandbox takes to say nothing runs: the
+// lease another process left behind (killed within its linger, or whose give-back failed) is taken
+// over, and the session's state is there.
+func TestADeadHoldersLeaseIsTakenOverWhenTheSandboxSaysNothingRuns(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	first := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	s, err := first.OpenSession(ctx, SessionOptions{ID: "crash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "x = 7"}); err != nil {
+		t.Fatal(err)
+	}
+	// The first process dies holding the lease for five more minutes, as a killed serve did.
+	until := time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)
+	patch := `{"metadata":{"annotations":{"` + AnnotationSessionLease + `":"dead-host/1/x e1 ` + until + `"}}}`
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Patch(ctx, "pool-a", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	second := warmRunner(t, fc, o, pod.Attach)
+	second.busyWait = time.Minute // a refusal would come only after a minute
+	again, err := second.Session(ctx, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(sessionTakeoverIdle) // the sandbox has been idle for longer than a live holder's linger
+	start := time.Now()
+	res, err := again.Execute(ctx, Request{Code: "print(x)"})
+	if err != nil || string(res.Stdout) != "7\n" {
+		t.Fatalf("resumed after the holder died: %v stdout %q", err, res.Stdout)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the takeover took %s", took)
+	}
+}
+
+// A live holder's lease is not taken over while its code runs: the other process waits, then is
+// told the session is busy.
+func TestALiveHoldersLeaseIsNotTakenOver(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	first := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	s, err := first.OpenSession(ctx, SessionOptions{ID: "busy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := make(chan error, 1)
+	go func() {
+		_, err := s.Execute(ctx, Request{Code: "import time\ntime.sleep(4)"})
+		running <- err
+	}()
+	eventually(t, "the first execution's lease", func() bool {
+		p, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{})
+		return p.Annotations[AnnotationSessionLease] != ""
+	})
+	second := warmRunner(t, fc, o, pod.Attach)
+	second.busyWait = time.Second
+	again, err := second.Session(ctx, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Execute(ctx, Request{Code: "print(1)"}); !errors.Is(err, ErrSessionBusy) {
+		t.Errorf("while the first process's code runs: %v, want ErrSessionBusy", err)
+	}
+	if err := <-running; err != nil {
+		t.Errorf("the first execution: %v", err)
+	}
+}
+
+// P1: a request the session's sandbox cannot run is refused at once with a clear error, and the
+// session goes on.
+func TestASessionsBadRequestIsRefusedAndTheSessionGoesOn(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	r := warmRunner(t, fc, o, wiretest.NewPod(t).Attach)
+	ctx := context.Background()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "bad"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "open('data', 'w').write('x')\nx = 1\n"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = s.Execute(ctx, Request{Code: "print(x)", Files: map[string][]byte{"data/in.csv": []byte("a")}, Timeout: time.Minute})
+	if !errors.Is(err, ErrInvalidRequest) || errors.Is(err, ErrSessionEnded) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("a request through a file: %v, want ErrInvalidRequest and the session going on", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the refusal took %s", took)
+	}
+	if res, err := s.Execute(ctx, Request{Code: "print(x)"}); err != nil || string(res.Stdout) != "1\n" {
+		t.Errorf("after the refusal: %v stdout %q", err, res.Stdout)
+	}
+}
+
+// P8: a session execution whose attach breaks mid-run is recovered on a new attach (the sandbox
+// replays it), within seconds, and the session goes on.
+func TestASessionExecutionSurvivesABrokenAttach(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	var mu sync.Mutex
+	cut := make(chan struct{})
+	attaches := 0
+	r := warmRunner(t, fc, o, func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
+		mu.Lock()
+		attaches++
+		first := attaches == 1
+		mu.Unlock()
+		if !first {
+			return pod.Attach(ctx, name, stdin, stdout)
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-cut:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_ = pod.Attach(ctx, name, stdin, stdout)
+		return errors.New("connection reset by peer")
+	})
+	ctx := context.Background()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "cut"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "x = 7"}); err != nil {
+		t.Fatal(err)
+	}
+	var streamed chunks
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		close(cut) // an API server restart, mid-execution
+	}()
+	start := time.Now()
+	res, err := s.Execute(ctx, Request{Code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint(x + 1)", Output: streamed.add})
+	if err != nil || string(res.Stdout) != "before\n8\n" {
+		t.Fatalf("across the broken attach: %v stdout %q", err, res.Stdout)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("recovering took %s", took)
+	}
+	if string(streamed.stream[Stdout]) != "before\n8\n" {
+		t.Errorf("streamed %q, want each byte once", streamed.stream[Stdout])
+	}
+	if res, err := s.Execute(ctx, Request{Code: "print(x)"}); err != nil || string(res.Stdout) != "7\n" {
+		t.Errorf("after: %v stdout %q, want the session going on", err, res.Stdout)
+	}
+}
+
+// The janitor: a claimed pool Pod whose container was restarted (its entrypoint left) and a cold
+// session's finished Job go, whichever runner made them; a sandbox this runner uses stays.
+func TestTheJanitorDeletesSandboxesThatEndedByThemselves(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	restarted := poolPod(t, o, "pool-left", time.Minute)
+	restarted.Labels[LabelPoolState] = PoolStateClaimed
+	restarted.Status.ContainerStatuses[0].RestartCount = 1
+	busy := poolPod(t, o, "pool-busy", time.Minute)
+	busy.Labels[LabelPoolState] = PoolStateClaimed
+	idle := poolPod(t, o, "pool-idle", time.Minute)
+	fc := newFakeCluster(t, scenario{}, restarted, busy, idle)
+	r := fc.runner(o)
+	r.janitorGrace = 200 * time.Millisecond
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone := func(name string) bool {
+		_, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), name, metav1.GetOptions{})
+		return err != nil
+	}
+	eventually(t, "the restarted claimed pod deleted", func() bool { return gone("pool-left") })
+	if gone("pool-busy") || gone("pool-idle") {
+		t.Error("the janitor deleted a sandbox that did not end")
 	}
 }

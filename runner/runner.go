@@ -38,8 +38,8 @@ type Runner struct {
 	// settings and a few functions. Tests replace env.OpenLogs (fake clientsets serve no logs),
 	// env.Attach and env.KillGrace.
 	env *sandbox.Env
-	// busyWait: see its default; tests shorten it.
-	busyWait time.Duration
+	// busyWait: see its default; janitorGrace, the janitor's (0: its default). Tests shorten them.
+	busyWait, janitorGrace time.Duration
 	// stopping is closed by Close once no execution is in flight: background waits end early.
 	stopping chan struct{}
 
@@ -218,6 +218,11 @@ func (r *Runner) startHub(st *hubStart) {
 		r.cold = sandbox.NewCold(r.env, sandbox.AdmissionFor(ctx, r.client, r.opts.MaxInFlight, &r.env.Shape, r.log))
 		if r.env.Attach != nil && !r.opts.NoWarmPool {
 			r.warm = sandbox.NewWarm(r.env)
+		}
+		if !r.opts.KeepObjects {
+			// Sandboxes that ended by themselves go while any runner lives in the namespace.
+			janitor := sandbox.NewJanitor(r.env, r.janitorGrace)
+			r.background(func() { janitor.Run(r.stopping) })
 		}
 	}
 	r.mu.Unlock()

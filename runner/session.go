@@ -16,7 +16,9 @@ import (
 
 // A session is one live interpreter in one sandbox across many executions: variables, imports
 // and files under /workspace persist from one to the next, and nothing crosses to another
-// session. Its sandbox comes through the same seam as a one-shot execution's — a claimed warm
+// session. Its terms (idle timeout, lifetime) are the sandbox's to enforce: it ends the session
+// itself, and a session's sandbox that ended is deleted by whichever runner sees it first (the
+// janitor), or by gc. Its sandbox comes through the same seam as a one-shot execution's — a claimed warm
 // pool Pod when one is idle, else a Job of its own — and it is talked to over the same attach
 // channel and framing as a warm sandbox; each execution's Result is completed by finish.
 //
@@ -48,6 +50,9 @@ const (
 	// defaultBusyWait bounds how long an execution waits for another process's lease to be given
 	// back before it is refused with ErrSessionBusy.
 	defaultBusyWait = 5 * time.Second
+	// sessionTakeoverIdle: a lease whose session has run nothing for this long is its dead
+	// holder's (a live one gives it back sessionLeaseLinger after its execution) and is taken over.
+	sessionTakeoverIdle = time.Second
 )
 
 // Session is an open session. It is safe for concurrent use; executions run one at a time.
@@ -65,9 +70,6 @@ type Session struct {
 	job  string      // a cold session's Job
 	conn *sandbox.Conn
 	over string // why the session ended, once it did
-	// expiry is the runner's own check of the session's terms (idle timeout, lifetime), at the
-	// earliest moment they may end it; the sandbox enforces them too.
-	expiry *time.Timer
 }
 
 // newSession is session id of this runner, with its lease.
@@ -75,8 +77,23 @@ func (r *Runner) newSession(id, kind string) *Session {
 	s := &Session{r: r, id: id, kind: kind, turn: make(chan struct{}, 1)}
 	s.lease = &session.Lease{Client: r.client, Namespace: r.opts.Namespace, Session: id, Holder: r.holder, Hub: r.hub, Log: r.log,
 		BusyWait: r.busyWait, ChangeWait: sandbox.AttachTimeout, CleanupTimeout: r.opts.CleanupTimeout,
-		OnPod: s.setPod, OnGone: s.end}
+		TakeoverIdle: sessionTakeoverIdle, OnPod: s.setPod, OnGone: s.end, Probe: s.probe}
 	return s
+}
+
+// probe asks the session's sandbox, over this process's attach, what runs in it.
+func (s *Session) probe(ctx context.Context) (string, time.Duration, error) {
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn == nil {
+		return "", 0, fmt.Errorf("session %s: not attached", s.id)
+	}
+	answer, err := conn.Ping(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	return answer.Running, time.Duration(answer.IdleSeconds * float64(time.Second)), nil
 }
 
 // Session returns the open session id, resuming it when this process has not used it yet (its
@@ -109,7 +126,6 @@ func (r *Runner) Session(ctx context.Context, id string) (*Session, error) {
 	if existing := r.sessions.add(s); existing != s {
 		return existing, nil
 	}
-	s.arm()
 	return s, nil
 }
 
@@ -155,9 +171,6 @@ func (s *Session) Detach() {
 	s.mu.Lock()
 	conn := s.conn
 	s.conn = nil
-	if s.expiry != nil {
-		s.expiry.Stop()
-	}
 	s.mu.Unlock()
 	if conn != nil {
 		conn.Detach()
@@ -176,9 +189,6 @@ func (s *Session) end(why string) {
 	s.mu.Lock()
 	if s.over == "" {
 		s.over = why
-	}
-	if s.expiry != nil {
-		s.expiry.Stop()
 	}
 	pod, why := s.pod, s.over
 	s.mu.Unlock()
@@ -214,41 +224,6 @@ func (s *Session) delete() (left []string) {
 		return nil
 	}
 	return sandbox.DeleteAll(r.log, r.opts.CleanupTimeout, r.env.PodDeletion(pod))
-}
-
-// arm schedules the runner's check of the session's terms for when they may next end it.
-func (s *Session) arm() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.over != "" || s.pod == nil {
-		return
-	}
-	at := session.Deadline(s.pod)
-	if s.expiry != nil {
-		s.expiry.Stop()
-	}
-	s.expiry = time.AfterFunc(time.Until(at)+time.Second, s.checkExpiry)
-}
-
-// checkExpiry ends the session if its terms say so, as another process may have used it since
-// (its Pod's last-used annotation); a session executing now is looked at again later.
-func (s *Session) checkExpiry() {
-	select {
-	case s.turn <- struct{}{}:
-	default:
-		s.arm()
-		return
-	}
-	defer func() { <-s.turn }()
-	pod, _ := s.refresh()
-	why := session.Expired(pod, time.Now())
-	if why == "" {
-		s.arm()
-		return
-	}
-	s.r.log.Debug("session expired", "session", s.id, "why", why)
-	s.end(why)
-	s.r.countLeft(s.delete())
 }
 
 // refresh brings the session's Pod up to date from the shared watch, and says whether the watch

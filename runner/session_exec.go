@@ -10,9 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gkexec/gkexec/internal/wire"
-	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
-	"github.com/gkexec/gkexec/runner/internal/session"
 	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
@@ -92,7 +90,6 @@ func (s *Session) unleaseIfIdle() {
 	}
 	defer func() { <-s.turn }()
 	s.lease.GiveBack()
-	s.arm()
 }
 
 // ready returns the session's attach, attaching first when this process has none (a resumed
@@ -111,19 +108,14 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 		r.countLeft(s.delete())
 		return nil, nil, fmt.Errorf("%w: session %s in namespace %s: its sandbox pod %s is gone (closed, expired or evicted)", ErrSessionEnded, s.id, r.opts.Namespace, pod.Name)
 	}
-	if why := session.Expired(pod, time.Now()); why != "" {
+	if ended := sandbox.Ended(pod); ended != "" {
+		// The sandbox ended the session itself (its idle timeout, its lifetime, a dead
+		// interpreter), or lost it (a restarted container holds no state).
+		why := "its sandbox ended: " + ended
 		x.sessionOver = why
 		s.end(why)
 		r.countLeft(s.delete())
 		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
-	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == podspec.ContainerName && cs.RestartCount > 0 {
-			why := "its sandbox restarted, and the interpreter's state with it"
-			s.end(why)
-			r.countLeft(s.delete())
-			return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, why)
-		}
 	}
 	if conn != nil && !conn.Broken() {
 		return conn, pod, nil
@@ -160,6 +152,7 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 type sessionSandbox struct {
 	s    *Session
 	conn *sandbox.Conn
+	id   string // the execution's, once Open sent it
 }
 
 var _ sandbox.Sandbox = (*sessionSandbox)(nil)
@@ -173,11 +166,38 @@ func (sb *sessionSandbox) Open(ctx context.Context, x *sandbox.Execution) (io.Re
 		return nil, fmt.Errorf("%w: session %s: sending the request: %v", ErrSandboxFailed, sb.s.id, err)
 	}
 	x.Marks.Started = time.Now()
-	return wire.NewRecords(x.Request.ExecutionID, func() ([]byte, error) { return sb.conn.Next(ctx) }), nil
+	sb.id = x.Request.ExecutionID
+	conn := sb.conn
+	return wire.NewRecords(sb.id, func() ([]byte, error) { return conn.Next(ctx) }), nil
 }
 
-// Reopen: a session's output is not read again; its attach is opened anew for the next execution.
-func (sb *sessionSandbox) Reopen(context.Context, bool) io.ReadCloser { return nil }
+// Reopen attaches to the session's sandbox again and asks it to replay this execution's records
+// (the entrypoint keeps those of the execution running and of the last one); the records written
+// since follow on the new attach, which the session keeps. Once the sandbox ended (follow false)
+// there is nothing to attach to.
+func (sb *sessionSandbox) Reopen(ctx context.Context, follow bool) io.ReadCloser {
+	s := sb.s
+	if !follow || sb.id == "" {
+		return nil
+	}
+	pod, present := s.refresh()
+	if !present {
+		return nil
+	}
+	conn := sandbox.NewConn(s.r.env.Connect(pod))
+	if err := conn.Send(ctx, wire.PingWith(wire.PingRequest{Replay: sb.id})); err != nil {
+		conn.Detach()
+		return nil
+	}
+	s.mu.Lock()
+	old := s.conn
+	s.conn, sb.conn = conn, conn
+	s.mu.Unlock()
+	if old != nil {
+		go old.Detach() // its stream broke; its goroutines end with it
+	}
+	return wire.NewRecords(sb.id, func() ([]byte, error) { return conn.Next(ctx) })
+}
 
 // Release: the session's sandbox outlives its executions.
 func (sb *sessionSandbox) Release(*slog.Logger) []string { return nil }

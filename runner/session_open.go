@@ -60,7 +60,6 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	}
 	r.background(func() { r.adoptSessionMarker(s) })
 	r.sessions.add(s)
-	s.arm()
 	log.Debug("session open", "sandbox", s.kind, "pod", s.pod.Name)
 	return s, nil
 }
@@ -139,7 +138,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 		}
 		s.setPod(pod)
 		a = r.env.Connect(pod)
-		if err := a.Ping(ctx); err != nil {
+		if err := a.Ping(ctx, wire.PingRequest{}); err != nil {
 			return fmt.Errorf("%w: attach to session pod %s/%s: %w", ErrSandboxFailed, r.opts.Namespace, pod.Name, err)
 		}
 	}

@@ -22,12 +22,17 @@ func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "gc",
 		Usage: "delete Jobs, ConfigMaps and claimed warm Pods that gkexec left behind (a caller crashed or was killed)",
-		Description: `Finds objects labelled app.kubernetes.io/managed-by=gkexec older than --older-than and deletes
-them; each Job's Pod goes with it. Warm pool Pods count from their claim: a claimed Pod older
-than --older-than, or already ended (its claim's deadline passed), is deleted; idle pool Pods
-belong to their Deployment and stay. Running executions are younger than their timeout (plus,
-for a warm sandbox held ready, --warm-hold), so an --older-than above that never touches live
-work.
+		Description: `Finds the Jobs and ConfigMaps labelled app.kubernetes.io/managed-by=gkexec older than
+--older-than and deletes them; each Job's Pod goes with it. Executions run no longer than
+StartTimeout + Timeout (7 min at the defaults), so the default 15m never touches live work.
+
+Sandboxes that ended by themselves go whatever their age, judged by their Pod's status, never by
+a timestamp another machine wrote: a claimed warm pool Pod whose container left and was
+restarted (nobody deleted it after its execution, the runner holding it ready stopped pinging it,
+its session ended) or whose deadline passed; a cold session's finished Job; the marker of a
+session that has no sandbox. A claimed Pod still running may be in use, however old, and stays;
+idle pool Pods belong to their Deployment and stay. Every runner deletes such sandboxes while it
+lives too; gc is for when none does.
 
 Examples:
    gkexec gc -n agent-sandbox --dry-run

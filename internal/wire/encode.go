@@ -33,6 +33,9 @@ var (
 	Interrupt = Frame(TagInterrupt, nil)
 )
 
+// PingWith is a ping that asks something of the sandbox.
+func PingWith(req PingRequest) []byte { return FrameJSON(TagPing, req) }
+
 // Begin is the record that starts execution id's records in a session's stream, byte for byte as
 // the entrypoint writes it.
 func Begin(id string) []byte { return FrameJSON(TagBegin, BeginRecord{ExecutionID: id}) }

@@ -246,8 +246,147 @@ func TestSessionEntrypointAnswersPingsWithItsSession(t *testing.T) {
 	if _, err := io.WriteString(e.Stdin, "P:\n"); err != nil {
 		t.Fatal(err)
 	}
-	want := string(wire.Frame(wire.TagPing, []byte(`{"session":"s4"}`)))
-	if line, err := e.Out.ReadString('\n'); err != nil || line != want {
-		t.Errorf("ping answered %q, %v; want %q", line, err, want)
+	line, err := e.Out.ReadString('\n')
+	answer, ok := wire.ParsePing([]byte(line))
+	if err != nil || !ok || answer.Session != "s4" || answer.Running != "" {
+		t.Errorf("ping answered %q (%+v), %v; want session s4, nothing running", line, answer, err)
+	}
+}
+
+// P1: a request the session's sandbox cannot run (an input through a file the session made) is
+// refused within its own begin and end records, and the session goes on.
+func TestSessionEntrypointRefusesABadRequestAndGoesOn(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s5"}`)
+	e.sessionExec(t, wire.Request{Code: "open('data', 'w').write('x')\nkept = 1\n"})
+	res, end := e.sessionExec(t, wire.Request{Code: "print(kept)", Files: map[string][]byte{"data/in.csv": []byte("a"), "z.txt": []byte("z")}})
+	if end.Refused == "" || end.ExitCode != 125 || end.SessionOver != "" || !strings.Contains(string(res.Stderr), "bad request") {
+		t.Fatalf("refused %q exit %d over %q stderr %q; want a refusal, the session going on", end.Refused, end.ExitCode, end.SessionOver, res.Stderr)
+	}
+	if res, _ := e.sessionExec(t, wire.Request{Code: "print(kept)"}); string(res.Stdout) != "1\n" {
+		t.Errorf("after the refusal: stdout %q stderr %q, want the session's state", res.Stdout, res.Stderr)
+	}
+}
+
+// P10: a session's timeout stops every process the code started, in its own session or not; the
+// interpreter and its state stay.
+func TestSessionEntrypointTimeoutStopsTheCodesProcesses(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s6"}`)
+	code := "import subprocess, sys, time\n" +
+		"kids = [subprocess.Popen(['sleep', '600']), subprocess.Popen(['sleep', '600'], start_new_session=True)]\n" +
+		"print(*[k.pid for k in kids], flush=True)\n" +
+		"while True: time.sleep(0.1)\n"
+	res, end := e.sessionExec(t, wire.Request{Code: code, Timeout: time.Second})
+	if !end.TimedOut || end.SessionOver != "" {
+		t.Fatalf("timed out %v over %q stderr %s; want interrupted, the session kept", end.TimedOut, end.SessionOver, res.Stderr)
+	}
+	pids := strings.Fields(string(res.Stdout))
+	if len(pids) != 2 {
+		t.Fatalf("stdout %q, want two pids", res.Stdout)
+	}
+	check := "import os\nfor p in kids:\n    p.poll()\n    try:\n        os.kill(p.pid, 0)\n        print('alive', p.pid)\n    except OSError:\n        print('gone', p.pid)\n"
+	if res, _ := e.sessionExec(t, wire.Request{Code: check}); strings.Contains(string(res.Stdout), "alive") || !strings.Contains(string(res.Stdout), "gone") {
+		t.Errorf("after the timeout: %q (stderr %q); want every child gone", res.Stdout, res.Stderr)
+	}
+}
+
+// A runner whose attach broke asks for an execution's records again: they come, from its begin
+// record to its end record, before the ping's answer; a ping says what runs.
+func TestSessionEntrypointReplaysAnExecutionAndSaysWhatRuns(t *testing.T) {
+	t.Parallel()
+	e := startSessionEntrypoint(t, `{"id":"s7"}`)
+	first, _ := e.sessionExec(t, wire.Request{Code: "print('once')", ExecutionID: "e-1"})
+	if string(first.Stdout) != "once\n" {
+		t.Fatalf("stdout %q", first.Stdout)
+	}
+	if _, err := e.Stdin.Write(wire.PingWith(wire.PingRequest{Replay: "e-1"})); err != nil {
+		t.Fatal(err)
+	}
+	begin, _ := e.Out.ReadString('\n')
+	if begin != string(wire.Begin("e-1")) {
+		t.Fatalf("replay began with %q, want e-1's begin record", begin)
+	}
+	var replayed bytes.Buffer
+	for !wire.TagEnd.Starts(replayed.Bytes()[bytes.LastIndexByte(replayed.Bytes()[:max(replayed.Len()-1, 0)], '\n')+1:]) {
+		line, err := e.Out.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("replay: %v after %q", err, replayed.Bytes())
+		}
+		replayed.Write(line)
+	}
+	dec := wire.NewDecoder(1<<20, 4<<20, nil)
+	if err := dec.Decode(&replayed); err != nil || dec.End() == nil || string(dec.Output().Stdout) != "once\n" {
+		t.Fatalf("replayed: %v end %v stdout %q", err, dec.End(), dec.Output().Stdout)
+	}
+	if line, _ := e.Out.ReadString('\n'); !wire.TagPing.Starts([]byte(line)) {
+		t.Errorf("after the replay %q, want the ping's answer", line)
+	}
+	// While an execution runs, a ping names it.
+	if _, err := e.Stdin.Write(wire.Request{ExecutionID: "e-2", Code: "import time\ntime.sleep(2)", Timeout: time.Minute, MaxOutput: 1 << 20, MaxFile: 1 << 20}.Encode(true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Stdin.Write(wire.Ping); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		line, err := e.Out.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if answer, ok := wire.ParsePing([]byte(line)); ok {
+			if answer.Running != "e-2" {
+				t.Errorf("a ping during e-2 answered %+v, want running e-2", answer)
+			}
+			break
+		}
+	}
+}
+
+// A sandbox held ready leaves when its runner's keepalive pings stop, and is spent.
+func TestHeldSandboxLeavesWhenItsKeepalivesStop(t *testing.T) {
+	t.Parallel()
+	e := startWarmEntrypoint(t)
+	if _, err := e.Stdin.Write(wire.PingWith(wire.PingRequest{KeepaliveSeconds: 0.5})); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := e.Out.ReadString('\n'); err != nil || line != "P:\n" {
+		t.Fatalf("ping answered %q, %v", line, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- e.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held sandbox did not leave within 30 s of its last keepalive")
+	}
+	if _, err := os.Stat(filepath.Join(e.Dir, ".gkexec-spent")); err != nil {
+		t.Errorf("no spent marker: %v; its restarted container would serve", err)
+	}
+}
+
+// A used one-shot sandbox whose runner never deletes its Pod leaves after LINGER, spent.
+func TestUsedSandboxLeavesWhenNobodyDeletesIt(t *testing.T) {
+	t.Parallel()
+	e := &warmEntrypoint{Entrypoint: wiretest.Start(t, "GKEXEC_LINGER_SECONDS=1")}
+	res := e.run(t, wire.Request{Code: "print(1)"})
+	if string(res.Stdout) != "1\n" {
+		t.Fatalf("stdout %q", res.Stdout)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- e.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the used sandbox did not leave within 30 s of its 1 s linger")
+	}
+	if _, err := os.Stat(filepath.Join(e.Dir, ".gkexec-spent")); err != nil {
+		t.Errorf("no spent marker: %v", err)
 	}
 }

@@ -47,6 +47,9 @@ type End struct {
 	CPUSeconds      float64 `json:"cpu_seconds"`
 	// SessionOver says why a session ended with this execution ("" while it goes on).
 	SessionOver string `json:"session_over,omitempty"`
+	// Refused says why the sandbox did not run the request (an input it could not write, a
+	// broken request); "" when it ran it.
+	Refused string `json:"refused,omitempty"`
 }
 
 // FileHeader starts an output file; its bytes follow in TagData records.
@@ -92,9 +95,23 @@ type BeginRecord struct {
 	ExecutionID string `json:"execution_id"`
 }
 
-// PingAnswer is a sandbox's answer to a ping when it has something to say: the session it holds,
-// or that it is a spent Pod's restarted container that will never serve.
+// PingRequest is what a runner may ask with a ping; an empty ping asks nothing.
+type PingRequest struct {
+	// KeepaliveSeconds: this runner holds the sandbox ready and pings it at least that often; a
+	// sandbox whose pings stop leaves (its runner is gone).
+	KeepaliveSeconds float64 `json:"keepalive_seconds,omitempty"`
+	// Replay asks a session's sandbox to write this execution's records again before the answer
+	// (the one running, or the last): the runner's attach broke mid-execution.
+	Replay string `json:"replay,omitempty"`
+}
+
+// PingAnswer is a sandbox's answer to a ping when it has something to say: the session it holds
+// and what runs in it, or that it is a spent Pod's restarted container that will never serve.
 type PingAnswer struct {
 	Session string `json:"session,omitempty"`
 	Spent   bool   `json:"spent,omitempty"`
+	// Running is the execution running in the session, "" when none is; IdleSeconds how long
+	// ago the last one ended, by the sandbox's clock.
+	Running     string  `json:"running,omitempty"`
+	IdleSeconds float64 `json:"idle_seconds,omitempty"`
 }

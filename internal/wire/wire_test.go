@@ -26,8 +26,8 @@ func TestEntrypointSpeaksTheWire(t *testing.T) {
 		t.Fatalf("entrypoint --wire: %v", err)
 	}
 	var py struct {
-		Tags                map[string]string
-		End, Request, Hello []string
+		Tags                              map[string]string
+		End, Request, Hello, Ping, Answer []string
 	}
 	if err := json.Unmarshal(out, &py); err != nil {
 		t.Fatalf("entrypoint --wire printed %q: %v", out, err)
@@ -43,7 +43,8 @@ func TestEntrypointSpeaksTheWire(t *testing.T) {
 		record string
 		py     []string
 		goType any
-	}{{"end", py.End, End{}}, {"request", py.Request, RequestHeader{}}, {"hello", py.Hello, Hello{}}} {
+	}{{"end", py.End, End{}}, {"request", py.Request, RequestHeader{}}, {"hello", py.Hello, Hello{}},
+		{"ping", py.Ping, PingRequest{}}, {"ping answer", py.Answer, PingAnswer{}}} {
 		if want := jsonFields(tc.goType); !slices.Equal(tc.py, want) {
 			t.Errorf("%s record fields differ:\n entrypoint.py %v\n wire          %v", tc.record, tc.py, want)
 		}

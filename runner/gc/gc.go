@@ -31,9 +31,11 @@ type Leftover struct {
 	Err error
 }
 
-// Collect deletes the Jobs (with their Pods) and ConfigMaps that gkexec made in namespace
-// and that are older than olderThan, and the warm pool Pods claimed longer ago than that (or
-// already ended): their runner died. Idle pool Pods are their Deployment's and stay. With dryRun it only lists them. It tries every object, even
+// Collect deletes the Jobs (with their Pods) and ConfigMaps that gkexec made in namespace and
+// that are older than olderThan (their runner died), and, whatever their age, the sandboxes that
+// ended by themselves: claimed warm pool Pods that left or reached their deadline, finished cold
+// session Jobs, markers of sessions that have no sandbox. Idle pool Pods are their Deployment's
+// and stay. With dryRun it only lists them. It tries every object, even
 // after a failure, and returns each with what became of it (Deleted, Gone or Err); the error joins
 // every failure, a list's included, so a non-nil error means something is left.
 func Collect(ctx context.Context, client kubernetes.Interface, namespace string, olderThan time.Duration, dryRun bool) ([]Leftover, error) {
@@ -51,11 +53,9 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	} else {
 		for _, j := range jobs.Items {
 			if j.Labels[podspec.LabelSession] != "" {
-				// A cold session's Job is garbage once the session is over: its lifetime passed,
-				// or its sandbox ended it (idle timeout) and the Job finished.
-				at, err := time.Parse(time.RFC3339, j.Annotations[podspec.AnnotationSessionExpiresAt])
-				over := (err == nil && now.After(at)) || j.Status.Succeeded+j.Status.Failed > 0
-				if over && j.DeletionTimestamp == nil {
+				// A cold session's Job is garbage once its sandbox ended the session (idle timeout,
+				// lifetime) or its deadline did: the Job finished, whatever its age.
+				if j.Status.Succeeded+j.Status.Failed > 0 && j.DeletionTimestamp == nil {
 					found = append(found, Leftover{Kind: "Job", Name: j.Name, ExecutionID: j.Labels[podspec.LabelExecutionID], Age: now.Sub(j.CreationTimestamp.Time)})
 				}
 				continue
@@ -86,7 +86,7 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 		}
 	}
 	// Warm pool Pods claimed by a runner that died (or whose deletion failed).
-	if pods, err := staleWarmSandboxes(ctx, client, namespace, olderThan, now); err != nil {
+	if pods, err := staleWarmSandboxes(ctx, client, namespace, now); err != nil {
 		errs = append(errs, err)
 	} else {
 		found = append(found, pods...)

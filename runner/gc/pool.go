@@ -4,20 +4,22 @@ import (
 	"context"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
-	"github.com/gkexec/gkexec/runner/internal/session"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
 )
 
-// staleWarmSandboxes lists the claimed warm pool Pods a runner left behind: those claimed longer
-// ago than olderThan, and those that already ended (their claim deadline passed, or their
-// container exited). Idle pool Pods are the Deployment's, never garbage.
-func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namespace string, olderThan time.Duration, now time.Time) ([]Leftover, error) {
+// staleWarmSandboxes lists the claimed warm pool Pods that ended by themselves (sandbox.Ended):
+// a used one whose runner did not delete it leaves a minute after its execution, one held ready
+// leaves when its runner's keepalive pings stop, a session's when its session ends, and any of
+// them when its deadline passes. What decides is the Pod's status as the kubelet reports it, never
+// a timestamp another machine wrote; a claimed Pod that has not ended may be in use, however old.
+// Idle pool Pods are the Deployment's, never garbage.
+func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namespace string, now time.Time) ([]Leftover, error) {
 	sel := labels.Set{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelPoolState: podspec.PoolStateClaimed}.String()
 	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
@@ -25,24 +27,8 @@ func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namesp
 	}
 	var found []Leftover
 	for _, p := range pods.Items {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		claimedAt, err := time.Parse(time.RFC3339, p.Annotations[podspec.AnnotationClaimedAt])
-		if err != nil {
-			claimedAt = p.CreationTimestamp.Time
-		}
-		age := now.Sub(claimedAt)
-		ended := p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
-		if p.Labels[podspec.LabelSession] != "" {
-			// A session's Pod is garbage when its own terms ended it, however old it is.
-			if ended || session.Expired(&p, now) != "" {
-				found = append(found, Leftover{Kind: "Pod", Name: p.Name, Age: age})
-			}
-			continue
-		}
-		if age >= olderThan || ended {
-			found = append(found, Leftover{Kind: "Pod", Name: p.Name, Age: age})
+		if p.DeletionTimestamp == nil && sandbox.Ended(&p) != "" {
+			found = append(found, Leftover{Kind: "Pod", Name: p.Name, Age: now.Sub(p.CreationTimestamp.Time)})
 		}
 	}
 	return found, nil

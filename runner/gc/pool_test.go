@@ -13,27 +13,26 @@ import (
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
-// TestGCRemovesClaimedWarmSandboxesOnly: a warm Pod claimed by a runner that died is garbage
-// once its claim is older than --older-than, or once it ended; idle pool Pods are the
-// Deployment's and stay, and so does a fresh claim of a live runner.
-func TestGCRemovesClaimedWarmSandboxesOnly(t *testing.T) {
+// TestGCRemovesClaimedSandboxesThatEndedByThemselves: a claimed warm Pod is garbage once it ended
+// by itself — its container restarted (its entrypoint left: nobody deleted it after its
+// execution, its holder stopped pinging it) or its Pod ended (its deadline) — however young; a
+// claimed Pod still running is not, however long ago another machine's clock says it was claimed
+// (it may be held ready, or run a long execution). Idle pool Pods are the Deployment's.
+func TestGCRemovesClaimedSandboxesThatEndedByThemselves(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	pod := func(name, state string, claimedAgo time.Duration, phase corev1.PodPhase) *corev1.Pod {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "sb",
+	pod := func(name, state string, restarts int32, phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "sb",
 			CreationTimestamp: metav1.NewTime(now.Add(-2 * time.Hour)),
-			Labels:            map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSandbox, podspec.LabelPool: "default", podspec.LabelPoolState: state}},
-			Status: corev1.PodStatus{Phase: phase}}
-		if state == podspec.PoolStateClaimed {
-			p.Annotations = map[string]string{podspec.AnnotationClaimedAt: now.Add(-claimedAgo).UTC().Format(time.RFC3339)}
-		}
-		return p
+			Labels:            map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSandbox, podspec.LabelPool: "default", podspec.LabelPoolState: state},
+			Annotations:       map[string]string{podspec.AnnotationClaimedAt: now.Add(-time.Hour).UTC().Format(time.RFC3339)}},
+			Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.ContainerName, RestartCount: restarts}}}}
 	}
 	client := fake.NewSimpleClientset(
 		pod("idle-old", podspec.PoolStateIdle, 0, corev1.PodRunning),
-		pod("orphaned", podspec.PoolStateClaimed, time.Hour, corev1.PodRunning),
-		pod("expired", podspec.PoolStateClaimed, time.Minute, corev1.PodFailed),
-		pod("in-use", podspec.PoolStateClaimed, time.Minute, corev1.PodRunning),
+		pod("left", podspec.PoolStateClaimed, 1, corev1.PodRunning),
+		pod("expired", podspec.PoolStateClaimed, 0, corev1.PodFailed),
+		pod("in-use", podspec.PoolStateClaimed, 0, corev1.PodRunning),
 	)
 	found, err := Collect(context.Background(), client, "sb", 15*time.Minute, false)
 	if err != nil {
@@ -46,8 +45,8 @@ func TestGCRemovesClaimedWarmSandboxesOnly(t *testing.T) {
 		}
 		deleted[l.Name] = true
 	}
-	if !deleted["orphaned"] || !deleted["expired"] || deleted["idle-old"] || deleted["in-use"] || len(deleted) != 2 {
-		t.Errorf("deleted %v, want orphaned and expired only", deleted)
+	if !deleted["left"] || !deleted["expired"] || deleted["idle-old"] || deleted["in-use"] || len(deleted) != 2 {
+		t.Errorf("deleted %v, want left and expired only", deleted)
 	}
 	left, _ := client.CoreV1().Pods("sb").List(context.Background(), metav1.ListOptions{})
 	if len(left.Items) != 2 {
@@ -55,31 +54,34 @@ func TestGCRemovesClaimedWarmSandboxesOnly(t *testing.T) {
 	}
 }
 
-// TestGCJudgesSessionsByTheirTerms: a session's sandbox is garbage once its idle timeout or
-// lifetime is over, however young it is, and never before, however old it is.
-func TestGCJudgesSessionsByTheirTerms(t *testing.T) {
+// TestGCJudgesSessionsByWhatTheirSandboxSays: a session's sandbox is garbage once the sandbox ended
+// the session itself (a pool Pod's container left and was restarted; a cold session's Job
+// finished), and never because a timestamp some runner wrote says its terms are over: the sandbox
+// enforces them on its own clock.
+func TestGCJudgesSessionsByWhatTheirSandboxSays(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	stamp := func(d time.Duration) string { return now.Add(d).UTC().Format(time.RFC3339) }
-	session := func(name string, lastUsed, expires time.Duration, lease string) *corev1.Pod {
+	session := func(name string, restarts int32, lastUsed, expires time.Duration) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "sb",
 			CreationTimestamp: metav1.NewTime(now.Add(-3 * time.Hour)),
 			Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSandbox, podspec.LabelPool: "default",
 				podspec.LabelPoolState: podspec.PoolStateClaimed, podspec.LabelSession: name},
 			Annotations: map[string]string{podspec.AnnotationClaimedAt: stamp(-3 * time.Hour), podspec.AnnotationSessionIdleTimeout: "10m0s",
-				podspec.AnnotationSessionLastUsed: stamp(lastUsed), podspec.AnnotationSessionExpiresAt: stamp(expires), podspec.AnnotationSessionLease: lease}},
-			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+				podspec.AnnotationSessionLastUsed: stamp(lastUsed), podspec.AnnotationSessionExpiresAt: stamp(expires)}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.ContainerName, RestartCount: restarts}}}}
 	}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "gkexec-s-old", Namespace: "sb", CreationTimestamp: metav1.NewTime(now.Add(-2 * time.Hour)),
 		Labels:      map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelSession: "old"},
-		Annotations: map[string]string{podspec.AnnotationSessionExpiresAt: stamp(-time.Minute)}}}
+		Annotations: map[string]string{podspec.AnnotationSessionExpiresAt: stamp(time.Hour)}},
+		Status: batchv1.JobStatus{Succeeded: 1}}
 	live := job.DeepCopy()
-	live.Name, live.Labels[podspec.LabelSession], live.Annotations[podspec.AnnotationSessionExpiresAt] = "gkexec-s-live", "live", stamp(time.Hour)
+	live.Name, live.Labels[podspec.LabelSession], live.Annotations[podspec.AnnotationSessionExpiresAt] = "gkexec-s-live", "live", stamp(-time.Hour)
+	live.Status = batchv1.JobStatus{}
 	client := fake.NewSimpleClientset(
-		session("in-use", -time.Minute, time.Hour, ""),
-		session("idle", -11*time.Minute, time.Hour, ""),
-		session("leased", -11*time.Minute, time.Hour, "host/1 e1 "+stamp(time.Minute)),
-		session("lived", -time.Minute, -time.Second, ""),
+		session("in-use", 0, -time.Minute, time.Hour),
+		session("ended", 1, -time.Minute, time.Hour),
+		session("idle-by-another-clock", 0, -11*time.Minute, -time.Second),
 		job, live,
 	)
 	found, err := Collect(context.Background(), client, "sb", 15*time.Minute, false)
@@ -90,9 +92,9 @@ func TestGCJudgesSessionsByTheirTerms(t *testing.T) {
 	for _, l := range found {
 		deleted[l.Name] = l.Deleted
 	}
-	want := map[string]bool{"idle": true, "lived": true, "gkexec-s-old": true}
+	want := map[string]bool{"ended": true, "gkexec-s-old": true}
 	if len(deleted) != len(want) {
-		t.Errorf("deleted %v, want %v (not in-use, not the one leased for a running execution, not the live Job)", deleted, want)
+		t.Errorf("deleted %v, want %v (not what the sandbox has not ended, whatever the annotations say)", deleted, want)
 	}
 	for name := range want {
 		if !deleted[name] {

@@ -30,9 +30,10 @@ type Entrypoint struct {
 	waitErr  error
 }
 
-// Start starts the entrypoint; it is killed when the test ends. A test fails without python3:
-// the sandbox image runs the same entrypoint, and a skipped contract test proves nothing.
-func Start(t testing.TB) *Entrypoint {
+// Start starts the entrypoint, with env added to its environment; it is killed when the test
+// ends. A test fails without python3: the sandbox image runs the same entrypoint, and a skipped
+// contract test proves nothing.
+func Start(t testing.TB, env ...string) *Entrypoint {
 	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
@@ -52,6 +53,7 @@ func Start(t testing.TB) *Entrypoint {
 		"HOME=" + dir, "TMPDIR=" + dir, "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1",
 		"PATH=" + os.Getenv("PATH"),
 	}
+	cmd.Env = append(cmd.Env, env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -78,23 +80,27 @@ func (e *Entrypoint) Wait() error {
 }
 
 // Pod is a pool Pod's container played by the real entrypoint: it lives across attaches, and its
-// stdout goes to whichever attach is current, as a container runtime's does.
+// stdout goes to every attach current when it writes, as a container runtime's does.
 type Pod struct {
-	E   *Entrypoint
-	mu  sync.Mutex
-	out io.Writer
+	E    *Entrypoint
+	mu   sync.Mutex
+	outs map[io.Writer]bool
 }
 
 // NewPod starts the container.
 func NewPod(t testing.TB) *Pod {
-	p := &Pod{E: Start(t)}
+	p := &Pod{E: Start(t), outs: map[io.Writer]bool{}}
 	go func() {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := p.E.Out.Read(buf)
 			p.mu.Lock()
-			if p.out != nil && n > 0 {
-				_, _ = p.out.Write(buf[:n])
+			for out := range p.outs {
+				if n > 0 {
+					if _, werr := out.Write(buf[:n]); werr != nil {
+						delete(p.outs, out) // that attach is gone
+					}
+				}
 			}
 			p.mu.Unlock()
 			if err != nil {
@@ -109,7 +115,7 @@ func NewPod(t testing.TB) *Pod {
 // attach function); the container's stdin stays open when it does (no stdinOnce).
 func (p *Pod) Attach(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
 	p.mu.Lock()
-	p.out = stdout
+	p.outs[stdout] = true
 	p.mu.Unlock()
 	go func() {
 		buf := make([]byte, 32<<10)
@@ -127,9 +133,7 @@ func (p *Pod) Attach(ctx context.Context, _ string, stdin io.Reader, stdout io.W
 	}()
 	<-ctx.Done()
 	p.mu.Lock()
-	if p.out == stdout {
-		p.out = nil
-	}
+	delete(p.outs, stdout)
 	p.mu.Unlock()
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
@@ -87,11 +88,13 @@ func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 }
 
 // Claim is what a claim holds a Pod for beyond one execution: how long it may be held first
-// (Hold, part of its deadline), and labels and annotations to set with the claim (a session's).
+// (Hold, part of its deadline), labels and annotations to set with the claim (a session's), and
+// the keepalive its holder promises (Keepalive: the sandbox leaves when the pings stop).
 type Claim struct {
 	Hold        time.Duration
 	Labels      map[string]string
 	Annotations map[string]string
+	Keepalive   time.Duration
 }
 
 // ClaimAndAttach claims an idle Pod, attaches to it and checks the stream with a ping; it marks
@@ -103,7 +106,7 @@ func (w *WarmSource) ClaimAndAttach(ctx context.Context, spec Claim, marks *Mark
 	}
 	marks.Claimed = time.Now()
 	a := w.e.Connect(pod)
-	if err := a.Ping(ctx); err != nil {
+	if err := a.Ping(ctx, wire.PingRequest{KeepaliveSeconds: spec.Keepalive.Seconds()}); err != nil {
 		if a.Broken() && a.err != nil && a.err != io.EOF {
 			err = a.err // why the stream ended says more than the pipe it closed
 		}

@@ -4,13 +4,15 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/gkexec/gkexec/internal/wire"
 )
 
 // keepReady holds Config.WarmPoolReady sandboxes claimed and attached, refilling as they are
 // taken and as the pool's Pods become ready, and replacing those held past WarmPoolHold.
 func (w *WarmSource) keepReady() {
 	defer w.stopped.Done()
-	tick := time.NewTicker(min(w.e.WarmPoolHold/4, 30*time.Second))
+	tick := time.NewTicker(min(w.e.WarmPoolHold/4, heldKeepalive/3))
 	defer tick.Stop()
 	for {
 		w.fill()
@@ -25,6 +27,10 @@ func (w *WarmSource) keepReady() {
 	}
 }
 
+// heldKeepalive is how often, at least, a runner pings the sandboxes it holds ready: one whose
+// pings stop (its runner is gone) leaves, and is deleted as garbage by any runner, or gc.
+const heldKeepalive = 15 * time.Second
+
 func (w *WarmSource) fill() {
 	for failures := 0; failures < claimAttempts; {
 		w.mu.Lock()
@@ -38,7 +44,7 @@ func (w *WarmSource) fill() {
 		w.mu.Lock()
 		w.filling++
 		w.mu.Unlock()
-		a, err := w.ClaimAndAttach(ctx, Claim{Hold: w.e.WarmPoolHold}, &marks)
+		a, err := w.ClaimAndAttach(ctx, Claim{Hold: w.e.WarmPoolHold, Keepalive: heldKeepalive}, &marks)
 		cancel()
 		w.mu.Lock()
 		w.filling--
@@ -114,18 +120,31 @@ func (w *WarmSource) takeReady(ctx context.Context) *warmSandbox {
 	}
 }
 
-// expire releases held sandboxes older than WarmPoolHold, or whose stream broke.
+// expire releases held sandboxes older than WarmPoolHold, or whose stream broke, and pings the
+// others with the keepalive. They are out of the ready list while pinged: an execution never
+// reads a stream a ping reads.
 func (w *WarmSource) expire() {
 	w.mu.Lock()
+	held := w.ready
+	w.ready = nil
+	w.mu.Unlock()
 	var keep, drop []*warmSandbox
-	for _, sb := range w.ready {
+	for _, sb := range held {
 		if sb.Broken() || time.Since(sb.claimed) > w.e.WarmPoolHold {
 			drop = append(drop, sb)
-		} else {
-			keep = append(keep, sb)
+			continue
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), AttachTimeout)
+		err := sb.Ping(ctx, wire.PingRequest{KeepaliveSeconds: heldKeepalive.Seconds()})
+		cancel()
+		if err != nil {
+			drop = append(drop, sb)
+			continue
+		}
+		keep = append(keep, sb)
 	}
-	w.ready = keep
+	w.mu.Lock()
+	w.ready = append(keep, w.ready...)
 	w.mu.Unlock()
 	for _, sb := range drop {
 		sb.Release(w.e.Log)

@@ -77,11 +77,16 @@ func (a *Attachment) Broken() bool {
 	}
 }
 
-// Ping proves the stream works end to end: the entrypoint answers a ping with one.
-func (a *Attachment) Ping(ctx context.Context) error {
+// Ping proves the stream works end to end: the entrypoint answers a ping with one. req may ask
+// something of it (a keepalive).
+func (a *Attachment) Ping(ctx context.Context, req wire.PingRequest) error {
+	ping := wire.Ping
+	if req != (wire.PingRequest{}) {
+		ping = wire.PingWith(req)
+	}
 	errc := make(chan error, 1)
 	go func() {
-		if _, err := a.stdin.Write(wire.Ping); err != nil {
+		if _, err := a.stdin.Write(ping); err != nil {
 			errc <- err
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 )
 
 // Lease is one runner process's hold on a session's stdin. A process writes a request only while
-// it holds the lease; another waits for it to be given back (BusyWait), then is refused.
+// it holds the lease; another waits for it to be given back (BusyWait), then is refused — unless
+// the sandbox says nothing has run for TakeoverIdle: then the holder is gone (killed mid-linger,
+// or its give-back failed), and the lease is taken over. The sandbox, not a timestamp, decides.
 type Lease struct {
 	Client    kubernetes.Interface
 	Namespace string
@@ -34,10 +37,18 @@ type Lease struct {
 	BusyWait, ChangeWait time.Duration
 	// CleanupTimeout bounds giving the lease back.
 	CleanupTimeout time.Duration
+	// TakeoverIdle is how long the sandbox must have run nothing before a lease another process
+	// holds is taken over: longer than a holder keeps its lease after an execution (its linger),
+	// so a live holder's next execution is never overtaken.
+	TakeoverIdle time.Duration
 	// OnPod is handed each version of the Pod the lease's patches produce.
 	OnPod func(*corev1.Pod)
 	// OnGone is told that the session's Pod is gone.
 	OnGone func(why string)
+	// Probe asks the session's sandbox what runs in it (an execution ID, "" for none) and how long
+	// it has been idle: a lease another process holds is taken over when its sandbox says nothing
+	// has run for a while, however far its holder wrote its end.
+	Probe func(ctx context.Context) (running string, idle time.Duration, err error)
 
 	mu sync.Mutex
 	// held is the Pod as this process's lease patch left it, while it holds the lease, which runs
@@ -72,7 +83,7 @@ func (l *Lease) Take(ctx context.Context, pod *corev1.Pod, id string, runFor tim
 	waitUntil := time.Now().Add(l.BusyWait)
 	for attempt := 0; ; attempt++ {
 		holder, exec, until := ParseLease(pod.Annotations[podspec.AnnotationSessionLease])
-		if holder != "" && holder != l.Holder && time.Now().Before(until) {
+		if holder != "" && holder != l.Holder && time.Now().Before(until) && !l.holderGone(ctx) {
 			if time.Now().Before(waitUntil) {
 				// Another process holds it: its execution may be about to end. Wait for the
 				// watch to show the Pod change.
@@ -119,6 +130,20 @@ func (l *Lease) Take(ctx context.Context, pod *corev1.Pod, id string, runFor tim
 			return nil, diagnose.APIError(err, "patch", "pods", ns, pod.Name)
 		}
 	}
+}
+
+// holderGone asks the sandbox whether the lease's holder is using the session: not when nothing
+// has run in it for TakeoverIdle.
+func (l *Lease) holderGone(ctx context.Context) bool {
+	if l.Probe == nil {
+		return false
+	}
+	running, idle, err := l.Probe(ctx)
+	if err != nil {
+		l.Log.Debug("could not ask the session's sandbox what runs in it", "session", l.Session, "error", err)
+		return false
+	}
+	return running == "" && idle >= l.TakeoverIdle
 }
 
 // awaitChange waits for the shared watch to show the session's Pod changed from was: another
@@ -204,4 +229,27 @@ func (l *Lease) Drop() {
 	defer l.mu.Unlock()
 	l.stopLinger()
 	l.held = nil
+}
+
+// Newer reports whether a is a later version of the same Pod than b. resourceVersions are
+// opaque; the watch's copy is newer unless it is the one this runner's own patch replaced.
+func Newer(a, b *corev1.Pod) bool {
+	if a.ResourceVersion == b.ResourceVersion {
+		return false
+	}
+	at, bt := a.Annotations[podspec.AnnotationSessionLease], b.Annotations[podspec.AnnotationSessionLease]
+	return at == bt || a.Annotations[podspec.AnnotationSessionLastUsed] >= b.Annotations[podspec.AnnotationSessionLastUsed]
+}
+
+// ParseLease reads the lease annotation: "<holder> <execution> <until>".
+func ParseLease(v string) (holder, execution string, until time.Time) {
+	f := strings.Fields(v)
+	if len(f) != 3 {
+		return "", "", time.Time{}
+	}
+	until, err := time.Parse(time.RFC3339, f[2])
+	if err != nil {
+		return "", "", time.Time{}
+	}
+	return f[0], f[1], until
 }

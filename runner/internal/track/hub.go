@@ -203,6 +203,9 @@ func (t *Tracker) await(timeout time.Duration, stop <-chan struct{}, done func(*
 	}
 }
 
+// Tracks reports whether this runner follows key now (a sandbox it uses).
+func (h *Hub) Tracks(key string) bool { return h.lookup(key) != nil }
+
 func (h *Hub) lookup(id string) *Tracker {
 	h.mu.Lock()
 	defer h.mu.Unlock()

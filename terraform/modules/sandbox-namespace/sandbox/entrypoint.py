@@ -22,9 +22,11 @@
 #   C  a chunk of the code                     I  an input file header (JSON: path)
 #   D  a chunk of the current input file       G  go: the request is complete
 #
-# A warm sandbox serves one request. Afterwards it never reads stdin again and never exits by
-# itself (its Pod's restartPolicy is Always: exiting would restart it, in the same Pod), so the
-# runner's delete, or the deadline set when it was claimed, ends it.
+# A warm sandbox serves one request. Afterwards it never reads stdin again. Its runner deletes its
+# Pod at once; if the runner is gone, the entrypoint exits LINGER seconds later, and its container,
+# restarted in the same Pod (restartPolicy Always), finds the SPENT marker and never serves: a
+# restarted container is what tells any runner, and `gkexec gc`, that the Pod is garbage. A
+# sandbox held ready for a runner exits the same way when the runner's keepalive pings stop.
 import base64
 import json
 import os
@@ -45,7 +47,7 @@ T_DATA = b"D"  # both ways: a chunk of the current file (output file, or input f
 T_END = b"X"  # sandbox -> runner: the end record (JSON: END_FIELDS)
 T_BEGIN = b"B"  # sandbox -> runner, in a session: what follows up to X is this execution's (JSON: execution_id)
 T_SESSION = b"S"  # runner -> sandbox: open a session (JSON: HELLO_FIELDS); sandbox -> runner: it is open
-T_PING = b"P"  # both ways: a ping, and its answer (JSON in a session or a spent Pod: session, spent)
+T_PING = b"P"  # both ways: a ping (JSON: PING_FIELDS, or empty), and its answer (JSON: ANSWER_FIELDS, or empty)
 T_REQUEST = b"Q"  # runner -> sandbox: a request's header (JSON: REQUEST_FIELDS)
 T_CODE = b"C"  # runner -> sandbox: a chunk of the code
 T_INPUT = b"I"  # runner -> sandbox: an input file's header (JSON: path)
@@ -53,15 +55,18 @@ T_GO = b"G"  # runner -> sandbox: the request is complete
 T_INTERRUPT = b"K"  # runner -> sandbox, in a session: interrupt the running execution
 
 END_FIELDS = ("exit_code", "signal", "timed_out", "stdout_truncated", "stderr_truncated", "files_truncated",
-              "started_at", "finished_at", "max_rss_kib", "cpu_seconds", "session_over")
+              "started_at", "finished_at", "max_rss_kib", "cpu_seconds", "session_over", "refused")
 REQUEST_FIELDS = ("timeout_seconds", "max_output_bytes", "max_file_bytes", "max_processes", "execution_id")
 HELLO_FIELDS = ("id", "idle_timeout_seconds", "max_lifetime_seconds", "max_processes", "exit_when_over")
+PING_FIELDS = ("keepalive_seconds", "replay")
+ANSWER_FIELDS = ("session", "spent", "running", "idle_seconds")
 
 
 def wire_table():
     """The table above, for TestEntrypointSpeaksTheWire."""
     tags = {k[2:].lower(): v.decode() for k, v in globals().items() if k.startswith("T_")}
-    return {"tags": tags, "end": list(END_FIELDS), "request": list(REQUEST_FIELDS), "hello": list(HELLO_FIELDS)}
+    return {"tags": tags, "end": list(END_FIELDS), "request": list(REQUEST_FIELDS), "hello": list(HELLO_FIELDS),
+            "ping": list(PING_FIELDS), "answer": list(ANSWER_FIELDS)}
 
 
 def field(obj, fields, name, default):
@@ -93,8 +98,16 @@ MAX_PROCS = env_int("GKEXEC_MAX_PROCESSES", 0)
 REQUEST = os.environ.get("GKEXEC_REQUEST", "configmap")
 
 
+# RECORD, while a session's execution runs, keeps the lines written for it, and LAST those of the
+# execution before: a runner whose attach broke asks for them again (a ping with "replay").
+RECORD, LAST = None, None
+
+
 def emit(tag, payload):
-    OUT.write(tag + b":" + base64.b64encode(payload) + b"\n")
+    line = tag + b":" + base64.b64encode(payload) + b"\n"
+    OUT.write(line)
+    if RECORD is not None:
+        RECORD[1].append(line)
 
 
 def emit_json(tag, obj):
@@ -333,10 +346,11 @@ def apply_limits(q):
     MAX_PROCS = int(field(q, REQUEST_FIELDS, "max_processes", MAX_PROCS))
 
 
-def bad_request(e):
-    emit(T_STDERR, ("gkexec: bad request: %s\n" % e).encode())
+def bad_request(e, **more):
+    why = "bad request: %s" % e
+    emit(T_STDERR, ("gkexec: %s\n" % why).encode())
     now = time.time()
-    emit_end({"exit_code": 125}, now, now)
+    emit_end({"exit_code": 125}, now, now, refused=why, **more)
 
 
 # SPENT marks a Pod whose sandbox has served: a container restarted in it (restartPolicy Always)
@@ -351,19 +365,27 @@ def serve():
     its requests until it ends."""
     if os.path.exists(SPENT):
         spent()
+    become_subreaper()
     child, go, status = prestart()
     lines = Lines(0)
+    keepalive = None  # set by a runner that holds this sandbox ready: it pings at least that often
     try:
         while True:
             try:
-                line = lines.next()
+                line = lines.next(timeout=keepalive)
             except EOFError:
                 # The attach ended without a request (a pool Pod of an older runner had
                 # stdinOnce): nothing ran here, so exiting is safe; the kubelet restarts it, idle.
                 kill_group(child.pid)
                 return
+            if line is None:
+                # The runner that holds this sandbox ready is gone: a claimed Pod nobody will use.
+                kill_group(child.pid)
+                open(SPENT, "w").close()
+                leave("the runner holding this sandbox ready stopped pinging it")
             tag, data = record(line)
             if tag == T_PING:
+                keepalive = field(ping_request(data), PING_FIELDS, "keepalive_seconds", None) or keepalive
                 emit(T_PING, b"")
                 OUT.flush()
             elif tag == T_SESSION:
@@ -397,10 +419,80 @@ def spent():
         try:
             line = lines.next()
         except EOFError:
-            linger()
+            linger(forever=True)
         if line[:2] == T_PING + b":":
             emit_json(T_PING, {"spent": True})
             OUT.flush()
+
+
+def ping_request(data):
+    """A runner's ping: its JSON object (PING_FIELDS), or {} when it says nothing."""
+    try:
+        req = json.loads(data) if data else {}
+    except ValueError:
+        return {}
+    return req if isinstance(req, dict) else {}
+
+
+def leave(why):
+    """Ends this container, saying why in its termination message (the kubelet reports it in the
+    Pod's status). In a pool Pod it is restarted, finds SPENT and never serves: the restart is what
+    tells any runner, and gc, that the Pod is garbage."""
+    try:
+        with open("/dev/termination-log", "w") as f:
+            f.write("gkexec: " + why)
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def become_subreaper():
+    """Orphans of the code's processes (a double fork, a daemon) become this process's children
+    rather than init's, so that a session's timeout finds and stops them (kill_others). In a
+    container this process is init already; elsewhere (tests) it asks the kernel."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def descendants(root):
+    """The processes below root, by their parent links in /proc."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), ()):
+            found.append(pid)
+            todo.append(pid)
+    return found
+
+
+def kill_others(keep):
+    """Kills every process the code started, whatever its session or process group, but keep
+    (the session's interpreter, whose state the session is)."""
+    for pid in descendants(os.getpid()):
+        if pid == keep:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+        try:
+            os.waitpid(pid, os.WNOHANG)  # an orphan that became this process's child
+        except ChildProcessError:
+            pass
 
 
 # A session: one interpreter, many executions. The runner opens it with an S record (JSON: id,
@@ -409,17 +501,23 @@ def spent():
 # runner may attach and detach any number of times (the Pod's stdin is not stdinOnce). Per request
 # the entrypoint writes:
 #
-#   B  begin (JSON: execution_id): what follows, up to X, belongs to that request
+#   B  begin (JSON: execution_id), as soon as the request's header is read: what follows, up to X,
+#      belongs to that request, a request it refuses included (X with "refused")
 #   O, E, F, D as in one-shot mode; F/D only for output files created or changed by this request
 #   X  the end record, with "session_over": why the session ended ("" while it goes on)
 #
-# and it answers P at any time, with JSON {"session": id}. While a request runs, a K record
-# interrupts it (KeyboardInterrupt). Its own timeout interrupts it too: SIGINT, again after 1 s,
-# SIGKILL of the interpreter 2 s later, which ends the session. The session also ends, inside the
-# sandbox whatever the runner does, after idle_timeout_seconds without a request and after
-# max_lifetime_seconds in all: the interpreter is killed, and the entrypoint exits (a Job's Pod,
-# exit_when_over) or waits to be deleted (a pool Pod).
+# It answers P at any time with JSON {"session", "running" (the execution running, or ""),
+# "idle_seconds" (since the last one ended)}: the sandbox, not a timestamp of some runner's, says
+# whether a runner that holds the session's lease is using it. A P with "replay": an execution ID
+# writes that execution's records again first (the one running, or the last), for a runner whose
+# attach broke mid-execution. While a request runs, a K record interrupts it (KeyboardInterrupt).
+# Its own timeout interrupts it too: every other process the code started is killed, the
+# interpreter gets SIGINT, again after 1 s, and SIGKILL 2 s later, which ends the session. The
+# session also ends, inside the sandbox whatever the runner does, after idle_timeout_seconds
+# without a request and after max_lifetime_seconds in all: the code's processes are killed and the
+# entrypoint exits — a Job's Pod completes; a pool Pod's container is restarted and finds SPENT.
 def serve_session(child, go, status, lines, hello):
+    global RECORD, LAST
     sid = str(field(hello, HELLO_FIELDS, "id", ""))
     idle = float(field(hello, HELLO_FIELDS, "idle_timeout_seconds", 600))
     born = time.time()
@@ -429,20 +527,21 @@ def serve_session(child, go, status, lines, hello):
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     emit_json(T_SESSION, {"session": sid})
     OUT.flush()
-    pending, last, over = [], time.time(), ""
+    state = {"sid": sid, "last": time.time()}
+    pending, over = [], ""
     while not over:
         now = time.time()
         if now >= end_of_life:
             over = "max lifetime reached"
             break
-        if now >= last + idle:
+        if now >= state["last"] + idle:
             over = "idle timeout reached"
             break
         if pending:
             line = pending.pop(0)
         else:
             try:
-                line = lines.next(timeout=min(last + idle, end_of_life) - now)
+                line = lines.next(timeout=min(state["last"] + idle, end_of_life) - now)
             except EOFError:
                 over = "stdin closed"
                 break
@@ -450,41 +549,85 @@ def serve_session(child, go, status, lines, hello):
                 continue
         try:
             tag, data = record(line)
-            if tag == T_PING:
-                emit_json(T_PING, {"session": sid})
-                OUT.flush()
-                continue
-            if tag == T_INTERRUPT:
-                continue  # nothing runs
-            req = RequestReader()
+            q = json.loads(data) if tag == T_REQUEST else {}
+            if not isinstance(q, dict):
+                raise ValueError("the request header is not a JSON object")
+            eid = str(field(q, REQUEST_FIELDS, "execution_id", ""))
+        except (BadRequest, ValueError):
+            continue  # not a request's header: nothing to frame an answer in
+        if tag == T_PING:
+            answer_ping(state, data)
+            continue
+        if tag != T_REQUEST:
+            continue  # K with nothing running, or the rest of a request cut short by a broken attach
+        RECORD = (eid, [])
+        emit_json(T_BEGIN, {"execution_id": RECORD[0]})
+        OUT.flush()
+        req, last_tag = RequestReader(), tag
+        try:
             done = req.feed(tag, data)
             while not done:
                 nxt = pending.pop(0) if pending else lines.next()
-                done = req.feed(*record(nxt))
+                last_tag, data = record(nxt)
+                done = req.feed(last_tag, data)
         except EOFError:
             over = "stdin closed"
-            break
+            bad_request("stdin closed in the middle of the request", session_over=over)
         except (BadRequest, ValueError, KeyError, OSError) as e:
-            bad_request(e)
-            last = time.time()
-            continue
-        over = run_in_session(sid, child, go, status, lines, req.header, pending)
-        last = time.time()
+            req.close()
+            if last_tag != T_GO:
+                skip_request(lines, pending, state)
+            bad_request(e, session_over="")
+        else:
+            over = run_in_session(state, child, go, status, lines, req.header, pending)
+        LAST, RECORD = RECORD, None
+        state["last"] = time.time()
     kill_group(child.pid)
+    kill_others(None)
     if field(hello, HELLO_FIELDS, "exit_when_over", False):
         sys.exit(0)
-    linger()
+    leave("the session ended: " + over)
 
 
-def run_in_session(sid, child, go, status, lines, q, pending):
+def answer_ping(state, data):
+    """Answers a ping in a session, after the records it asks to replay. The answer is not one of
+    an execution's records, and never recorded."""
+    replay = field(ping_request(data), PING_FIELDS, "replay", "")
+    for kept in (RECORD, LAST):
+        if replay and kept is not None and kept[0] == replay:
+            OUT.write(b"".join(kept[1]))
+            break
+    running = RECORD[0] if RECORD is not None else ""
+    idle = 0.0 if running else time.time() - state["last"]
+    answer = {"session": state["sid"], "running": running, "idle_seconds": round(idle, 3)}
+    OUT.write(T_PING + b":" + base64.b64encode(json.dumps(answer, separators=(",", ":")).encode()) + b"\n")
+    OUT.flush()
+
+
+def skip_request(lines, pending, state):
+    """Reads the rest of a refused request, up to its G, so that its records are not taken for new
+    requests; a request sent early after it is kept. The runner writes a request at once, so its
+    lines are there or on their way."""
+    while True:
+        try:
+            line = pending.pop(0) if pending else lines.next(timeout=10)
+        except EOFError:
+            return
+        if line is None or line[:2] == T_GO + b":":
+            return
+        if line[:2] == T_REQUEST + b":":
+            pending.insert(0, line)
+            return
+        if line[:2] == T_PING + b":":
+            answer_ping(state, line[2:] and base64.b64decode(line[2:]))
+
+
+def run_in_session(state, child, go, status, lines, q, pending):
     """Runs one request in the session's interpreter; returns why the session ended, or ""."""
-    eid = str(field(q, REQUEST_FIELDS, "execution_id", ""))
     timeout = float(field(q, REQUEST_FIELDS, "timeout_seconds", TIMEOUT))
     max_output = int(field(q, REQUEST_FIELDS, "max_output_bytes", MAX_OUTPUT))
     max_files = int(field(q, REQUEST_FIELDS, "max_file_bytes", MAX_FILES))
     before = output_snapshot()
-    emit_json(T_BEGIN, {"execution_id": eid})
-    OUT.flush()
     started = time.time()
     go.write((json.dumps({"code": CODE}) + "\n").encode())
     go.flush()
@@ -498,6 +641,8 @@ def run_in_session(sid, child, go, status, lines, q, pending):
             if now >= kick:
                 if interrupts < 2:
                     timed_out = timed_out or interrupts == 0 and now >= started + timeout
+                    if interrupts == 0:
+                        kill_others(child.pid)  # the code's children, daemons and all: stop
                     interrupt(child.pid)
                     interrupts += 1
                     kick = now + (1.0 if interrupts == 1 else 2.0)
@@ -505,21 +650,27 @@ def run_in_session(sid, child, go, status, lines, q, pending):
                     kill_group(child.pid)
                     over = "the code could not be interrupted; the interpreter was killed"
                     break
+            # Lines read with the request (one read takes what is there) come first.
+            while True:
+                line = lines.pop()
+                if line is None:
+                    break
+                if line[:2] == T_PING + b":":
+                    try:
+                        answer_ping(state, base64.b64decode(line[2:]))
+                    except ValueError:
+                        pass
+                elif line[:2] == T_INTERRUPT + b":":
+                    kick = min(kick, time.time())  # the caller gave up: interrupt now
+                else:
+                    pending.append(line)  # the next request, sent early
+            if now >= kick:
+                continue
             for key, _ in sel.select(timeout=max(0.0, min(kick - now, 0.25))):
                 fd = key.fd
                 if fd == lines.fileno():
                     if not lines.fill():
                         sel.unregister(fd)  # no more input: the session ends after this request
-                    while True:
-                        line = lines.pop()
-                        if line is None:
-                            break
-                        if line[:2] == T_PING + b":":
-                            emit_json(T_PING, {"session": sid})
-                        elif line[:2] == T_INTERRUPT + b":":
-                            kick = min(kick, time.time())  # the caller gave up: interrupt now
-                        else:
-                            pending.append(line)  # the next request, sent early
                     continue
                 if fd == status.fileno():
                     if not status.fill():
@@ -691,9 +842,14 @@ def prestart():
     return child, os.fdopen(w, "wb"), Lines(sr)
 
 
-def linger():
-    """A used warm sandbox must never serve again, nor restart in the same Pod: close its streams
-    (which ends the runner's attach cleanly) and wait for the delete."""
+# LINGER bounds how long a used warm sandbox waits for its runner to delete its Pod.
+LINGER = env_int("GKEXEC_LINGER_SECONDS", 60)
+
+
+def linger(forever=False):
+    """A used warm sandbox must never serve again: close its streams (which ends the runner's
+    attach cleanly) and wait for the delete; if none comes, the runner is gone: leave (the
+    restarted container finds SPENT), unless this is that restarted container already."""
     for f in (sys.stdin, sys.stdout, sys.stderr):
         try:
             f.close()
@@ -704,6 +860,10 @@ def linger():
             os.close(fd)
         except OSError:
             pass
+    if not forever:
+        time.sleep(LINGER)
+        open(SPENT, "w").close()
+        leave("served; its runner did not delete it within %d s" % LINGER)
     while True:
         time.sleep(3600)
 
@@ -723,7 +883,11 @@ def spawn(argv, pass_fds=()):
 
 def run_cold():
     os.makedirs(OUTPUT_DIR, exist_ok=True)
-    copy_inputs()
+    try:
+        copy_inputs()
+    except OSError as e:  # no room in the workspace, a path through a file: the request cannot run
+        bad_request(e)
+        return
     started = time.time()
     run(spawn([sys.executable, "-u", CODE]), started)
 
