@@ -143,7 +143,7 @@ func TestCloseRightAfterStartLeavesNothingClaimed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range fc.client.Actions() {
-		if p, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), PoolStateClaimed) {
+		if p, ok := a.(k8stesting.PatchAction); ok && strings.Contains(string(p.GetPatch()), `"`+LabelPoolState+`":"`+PoolStateClaimed+`"`) {
 			t.Fatalf("a pool pod was claimed although the runner was closed: %s", p.GetPatch())
 		}
 	}
@@ -309,7 +309,7 @@ func TestAnExecutionWaitsForTheSandboxBeingHeldReady(t *testing.T) {
 	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute), poolPod(t, o, "pool-b", time.Minute))
 	claimed := make(chan string, 4)
 	fc.client.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
-		if p := a.(k8stesting.PatchAction); strings.Contains(string(p.GetPatch()), PoolStateClaimed) {
+		if p := a.(k8stesting.PatchAction); strings.Contains(string(p.GetPatch()), `"`+LabelPoolState+`":"`+PoolStateClaimed+`"`) {
 			claimed <- p.GetName()
 		}
 		return false, nil, nil

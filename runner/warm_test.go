@@ -94,7 +94,7 @@ func TestWarmExecutionClaimsOnePodAndDeletesIt(t *testing.T) {
 	_ = r.Close() // waits for the background delete of the used Pod
 	var claim []byte
 	for _, a := range fc.client.Actions() {
-		if p, ok := a.(k8stesting.PatchAction); ok && a.GetResource().Resource == "pods" && strings.Contains(string(p.GetPatch()), PoolStateClaimed) {
+		if p, ok := a.(k8stesting.PatchAction); ok && a.GetResource().Resource == "pods" && strings.Contains(string(p.GetPatch()), `"`+LabelPoolState+`":"`+PoolStateClaimed+`"`) {
 			claim = p.GetPatch()
 		}
 	}

@@ -86,7 +86,7 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 		}
 	}
 	// Warm pool Pods claimed by a runner that died (or whose deletion failed).
-	if pods, err := staleWarmSandboxes(ctx, client, namespace, now); err != nil {
+	if pods, err := staleWarmSandboxes(ctx, client, namespace, olderThan, now); err != nil {
 		errs = append(errs, err)
 	} else {
 		found = append(found, pods...)

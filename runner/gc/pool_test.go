@@ -17,7 +17,8 @@ import (
 // by itself — its container restarted (its entrypoint left: nobody deleted it after its
 // execution, its holder stopped pinging it) or its Pod ended (its deadline) — however young; a
 // claimed Pod still running is not, however long ago another machine's clock says it was claimed
-// (it may be held ready, or run a long execution). Idle pool Pods are the Deployment's.
+// (it may be held ready); a one-shot execution's Pod older than --older-than is, as its Job would
+// be. Idle pool Pods are the Deployment's.
 func TestGCRemovesClaimedSandboxesThatEndedByThemselves(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
@@ -28,8 +29,11 @@ func TestGCRemovesClaimedSandboxesThatEndedByThemselves(t *testing.T) {
 			Annotations:       map[string]string{podspec.AnnotationClaimedAt: now.Add(-time.Hour).UTC().Format(time.RFC3339)}},
 			Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: podspec.ContainerName, RestartCount: restarts}}}}
 	}
+	orphan := pod("orphaned", podspec.PoolStateClaimed, 0, corev1.PodRunning)
+	orphan.Labels[podspec.LabelExecutionID] = "e1" // a one-shot execution whose runner died, claimed an hour ago
 	client := fake.NewSimpleClientset(
 		pod("idle-old", podspec.PoolStateIdle, 0, corev1.PodRunning),
+		orphan,
 		pod("left", podspec.PoolStateClaimed, 1, corev1.PodRunning),
 		pod("expired", podspec.PoolStateClaimed, 0, corev1.PodFailed),
 		pod("in-use", podspec.PoolStateClaimed, 0, corev1.PodRunning),
@@ -45,8 +49,8 @@ func TestGCRemovesClaimedSandboxesThatEndedByThemselves(t *testing.T) {
 		}
 		deleted[l.Name] = true
 	}
-	if !deleted["left"] || !deleted["expired"] || deleted["idle-old"] || deleted["in-use"] || len(deleted) != 2 {
-		t.Errorf("deleted %v, want left and expired only", deleted)
+	if !deleted["left"] || !deleted["expired"] || !deleted["orphaned"] || deleted["idle-old"] || deleted["in-use"] || len(deleted) != 3 {
+		t.Errorf("deleted %v, want left, expired and orphaned only", deleted)
 	}
 	left, _ := client.CoreV1().Pods("sb").List(context.Background(), metav1.ListOptions{})
 	if len(left.Items) != 2 {

@@ -196,7 +196,11 @@ func (sb *warmSandbox) label(id string) {
 	e := sb.e
 	ctx, cancel := context.WithTimeout(context.Background(), e.CleanupTimeout)
 	defer cancel()
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{podspec.LabelExecutionID: id}}})
+	// The claim's time is renewed with the ID: gc's age of a one-shot Pod counts from its
+	// execution, not from when it was claimed to be held ready.
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"labels":      map[string]string{podspec.LabelExecutionID: id},
+		"annotations": map[string]string{podspec.AnnotationClaimedAt: time.Now().UTC().Format(time.RFC3339)}}})
 	_, err := e.Client.CoreV1().Pods(e.Namespace).Patch(ctx, sb.Pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		e.Log.Debug("could not label the warm sandbox with its execution", "pod", sb.Pod.Name, "error", err)
