@@ -1,6 +1,6 @@
 // Package adktool gives ADK for Go agents (google.golang.org/adk) a code execution tool backed
 // by gkexec. ADK for Go has no code executor, only tools; this is one, named execute_code, that
-// runs a Python program in a gVisor-sandboxed Kubernetes Job and returns stdout, stderr, exit
+// runs a Python program in a gVisor-sandboxed Kubernetes Pod and returns stdout, stderr, exit
 // code, output files and timings.
 //
 // What the code did is always a result the model can read and act on: a syntax error, a
