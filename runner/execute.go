@@ -66,8 +66,10 @@ func (r *Runner) CheckRequest(req Request) error {
 // Execute runs req.Code in a sandbox and returns what it produced. A non-zero exit code is a
 // result, not an error. On timeout it returns the partial Result and an error wrapping ErrTimeout.
 // The sandbox comes from the warm pool when a matching Pod is ready there, else from a new Job; it
-// serves this one execution and is deleted before Execute returns (unless Options.KeepObjects),
-// on every path. What could not be deleted is named in Result.LeftBehind.
+// serves this one execution and is deleted (unless Options.KeepObjects) on every path: before
+// Execute returns, except a warm Pod whose code ended, deleted just after (Close waits for it;
+// what cannot be deleted then is counted in CleanupFailures). What could not be deleted before
+// Execute returned is named in Result.LeftBehind.
 func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 	x, err := r.prepare(req)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/internal/wire/wiretest"
 )
 
@@ -521,4 +522,67 @@ func TestTheJanitorDeletesSandboxesThatEndedByThemselves(t *testing.T) {
 	if gone("pool-busy") || gone("pool-idle") {
 		t.Error("the janitor deleted a sandbox that did not end")
 	}
+}
+
+// A process that resumes a session while another is still opening it (the loser of an open race,
+// as the ADK tool is) is told to try again; it never deletes the sandbox being opened.
+func TestResumingASessionBeingOpenedLeavesItsSandbox(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	release := make(chan struct{})
+	opener := warmRunner(t, fc, o, func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
+		// The opener's session opening (its hello) is held back: the sandbox answers pings, but
+		// holds no session yet.
+		return pod.Attach(ctx, name, holdHello(stdin, release), stdout)
+	})
+	ctx := context.Background()
+	opened := make(chan error, 1)
+	go func() {
+		_, err := opener.OpenSession(ctx, SessionOptions{ID: "early"})
+		opened <- err
+	}()
+	resumer := warmRunner(t, fc, o, pod.Attach)
+	var s *Session
+	eventually(t, "the session's pod labelled", func() bool {
+		var err error
+		s, err = resumer.Session(ctx, "early")
+		return err == nil
+	})
+	_, err := s.Execute(ctx, Request{Code: "print(1)"})
+	close(release)
+	if errors.Is(err, ErrSessionEnded) {
+		t.Errorf("resuming a session still opening: %v; it must not end it", err)
+	}
+	if err := <-opened; err != nil {
+		t.Fatalf("the opener: %v", err)
+	}
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{}); err != nil {
+		t.Errorf("the session's pod: %v, want it kept", err)
+	}
+}
+
+// holdHello passes stdin on, except that a session's opening (an S record) waits for release.
+func holdHello(stdin io.Reader, release <-chan struct{}) io.Reader {
+	r, w := io.Pipe()
+	go func() {
+		br := bufio.NewReader(stdin)
+		for {
+			line, err := br.ReadBytes('\n')
+			if len(line) > 0 {
+				if wire.TagSession.Starts(line) {
+					<-release
+				}
+				if _, werr := w.Write(line); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				w.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	return r
 }

@@ -158,9 +158,10 @@ type Options struct {
 	WarmPoolMaxIdleAge time.Duration
 
 	// SessionIdleTimeout ends a session that has run nothing for this long; SessionMaxLifetime
-	// ends it this long after it opened, however busy. Both are enforced by the runner and by the
-	// sandbox itself (a runner that dies leaves nothing running forever); OpenSession may lower
-	// them per session. Defaults 10m and 1h.
+	// ends it this long after it opened, however busy. The sandbox enforces both itself, on its own
+	// clock, whether any runner lives or not; a sandbox that ended its session is then deleted by
+	// any runner alive in the namespace (or gkexec gc). OpenSession may lower them per session.
+	// Defaults 10m and 1h.
 	SessionIdleTimeout time.Duration
 	SessionMaxLifetime time.Duration
 

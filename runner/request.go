@@ -31,12 +31,13 @@ type Request struct {
 	// the sandbox sends it, in order within each stream, byte for byte, within the same caps as
 	// Result.Stdout and Result.Stderr (the chunks of a stream add up to exactly the Result's
 	// bytes, and none is delivered twice, even when a broken stream is read again). It is called
-	// from a goroutine of the runner's, one call at a time, behind a bounded queue; p is valid
-	// only during the call. A slow callback backs the stream up but never holds the execution: at
-	// the runner's deadline or the caller's cancellation Execute returns without waiting for a
-	// call in progress, and no call starts after Execute returns; once the result is in, what is
-	// queued is delivered before Execute returns, but not past the deadline. The Result is the
-	// same with or without it.
+	// from a goroutine of the runner's, one call at a time, behind a queue of 64 chunks; p is
+	// valid only during the call. A slow callback backs the stream up once the queue is full, but
+	// never holds the execution: at the runner's deadline, the caller's cancellation or an
+	// infrastructure error the runner stops delivering and Execute returns without waiting for a
+	// call in progress (one may still be starting); the chunks delivered then add up to less than
+	// the Result's bytes. Once the result is in, what is queued is delivered before Execute
+	// returns, but not past the deadline. The Result is the same with or without it.
 	Output func(s Stream, p []byte)
 }
 

@@ -132,6 +132,12 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 		}
 		return nil, nil, fmt.Errorf("%w: session %s: attach to pod %s/%s: %w", ErrSandboxFailed, s.id, r.opts.Namespace, pod.Name, err)
 	}
+	if answer.Session == "" && !answer.Spent {
+		// The sandbox holds no session yet: another process is still opening it (a lost open
+		// race, resumed at once). It is not this process's to end.
+		conn.Detach()
+		return nil, nil, fmt.Errorf("%w: session %s is still being opened by another process; try again in a moment", ErrSessionBusy, s.id)
+	}
 	if answer.Session != s.id {
 		conn.Detach()
 		why := "its sandbox no longer holds the session's interpreter"

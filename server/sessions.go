@@ -153,7 +153,7 @@ func (s *Server) handleCloseSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionFailed logs and writes an error answer for opening or closing a session. These are not
-// executions, so they are not counted in gkexec_executions_total.
+// executions, so they are not counted in gkexec_serve_executions_total.
 func (s *Server) sessionFailed(w http.ResponseWriter, op, id string, start time.Time, e *APIError) {
 	level := slog.LevelWarn
 	if e.Status < 500 && e.Status != StatusClientClosedRequest {

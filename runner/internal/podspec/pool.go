@@ -68,7 +68,7 @@ func SessionJob(s *Shape, session string, lifetime, idle time.Duration, expires 
 	if jobAnnotations == nil {
 		jobAnnotations = map[string]string{}
 	}
-	jobAnnotations[AnnotationSessionExpiresAt] = annotations[AnnotationSessionExpiresAt] // for gc
+	jobAnnotations[AnnotationSessionExpiresAt] = annotations[AnnotationSessionExpiresAt] // for people: the sandbox enforces it
 	spec := Pod(s, nil)
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	return &batchv1.Job{
