@@ -165,7 +165,13 @@ var _ sandbox.Sandbox = (*sessionSandbox)(nil)
 
 func (sb *sessionSandbox) Kind() string { return sb.s.kind }
 
-func (sb *sessionSandbox) Tracker() *track.Tracker { return sb.conn.Tracker() }
+// Tracker is the tracker of the attach the execution reads now: Reopen may replace it from
+// recover's reading goroutine while recover watches the tracker, hence the session's lock.
+func (sb *sessionSandbox) Tracker() *track.Tracker {
+	sb.s.mu.Lock()
+	defer sb.s.mu.Unlock()
+	return sb.conn.Tracker()
+}
 
 func (sb *sessionSandbox) Open(ctx context.Context, x *sandbox.Execution) (io.ReadCloser, error) {
 	if err := sb.conn.Send(ctx, x.Request.Encode(true)); err != nil {

@@ -276,14 +276,19 @@ func TestSessionEntrypointTimeoutStopsTheCodesProcesses(t *testing.T) {
 	code := "import subprocess, sys, time\n" +
 		"kids = [subprocess.Popen(['sleep', '600']), subprocess.Popen(['sleep', '600'], start_new_session=True)]\n" +
 		"print(*[k.pid for k in kids], flush=True)\n" +
-		"while True: time.sleep(0.1)\n"
+		"try:\n" +
+		"    while True: time.sleep(0.1)\n" +
+		"except KeyboardInterrupt:\n" + // a process started after the timeout's first sweep
+		"    kids.append(subprocess.Popen(['sleep', '600'], start_new_session=True))\n" +
+		"    print(kids[-1].pid, flush=True)\n" +
+		"    raise\n"
 	res, end := e.sessionExec(t, wire.Request{Code: code, Timeout: time.Second})
 	if !end.TimedOut || end.SessionOver != "" {
 		t.Fatalf("timed out %v over %q stderr %s; want interrupted, the session kept", end.TimedOut, end.SessionOver, res.Stderr)
 	}
 	pids := strings.Fields(string(res.Stdout))
-	if len(pids) != 2 {
-		t.Fatalf("stdout %q, want two pids", res.Stdout)
+	if len(pids) != 3 {
+		t.Fatalf("stdout %q, want three pids", res.Stdout)
 	}
 	check := "import os\nfor p in kids:\n    p.poll()\n    try:\n        os.kill(p.pid, 0)\n        print('alive', p.pid)\n    except OSError:\n        print('gone', p.pid)\n"
 	if res, _ := e.sessionExec(t, wire.Request{Code: check}); strings.Contains(string(res.Stdout), "alive") || !strings.Contains(string(res.Stdout), "gone") {
@@ -388,5 +393,80 @@ func TestUsedSandboxLeavesWhenNobodyDeletesIt(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.Dir, ".gkexec-spent")); err != nil {
 		t.Errorf("no spent marker: %v", err)
+	}
+}
+
+// Every language runs one-shot in a warm sandbox with the same guarantees: streams apart, the exit
+// code, output files, the timeout.
+func TestWarmEntrypointRunsEveryLanguage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		lang, code, stdout string
+		exit               int
+	}{
+		{"bash", "echo out; echo err >&2; mkdir -p output; printf x > output/f.txt; exit 3", "out\n", 3},
+		{"javascript", "console.log('out'); console.error('err'); require('fs').mkdirSync('output', {recursive: true}); require('fs').writeFileSync('output/f.txt', 'x'); process.exit(3)", "out\n", 3},
+		{"python", "import os, sys\nprint('out'); print('err', file=sys.stderr)\nos.makedirs('output', exist_ok=True); open('output/f.txt', 'w').write('x'); sys.exit(3)", "out\n", 3},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			t.Parallel()
+			e := startWarmEntrypoint(t)
+			res := e.run(t, wire.Request{Code: tc.code, Language: tc.lang})
+			if string(res.Stdout) != tc.stdout || string(res.Stderr) != "err\n" || res.End.ExitCode != tc.exit ||
+				len(res.Files) != 1 || string(res.Files[0].Data) != "x" {
+				t.Errorf("stdout %q stderr %q exit %d files %+v", res.Stdout, res.Stderr, res.End.ExitCode, res.Files)
+			}
+		})
+	}
+	t.Run("timeout", func(t *testing.T) {
+		t.Parallel()
+		e := startWarmEntrypoint(t)
+		res := e.run(t, wire.Request{Code: "echo started; sleep 60 & wait", Language: "bash", Timeout: time.Second})
+		if !res.End.TimedOut || string(res.Stdout) != "started\n" {
+			t.Errorf("timed out %v stdout %q", res.End.TimedOut, res.Stdout)
+		}
+	})
+	t.Run("unknown", func(t *testing.T) {
+		t.Parallel()
+		e := startWarmEntrypoint(t)
+		res := e.run(t, wire.Request{Code: "x", Language: "cobol"})
+		if res.End.Refused == "" || res.End.ExitCode != 125 {
+			t.Errorf("refused %q exit %d, want a refusal", res.End.Refused, res.End.ExitCode)
+		}
+	})
+}
+
+// A bash session keeps its working directory, variables and functions; a Node.js session its
+// variables (let included) and functions; both go on after an error and after an interrupted
+// runaway; a request in another language is refused.
+func TestSessionEntrypointKeepsStateInEveryLanguage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		lang                 string
+		set, use, fail, loop string
+		want                 string
+	}{
+		{"bash", "mkdir -p sub; cd sub; x=41; f() { echo \"f $1\"; }; export Y=env", "x=$((x+1)); echo $x $(basename $PWD) $Y; f ok", "false", "while true; do :; done", "42 sub env\nf ok\n"},
+		{"javascript", "let x = 41; function f(a) { return 'f ' + a }", "x += 1; console.log(x); console.log(f('ok'))", "throw new Error('boom')", "while (true) {}", "42\nf ok\n"},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			t.Parallel()
+			e := startSessionEntrypoint(t, `{"id":"l-`+tc.lang+`","language":"`+tc.lang+`"}`)
+			if res, end := e.sessionExec(t, wire.Request{Code: tc.set, Language: tc.lang}); end.ExitCode != 0 || end.SessionOver != "" {
+				t.Fatalf("set: exit %d over %q stderr %s", end.ExitCode, end.SessionOver, res.Stderr)
+			}
+			if res, end := e.sessionExec(t, wire.Request{Code: tc.fail, Language: tc.lang}); end.ExitCode == 0 || end.SessionOver != "" {
+				t.Fatalf("fail: exit %d over %q stderr %s; want a failure, the session going on", end.ExitCode, end.SessionOver, res.Stderr)
+			}
+			if res, end := e.sessionExec(t, wire.Request{Code: tc.loop, Language: tc.lang, Timeout: time.Second}); !end.TimedOut || end.SessionOver != "" {
+				t.Fatalf("runaway: timed out %v over %q stderr %s; want interrupted, the session going on", end.TimedOut, end.SessionOver, res.Stderr)
+			}
+			if res, end := e.sessionExec(t, wire.Request{Code: tc.use, Language: tc.lang}); string(res.Stdout) != tc.want || end.ExitCode != 0 {
+				t.Errorf("use: stdout %q exit %d stderr %s; want %q", res.Stdout, end.ExitCode, res.Stderr, tc.want)
+			}
+			if _, end := e.sessionExec(t, wire.Request{Code: "print(1)", Language: "python"}); end.Refused == "" || end.SessionOver != "" {
+				t.Errorf("a python request in a %s session: refused %q over %q", tc.lang, end.Refused, end.SessionOver)
+			}
+		})
 	}
 }

@@ -31,6 +31,19 @@ var Tags = map[string]Tag{
 	"request": TagRequest, "code": TagCode, "input": TagInput, "go": TagGo, "interrupt": TagInterrupt,
 }
 
+// Languages the entrypoint runs code in (its LANGUAGES table), and the file each one's code is
+// written to. Python is the default; bash and javascript (Node.js) need their interpreter on the
+// sandbox image's PATH.
+var Languages = map[string]string{"bash": "main.sh", "javascript": "main.js", "python": "main.py"}
+
+// CodeFile is the file name of code in lang ("" is Python).
+func CodeFile(lang string) string {
+	if lang == "" {
+		lang = "python"
+	}
+	return Languages[lang]
+}
+
 // End is the entrypoint's last record of an execution: everything the runner needs to know of how
 // the code ended. Every field is written inside the sandbox, where the code runs: a Result built
 // from it is only as trustworthy as the sandbox (see the README's "Results").
@@ -67,6 +80,7 @@ type RequestHeader struct {
 	MaxFileBytes   int64   `json:"max_file_bytes"`
 	MaxProcesses   int64   `json:"max_processes"`
 	ExecutionID    string  `json:"execution_id,omitempty"`
+	Language       string  `json:"language,omitempty"`
 }
 
 // InputHeader starts an input file of a request; its bytes follow in TagData records.
@@ -83,6 +97,8 @@ type Hello struct {
 	// ExitWhenOver: the entrypoint exits when the session ends (a Job's Pod) instead of waiting
 	// to be deleted (a pool Pod, whose container would be restarted).
 	ExitWhenOver bool `json:"exit_when_over"`
+	// Language is the session's interpreter's (Languages); empty is Python.
+	Language string `json:"language,omitempty"`
 }
 
 // SessionOpened is the sandbox's answer to a Hello.

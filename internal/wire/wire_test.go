@@ -28,6 +28,7 @@ func TestEntrypointSpeaksTheWire(t *testing.T) {
 	var py struct {
 		Tags                              map[string]string
 		End, Request, Hello, Ping, Answer []string
+		Languages                         map[string]string
 	}
 	if err := json.Unmarshal(out, &py); err != nil {
 		t.Fatalf("entrypoint --wire printed %q: %v", out, err)
@@ -38,6 +39,9 @@ func TestEntrypointSpeaksTheWire(t *testing.T) {
 	}
 	if !reflect.DeepEqual(py.Tags, goTags) {
 		t.Errorf("record tags differ:\n entrypoint.py %v\n wire          %v", py.Tags, goTags)
+	}
+	if !reflect.DeepEqual(py.Languages, Languages) {
+		t.Errorf("languages differ:\n entrypoint.py %v\n wire          %v", py.Languages, Languages)
 	}
 	for _, tc := range []struct {
 		record string

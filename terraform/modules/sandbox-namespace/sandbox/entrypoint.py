@@ -56,8 +56,8 @@ T_INTERRUPT = b"K"  # runner -> sandbox, in a session: interrupt the running exe
 
 END_FIELDS = ("exit_code", "signal", "timed_out", "stdout_truncated", "stderr_truncated", "files_truncated",
               "started_at", "finished_at", "max_rss_kib", "cpu_seconds", "session_over", "refused")
-REQUEST_FIELDS = ("timeout_seconds", "max_output_bytes", "max_file_bytes", "max_processes", "execution_id")
-HELLO_FIELDS = ("id", "idle_timeout_seconds", "max_lifetime_seconds", "max_processes", "exit_when_over")
+REQUEST_FIELDS = ("timeout_seconds", "max_output_bytes", "max_file_bytes", "max_processes", "execution_id", "language")
+HELLO_FIELDS = ("id", "idle_timeout_seconds", "max_lifetime_seconds", "max_processes", "exit_when_over", "language")
 PING_FIELDS = ("keepalive_seconds", "replay")
 ANSWER_FIELDS = ("session", "spent", "running", "idle_seconds")
 
@@ -66,7 +66,7 @@ def wire_table():
     """The table above, for TestEntrypointSpeaksTheWire."""
     tags = {k[2:].lower(): v.decode() for k, v in globals().items() if k.startswith("T_")}
     return {"tags": tags, "end": list(END_FIELDS), "request": list(REQUEST_FIELDS), "hello": list(HELLO_FIELDS),
-            "ping": list(PING_FIELDS), "answer": list(ANSWER_FIELDS)}
+            "ping": list(PING_FIELDS), "answer": list(ANSWER_FIELDS), "languages": {k: v["file"] for k, v in LANGUAGES.items()}}
 
 
 def field(obj, fields, name, default):
@@ -96,6 +96,31 @@ MAX_OUTPUT = env_int("GKEXEC_MAX_OUTPUT_BYTES", 1 << 20)
 MAX_FILES = env_int("GKEXEC_MAX_FILE_BYTES", 4 << 20)
 MAX_PROCS = env_int("GKEXEC_MAX_PROCESSES", 0)
 REQUEST = os.environ.get("GKEXEC_REQUEST", "configmap")
+LANGUAGE = os.environ.get("GKEXEC_LANGUAGE", "python")
+
+# LANGUAGES: how this sandbox runs a program in each language the wire names (internal/wire's
+# Languages; TestEntrypointSpeaksTheWire keeps the two in step): the code's file name, the command
+# that runs it once, and the program that keeps one interpreter for a session, which speaks the
+# Python stub's protocol (a JSON line {"code": path} on its go pipe per execution, its answer as
+# a JSON line on its status pipe). Python needs nothing but this program's own interpreter; bash
+# and Node.js must be on the image's PATH.
+LANGUAGES = {
+    "python": {"file": "main.py", "run": [sys.executable, "-u"]},
+    "bash": {"file": "main.sh", "run": ["bash", "--noprofile", "--norc"]},
+    "javascript": {"file": "main.js", "run": ["node"]},
+}
+
+
+def language_of(obj, fields):
+    lang = str(field(obj, fields, "language", "") or "python")
+    if lang not in LANGUAGES:
+        raise BadRequest("language %r: this sandbox runs %s" % (lang, ", ".join(sorted(LANGUAGES))))
+    return lang
+
+
+def code_path(lang):
+    """Where the code of a request in lang is written (cold: where its ConfigMap puts it)."""
+    return os.path.join(os.path.dirname(CODE), LANGUAGES[lang]["file"])
 
 
 # RECORD, while a session's execution runs, keeps the lines written for it, and LAST those of the
@@ -305,15 +330,16 @@ class RequestReader:
     cold path finds them. A new Q starts over: a request cut short by a broken attach is dropped."""
 
     def __init__(self):
-        self.header, self.code, self.current = None, None, None
+        self.header, self.code, self.current, self.path = None, None, None, None
 
     def feed(self, tag, data):
         """True once the request is complete (its G record)."""
         if tag == T_REQUEST:
             self.close()
             self.header = json.loads(data)
-            os.makedirs(os.path.dirname(CODE), exist_ok=True)
-            self.code = open(CODE, "wb")
+            self.path = code_path(language_of(self.header, REQUEST_FIELDS))
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.code = open(self.path, "wb")
         elif tag == T_CODE and self.code is not None:
             self.code.write(data)
         elif tag == T_INPUT and self.code is not None:
@@ -405,9 +431,15 @@ def serve():
     open(SPENT, "w").close()
     apply_limits(req.header)
     os.makedirs(OUTPUT_DIR, exist_ok=True)
+    lang = language_of(req.header, REQUEST_FIELDS)
     started = time.time()
-    go.write((json.dumps({"code": CODE, "max_processes": MAX_PROCS}) + "\n").encode())
-    go.close()
+    if lang == "python":
+        go.write((json.dumps({"code": req.path, "max_processes": MAX_PROCS}) + "\n").encode())
+        go.close()
+    else:
+        go.close()  # the Python interpreter started ahead is not needed: it exits
+        child.wait()
+        child = spawn(LANGUAGES[lang]["run"] + [req.path])
     run(child, started)
     linger()
 
@@ -522,8 +554,18 @@ def serve_session(child, go, status, lines, hello):
     idle = float(field(hello, HELLO_FIELDS, "idle_timeout_seconds", 600))
     born = time.time()
     end_of_life = born + float(field(hello, HELLO_FIELDS, "max_lifetime_seconds", 3600))
-    go.write((json.dumps({"session": True, "max_processes": int(field(hello, HELLO_FIELDS, "max_processes", 0))}) + "\n").encode())
-    go.flush()
+    max_procs = int(field(hello, HELLO_FIELDS, "max_processes", 0))
+    lang = language_of(hello, HELLO_FIELDS)
+    if lang == "python":
+        go.write((json.dumps({"session": True, "max_processes": max_procs}) + "\n").encode())
+        go.flush()
+    else:
+        # The Python interpreter started ahead is not this session's: its language's takes its place.
+        go.close()
+        child.wait()
+        global MAX_PROCS
+        MAX_PROCS = max_procs
+        child, go, status = start_interpreter(SESSION_STUBS[lang])
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     emit_json(T_SESSION, {"session": sid})
     OUT.flush()
@@ -565,6 +607,8 @@ def serve_session(child, go, status, lines, hello):
         OUT.flush()
         req, last_tag = RequestReader(), tag
         try:
+            if language_of(q, REQUEST_FIELDS) != lang:
+                raise BadRequest("this is a %s session; its requests are in %s" % (lang, lang))
             done = req.feed(tag, data)
             while not done:
                 nxt = pending.pop(0) if pending else lines.next()
@@ -579,7 +623,7 @@ def serve_session(child, go, status, lines, hello):
                 skip_request(lines, pending, state)
             bad_request(e, session_over="")
         else:
-            over = run_in_session(state, child, go, status, lines, req.header, pending)
+            over = run_in_session(state, child, go, status, lines, req.header, req.path, pending)
         LAST, RECORD = RECORD, None
         state["last"] = time.time()
     kill_group(child.pid)
@@ -622,14 +666,15 @@ def skip_request(lines, pending, state):
             answer_ping(state, line[2:] and base64.b64decode(line[2:]))
 
 
-def run_in_session(state, child, go, status, lines, q, pending):
-    """Runs one request in the session's interpreter; returns why the session ended, or ""."""
+def run_in_session(state, child, go, status, lines, q, path, pending):
+    """Runs one request (its code at path) in the session's interpreter; returns why the session
+    ended, or ""."""
     timeout = float(field(q, REQUEST_FIELDS, "timeout_seconds", TIMEOUT))
     max_output = int(field(q, REQUEST_FIELDS, "max_output_bytes", MAX_OUTPUT))
     max_files = int(field(q, REQUEST_FIELDS, "max_file_bytes", MAX_FILES))
     before = output_snapshot()
     started = time.time()
-    go.write((json.dumps({"code": CODE}) + "\n").encode())
+    go.write((json.dumps({"code": path}) + "\n").encode())
     go.flush()
     out = Forwarder(child, max_output)
     fds = tuple(out.tags) + (status.fileno(), lines.fileno())
@@ -693,6 +738,10 @@ def run_in_session(state, child, go, status, lines, q, pending):
                 os.set_blocking(fd, True)
             except OSError:
                 pass
+    if interrupts and not over:
+        # The code started a process between the first sweep and the interrupt reaching it (a
+        # loaded machine lets a whole Popen through): now that the interpreter is back, no longer.
+        kill_others(child.pid)
     # What the code wrote before it answered is in the pipes: read it all.
     out.drain()
     finished = time.time()
@@ -833,10 +882,72 @@ else:
 """
 
 
+# A bash session's interpreter: one shell that sources each execution's script, so that its
+# variables, functions, working directory and environment persist. `return N` ends an execution
+# with status N; `exit` ends the shell, and with it the session. SIGINT ends the script running.
+BASH_STUB = r"""
+__gkexec_go=$1 __gkexec_status=$2
+trap 'return 130 2>/dev/null' INT
+while IFS= read -r -u "$__gkexec_go" __gkexec_line; do
+  __gkexec_path=${__gkexec_line#*'"code": "'}
+  __gkexec_path=${__gkexec_path%%'"'*}
+  source "$__gkexec_path"
+  printf '{"exit_code": %d}\n' "$?" >&"$__gkexec_status"
+done
+"""
+
+# A Node.js session's interpreter: one V8 context in which each execution's script runs, so that
+# its variables (let and const included) and functions persist; a promise it evaluates to is
+# awaited. process.exit(N) ends an execution with status N; SIGINT interrupts the script running.
+NODE_STUB = r"""
+const fs = require('fs'), vm = require('vm'), readline = require('readline');
+const [goFd, stFd] = process.argv.slice(-2).map(Number);
+class Exit { constructor(code) { this.code = code; } }
+const proc = Object.create(process, { exit: { value: (code) => { throw new Exit(code === undefined ? 0 : code); } } });
+const ctx = vm.createContext({ console, process: proc, require, Buffer, URL, TextEncoder, TextDecoder,
+  setTimeout, setInterval, setImmediate, clearTimeout, clearInterval, clearImmediate, queueMicrotask });
+const rl = readline.createInterface({ input: fs.createReadStream(null, { fd: goFd }) });
+rl.on('line', async (line) => {
+  rl.pause();
+  const req = JSON.parse(line);
+  const cpu0 = process.cpuUsage();
+  let code = 0, signal = 0;
+  try {
+    const result = vm.runInContext(fs.readFileSync(req.code, 'utf8'), ctx, { filename: req.code, breakOnSigint: true });
+    if (result && typeof result.then === 'function') await result;
+  } catch (e) {
+    if (e instanceof Exit) code = e.code & 0xff;
+    else if (e && e.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') { code = 130; signal = 2; console.error('KeyboardInterrupt'); }
+    else {
+      const stack = (e && e.stack) ? e.stack.split('\n') : [String(e)];
+      const cut = stack.findIndex((l) => l.includes('at Script.runInContext'));
+      console.error((cut > 0 ? stack.slice(0, cut) : stack).join('\n'));
+      code = 1;
+    }
+  }
+  const cpu = process.cpuUsage(cpu0);
+  fs.writeSync(stFd, JSON.stringify({ exit_code: code, signal, max_rss_kib: process.resourceUsage().maxRSS,
+    cpu_seconds: (cpu.user + cpu.system) / 1e6 }) + '\n');
+  rl.resume();
+});
+"""
+
+SESSION_STUBS = {
+    "bash": ["bash", "--noprofile", "--norc", "-c", BASH_STUB, "gkexec-session"],
+    "javascript": ["node", "-e", NODE_STUB],
+}
+
+
 def prestart():
+    """Starts the Python interpreter a warm sandbox's request is likely for, ahead of it."""
+    return start_interpreter([sys.executable, "-u", "-c", STUB])
+
+
+def start_interpreter(argv):
+    """Starts argv with its go and status pipes' fds as its last two arguments."""
     r, w = os.pipe()
     sr, sw = os.pipe()
-    child = spawn([sys.executable, "-u", "-c", STUB, str(r), str(sw)], pass_fds=(r, sw))
+    child = spawn(argv + [str(r), str(sw)], pass_fds=(r, sw))
     os.close(r)
     os.close(sw)
     return child, os.fdopen(w, "wb"), Lines(sr)
@@ -885,11 +996,12 @@ def run_cold():
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     try:
         copy_inputs()
-    except OSError as e:  # no room in the workspace, a path through a file: the request cannot run
+        lang = language_of({"language": LANGUAGE}, REQUEST_FIELDS)
+    except (OSError, BadRequest) as e:  # no room in the workspace, a path through a file: it cannot run
         bad_request(e)
         return
     started = time.time()
-    run(spawn([sys.executable, "-u", CODE]), started)
+    run(spawn(LANGUAGES[lang]["run"] + [CODE]), started)
 
 
 def run(child, started):
