@@ -56,7 +56,7 @@ func (r *Runner) CheckRequest(req Request) error {
 	if err != nil {
 		return err
 	}
-	if n := podspec.RequestSize(wire.Request{Code: req.Code, Files: req.Files}); n > podspec.MaxConfigMapBytes {
+	if n := podspec.RequestSize(wire.Request{Code: req.Code, Files: req.Files, Language: req.Language}); n > podspec.MaxConfigMapBytes {
 		return fmt.Errorf("%w: %w: code and input files are %s, more than a ConfigMap holds (%s); pass large inputs another way or split the work",
 			ErrInvalidRequest, ErrRequestTooLarge, describeSize(n), describeSize(podspec.MaxConfigMapBytes))
 	}
@@ -119,7 +119,7 @@ func (r *Runner) prepare(req Request, logAttrs ...any) (*execution, error) {
 	}
 	x.timeout = x.req.timeout(&r.opts)
 	x.Log = r.log.With(append(logAttrs, "execution", x.req.ExecutionID, "namespace", r.opts.Namespace)...)
-	x.Request = wire.Request{ExecutionID: x.req.ExecutionID, Code: x.req.Code, Files: x.req.Files, Timeout: x.timeout,
+	x.Request = wire.Request{ExecutionID: x.req.ExecutionID, Code: x.req.Code, Files: x.req.Files, Language: x.req.Language, Timeout: x.timeout,
 		MaxOutput: r.opts.MaxOutputBytes, MaxFile: r.opts.MaxFileBytes, MaxProcesses: r.opts.MaxProcesses}
 	return x, nil
 }

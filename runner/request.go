@@ -16,8 +16,15 @@ import (
 
 // Request is one execution.
 type Request struct {
-	// Code is the Python program to run, as main.py, with /workspace as its working directory.
+	// Code is the program to run, with /workspace as its working directory: by default Python, as
+	// main.py (`python3 -u main.py`).
 	Code string
+	// Language is Code's: one of Languages ("python", "bash", "javascript"); empty is Python.
+	// Bash runs main.sh with `bash --noprofile --norc`, JavaScript main.js with `node`; their
+	// interpreter must be on the sandbox image's PATH (Python is the entrypoint's own), and a
+	// sandbox without it refuses the request (ErrInvalidRequest) before running anything. In a
+	// session, empty means the session's language, and another is refused.
+	Language string
 	// Files are input files: slash-separated relative paths to contents. The code finds them,
 	// writable, under its working directory (/workspace/<path>).
 	Files map[string][]byte
@@ -75,6 +82,9 @@ func (req Request) validate(o *Options, newID func() string) (Request, error) {
 	if strings.TrimSpace(req.Code) == "" {
 		problems = append(problems, "Code is empty")
 	}
+	if why := languageProblem(req.Language); why != "" {
+		problems = append(problems, why)
+	}
 	if req.ExecutionID == "" {
 		req.ExecutionID = newID()
 	} else {
@@ -94,6 +104,18 @@ func (req Request) validate(o *Options, newID func() string) (Request, error) {
 		return req, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.Join(problems, "; "))
 	}
 	return req, nil
+}
+
+// Languages are the languages code may be in (Request.Language, SessionOptions.Language), sorted.
+func Languages() []string {
+	return slices.Sorted(maps.Keys(wire.Languages))
+}
+
+func languageProblem(lang string) string {
+	if _, ok := wire.Languages[lang]; ok || lang == "" {
+		return ""
+	}
+	return fmt.Sprintf("Language %q: gkexec runs %s (empty is python)", lang, strings.Join(Languages(), ", "))
 }
 
 // outputDirName is OutputDir relative to WorkDir.

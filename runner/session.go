@@ -40,6 +40,11 @@ type SessionOptions struct {
 	// Options.SessionMaxLifetime, which are also their ceilings.
 	IdleTimeout time.Duration
 	MaxLifetime time.Duration
+	// Language is the session's interpreter's, one of Languages; empty is Python. A Bash
+	// session keeps its shell's variables, functions and working directory from one execution to
+	// the next, a JavaScript one its global bindings (top-level const, let, class and function
+	// declarations included).
+	Language string
 }
 
 const (

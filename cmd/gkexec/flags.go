@@ -76,7 +76,7 @@ func clusterFlags() []cli.Flag {
 // sandboxFlags shape the sandbox; one per runner.Options field.
 func sandboxFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: flagImage, Value: runner.DefaultImage, Usage: "sandbox image (needs python3)", EnvVars: env(flagImage)},
+		&cli.StringFlag{Name: flagImage, Value: runner.DefaultImage, Usage: "sandbox image (needs python3, which runs gkexec's entrypoint; bash and node to run those languages)", EnvVars: env(flagImage)},
 		&cli.StringFlag{Name: flagImagePullPolicy, Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never", EnvVars: env(flagImagePullPolicy)},
 		&cli.DurationFlag{Name: flagTimeout, Value: runner.DefaultTimeout, Usage: "kill the code after this long", EnvVars: env(flagTimeout)},
 		&cli.DurationFlag{Name: flagStartTimeout, Value: runner.DefaultStartTimeout, Usage: "give up if the sandbox has not started after this long", EnvVars: env(flagStartTimeout)},

@@ -32,6 +32,7 @@ import json
 import os
 import resource
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,13 +61,14 @@ REQUEST_FIELDS = ("timeout_seconds", "max_output_bytes", "max_file_bytes", "max_
 HELLO_FIELDS = ("id", "idle_timeout_seconds", "max_lifetime_seconds", "max_processes", "exit_when_over", "language")
 PING_FIELDS = ("keepalive_seconds", "replay")
 ANSWER_FIELDS = ("session", "spent", "running", "idle_seconds")
+OPENED_FIELDS = ("session", "refused")
 
 
 def wire_table():
     """The table above, for TestEntrypointSpeaksTheWire."""
     tags = {k[2:].lower(): v.decode() for k, v in globals().items() if k.startswith("T_")}
     return {"tags": tags, "end": list(END_FIELDS), "request": list(REQUEST_FIELDS), "hello": list(HELLO_FIELDS),
-            "ping": list(PING_FIELDS), "answer": list(ANSWER_FIELDS), "languages": {k: v["file"] for k, v in LANGUAGES.items()}}
+            "ping": list(PING_FIELDS), "answer": list(ANSWER_FIELDS), "opened": list(OPENED_FIELDS), "languages": {k: {"file": v["file"], "program": v["program"]} for k, v in LANGUAGES.items()}}
 
 
 def field(obj, fields, name, default):
@@ -99,22 +101,27 @@ REQUEST = os.environ.get("GKEXEC_REQUEST", "configmap")
 LANGUAGE = os.environ.get("GKEXEC_LANGUAGE", "python")
 
 # LANGUAGES: how this sandbox runs a program in each language the wire names (internal/wire's
-# Languages; TestEntrypointSpeaksTheWire keeps the two in step): the code's file name, the command
-# that runs it once, and the program that keeps one interpreter for a session, which speaks the
-# Python stub's protocol (a JSON line {"code": path} on its go pipe per execution, its answer as
-# a JSON line on its status pipe). Python needs nothing but this program's own interpreter; bash
-# and Node.js must be on the image's PATH.
+# Languages; TestEntrypointSpeaksTheWire keeps the two in step): the code's file name, the
+# interpreter the image must have, and the command that runs the code once. SESSION_STUBS holds
+# the programs that keep one interpreter for a session. Python needs nothing but this program's own
+# interpreter; bash and Node.js must be on the image's PATH.
 LANGUAGES = {
-    "python": {"file": "main.py", "run": [sys.executable, "-u"]},
-    "bash": {"file": "main.sh", "run": ["bash", "--noprofile", "--norc"]},
-    "javascript": {"file": "main.js", "run": ["node"]},
+    "python": {"file": "main.py", "program": "python3", "run": [sys.executable, "-u"]},
+    "bash": {"file": "main.sh", "program": "bash", "run": ["bash", "--noprofile", "--norc"]},
+    "javascript": {"file": "main.js", "program": "node", "run": ["node"]},
 }
 
 
 def language_of(obj, fields):
+    """The language a request or session names, refused unless this sandbox can run it: a name
+    it does not know, or an interpreter the image lacks (the operator's image, not the caller's
+    code, is then what must change)."""
     lang = str(field(obj, fields, "language", "") or "python")
     if lang not in LANGUAGES:
         raise BadRequest("language %r: this sandbox runs %s" % (lang, ", ".join(sorted(LANGUAGES))))
+    if shutil.which(LANGUAGES[lang]["run"][0]) is None:
+        raise BadRequest("language %s: the sandbox image has no %s on its PATH; run it on an image that has"
+                         % (lang, LANGUAGES[lang]["program"]))
     return lang
 
 
@@ -429,9 +436,14 @@ def serve():
         bad_request(e)
         linger()
     open(SPENT, "w").close()
+    try:
+        lang = language_of(req.header, REQUEST_FIELDS)
+    except BadRequest as e:
+        kill_group(child.pid)
+        bad_request(e)
+        linger()
     apply_limits(req.header)
     os.makedirs(OUTPUT_DIR, exist_ok=True)
-    lang = language_of(req.header, REQUEST_FIELDS)
     started = time.time()
     if lang == "python":
         go.write((json.dumps({"code": req.path, "max_processes": MAX_PROCS}) + "\n").encode())
@@ -555,7 +567,16 @@ def serve_session(child, go, status, lines, hello):
     born = time.time()
     end_of_life = born + float(field(hello, HELLO_FIELDS, "max_lifetime_seconds", 3600))
     max_procs = int(field(hello, HELLO_FIELDS, "max_processes", 0))
-    lang = language_of(hello, HELLO_FIELDS)
+    try:
+        lang = language_of(hello, HELLO_FIELDS)
+    except BadRequest as e:
+        # Nothing opened: say why, and go (SPENT is written; the runner deletes the sandbox).
+        kill_group(child.pid)
+        emit_json(T_SESSION, {"session": sid, "refused": str(e)})
+        OUT.flush()
+        if field(hello, HELLO_FIELDS, "exit_when_over", False):
+            sys.exit(0)
+        linger()
     if lang == "python":
         go.write((json.dumps({"session": True, "max_processes": max_procs}) + "\n").encode())
         go.flush()
@@ -607,7 +628,7 @@ def serve_session(child, go, status, lines, hello):
         OUT.flush()
         req, last_tag = RequestReader(), tag
         try:
-            if language_of(q, REQUEST_FIELDS) != lang:
+            if field(q, REQUEST_FIELDS, "language", "") and language_of(q, REQUEST_FIELDS) != lang:
                 raise BadRequest("this is a %s session; its requests are in %s" % (lang, lang))
             done = req.feed(tag, data)
             while not done:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -469,4 +470,41 @@ func TestSessionEntrypointKeepsStateInEveryLanguage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An image without a language's interpreter refuses its code, one-shot and at a session's
+// opening, saying which program is missing; nothing runs.
+func TestEntrypointRefusesALanguageItsImageLacks(t *testing.T) {
+	t.Parallel()
+	bashOnly := t.TempDir() // a PATH with bash and no node
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bash, filepath.Join(bashOnly, "bash")); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("one-shot", func(t *testing.T) {
+		t.Parallel()
+		e := &warmEntrypoint{Entrypoint: wiretest.Start(t, "PATH="+bashOnly)}
+		res := e.run(t, wire.Request{Code: "console.log('ran')", Language: "javascript"})
+		if !strings.Contains(res.End.Refused, "no node on its PATH") || res.End.ExitCode != 125 || len(res.Stdout) != 0 {
+			t.Errorf("refused %q exit %d stdout %q; want a refusal naming node", res.End.Refused, res.End.ExitCode, res.Stdout)
+		}
+	})
+	t.Run("session", func(t *testing.T) {
+		t.Parallel()
+		e := &warmEntrypoint{Entrypoint: wiretest.Start(t, "PATH="+bashOnly)}
+		if _, err := e.Stdin.Write(wire.Frame(wire.TagSession, []byte(`{"id":"n1","language":"javascript"}`))); err != nil {
+			t.Fatal(err)
+		}
+		line, err := e.Out.ReadString('\n')
+		opened, ok := wire.ParseOpened([]byte(line))
+		if err != nil || !ok || opened.Session != "n1" || !strings.Contains(opened.Refused, "no node on its PATH") {
+			t.Fatalf("session opening answered %q (%+v), %v; want a refusal naming node", line, opened, err)
+		}
+		if rest, err := io.ReadAll(e.Out); len(rest) != 0 || err != nil {
+			t.Errorf("after the refusal: %q, %v; want the stream closed", rest, err)
+		}
+	})
 }

@@ -31,17 +31,26 @@ var Tags = map[string]Tag{
 	"request": TagRequest, "code": TagCode, "input": TagInput, "go": TagGo, "interrupt": TagInterrupt,
 }
 
-// Languages the entrypoint runs code in (its LANGUAGES table), and the file each one's code is
-// written to. Python is the default; bash and javascript (Node.js) need their interpreter on the
-// sandbox image's PATH.
-var Languages = map[string]string{"bash": "main.sh", "javascript": "main.js", "python": "main.py"}
+// Language is how the entrypoint runs code in one language.
+type Language struct {
+	File    string `json:"file"`    // the code's file name in the working directory
+	Program string `json:"program"` // the interpreter, looked up on the image's PATH
+}
+
+// Languages the entrypoint runs code in (its LANGUAGES table). Python is the default, and the
+// entrypoint's own interpreter; bash and javascript need theirs on the sandbox image's PATH.
+var Languages = map[string]Language{
+	"bash":       {File: "main.sh", Program: "bash"},
+	"javascript": {File: "main.js", Program: "node"},
+	"python":     {File: "main.py", Program: "python3"},
+}
 
 // CodeFile is the file name of code in lang ("" is Python).
 func CodeFile(lang string) string {
 	if lang == "" {
 		lang = "python"
 	}
-	return Languages[lang]
+	return Languages[lang].File
 }
 
 // End is the entrypoint's last record of an execution: everything the runner needs to know of how
@@ -104,6 +113,9 @@ type Hello struct {
 // SessionOpened is the sandbox's answer to a Hello.
 type SessionOpened struct {
 	Session string `json:"session"`
+	// Refused says why the sandbox did not open the session (an interpreter its image lacks);
+	// "" when it did.
+	Refused string `json:"refused,omitempty"`
 }
 
 // BeginRecord starts an execution's records within a session's stream.

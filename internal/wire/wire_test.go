@@ -26,9 +26,9 @@ func TestEntrypointSpeaksTheWire(t *testing.T) {
 		t.Fatalf("entrypoint --wire: %v", err)
 	}
 	var py struct {
-		Tags                              map[string]string
-		End, Request, Hello, Ping, Answer []string
-		Languages                         map[string]string
+		Tags                                      map[string]string
+		End, Request, Hello, Ping, Answer, Opened []string
+		Languages                                 map[string]Language
 	}
 	if err := json.Unmarshal(out, &py); err != nil {
 		t.Fatalf("entrypoint --wire printed %q: %v", out, err)
@@ -48,7 +48,7 @@ func TestEntrypointSpeaksTheWire(t *testing.T) {
 		py     []string
 		goType any
 	}{{"end", py.End, End{}}, {"request", py.Request, RequestHeader{}}, {"hello", py.Hello, Hello{}},
-		{"ping", py.Ping, PingRequest{}}, {"ping answer", py.Answer, PingAnswer{}}} {
+		{"ping", py.Ping, PingRequest{}}, {"ping answer", py.Answer, PingAnswer{}}, {"session opened", py.Opened, SessionOpened{}}} {
 		if want := jsonFields(tc.goType); !slices.Equal(tc.py, want) {
 			t.Errorf("%s record fields differ:\n entrypoint.py %v\n wire          %v", tc.record, tc.py, want)
 		}
