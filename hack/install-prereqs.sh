@@ -5,6 +5,10 @@ set -euo pipefail
 need=()
 command -v python3 >/dev/null || need+=(python3)
 command -v flock >/dev/null || need+=(util-linux)
+# The languages' interpreters, and Debian's matplotlib for the figures test (the sandbox image's
+# python3 is Debian's: the test runs the entrypoint with /usr/bin/python3).
+command -v node >/dev/null || need+=(nodejs)
+/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
 if [ "${#need[@]}" -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || { echo "need root to install: ${need[*]}" >&2; exit 1; }
 	apt-get update -qq

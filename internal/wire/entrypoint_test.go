@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -507,4 +509,121 @@ func TestEntrypointRefusesALanguageItsImageLacks(t *testing.T) {
 			t.Errorf("after the refusal: %q, %v; want the stream closed", rest, err)
 		}
 	})
+}
+
+// debianPython is the interpreter the sandbox image has, with Debian's matplotlib
+// (hack/install-prereqs.sh installs it).
+func debianPython(t *testing.T) string {
+	t.Helper()
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import matplotlib").Run(); err != nil {
+		t.Fatalf("%s with matplotlib is required for this test (hack/install-prereqs.sh installs python3-matplotlib): %v", python, err)
+	}
+	return python
+}
+
+func isPNG(b []byte) bool { return bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) }
+
+// Every matplotlib figure left open at the end of an execution comes back as a PNG output file,
+// plt.show() included and without its warning; a file the code wrote under a figure's name is
+// kept, and the figure takes another; figures come back after an error too.
+func TestEntrypointReturnsTheFiguresLeftOpen(t *testing.T) {
+	t.Parallel()
+	e := &warmEntrypoint{Entrypoint: wiretest.StartWith(t, debianPython(t))}
+	code := "import os, matplotlib.pyplot as plt\n" +
+		"plt.plot([1, 2, 3]); plt.show()\n" +
+		"plt.figure(); plt.bar([1], [2])\n" +
+		"closed = plt.figure(); plt.close(closed)\n" +
+		"os.makedirs('output', exist_ok=True); open('output/figure-1.png', 'w').write('mine')\n" +
+		"raise ValueError('after the plots')\n"
+	res := e.run(t, wire.Request{Code: code})
+	files := map[string][]byte{}
+	for _, f := range res.Files {
+		files[f.Path] = f.Data
+	}
+	if string(files["figure-1.png"]) != "mine" || !isPNG(files["figure-1-2.png"]) || !isPNG(files["figure-2.png"]) || len(files) != 3 {
+		names := slices.Sorted(maps.Keys(files))
+		t.Errorf("files %v; want the code's figure-1.png, and figures 1 and 2 as PNGs", names)
+	}
+	if res.End.ExitCode != 1 || !strings.Contains(string(res.Stderr), "ValueError: after the plots") || strings.Contains(string(res.Stderr), "cannot be shown") {
+		t.Errorf("exit %d stderr %q; want the code's error and nothing about show()", res.End.ExitCode, res.Stderr)
+	}
+}
+
+// In a session each execution returns the figures it left open (and closes them): none when it
+// drew nothing, its own when it drew again.
+func TestSessionEntrypointReturnsEachExecutionsFigures(t *testing.T) {
+	t.Parallel()
+	e := &warmEntrypoint{Entrypoint: wiretest.StartWith(t, debianPython(t))}
+	if _, err := e.Stdin.Write(wire.Frame(wire.TagSession, []byte(`{"id":"fig"}`))); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := e.Out.ReadString('\n'); err != nil || !strings.HasPrefix(line, "S:") {
+		t.Fatalf("session opening answered %q, %v", line, err)
+	}
+	draw := "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n"
+	for i, tc := range []struct {
+		code  string
+		files int
+	}{{draw, 1}, {"x = 1", 0}, {draw, 1}} {
+		res, end := e.sessionExec(t, wire.Request{Code: tc.code})
+		if end.ExitCode != 0 || len(res.Files) != tc.files || (tc.files == 1 && (res.Files[0].Path != "figure-1.png" || !isPNG(res.Files[0].Data))) {
+			t.Errorf("execution %d: exit %d files %d (%+v) stderr %q; want %d figure", i+1, end.ExitCode, len(res.Files), res.Files, res.Stderr, tc.files)
+		}
+	}
+}
+
+// runCold runs the entrypoint as a Job's container runs it: the code (and inputs) in files a
+// ConfigMap would mount, the result on stdout, then it exits.
+func runCold(t *testing.T, python, lang, code string) wire.Output {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "code", wire.CodeFile(lang))
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(dir, "workspace")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, "-I", "-S", "-c", wire.Entrypoint)
+	cmd.Env = []string{"GKEXEC_REQUEST=configmap", "GKEXEC_CODE=" + file, "GKEXEC_INPUTS=" + filepath.Join(dir, "code", "inputs"),
+		"GKEXEC_LANGUAGE=" + lang, "GKEXEC_WORKDIR=" + work, "GKEXEC_OUTPUT_DIR=" + filepath.Join(work, "output"),
+		"HOME=" + dir, "TMPDIR=" + dir, "PATH=" + os.Getenv("PATH")}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the entrypoint: %v; stderr %s", err, stderr.Bytes())
+	}
+	dec := wire.NewDecoder(1<<20, 4<<20, nil)
+	if err := dec.Decode(bytes.NewReader(out)); err != nil || dec.End() == nil {
+		t.Fatalf("decode: %v (end record %v)", err, dec.End())
+	}
+	return dec.Output()
+}
+
+// A Job's sandbox runs Python as a warm one does (its traceback the code's own, its figures
+// returned), and the other languages by their interpreter.
+func TestColdEntrypointRunsEveryLanguageAsAWarmOneDoes(t *testing.T) {
+	t.Parallel()
+	python := debianPython(t)
+	res := runCold(t, python, "python", "import sys, matplotlib.pyplot as plt\nplt.plot([1])\nprint('hi', sys.argv[0].endswith('main.py'))\n1/0\n")
+	tb := string(res.Stderr)
+	if string(res.Stdout) != "hi True\n" || res.End.ExitCode != 1 || !strings.HasPrefix(tb, "Traceback (most recent call last):\n  File \"") ||
+		strings.Contains(tb, "<string>") || !strings.Contains(tb, "ZeroDivisionError") {
+		t.Errorf("python: stdout %q exit %d stderr %q; want the code's own traceback", res.Stdout, res.End.ExitCode, tb)
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "figure-1.png" || !isPNG(res.Files[0].Data) {
+		t.Errorf("python: files %+v, want the figure", res.Files)
+	}
+	if res := runCold(t, python, "bash", "echo $((6 * 7)); exit 4"); string(res.Stdout) != "42\n" || res.End.ExitCode != 4 {
+		t.Errorf("bash: stdout %q exit %d stderr %q", res.Stdout, res.End.ExitCode, res.Stderr)
+	}
+	if res := runCold(t, python, "javascript", "console.log(6 * 7)"); string(res.Stdout) != "42\n" || res.End.ExitCode != 0 {
+		t.Errorf("javascript: stdout %q exit %d stderr %q", res.Stdout, res.End.ExitCode, res.Stderr)
+	}
 }

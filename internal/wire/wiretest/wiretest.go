@@ -41,6 +41,12 @@ func Start(t testing.TB, env ...string) *Entrypoint {
 	if err != nil {
 		t.Fatalf("python3 is required for this test (the sandbox image runs the same entrypoint): %v", err)
 	}
+	return StartWith(t, python, env...)
+}
+
+// StartWith is Start with the given Python interpreter: one that has a library the test needs.
+func StartWith(t testing.TB, python string, env ...string) *Entrypoint {
+	t.Helper()
 	dir := t.TempDir()
 	work := filepath.Join(dir, "workspace")
 	if err := os.MkdirAll(work, 0o755); err != nil {

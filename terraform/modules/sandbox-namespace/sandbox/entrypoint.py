@@ -446,8 +446,7 @@ def serve():
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     started = time.time()
     if lang == "python":
-        go.write((json.dumps({"code": req.path, "max_processes": MAX_PROCS}) + "\n").encode())
-        go.close()
+        run_once(go, req.path)
     else:
         go.close()  # the Python interpreter started ahead is not needed: it exits
         child.wait()
@@ -695,7 +694,7 @@ def run_in_session(state, child, go, status, lines, q, path, pending):
     max_files = int(field(q, REQUEST_FIELDS, "max_file_bytes", MAX_FILES))
     before = output_snapshot()
     started = time.time()
-    go.write((json.dumps({"code": path}) + "\n").encode())
+    go.write((json.dumps({"code": path, "output": OUTPUT_DIR}) + "\n").encode())
     go.flush()
     out = Forwarder(child, max_output)
     fds = tuple(out.tags) + (status.fileno(), lines.fileno())
@@ -799,8 +798,35 @@ def output_snapshot():
 # sys.argv and sys.path[0] set, tracebacks without its own frames). In a session it runs one
 # main.py per go message in the same globals, and answers each on the status pipe.
 STUB = r"""
-import json, os, resource, signal, sys, traceback
+import json, os, resource, signal, sys, traceback, warnings
 _go = os.fdopen(int(sys.argv[1]), "rb")
+# Figures: matplotlib draws without a display, and plt.show() leaves its figures open (Agg cannot
+# show them; its warning would only say so) for _figures to return.
+os.environ.setdefault("MPLBACKEND", "Agg")
+warnings.filterwarnings("ignore", message=r"(?s).*non-interactive, and thus cannot be shown")
+_saved = set()
+def _figures(go, sys=sys, os=os, _saved=_saved):
+    # Every matplotlib figure the code left open comes back as output/figure-<n>.png, and is
+    # closed. A file of that name the code wrote itself is kept: the figure takes another name.
+    # (Its names are bound here: a one-shot run clears this module's globals, as __main__'s.)
+    plt = sys.modules.get("matplotlib.pyplot")
+    out = go.get("output")
+    if plt is None or not out:
+        return
+    try:
+        for num in plt.get_fignums():
+            fig = plt.figure(num)
+            base, n = os.path.join(out, "figure-%s" % num), 1
+            path = base + ".png"
+            while os.path.exists(path) and path not in _saved:
+                n += 1
+                path = "%s-%d.png" % (base, n)
+            os.makedirs(out, exist_ok=True)
+            fig.savefig(path, format="png")
+            _saved.add(path)
+            plt.close(fig)
+    except Exception as e:
+        print("gkexec: could not save the open figures: %s" % e, file=sys.stderr)
 _status = os.fdopen(int(sys.argv[2]), "wb", buffering=0)
 _first = json.loads(_go.readline() or b"null")
 if not _first:
@@ -834,7 +860,11 @@ def _main(go):
     sys.excepthook = hook
     with open(path, "rb") as f:
         source = f.read()
-    exec(compile(source, path, "exec"), _globals(path))
+    figures = _figures
+    try:
+        exec(compile(source, path, "exec"), _globals(path))
+    finally:
+        figures(go)
 def _session(go):
     _limit(go)
     running = [False]
@@ -886,6 +916,7 @@ def _session(go):
                 answer = {"exit_code": 130, "signal": 2}
             else:
                 answer["exit_code"] = 1
+        _figures(req)
         for f in (sys.stdout, sys.stderr):
             try:
                 f.flush()
@@ -1022,7 +1053,19 @@ def run_cold():
         bad_request(e)
         return
     started = time.time()
-    run(spawn(LANGUAGES[lang]["run"] + [CODE]), started)
+    if lang == "python":
+        # The stub a warm sandbox runs, so that Python code behaves the same cold (figures too).
+        child, go, _ = prestart()
+        run_once(go, CODE)
+    else:
+        child = spawn(LANGUAGES[lang]["run"] + [CODE])
+    run(child, started)
+
+
+def run_once(go, path):
+    """Tells the stub to run the code at path once, as main.py, and exit."""
+    go.write((json.dumps({"code": path, "max_processes": MAX_PROCS, "output": OUTPUT_DIR}) + "\n").encode())
+    go.close()
 
 
 def run(child, started):
