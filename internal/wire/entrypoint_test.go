@@ -293,7 +293,8 @@ func TestSessionEntrypointTimeoutStopsTheCodesProcesses(t *testing.T) {
 	if len(pids) != 3 {
 		t.Fatalf("stdout %q, want three pids", res.Stdout)
 	}
-	check := "import os\nfor p in kids:\n    p.poll()\n    try:\n        os.kill(p.pid, 0)\n        print('alive', p.pid)\n    except OSError:\n        print('gone', p.pid)\n"
+	// A killed child may still be dying when the check runs: wait for its end, with a deadline.
+	check := "for p in kids:\n    try:\n        p.wait(timeout=10)\n        print('gone', p.pid)\n    except subprocess.TimeoutExpired:\n        print('alive', p.pid)\n"
 	if res, _ := e.sessionExec(t, wire.Request{Code: check}); strings.Contains(string(res.Stdout), "alive") || !strings.Contains(string(res.Stdout), "gone") {
 		t.Errorf("after the timeout: %q (stderr %q); want every child gone", res.Stdout, res.Stderr)
 	}
@@ -626,4 +627,51 @@ func TestColdEntrypointRunsEveryLanguageAsAWarmOneDoes(t *testing.T) {
 	if res := runCold(t, python, "javascript", "console.log(6 * 7)"); string(res.Stdout) != "42\n" || res.End.ExitCode != 0 {
 		t.Errorf("javascript: stdout %q exit %d stderr %q", res.Stdout, res.End.ExitCode, res.Stderr)
 	}
+}
+
+// processGone: pid stops running (it does not exist, or it is a zombie nobody reaped yet) within
+// 10 s: a process killed just before the result came may still be dying.
+func processGone(pid string) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return true
+		}
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// A one-shot run ends every process the code started, in a session of its own or not: at the
+// timeout, and when the code exits leaving a daemon behind; warm and cold.
+func TestOneShotEndsEveryProcessTheCodeStarted(t *testing.T) {
+	t.Parallel()
+	spawn := "import subprocess\n" +
+		"kid = subprocess.Popen(['sleep', '600'], start_new_session=True, stdout=subprocess.DEVNULL)\n" +
+		"print(kid.pid, flush=True)\n"
+	for _, tc := range []struct {
+		name, code string
+		timeout    time.Duration
+	}{
+		{"timeout", spawn + "import time\nwhile True: time.sleep(0.1)\n", time.Second},
+		{"exit", spawn, 0},
+	} {
+		t.Run("warm_"+tc.name, func(t *testing.T) {
+			t.Parallel()
+			res := startWarmEntrypoint(t).run(t, wire.Request{Code: tc.code, Timeout: tc.timeout})
+			pid := strings.TrimSpace(string(res.Stdout))
+			if pid == "" || res.End.TimedOut != (tc.timeout > 0) || !processGone(pid) {
+				t.Errorf("stdout %q timed out %v: the code's process %s outlived the run", res.Stdout, res.End.TimedOut, pid)
+			}
+		})
+	}
+	t.Run("cold_exit", func(t *testing.T) {
+		t.Parallel()
+		res := runCold(t, debianPython(t), "python", spawn)
+		if pid := strings.TrimSpace(string(res.Stdout)); pid == "" || !processGone(pid) {
+			t.Errorf("stdout %q: the code's process %s outlived the run", res.Stdout, pid)
+		}
+	})
 }

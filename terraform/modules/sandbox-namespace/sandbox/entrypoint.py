@@ -491,8 +491,9 @@ def leave(why):
 
 def become_subreaper():
     """Orphans of the code's processes (a double fork, a daemon) become this process's children
-    rather than init's, so that a session's timeout finds and stops them (kill_others). In a
-    container this process is init already; elsewhere (tests) it asks the kernel."""
+    rather than init's, so that a timeout, or the end of a one-shot run, finds and stops them
+    (kill_others). In a container this process is init already; elsewhere (tests) it asks the
+    kernel."""
     try:
         import ctypes
 
@@ -1045,6 +1046,7 @@ def spawn(argv, pass_fds=()):
 
 
 def run_cold():
+    become_subreaper()
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     try:
         copy_inputs()
@@ -1079,9 +1081,12 @@ def run(child, started):
         if not timed_out and now >= deadline:
             timed_out = True
             kill_group(child.pid)
+            kill_others(child.pid)  # what it started in a session or group of its own, too
             drain_until = now + 1.0
         if drain_until is None and child.poll() is not None:
+            # The code is over, and so is whatever it left running (a daemon it started).
             kill_group(child.pid)
+            kill_others(child.pid)  # (the child itself is reap()'s: its exit status is the result)
             drain_until = now + 1.0
         if drain_until is not None and now >= drain_until:
             break
