@@ -59,7 +59,9 @@ const (
 type Options struct {
 	// Namespace where ConfigMaps and Jobs are created. Default "default".
 	Namespace string
-	// Image of the sandbox container; it must have python3 on its PATH. Default "python:3.11-slim".
+	// Image of the sandbox container; it must have python3 on its PATH, which runs gkexec's
+	// entrypoint whatever the language (bash and node too, to run those). Default
+	// "python:3.11-slim" (python3 and bash, no node).
 	Image string
 	// ImagePullPolicy of the sandbox container. Default IfNotPresent.
 	ImagePullPolicy corev1.PullPolicy
