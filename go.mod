@@ -3,6 +3,7 @@ module github.com/gkexec/gkexec
 go 1.26.0
 
 require (
+	github.com/google/jsonschema-go v0.4.2
 	github.com/gruntwork-io/terratest v1.0.1
 	github.com/urfave/cli/v2 v2.27.7
 	google.golang.org/adk v1.7.0
@@ -89,7 +90,6 @@ require (
 	github.com/go-sql-driver/mysql v1.8.1 // indirect
 	github.com/google/gnostic-models v0.7.0 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
-	github.com/google/jsonschema-go v0.4.2 // indirect
 	github.com/google/s2a-go v0.1.9 // indirect
 	github.com/google/safehtml v0.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
