@@ -374,6 +374,46 @@ func TestADeadHoldersLeaseIsTakenOverWhenTheSandboxSaysNothingRuns(t *testing.T)
 	}
 }
 
+// A holder that died just after its execution (the sandbox idle for less than the takeover bound
+// when the next process asks) is taken over as soon as the sandbox has been idle long enough —
+// the sandbox is asked again — not refused after the whole busy wait for a Pod change a dead
+// holder never makes.
+func TestADeadHoldersLeaseIsTakenOverRightAfterItsLastExecution(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	first := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	s, err := first.OpenSession(ctx, SessionOptions{ID: "crash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "x = 7"}); err != nil {
+		t.Fatal(err)
+	}
+	// The first process gives its lease back after its linger; then it "dies" holding a new one
+	// (nothing of it changes the Pod any more), well within the takeover bound of its execution.
+	eventually(t, "the first process's give-back", func() bool {
+		p, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{})
+		return p.Annotations[AnnotationSessionLease] == ""
+	})
+	until := time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)
+	patch := `{"metadata":{"annotations":{"` + AnnotationSessionLease + `":"dead-host/1/x e1 ` + until + `"}}}`
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Patch(ctx, "pool-a", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	second := warmRunner(t, fc, o, pod.Attach) // the default busy wait
+	again, err := second.Session(ctx, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := again.Execute(ctx, Request{Code: "print(x)"})
+	if err != nil || string(res.Stdout) != "7\n" {
+		t.Fatalf("resumed right after the holder died: %v stdout %q", err, res.Stdout)
+	}
+}
+
 // A live holder's lease is not taken over while its code runs: the other process waits, then is
 // told the session is busy.
 func TestALiveHoldersLeaseIsNotTakenOver(t *testing.T) {
