@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,6 +412,46 @@ func TestADeadHoldersLeaseIsTakenOverRightAfterItsLastExecution(t *testing.T) {
 	res, err := again.Execute(ctx, Request{Code: "print(x)"})
 	if err != nil || string(res.Stdout) != "7\n" {
 		t.Fatalf("resumed right after the holder died: %v stdout %q", err, res.Stdout)
+	}
+}
+
+// A session's call whose attach cannot be opened (the API server, the kubelet or the runtime is
+// away) is ErrCluster naming why — the session is intact, and the call works once tried again —
+// not ErrSandboxFailed about a closed pipe.
+func TestASessionCallWhoseAttachFailsIsRetryable(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	first := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	s, err := first.OpenSession(ctx, SessionOptions{ID: "away"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "x = 7"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Close() // detaches; the session stays
+	var away atomic.Bool
+	away.Store(true)
+	second := warmRunner(t, fc, o, func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
+		if away.Load() {
+			return errors.New("error dialing backend: dial tcp 127.0.0.1:10250: connect: connection refused")
+		}
+		return pod.Attach(ctx, name, stdin, stdout)
+	})
+	again, err := second.Session(ctx, "away")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = again.Execute(ctx, Request{Code: "print(x)"})
+	if !errors.Is(err, ErrCluster) || errors.Is(err, ErrSandboxFailed) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("with the attach refused: %v; want ErrCluster saying why", err)
+	}
+	away.Store(false)
+	if res, err := again.Execute(ctx, Request{Code: "print(x)"}); err != nil || string(res.Stdout) != "7\n" {
+		t.Errorf("tried again: %v stdout %q; want the session's state", err, res.Stdout)
 	}
 }
 
