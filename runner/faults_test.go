@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -220,6 +221,48 @@ func TestWarmExecutionRecoversItsResultWhenTheAttachBreaks(t *testing.T) {
 	defer mu.Unlock()
 	if logs == 0 {
 		t.Error("the container log was never read")
+	}
+}
+
+// A warm one-shot whose attach breaks as the request goes down it, losing it (an API server
+// restart as the runner takes a sandbox it held ready): the sandbox's log shows it never had the
+// request, so nothing ran there; its Pod is deleted and the execution runs cold, in the same call.
+func TestAWarmRequestLostWithItsAttachRunsCold(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		poolPod(t, o, "pool-a", time.Minute))
+	r := warmRunner(t, fc, o, func(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
+		br := bufio.NewReader(stdin)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return nil
+			}
+			switch {
+			case strings.HasPrefix(line, "P:"):
+				_, _ = io.WriteString(stdout, "P:\n")
+			case strings.HasPrefix(line, "Q:"):
+				return errors.New("connection reset by peer") // the request goes nowhere
+			}
+		}
+	})
+	jobLogs := r.env.OpenLogs
+	r.env.OpenLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
+		if pod != "pool-a" {
+			return jobLogs(ctx, pod, lo)
+		}
+		if lo.Follow { // the pool Pod's entrypoint waits for a request that never comes
+			return blockingReader{ctx}, nil
+		}
+		return nopCloser([]byte("P:\n")), nil
+	}
+	res, err := r.Execute(context.Background(), Request{Code: "print('cold')"})
+	if err != nil || string(res.Stdout) != "cold\n" || res.Sandbox != SandboxCold {
+		t.Fatalf("Execute: %v stdout %q sandbox %s; want the execution run cold", err, res.Stdout, res.Sandbox)
+	}
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the warm sandbox that lost the request: %v; want it deleted", err)
 	}
 }
 
