@@ -24,6 +24,8 @@ const (
 	inSessionOut  = "started\n8\n"
 	lateCode      = "print('late')\n"
 	lateOut       = "late\n"
+	lateSessCode  = "print(x)\n"
+	lateSessOut   = "7\n"
 )
 
 // call is one execution the fault tier makes, and what it must return.
@@ -71,6 +73,13 @@ func oneShot(name string, r *runner.Runner, kind string, late bool) *call {
 func inSession(name string, s *runner.Session) *call {
 	return newCall(name, s.Sandbox(), inSessionOut, false, func(ctx context.Context, output func(runner.Stream, []byte)) (runner.Result, error) {
 		return s.Execute(ctx, runner.Request{Code: inSessionCode, Output: output})
+	})
+}
+
+// lateInSession is an execution in s, started during the fault.
+func lateInSession(name string, s *runner.Session) *call {
+	return newCall(name, s.Sandbox(), lateSessOut, true, func(ctx context.Context, output func(runner.Stream, []byte)) (runner.Result, error) {
+		return s.Execute(ctx, runner.Request{Code: lateSessCode, Output: output})
 	})
 }
 

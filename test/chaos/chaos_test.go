@@ -97,15 +97,23 @@ func (f *faultRun) run(t *testing.T) {
 	f.makePool(t, base)
 
 	// rc runs everything cold (no pool: one-shots in Jobs, its session in a Job of its own); rw
-	// takes from the pool and holds one sandbox ready, as serve does.
-	coldOpts, warmOpts := base, base
+	// takes from the pool and holds one sandbox ready, as serve does; other is a second process
+	// of the agent, which resumes the warm session and uses it during the fault.
+	coldOpts, warmOpts, otherOpts := base, base, base
 	coldOpts.NoWarmPool = true
 	warmOpts.WarmPoolReady = 1
-	rc, rw := newRunner(t, coldOpts), newRunner(t, warmOpts)
-	if err := rw.Start(ctx); err != nil {
-		t.Fatal(err)
+	otherOpts.WarmPoolReady = -1
+	rc, rw, other := newRunner(t, coldOpts), newRunner(t, warmOpts), newRunner(t, otherOpts)
+	for _, r := range []*runner.Runner{rw, other} {
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	coldSession, warmSession := openSession(t, rc, runner.SandboxCold), openSession(t, rw, runner.SandboxWarm)
+	resumed, err := other.Session(ctx, warmSession.ID())
+	if err != nil {
+		t.Fatalf("resuming the warm session from another runner: %v", err)
+	}
 
 	var inFlight []*call
 	for i := range coldInFlight {
@@ -137,6 +145,8 @@ func (f *faultRun) run(t *testing.T) {
 	}()
 	late := []*call{
 		oneShot("cold one-shot started during the fault", rc, "", true),
+		oneShot("warm one-shot started during the fault", rw, "", true),
+		lateInSession("the warm session from another process, during the fault", resumed),
 	}
 	f.awaitDown(t, before)
 	for _, c := range late {
@@ -164,7 +174,7 @@ func (f *faultRun) run(t *testing.T) {
 			t.Errorf("closing %s session %s: %v", s.Sandbox(), s.ID(), err)
 		}
 	}
-	for name, r := range map[string]*runner.Runner{"cold": rc, "warm": rw} {
+	for name, r := range map[string]*runner.Runner{"cold": rc, "warm": rw, "other": other} {
 		_ = r.Close()
 		if n := r.CleanupFailures(); n > 0 {
 			t.Errorf("the %s runner could not delete %d objects", name, n)
