@@ -100,9 +100,13 @@ func (s *Server) MCP() *sdk.Server { return s.mcp }
 
 // ServeStdio serves one client over newline-delimited JSON-RPC on in and out, the stdio
 // transport, until the client closes in (nil) or ctx ends (ctx's error).
-func (s *Server) ServeStdio(ctx context.Context, in io.ReadCloser, out io.WriteCloser) error {
-	return s.mcp.Run(ctx, &sdk.IOTransport{Reader: in, Writer: out})
+func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	return s.mcp.Run(ctx, &sdk.IOTransport{Reader: io.NopCloser(in), Writer: nopWriteCloser{out}})
 }
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // Handler serves the streamable HTTP transport, stateless (any replica answers any request:
 // the tools keep no state of their own, and sessions are the runner's, addressed by ID), behind
