@@ -144,3 +144,28 @@ func TestDownloadRefusesPathsOutsideTheWorkspaceBeforeRunning(t *testing.T) {
 		t.Errorf("good path, unknown session: %+v, want session_not_found", te)
 	}
 }
+
+// Code that ends its interpreter ends the session: the answer is a tool error session_ended that
+// carries the execution's result, and the next call is told to open a new session.
+func TestCodeThatEndsItsSessionIsSessionEndedWithItsResult(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, fakecluster.Scenario{}, runner.Options{})
+	c.warmPod("pool-a")
+	_, cs := c.client(nil)
+	var info SessionInfo
+	structured(t, call(t, cs, ToolOpenSession, map[string]any{}), &info)
+	res := call(t, cs, ToolRunInSession, map[string]any{"session_id": info.SessionID, "code": "import os\nprint('last words', flush=True)\nos._exit(3)"})
+	var out Execution
+	structured(t, res, &out)
+	if !res.IsError || out.Error == nil || out.Error.Code != server.CodeSessionEnded || out.Error.Retryable {
+		t.Fatalf("os._exit in a session: %s, want a tool error session_ended", text(res))
+	}
+	if out.Stdout != "last words\n" || out.ExitCode != 3 || out.Status != StatusError {
+		t.Errorf("the ending execution's result: %+v, want its output and exit code 3", out)
+	}
+	te := toolError(t, call(t, cs, ToolRunInSession, map[string]any{"session_id": info.SessionID, "code": "print(1)"}))
+	if te.Code != server.CodeSessionEnded && te.Code != server.CodeSessionNotFound {
+		t.Errorf("the next call: %+v, want session_ended or session_not_found", te)
+	}
+	c.noPodsLeft()
+}
