@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
 	"github.com/gkexec/gkexec/runner"
@@ -126,5 +129,44 @@ func TestSchemaOffersPythonOnlyAndBoundsTheTimeout(t *testing.T) {
 		if res := call(t, cs, ToolRunCode, args); !res.IsError {
 			t.Errorf("%v: accepted, want refused by the schema", args)
 		}
+	}
+}
+
+// Shutdown cancels the calls in flight: the execution ends, its sandbox is deleted, and the call
+// answers the tool error canceled; a call after it is refused the same way.
+func TestShutdownCancelsTheCallsInFlight(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, fakecluster.Scenario{}, runner.Options{})
+	c.warmPod("pool-a")
+	started := make(chan struct{})
+	var once sync.Once
+	s, cs := c.client(&sdk.ClientOptions{ProgressNotificationHandler: func(context.Context, *sdk.ProgressNotificationClientRequest) {
+		once.Do(func() { close(started) })
+	}})
+	answered := make(chan *sdk.CallToolResult, 1)
+	go func() {
+		answered <- call(t, cs, ToolRunCode, map[string]any{"code": "import time\nprint('up', flush=True)\ntime.sleep(60)"}, sdk.Meta{"progressToken": 1})
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the code never started")
+	}
+	begun := time.Now()
+	s.Shutdown()
+	select {
+	case res := <-answered:
+		if te := toolError(t, res); te.Code != server.CodeCanceled {
+			t.Errorf("after Shutdown: %+v, want canceled", te)
+		}
+		if took := time.Since(begun); took > 15*time.Second {
+			t.Errorf("the call answered %s after Shutdown", took)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call in flight did not end after Shutdown")
+	}
+	c.noPodsLeft()
+	if te := toolError(t, call(t, cs, ToolRunCode, map[string]any{"code": "print(1)"})); te.Code != server.CodeCanceled {
+		t.Errorf("a call after Shutdown: %+v, want canceled", te)
 	}
 }

@@ -78,6 +78,9 @@ type Server struct {
 	run  *runner.Runner
 	log  *slog.Logger
 	mcp  *sdk.Server
+	// stopping ends every request's context once Shutdown is called.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // New validates the options and returns a Server with every tool registered.
@@ -87,12 +90,30 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, run: opts.Runner, log: opts.Logger}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mcp = sdk.NewServer(&sdk.Implementation{Name: opts.Name, Title: "gkexec: code in gVisor sandboxes on Kubernetes", Version: opts.Version},
 		&sdk.ServerOptions{Logger: opts.Logger, Instructions: s.instructions()})
+	s.mcp.AddReceivingMiddleware(s.stoppable)
 	if err := s.addTools(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Shutdown cancels every call in flight and every call after it: their executions end (the
+// runner deletes what they made; close the runner to wait for that) and they answer the tool
+// error canceled. A transport's own shutdown does not reach the calls of every transport (the
+// streamable HTTP transport's stateless requests outlive their HTTP server's base context).
+func (s *Server) Shutdown() { s.stop() }
+
+// stoppable gives every request a context that Shutdown ends.
+func (s *Server) stoppable(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(s.stopping, cancel)()
+		return next(ctx, method, req)
+	}
 }
 
 // MCP is the SDK's server, for transports this package does not serve.

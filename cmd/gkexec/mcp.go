@@ -84,6 +84,8 @@ func mcpAction(c *cli.Context) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
+	// Before the runner's Close, which waits for the executions in flight: cancel them.
+	defer s.Shutdown()
 	// Start the watches and the warm refill now, so that the first call finds a sandbox held
 	// ready; a failure here is not fatal (the first execution tries again).
 	go func() {
@@ -98,23 +100,19 @@ func mcpAction(c *cli.Context) error {
 		}
 		return nil
 	}
-	return serveMCPHTTP(c, s.Handler(token), listen)
+	return serveMCPHTTP(c, s, token, listen)
 }
 
-// serveMCPHTTP serves h at mcp.PathMCP until c.Context ends, then cancels the calls in flight and
+// serveMCPHTTP serves s at mcp.PathMCP until c.Context ends, then cancels the calls in flight and
 // shuts down.
-func serveMCPHTTP(c *cli.Context, h http.Handler, listen string) error {
+func serveMCPHTTP(c *cli.Context, s *mcp.Server, token, listen string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("--%s: %v", flagListen, err), exitRunner)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(mcp.PathMCP, h)
-	// Calls run in requests' contexts: cancelling base cancels them, and the runner deletes what
-	// they made before the deferred Close returns.
-	base, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: server.DefaultBodyReadTimeout, BaseContext: func(net.Listener) context.Context { return base }}
+	mux.Handle(mcp.PathMCP, s.Handler(token))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: server.DefaultBodyReadTimeout}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	fmt.Fprintf(c.App.ErrWriter, "gkexec mcp: serving MCP (streamable HTTP) on http://%s%s\n", ln.Addr(), mcp.PathMCP)
@@ -123,7 +121,9 @@ func serveMCPHTTP(c *cli.Context, h http.Handler, listen string) error {
 		return cli.Exit(fmt.Sprintf("gkexec mcp: %v", err), exitRunner)
 	case <-c.Context.Done():
 	}
-	cancel()
+	// The calls in flight answer canceled, then the server can finish their responses; the runner
+	// deletes what they made before the deferred Close returns.
+	s.Shutdown()
 	ctx, stop := context.WithTimeout(context.Background(), mcpShutdownTimeout)
 	defer stop()
 	if err := hs.Shutdown(ctx); err != nil {
