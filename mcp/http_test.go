@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -66,10 +67,14 @@ func TestHTTPNeedsTheTokenAndStreamsProgress(t *testing.T) {
 	if res.IsError || out.Stdout != "a\nb\n" {
 		t.Fatalf("run_code over HTTP: %s", text(res))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if streamed.String() != "a\nb\n" {
-		t.Errorf("progress over HTTP streamed %q, want the output", streamed.String())
+	// The SDK's client handles notifications on a goroutine of their own: the last may follow the
+	// result it preceded on the wire.
+	got := func() string { mu.Lock(); defer mu.Unlock(); return streamed.String() }
+	for deadline := time.Now().Add(5 * time.Second); got() != "a\nb\n" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got() != "a\nb\n" {
+		t.Errorf("progress over HTTP streamed %q, want the output", got())
 	}
 }
 

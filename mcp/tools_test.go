@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"sync"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -87,6 +88,19 @@ func TestProgressStreamsTheOutput(t *testing.T) {
 	res := call(t, cs, ToolRunCode, map[string]any{"code": code}, sdk.Meta{"progressToken": "tok-1"})
 	if res.IsError {
 		t.Fatalf("tool error: %s", text(res))
+	}
+	// The SDK's client handles notifications on a goroutine of their own: the last may follow the
+	// result it preceded on the wire.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := 0
+		for _, p := range got {
+			n += len(p.Message)
+		}
+		mu.Unlock()
+		if n >= len("one\ntwo\nt\u00e9\n") {
+			break
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -82,10 +82,14 @@ func testMCPStdio(t *testing.T, c *cluster) {
 		if img == nil || img.MIMEType != "image/png" || !bytes.HasPrefix(img.Data, []byte("\x89PNG")) {
 			t.Errorf("no PNG image content in %d blocks", len(res.Content))
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if got := streamed.String(); got != "drawing\nsaved figure.png\n" {
-			t.Errorf("progress streamed %q, want the output", got)
+		// The SDK's client handles notifications on a goroutine of their own: the last may follow
+		// the result it preceded on the wire.
+		got := func() string { mu.Lock(); defer mu.Unlock(); return streamed.String() }
+		for deadline := time.Now().Add(5 * time.Second); got() != "drawing\nsaved figure.png\n" && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got() != "drawing\nsaved figure.png\n" {
+			t.Errorf("progress streamed %q, want the output", got())
 		}
 	})
 	t.Run("session_keeps_state", func(t *testing.T) {
