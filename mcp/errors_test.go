@@ -170,3 +170,14 @@ func TestShutdownCancelsTheCallsInFlight(t *testing.T) {
 		t.Errorf("a call after Shutdown: %+v, want canceled", te)
 	}
 }
+
+// A language in the table that the runner cannot run yet is refused before anything runs.
+func TestALanguageTheRunnerCannotRunIsRefused(t *testing.T) {
+	t.Parallel()
+	if _, err := request(Language{Name: "javascript"}, "console.log(1)", nil, 0); toolErrorFor(err).Code != server.CodeInvalidRequest {
+		t.Errorf("javascript: %v, want invalid_request", err)
+	}
+	if _, err := request(python, "print(1)", nil, 0); err != nil {
+		t.Errorf("python: %v", err)
+	}
+}
