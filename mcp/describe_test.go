@@ -29,8 +29,8 @@ func TestDescribeSandboxSaysWhatTheNamespaceOffers(t *testing.T) {
 	if res.IsError {
 		t.Fatalf("describe_sandbox: %s", text(res))
 	}
-	if len(d.Languages) != 1 || d.Languages[0].Name != "python" {
-		t.Errorf("languages %+v, want python only", d.Languages)
+	if len(d.Languages) != 3 || d.Languages[0].Name != "python" {
+		t.Errorf("languages %+v, want the runner's three, python first", d.Languages)
 	}
 	if d.Namespace != fakecluster.Namespace || d.Limits.MemoryLimit != "1Gi" || d.Limits.TimeoutSeconds != 300 || d.Sessions.IdleTimeoutSeconds != 120 || d.RuntimeClass != "gvisor" {
 		t.Errorf("description %+v, want the runner's options", d)

@@ -24,6 +24,7 @@
 //	s, _ := mcp.New(mcp.Options{Runner: r})
 //	err := s.ServeStdio(ctx, os.Stdin, os.Stdout)       // or: http.Handle("/", s.Handler(token))
 //
-// Languages are a table (languages.go): today Python only, and the tools' schemas and
-// descriptions say so; a language added there is offered by every tool.
+// Languages are a table (languages.go) of the runner's: Python, bash and JavaScript, each with
+// the programs upload_file and download_file run in its sessions; the tools' schemas and
+// descriptions are built from it.
 package mcp

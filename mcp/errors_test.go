@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -92,7 +93,7 @@ func TestRunCodeResultsAndErrors(t *testing.T) {
 }
 
 // The schema refuses what the server does not offer before the handler runs.
-func TestSchemaOffersPythonOnlyAndBoundsTheTimeout(t *testing.T) {
+func TestSchemaOffersTheLanguagesAndBoundsTheTimeout(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, fakecluster.Scenario{}, runner.Options{Timeout: 60 * time.Second})
 	_, cs := c.client(nil)
@@ -108,8 +109,8 @@ func TestSchemaOffersPythonOnlyAndBoundsTheTimeout(t *testing.T) {
 		}
 		b, _ := json.Marshal(tool.InputSchema)
 		schema := string(b)
-		if contains(schema, `"language"`) && !contains(schema, `"enum":["python"]`) {
-			t.Errorf("%s: language not the python-only enum: %s", tool.Name, schema)
+		if contains(schema, `"language"`) && !contains(schema, `"enum":["python","bash","javascript"]`) {
+			t.Errorf("%s: language not the enum of the runner's languages, python first: %s", tool.Name, schema)
 		}
 		if contains(schema, `"null"`) {
 			t.Errorf("%s: a nullable property (some clients take one type per property): %s", tool.Name, schema)
@@ -171,13 +172,20 @@ func TestShutdownCancelsTheCallsInFlight(t *testing.T) {
 	}
 }
 
-// A language in the table that the runner cannot run yet is refused before anything runs.
-func TestALanguageTheRunnerCannotRunIsRefused(t *testing.T) {
+// The tools offer exactly the runner's languages, and a request names its language.
+func TestTheToolsOfferTheRunnersLanguages(t *testing.T) {
 	t.Parallel()
-	if _, err := request(Language{Name: "javascript"}, "console.log(1)", nil, 0); toolErrorFor(err).Code != server.CodeInvalidRequest {
-		t.Errorf("javascript: %v, want invalid_request", err)
+	var names []string
+	for _, l := range languages {
+		names = append(names, l.Name)
+		if req, err := request(l, "x", nil, 0); err != nil || req.Language != l.Name {
+			t.Errorf("%s: request %+v, %v", l.Name, req, err)
+		}
 	}
-	if _, err := request(python, "print(1)", nil, 0); err != nil {
-		t.Errorf("python: %v", err)
+	if slices.Sort(names); !slices.Equal(names, runner.Languages()) {
+		t.Errorf("the tools offer %v, the runner runs %v", names, runner.Languages())
+	}
+	if _, ok := languageFor("cobol"); ok {
+		t.Error("cobol is offered")
 	}
 }

@@ -58,12 +58,7 @@ func (s *Server) runInSession(ctx context.Context, call *sdk.CallToolRequest, in
 
 // request is the runner's request for code in lang, with input files and a timeout.
 func request(lang Language, code string, files []InputFile, timeoutSeconds float64) (runner.Request, error) {
-	// The runner runs every program with python3 today. When it takes a language (item 2 of the
-	// languages issue), the request names lang here and this refusal goes.
-	if lang.Name != python.Name {
-		return runner.Request{}, invalid("language %q is not offered by this server; use python", lang.Name)
-	}
-	req := runner.Request{Code: code, Timeout: time.Duration(timeoutSeconds * float64(time.Second))}
+	req := runner.Request{Code: code, Language: lang.Name, Timeout: time.Duration(timeoutSeconds * float64(time.Second))}
 	if strings.TrimSpace(code) == "" {
 		return req, invalid("code is empty: send the complete program in code")
 	}

@@ -25,7 +25,7 @@ func (s *Server) openSession(ctx context.Context, _ *sdk.CallToolRequest, in Ope
 		return failed[SessionInfo](invalid("idle_timeout_seconds and max_lifetime_seconds may not be negative"))
 	}
 	// The ID is always the runner's random one: it is the session's capability, never the model's choice.
-	sess, err := s.run.OpenSession(ctx, runner.SessionOptions{
+	sess, err := s.run.OpenSession(ctx, runner.SessionOptions{Language: lang.Name,
 		IdleTimeout: seconds(in.IdleTimeoutSeconds), MaxLifetime: seconds(in.MaxLifetimeSeconds)})
 	if err != nil {
 		return failed[SessionInfo](err)
@@ -121,9 +121,13 @@ func checkSessionID(id string) error {
 	return nil
 }
 
-// sessionLanguage is the language of a session's interpreter. Python is the only one the runner
-// starts today; item 2 of the languages issue reads it from the session.
-func sessionLanguage(*runner.Session) Language { return python }
+// sessionLanguage is the language of a session's interpreter, whichever process opened it.
+func sessionLanguage(sess *runner.Session) Language {
+	if lang, ok := languageFor(sess.Language()); ok {
+		return lang
+	}
+	return python
+}
 
 // workspacePath is p relative to the working directory: a relative path, or an absolute one
 // under it, that stays inside it.

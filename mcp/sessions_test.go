@@ -169,3 +169,59 @@ func TestCodeThatEndsItsSessionIsSessionEndedWithItsResult(t *testing.T) {
 	}
 	c.noPodsLeft()
 }
+
+// A bash and a JavaScript session keep their state, and move files in and out with their own
+// programs — from the workspace whatever directory the code moved to, never from outside it.
+func TestSessionsInEveryLanguageKeepStateAndMoveFiles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		lang, set, use, wander, escape string
+	}{
+		{"bash", "x=41", "echo $((x + 1))", "mkdir -p elsewhere && cd elsewhere", "ln -sf /etc/hostname /workspace/escape 2>/dev/null || ln -sf /etc/hostname \"$GKEXEC_WORKDIR/escape\""},
+		{"javascript", "let x = 41", "console.log(x + 1)", "require('fs').mkdirSync('elsewhere', {recursive: true}); process.chdir('elsewhere')",
+			"require('fs').symlinkSync('/etc/hostname', require('path').join(process.env.GKEXEC_WORKDIR, 'escape'))"},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			t.Parallel()
+			c := newCluster(t, fakecluster.Scenario{}, runner.Options{})
+			c.warmPod("pool-a")
+			_, cs := c.client(nil)
+			res := call(t, cs, ToolOpenSession, map[string]any{"language": tc.lang})
+			var info SessionInfo
+			structured(t, res, &info)
+			if res.IsError || info.Language != tc.lang {
+				t.Fatalf("open_session: %s", text(res))
+			}
+			run := func(code string) Execution {
+				t.Helper()
+				res := call(t, cs, ToolRunInSession, map[string]any{"session_id": info.SessionID, "code": code})
+				var out Execution
+				structured(t, res, &out)
+				if res.IsError || out.ExitCode != 0 {
+					t.Fatalf("run_in_session %q: %s", code, text(res))
+				}
+				return out
+			}
+			run(tc.set)
+			if out := run(tc.use); out.Stdout != "42\n" {
+				t.Errorf("state: stdout %q, want 42", out.Stdout)
+			}
+			run(tc.wander)
+			res = call(t, cs, ToolUploadFile, map[string]any{"session_id": info.SessionID, "path": "data/in.txt", "content": "hello"})
+			if res.IsError {
+				t.Fatalf("upload_file: %s", text(res))
+			}
+			res = call(t, cs, ToolDownloadFile, map[string]any{"session_id": info.SessionID, "path": "/workspace/data/in.txt"})
+			if er, ok := res.Content[1].(*sdk.EmbeddedResource); res.IsError || !ok || er.Resource.Text != "hello" {
+				t.Errorf("download_file: %s", text(res))
+			}
+			run(tc.escape)
+			if te := toolError(t, call(t, cs, ToolDownloadFile, map[string]any{"session_id": info.SessionID, "path": "escape"})); te.Code != server.CodeInvalidRequest || !contains(te.Message, "outside the workspace") {
+				t.Errorf("download of a link out of the workspace: %+v", te)
+			}
+			if out := run(tc.use); out.Stdout != "42\n" {
+				t.Errorf("after the downloads: stdout %q, want the session's state", out.Stdout)
+			}
+		})
+	}
+}
