@@ -52,7 +52,10 @@ for (const name of ["run_code", "open_session", "run_in_session", "upload_file",
 }
 const listed = (await client.listTools()).tools;
 const runCode = listed.find((t) => t.name === "run_code");
-check(JSON.stringify(runCode.inputSchema.properties.language.enum) === '["python"]', "language enum is python only", runCode.inputSchema.properties.language);
+const languages = runCode.inputSchema.properties.language.enum ?? [];
+for (const language of ["python", "bash", "javascript"]) {
+  check(languages.includes(language), `run_code offers ${language}`, runCode.inputSchema.properties.language);
+}
 
 // The figure: a PNG drawn with the standard library (the image has no matplotlib).
 const figure = `import os, struct, time, zlib
@@ -80,6 +83,12 @@ await step("tools/call run_code (figure, progress)", async () => {
   check(progress.join("").includes("drawing"), "output streamed as progress before the result", progress);
   return { status: res.structuredContent.status, stdout: res.structuredContent.stdout, image: { mimeType: image.mimeType, bytes: Buffer.from(image.data, "base64").length },
     progress, code_seconds: res.structuredContent.code_seconds, total_seconds: res.structuredContent.total_seconds };
+});
+
+await step("tools/call run_code (bash)", async () => {
+  const res = await client.callTool({ name: "run_code", arguments: { language: "bash", code: 'echo "sum=$((40 + 2))"' } }, undefined, { timeout: 300000 });
+  check(!res.isError && res.structuredContent?.stdout === "sum=42\n", "bash ran in the sandbox", res.structuredContent ?? res.content);
+  return { status: res.structuredContent.status, stdout: res.structuredContent.stdout };
 });
 
 const session = await step("tools/call open_session", async () => {
