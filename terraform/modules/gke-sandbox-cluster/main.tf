@@ -150,11 +150,14 @@ resource "google_container_cluster" "this" {
     workload_pool = "${var.project_id}.svc.id.goog"
   }
 
-  # Dataplane V2 enforces NetworkPolicy, which keeps sandbox Pods off the network.
-  datapath_provider = "ADVANCED_DATAPATH"
-  networking_mode   = "VPC_NATIVE"
-  network           = var.network.network
-  subnetwork        = local.subnetwork.name
+  # Dataplane V2 enforces NetworkPolicy, which keeps sandbox Pods off the network; with
+  # enable_fqdn_network_policy it also enforces FQDNNetworkPolicy (networking.gke.io), which the
+  # sandbox-namespace module uses to hold the egress gateway to the domains it allows.
+  datapath_provider          = "ADVANCED_DATAPATH"
+  enable_fqdn_network_policy = var.enable_fqdn_network_policy
+  networking_mode            = "VPC_NATIVE"
+  network                    = var.network.network
+  subnetwork                 = local.subnetwork.name
   ip_allocation_policy {
     cluster_secondary_range_name  = local.subnetwork.pods_range_name
     services_secondary_range_name = local.subnetwork.services_range_name

@@ -50,3 +50,8 @@ output "get_credentials_command" {
   description = "gcloud command that writes a kubeconfig entry for the cluster's DNS endpoint."
   value       = "gcloud container clusters get-credentials ${google_container_cluster.this.name} --location ${google_container_cluster.this.location} --project ${var.project_id} --dns-endpoint"
 }
+
+output "fqdn_network_policy_enabled" {
+  description = "Whether the cluster enforces FQDN network policies: Dataplane V2 and enable_fqdn_network_policy, as the cluster has them. Pass it to the sandbox-namespace module's fqdn_network_policy.cluster_enabled, which refuses to emit FQDNNetworkPolicy objects without it."
+  value       = google_container_cluster.this.datapath_provider == "ADVANCED_DATAPATH" && google_container_cluster.this.enable_fqdn_network_policy == true
+}

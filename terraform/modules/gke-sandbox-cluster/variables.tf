@@ -193,6 +193,22 @@ variable "maintenance" {
   }
 }
 
+variable "enable_fqdn_network_policy" {
+  description = <<-EOT
+    Turn on GKE FQDN network policies: Dataplane V2 (always on here) then enforces
+    FQDNNetworkPolicy objects (networking.gke.io/v1alpha1), egress allow-lists by domain name.
+    The sandbox-namespace module's fqdn_network_policy uses them to hold the egress gateway, at
+    L3/L4, to the domains it allows; pass this module's fqdn_network_policy_enabled output to it.
+    Needs GKE 1.26.4-gke.500 / 1.27.1-gke.400 or later and kube-dns or Cloud DNS. On an existing
+    Standard cluster, restart Dataplane V2 after turning it on
+    (kubectl -n kube-system rollout restart ds anetd). GKE bills it as a paid feature: see its
+    pricing before turning it on.
+  EOT
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "node_service_account_email" {
   description = "An existing service account for the nodes. Null (the default) creates <name>-nodes with only roles/container.defaultNodeServiceAccount (write logs and metrics, read monitoring configuration)."
   type        = string

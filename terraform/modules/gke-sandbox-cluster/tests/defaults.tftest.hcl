@@ -24,6 +24,10 @@ run "defaults" {
     error_message = "Dataplane V2 (ADVANCED_DATAPATH, VPC-native) must be on so NetworkPolicy is enforced."
   }
   assert {
+    condition     = google_container_cluster.this.enable_fqdn_network_policy == false && output.fqdn_network_policy_enabled == false
+    error_message = "FQDN network policies must be off by default (GKE bills them), and the output must say so."
+  }
+  assert {
     condition     = google_container_cluster.this.deletion_protection == true
     error_message = "deletion_protection must default to true."
   }
@@ -176,6 +180,23 @@ run "zonal_existing_subnetwork_ip_endpoints" {
     condition = toset(keys(google_artifact_registry_repository_iam_member.nodes)) == toset(["gkexec-test/europe-west1/sandbox-images", "shared-images/europe/base"]) && alltrue([
     for m in google_artifact_registry_repository_iam_member.nodes : m.role == "roles/artifactregistry.reader" && m.member == "serviceAccount:nodes@gkexec-test.iam.gserviceaccount.com"])
     error_message = "Each image repository must grant artifactregistry.reader to the node service account, and nothing wider."
+  }
+}
+
+run "fqdn_network_policy" {
+  command = plan
+
+  variables {
+    enable_fqdn_network_policy = true
+  }
+
+  assert {
+    condition     = google_container_cluster.this.enable_fqdn_network_policy == true && google_container_cluster.this.datapath_provider == "ADVANCED_DATAPATH"
+    error_message = "enable_fqdn_network_policy must turn FQDN network policies on, on Dataplane V2."
+  }
+  assert {
+    condition     = output.fqdn_network_policy_enabled == true
+    error_message = "fqdn_network_policy_enabled must be true (and known at plan, for the sandbox-namespace module's check) once the cluster enforces them."
   }
 }
 
