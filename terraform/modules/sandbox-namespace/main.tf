@@ -35,6 +35,25 @@ locals {
   )]
   egress = concat(var.sandbox_egress.allow_dns ? local.dns_egress : [], local.destination_egress)
 
+  # fqdn_network_policy. A domain: lower-case labels of 1-63 letters, digits and inner '-', two
+  # at least, the last starting with a letter (so never an IP address); a wildcard is one leading
+  # '*.' on top. Names below internal_domains are refused.
+  domain_pattern    = "^(\\*\\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+  internal_domains  = ["cluster.local", "google.internal"]
+  gateway_namespace = coalesce(var.fqdn_network_policy.gateway_namespace, "${var.namespace}-egress")
+  # What every Pod of the gateway's namespace may reach besides the allowed domains: the cluster
+  # DNS (the gateway resolves names, and Dataplane V2 learns the domains' addresses from those
+  # answers) and the API server (the gateway watches the sandbox Pods).
+  gateway_cluster_egress = concat(local.dns_egress, [{
+    to    = [for c in var.cluster_ranges.control_plane_cidrs : { ipBlock = { cidr = c } }]
+    ports = [{ protocol = "TCP", port = 443 }]
+  }])
+  # Exact names go into `name`, wildcards into `pattern`.
+  gateway_fqdn_egress = [{
+    matches = [for d in distinct(var.fqdn_network_policy.allowed_domains) : startswith(d, "*.") ? { pattern = d } : { name = d }]
+    ports   = [for p in distinct(var.fqdn_network_policy.ports) : { protocol = "TCP", port = p }]
+  }]
+
   # The RuntimeClass sandbox Pods run under: GKE Sandbox's, or the one create_runtime_class makes.
   # The namespace's label carries it to the admission policy.
   runtime_class_name = "gvisor"
@@ -69,6 +88,10 @@ locals {
       networkpolicy-egress = templatefile("${path.module}/templates/networkpolicy-egress.yaml.tftpl", { namespace = var.namespace, egress = local.egress })
     },
     var.create_runtime_class ? { runtimeclass = file("${path.module}/templates/runtimeclass.yaml.tftpl") } : {},
+    var.fqdn_network_policy.enabled ? {
+      networkpolicy-egress-gateway     = templatefile("${path.module}/templates/networkpolicy-egress-gateway.yaml.tftpl", { namespace = local.gateway_namespace, egress = local.gateway_cluster_egress })
+      fqdnnetworkpolicy-egress-gateway = templatefile("${path.module}/templates/fqdnnetworkpolicy-egress-gateway.yaml.tftpl", { namespace = local.gateway_namespace, egress = local.gateway_fqdn_egress })
+    } : {},
   )
 
   # The warm pool's Deployment: what runner.WarmPoolDeployment builds for these settings, with the

@@ -116,6 +116,68 @@ variable "cluster_ranges" {
   }
 }
 
+variable "fqdn_network_policy" {
+  description = <<-EOT
+    GKE only: the L3/L4 layer under the egress gateway, enforced by Dataplane V2, so that even a
+    compromised or misconfigured gateway reaches nothing but the allowed domains. With enabled,
+    the module puts two objects in gateway_namespace, the gateway's own namespace (null means
+    "<namespace>-egress"), which must exist and hold nothing but the gateway:
+    - NetworkPolicy gkexec-egress-gateway-cluster: every Pod there may reach kube-dns (port 53)
+      and the API server (cluster_ranges.control_plane_cidrs, TCP 443: the gateway watches the
+      sandbox Pods) and nothing else;
+    - FQDNNetworkPolicy gkexec-egress-gateway: the gateway's Pods (label
+      app.kubernetes.io/component: egress-gateway) may also reach allowed_domains on ports (TCP).
+    allowed_domains: lower-case DNS names of two labels or more, exact ("pypi.org") or a wildcard
+    ("*.pythonhosted.org") that, as GKE matches it, covers exactly one more label
+    (files.pythonhosted.org, but neither pythonhosted.org nor a.b.pythonhosted.org): list each
+    level you need. Give the gateway's allow-list, or a wider one. ports: default 80 and 443.
+    cluster_enabled: whether the cluster enforces FQDN network policies (Dataplane V2 with
+    enable_fqdn_network_policy), i.e. the gke-sandbox-cluster module's fqdn_network_policy_enabled
+    output; enabled requires it.
+  EOT
+  type = object({
+    enabled           = optional(bool, false)
+    allowed_domains   = optional(list(string), [])
+    ports             = optional(list(number), [80, 443])
+    gateway_namespace = optional(string)
+    cluster_enabled   = optional(bool, false)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for d in var.fqdn_network_policy.allowed_domains : length(d) <= 253 && can(regex(local.domain_pattern, d))])
+    error_message = "fqdn_network_policy.allowed_domains must be domains, and ${join(", ", [for d in var.fqdn_network_policy.allowed_domains : jsonencode(d) if !(length(d) <= 253 && can(regex(local.domain_pattern, d)))])} are not: give lower-case DNS names of two labels or more, such as pypi.org, or a wildcard such as *.pythonhosted.org (one leading '*.' only, over a name of two labels or more); no IP addresses, ports, schemes or trailing dots."
+  }
+  validation {
+    condition     = !anytrue([for d in var.fqdn_network_policy.allowed_domains : anytrue([for s in local.internal_domains : d == s || endswith(d, ".${s}")])])
+    error_message = "fqdn_network_policy.allowed_domains may name neither the cluster's Services (cluster.local), which FQDN network policies cannot allow (Dataplane V2 sees a Service's Pods, not its address), nor the metadata server (google.internal), which hands out credentials; remove ${join(", ", [for d in var.fqdn_network_policy.allowed_domains : jsonencode(d) if anytrue([for s in local.internal_domains : d == s || endswith(d, ".${s}")])])}."
+  }
+  validation {
+    condition     = !var.fqdn_network_policy.enabled || length(var.fqdn_network_policy.allowed_domains) > 0
+    error_message = "fqdn_network_policy: enabled with no allowed_domains would let the gateway reach no domain at all; list the domains its allow-list names, or set enabled = false."
+  }
+  validation {
+    condition     = alltrue([for p in var.fqdn_network_policy.ports : p >= 1 && p <= 65535 && floor(p) == p]) && (!var.fqdn_network_policy.enabled || length(var.fqdn_network_policy.ports) > 0)
+    error_message = "fqdn_network_policy.ports must be whole numbers from 1 to 65535, at least one when enabled (the default is [80, 443]): an FQDNNetworkPolicy rule without ports would allow every port."
+  }
+  validation {
+    # The name the module uses: the given one, or <namespace>-egress.
+    condition = !var.fqdn_network_policy.enabled || alltrue([for ns in [coalesce(var.fqdn_network_policy.gateway_namespace, "${var.namespace}-egress")] :
+      can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", ns)) && !contains(["default", "kube-system", "kube-public", "kube-node-lease", var.namespace, coalesce(var.agent_service_account.namespace, var.namespace)], ns)
+    ])
+    error_message = "fqdn_network_policy.gateway_namespace \"${coalesce(var.fqdn_network_policy.gateway_namespace, "${var.namespace}-egress")}\" must be a namespace name (at most 63 lower-case letters, digits and '-'; the default <namespace>-egress needs a namespace of at most 56) dedicated to the egress gateway: not a system namespace, the sandbox namespace or the agent's, whose Pods its NetworkPolicy would cut off from the network."
+  }
+  validation {
+    condition     = !var.fqdn_network_policy.enabled || var.fqdn_network_policy.cluster_enabled
+    error_message = "fqdn_network_policy: FQDN network policies need GKE Dataplane V2 with FQDN network policy turned on (gke-sandbox-cluster: enable_fqdn_network_policy = true; gcloud: --enable-fqdn-network-policy). Pass the cluster module's fqdn_network_policy_enabled output as cluster_enabled; without the feature GKE has no FQDNNetworkPolicy kind and the apply fails, or the policy is stored and not enforced."
+  }
+  validation {
+    condition     = !var.fqdn_network_policy.enabled || length(var.cluster_ranges.control_plane_cidrs) > 0
+    error_message = "fqdn_network_policy: give cluster_ranges.control_plane_cidrs (GKE: the private endpoint, gcloud container clusters describe CLUSTER --format='value(privateClusterConfig.privateEndpoint)', as a /32): the gateway's namespace may reach only what its policies allow, and the gateway must reach the API server to watch the sandbox Pods."
+  }
+}
+
 variable "quota" {
   description = <<-EOT
     ResourceQuota of the namespace. Each execution holds one Job, one Pod and one ConfigMap while it
