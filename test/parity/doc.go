@@ -3,7 +3,10 @@
 // must declare the same objects, and the Role in both must grant exactly runner.RequiredRules()
 // (plus runner.WarmPoolRules() with the warm pool). The warm pool's Deployment in both must be, field
 // for field, what runner.WarmPoolDeployment builds, and the files hack/gen-manifests writes from it
-// (the component's deployment.yaml, the module's copy of the entrypoint) must be up to date.
+// (the component's deployment.yaml, the module's copy of the entrypoint) must be up to date. The
+// egress gateway's FQDN policies (components/fqdn-network-policy, the module's fqdn_network_policy)
+// must be equal too, as shipped and as patched by manifests/README.md's recipe, and hold the
+// gateway to named domains with no rule left open-ended.
 //
 // The tests render both for real: `kubectl kustomize` for the manifests, and `terraform console`
 // on the module's manifests output, offline through the CLI config that test/terraform/providers.sh

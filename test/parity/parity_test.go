@@ -25,6 +25,8 @@ type installation struct {
 	// agentNamespace is where the agent's ServiceAccount must be; "" for namespace.
 	agentNamespace string
 	warmPool       bool // whether it installs the warm pool at the component's settings
+	// gatewayNamespace is where the egress gateway's FQDN policies must be; "" for none.
+	gatewayNamespace string
 }
 
 // serviceAccountNamespace is where the installation puts the agent's ServiceAccount.
@@ -87,6 +89,27 @@ var installations = []installation{
 		namespace: "e2e-parity",
 		warmPool:  true,
 	},
+	{
+		name:      "GKE FQDN, as shipped: base + components/fqdn-network-policy = module with its placeholders",
+		manifests: "test/parity/testdata/fqdn-network-policy-shipped",
+		module: map[string]any{
+			"fqdn_network_policy": map[string]any{"enabled": true, "cluster_enabled": true, "allowed_domains": []string{"mirror.example", "*.mirror.example"}},
+			"cluster_ranges":      map[string]any{"control_plane_cidrs": []string{"192.0.2.1/32"}},
+		},
+		namespace:        "gkexec",
+		gatewayNamespace: "gkexec-egress",
+	},
+	{
+		// The recipe of manifests/README.md: the component's placeholders patched.
+		name:      "GKE FQDN, patched: the README's overlay = module with fqdn_network_policy",
+		manifests: "test/parity/testdata/fqdn-network-policy",
+		module: map[string]any{
+			"fqdn_network_policy": map[string]any{"enabled": true, "cluster_enabled": true, "allowed_domains": []string{"pypi.org", "files.pythonhosted.org", "*.example.com"}},
+			"cluster_ranges":      map[string]any{"control_plane_cidrs": []string{"172.16.0.2/32"}},
+		},
+		namespace:        "gkexec",
+		gatewayNamespace: "gkexec-egress",
+	},
 }
 
 // TestManifestsMatchModule: manifests/ and the namespace module declare the same objects, field
@@ -116,6 +139,8 @@ func TestManifestsMatchModule(t *testing.T) {
 					want = ""
 				case o["kind"] == "ServiceAccount":
 					want = inst.serviceAccountNamespace()
+				case isGatewayPolicy(o):
+					want = inst.gatewayNamespace
 				}
 				if got, _ := meta["namespace"].(string); got != want {
 					t.Errorf("%s is in namespace %q, want %q", k, got, want)
