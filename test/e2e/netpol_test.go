@@ -106,7 +106,7 @@ type probeOutcome struct {
 	Body     string   `json:"body"`
 }
 
-// testNetworkPolicy is stage 15: on the local cluster the sandbox namespace's default-deny
+// testNetworkPolicy is stage 16: on the local cluster the sandbox namespace's default-deny
 // NetworkPolicy is enforced (test/localcluster: kube-network-policies), so a sandbox reaches no
 // other Pod on the bridge — a server in another namespace, a Pod in the agent's namespace, another
 // sandbox — warm or cold, from the first packet of its code on; and with the policy removed the
