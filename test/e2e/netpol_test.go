@@ -28,17 +28,20 @@ import (
 	"github.com/gkexec/gkexec/test/testns"
 )
 
-// peerPort is where every peer of this stage listens; gatewayPort is where the stand-in for the
-// egress gateway also listens, the one port the sandboxes' egress policy opens to it (the proxy
-// port of the gateway of issue 19 part 2).
+// The egress gateway (issue 19 part 2) as its installation lays it out: its Pods, labelled with
+// gatewayComponent, run in the namespace "<sandbox namespace>-egress" and serve the sandboxes'
+// proxy on gatewayPort and an admin API, which sandboxes must never reach, on gatewayAdminPort.
+// The sandbox namespace gets a second NetworkPolicy, gatewayPolicy, that lets sandbox Pods reach
+// gatewayPort of those Pods and nothing else.
 const (
-	peerPort    = 8080
-	gatewayPort = 3128
+	gatewayComponent = "egress-gateway"
+	gatewayPort      = 3128
+	gatewayAdminPort = 9090
+	gatewayPolicy    = "gkexec-sandbox-egress-gateway"
 )
 
-// gatewayComponent is the app.kubernetes.io/component label of the egress gateway's Pods, which the
-// sandboxes' egress policy selects.
-const gatewayComponent = "egress-gateway"
+// peerPort is where the other peers of this stage listen.
+const peerPort = 8080
 
 // peerServer answers every connection, on every port in argv[2:], with the token in argv[1], so
 // that a client that reads it has provably reached this very server. Plain Python: the peers use
@@ -152,7 +155,7 @@ func testNetworkPolicy(t *testing.T, tg *target) {
 
 	// A server in some other namespace (under gVisor), and one in the namespace an agent Pod would
 	// run in (under runc, as an agent's Pod would).
-	serverNS, agentNS, gatewayNS := uniqueName("gkexec-e2e-peer"), uniqueName("gkexec-e2e-agentns"), uniqueName("gkexec-e2e-gw")
+	serverNS, agentNS, gatewayNS := uniqueName("gkexec-e2e-peer"), uniqueName("gkexec-e2e-agentns"), tg.namespace+"-egress"
 	tg.createNamespace(t, serverNS)
 	tg.createNamespace(t, agentNS)
 	tg.createNamespace(t, gatewayNS)
@@ -160,10 +163,10 @@ func testNetworkPolicy(t *testing.T, tg *target) {
 		tg.startPeer(t, serverNS, "server", true, nil, peerPort)[0],
 		tg.startPeer(t, agentNS, "agent", false, nil, peerPort)[0],
 	}
-	// The stand-in for the egress gateway: a runc Pod labelled as the gateway's, in a namespace of
-	// its own (as the gateway's is), listening on its proxy port and on another (as the real one
-	// serves its admin API); beside it a Pod without the label on the same port.
-	gw := tg.startPeer(t, gatewayNS, "gateway", false, map[string]string{"app.kubernetes.io/component": gatewayComponent}, gatewayPort, peerPort)
+	// The stand-in for the egress gateway: a runc Pod labelled as the gateway's, in the gateway's
+	// namespace, listening on its proxy and admin ports; beside it a Pod without the label on the
+	// proxy port.
+	gw := tg.startPeer(t, gatewayNS, "gateway", false, map[string]string{"app.kubernetes.io/component": gatewayComponent}, gatewayPort, gatewayAdminPort)
 	gw[0].Allowed = true
 	peers = append(peers, gw...)
 	peers = append(peers, tg.startPeer(t, gatewayNS, "gateway_neighbour", false, nil, gatewayPort)...)
@@ -178,7 +181,8 @@ func testNetworkPolicy(t *testing.T, tg *target) {
 
 	// The egress rule the gateway's installation adds to the namespace's default deny
 	// (NetworkPolicies add up, manifests/README.md "Egress"): sandbox Pods may reach the gateway's
-	// Pods, in the gateway's namespace, on its proxy port; nothing else.
+	// Pods, in the gateway's namespace, on its proxy port; nothing else. Until the gateway's
+	// component is in manifests/, the test writes that policy itself.
 	tg.allowEgressToGateway(t, gatewayNS)
 
 	// expect checks a probe: every peer the policies allow answered its token, every other one
@@ -315,7 +319,7 @@ func (tg *target) allowEgressToGateway(t *testing.T, gatewayNamespace string) {
 	defer cancel()
 	tcp := corev1.ProtocolTCP
 	np := &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "gkexec-e2e-egress-gateway", Namespace: tg.namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: gatewayPolicy, Namespace: tg.namespace},
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{
 				"app.kubernetes.io/managed-by": "gkexec", "app.kubernetes.io/component": "sandbox"}},
