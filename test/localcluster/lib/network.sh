@@ -36,6 +36,13 @@ EOF
 
 # The bridge must exist before the first pod (the CNI plugin would create it without these settings).
 ensure_pod_bridge() {
+	# br_netfilter passes bridged packets through the IP hooks; built in here, a module elsewhere.
+	if [ ! -d /proc/sys/net/bridge ]; then
+		modprobe br_netfilter || {
+			echo "br_netfilter is neither built in nor loadable: the NetworkPolicy enforcer cannot see pod-to-pod traffic"
+			return 1
+		}
+	fi
 	ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
 	# No IPv6 on the bridge: no link-local address for pods to reach the host by, no router solicitations.
 	sysctl -qw "net.ipv6.conf.$BRIDGE.disable_ipv6=1"
@@ -83,13 +90,14 @@ knp_version() { awk '$1 == "sigs.k8s.io/kube-network-policies" { print $2 }' "$(
 netpol_key() {
 	local d
 	d=$(netpol_dir)
-	echo "kube-network-policies $(knp_version) $(cat "$d/go.mod" "$d/go.sum" "$d/main.go" "$d/gate.go" "$d/xt-nfqueue.patch" |
+	echo "kube-network-policies $(knp_version) $(cat "$d/go.mod" "$d/go.sum" "$d/main.go" "$d/gate.go" "$d/gate_test.go" "$d/upstream.patch" |
 		sha256sum | cut -c1-16)"
 }
 
-# kube-network-policies from the Go proxy with one patch (netpol/xt-nfqueue.patch: this kernel has no
-# nftables "queue" expression, CONFIG_NFT_QUEUE, but has xt_NFQUEUE through nft_compat), built into
-# netpol/'s command (kubeconfig, health endpoint, start-up gate).
+# kube-network-policies from the Go proxy with one patch (netpol/upstream.patch: the xtables NFQUEUE
+# target, since this kernel has no nftables "queue" expression, CONFIG_NFT_QUEUE, but has xt_NFQUEUE
+# through nft_compat; and a nil guard that lets NRI be off), built into netpol/'s command (kubeconfig,
+# health endpoint, start-up gate), whose unit tests must pass before it is installed.
 stage_netpol_build() {
 	local key
 	key=$(netpol_key)
@@ -104,17 +112,18 @@ stage_netpol_build() {
 	rm -rf "$dir"
 	mkdir -p "$dir" "$BIN"
 	cd "$dir" || return
-	cp "$(netpol_dir)"/{go.mod,go.sum,main.go,gate.go} .
+	cp "$(netpol_dir)"/{go.mod,go.sum,main.go,gate.go,gate_test.go} .
 	go mod download sigs.k8s.io/kube-network-policies@"$version"
 	src=$dir/kube-network-policies-src
 	cp -r "$GOMODCACHE/sigs.k8s.io/kube-network-policies@$version" "$src"
 	chmod -R u+w "$src"
-	patch -d "$src" -p1 --forward --no-backup-if-mismatch <"$(netpol_dir)/xt-nfqueue.patch" || {
-		echo "netpol/xt-nfqueue.patch no longer applies to kube-network-policies $version"
+	patch -d "$src" -p1 --forward --no-backup-if-mismatch <"$(netpol_dir)/upstream.patch" || {
+		echo "netpol/upstream.patch no longer applies to kube-network-policies $version"
 		return 1
 	}
 	go mod edit -replace=sigs.k8s.io/kube-network-policies=./kube-network-policies-src
 	timed netpol-build go build -trimpath -ldflags "-s -w" -o out/ .
+	go vet . && go test -count=1 .
 	install -m 0755 out/netpol "$BIN/$NETPOL_DAEMON"
 	stamp_write netpol "$key"
 }

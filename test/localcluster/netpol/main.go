@@ -1,8 +1,8 @@
 // Command kube-network-policies is the local cluster's NetworkPolicy enforcer: the controller of
 // sigs.k8s.io/kube-network-policies (the reference implementation that kind ships), run on the host as
 // a daemon like the kubelet, with a kubeconfig instead of an in-cluster ServiceAccount. The controller
-// is upstream's, unchanged but for one patch applied by test/localcluster/lib/netpol.sh (see there):
-// the first packet of every new connection from or to a Pod that a NetworkPolicy selects goes to an
+// is upstream's, unchanged but for upstream.patch (applied by test/localcluster/lib/network.sh): the
+// first packet of every new connection from or to a Pod that a NetworkPolicy selects goes to an
 // NFQUEUE, and the controller accepts or drops it by the policies it watches.
 //
 // What this program adds: what running outside a Pod needs (the kubeconfig, a health endpoint on
@@ -107,6 +107,9 @@ func run(kubeconfig, nodeName, bridge string, queueID int, listen string) error 
 			FailOpen: false,
 			// The kernel here has the conntrack fix (6.12+); DNS is evaluated like everything else.
 			NetfilterBug1766Fix: false,
+			// containerd 1.6 has no NRI; left on, the controller would dial the host's
+			// /var/run/nri/nri.sock, another runtime's if there is one (upstream.patch makes off work).
+			NRIdisabled: true,
 		})
 	if err != nil {
 		return err
