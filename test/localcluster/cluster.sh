@@ -19,8 +19,8 @@
 #   image datascience   build (first time: a few minutes, Debian's mirror) and import the optional image
 #                       localhost/gkexec-datascience:local: python3, nodejs, numpy, pandas, matplotlib
 #   restart DAEMON      stop one daemon (SIGTERM, then SIGKILL after 5 s) and start it again, for the fault
-#                       tier: kube-apiserver, kubelet or containerd. Pods keep running: their shims are not
-#                       the daemon's children
+#                       tier: kube-apiserver, kubelet, containerd or kube-network-policies. Pods keep
+#                       running: their shims are not the daemon's children
 # env: GKEXEC_CACHE (default ~/.cache/gkexec), K8S_VERSION, GVISOR_VERSION, DEBIAN_MIRROR
 set -Eeuo pipefail
 
@@ -94,7 +94,12 @@ cmd_restart() {
 		stop_daemons 5 containerd
 		start_containerd
 		;;
-	*) die "restart: want kube-apiserver, kubelet or containerd, not '$what'" ;;
+	"$NETPOL_DAEMON")
+		# Meanwhile its gate keeps the pods that policies select from opening connections.
+		stop_daemons 5 "$NETPOL_DAEMON"
+		start_netpol
+		;;
+	*) die "restart: want kube-apiserver, kubelet, containerd or $NETPOL_DAEMON, not '$what'" ;;
 	esac
 	say "$what restarted"
 }

@@ -12,7 +12,8 @@
 #   - nftables tables: inet and arp "gkexec-host-isolation" (the host neither receives from nor sends to the
 #     bridge: a plain bridge would otherwise answer pods for the host's own addresses, and IPv6 link-local
 #     would reach the host's listeners on ::), and the enforcer's inet "kube-network-policies" and
-#     "gkexec-netpol-gate" (the daemon removes them when it stops; down removes them after a crash too);
+#     "gkexec-netpol-gate" (the daemon removes the first when it stops and leaves the gate closed to the
+#     Pods that policies select until it starts again; down removes both);
 #   - the enforcer daemon, kube-network-policies (sigs.k8s.io/kube-network-policies, see netpol/ and README).
 
 NETPOL_DAEMON=kube-network-policies
@@ -155,14 +156,15 @@ stage_netpol() {
 			echo "$NETPOL_DAEMON already running"
 			return
 		fi
-		# Stopping removes the rules; the new process puts them back within a second.
+		# Stopping removes the controller's rules but closes the gate to the Pods that policies select:
+		# they open no connection until the new process has judged them again (within a second).
 		stop_daemons 15 "$NETPOL_DAEMON"
 	fi
 	start_netpol
 	nft list table inet "$NETPOL_DAEMON"
 }
 
-# remove_netpol_tables: after the daemon is stopped (it removes its tables itself unless it crashed).
+# remove_netpol_tables: after the daemon is stopped (which leaves the gate's table, and both after a crash).
 remove_netpol_tables() {
 	if [ -x "$BIN/$NETPOL_DAEMON" ]; then "$BIN/$NETPOL_DAEMON" -cleanup; fi
 	if command -v nft >/dev/null; then

@@ -14,6 +14,12 @@ package main
 // Everything else is dropped: a new Pod is cut off until the enforcer can judge it, and a Pod a new
 // policy selects until the controller has taken it in. The cluster is IPv4-only, so IPv6 between
 // Pods (link-local addresses, which no policy names) is dropped too.
+//
+// The gate also covers the enforcer's absence: the controller removes its rules when it stops, so
+// on its way out the gate drops the Pods that policies select from its set and leaves its table in
+// place (a crash leaves it as it was, with the controller's rules and no reader for their queue).
+// Until the next start has judged them again, those Pods open no new connection; cluster.sh down
+// removes the table (-cleanup).
 
 import (
 	"context"
@@ -89,20 +95,22 @@ func newGate(bridge, nodeName string, pods coreinformers.PodInformer, policies n
 }
 
 // run installs the gate with an empty set (everything on the bridge dropped) as soon as it starts,
-// then keeps the set up to date until ctx ends, and removes the gate's table.
+// then keeps the set up to date until ctx ends, and closes the gate (see close) on its way out: the
+// gate outlives the process, so that a restart or a crash never leaves the Pods that policies select
+// unenforced; only -cleanup (cluster.sh down) removes its table.
 func (g *gate) run(ctx context.Context) error {
 	defer g.queue.ShutDown()
 	if err := g.install(); err != nil {
 		return err
 	}
-	defer func() {
-		if err := removeTable(gateTable); err != nil {
-			klog.ErrorS(err, "removing the gate")
-		}
-	}()
 	if !cache.WaitForNamedCacheSync("gate", ctx.Done(), g.podsSynced, g.policySynced) {
 		return ctx.Err()
 	}
+	defer func() {
+		if err := g.close(); err != nil {
+			klog.ErrorS(err, "closing the gate")
+		}
+	}()
 	g.queue.Add(gateKey)
 	go func() {
 		<-ctx.Done()
@@ -214,6 +222,43 @@ func (g *gate) sync() error {
 	}
 	judged := judgedIPs(conn)
 	ready, waiting := readyIPs(pods, policies, g.nodeName, judged)
+	if err := g.write(conn, ready); err != nil {
+		return err
+	}
+	g.synced.Store(true)
+	if len(waiting) > 0 {
+		return fmt.Errorf("not yet in the controller's set: %v", waiting)
+	}
+	return nil
+}
+
+// close rewrites the set for an enforcer that is about to stop: the Pods no policy selects stay
+// ready, those a policy selects are taken out, since the controller's rules go with the process.
+// New connections of sandboxes are dropped from then until the next start has judged them again.
+func (g *gate) close() error {
+	pods, err := g.pods.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	policies, err := g.policies.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	ready, _ := readyIPs(pods, policies, g.nodeName, sets.New[string]())
+	conn, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	if err := g.write(conn, ready); err != nil {
+		return err
+	}
+	klog.InfoS("gate closed to the Pods that policies select", "ready", ready.Len())
+	return nil
+}
+
+// write replaces the gate's set with ready, in one transaction: the set is never seen empty in
+// between.
+func (g *gate) write(conn *nftables.Conn, ready sets.Set[string]) error {
 	elements := make([]nftables.SetElement, 0, ready.Len())
 	for _, ip := range sets.List(ready) {
 		addr, err := netip.ParseAddr(ip)
@@ -223,17 +268,12 @@ func (g *gate) sync() error {
 		elements = append(elements, nftables.SetElement{Key: addr.AsSlice()})
 	}
 	set := g.set()
-	// One transaction: the set is never seen empty in between.
 	conn.FlushSet(set)
 	if err := conn.SetAddElements(set, elements); err != nil {
 		return err
 	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("writing the gate's set: %w", err)
-	}
-	g.synced.Store(true)
-	if len(waiting) > 0 {
-		return fmt.Errorf("not yet in the controller's set: %v", waiting)
 	}
 	return nil
 }

@@ -6,9 +6,9 @@
 // NFQUEUE, and the controller accepts or drops it by the policies it watches.
 //
 // What this program adds: what running outside a Pod needs (the kubeconfig, a health endpoint on
-// loopback that says when the rules are in place and the queue has its reader, SIGTERM handling that
-// removes the rules, -cleanup for teardown after a crash), and the start-up gate (gate.go), which
-// keeps a new Pod's packets off the bridge until the controller can judge them.
+// loopback that says when the rules are in place and the queue has its reader, SIGTERM handling,
+// -cleanup for teardown), and the gate (gate.go), which keeps a new Pod's packets off the bridge
+// until the controller can judge them, and the Pods that policies select off it while no enforcer runs.
 package main
 
 import (
@@ -44,7 +44,7 @@ func main() {
 		queueID    = flag.Int("nfqueue-id", 100, "number of the NFQUEUE the first packets of connections go to")
 		listen     = flag.String("health-bind-address", "127.0.0.1:10265", "loopback address of /healthz (rules in place, queue read) and /metrics")
 		bridge     = flag.String("bridge", "gkexec0", "the Linux bridge the Pods' interfaces are ports of (the start-up gate's)")
-		cleanup    = flag.Bool("cleanup", false, "remove the controller's and the gate's nftables tables and exit (teardown after a crash)")
+		cleanup    = flag.Bool("cleanup", false, "remove the controller's and the gate's nftables tables and exit (teardown, once the daemon is stopped)")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
@@ -88,9 +88,14 @@ func run(kubeconfig, nodeName, bridge string, queueID int, listen string) error 
 		return err
 	}
 
-	// SIGTERM (cluster.sh down) as well as SIGINT: the controller removes its table when Run returns.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGTERM (cluster.sh down) as well as SIGINT. The gate stops first, so that it has shut the
+	// Pods that policies select out before the controller removes its table on its way out.
+	signals, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	gateCtx, stopGate := context.WithCancel(context.Background())
+	defer stopGate()
+	ctx, stopController := context.WithCancel(context.Background())
+	defer stopController()
 
 	factory := informers.NewSharedInformerFactory(client, 0)
 	pods, policies := factory.Core().V1().Pods(), factory.Networking().V1().NetworkPolicies()
@@ -134,14 +139,14 @@ func run(kubeconfig, nodeName, bridge string, queueID int, listen string) error 
 
 	// The gate first: it drops everything on the bridge until its first sync.
 	gateDone := make(chan error, 1)
-	go func() { gateDone <- g.run(ctx) }()
+	go func() { gateDone <- g.run(gateCtx) }()
 	done := make(chan error, 1)
 	go func() { done <- controller.Run(ctx) }()
 	factory.Start(ctx.Done())
 	klog.InfoS("started", "node", nodeName, "bridge", bridge, "nfqueue", queueID, "health", listen)
 
 	// Either part giving up (the controller could not open the queue, the gate could not write its
-	// table) stops both; each removes its table before it returns.
+	// table) stops both: the gate closes (gate.close), the controller removes its table.
 	var ctrlErr, gateErr error
 	ctrlReturned, gateReturned := false, false
 	select {
@@ -149,15 +154,16 @@ func run(kubeconfig, nodeName, bridge string, queueID int, listen string) error 
 		ctrlReturned = true
 	case gateErr = <-gateDone:
 		gateReturned = true
-	case <-ctx.Done():
+	case <-signals.Done():
 	}
-	failed := ctx.Err() == nil
-	stop()
-	if !ctrlReturned {
-		ctrlErr = <-done
-	}
+	failed := signals.Err() == nil
+	stopGate()
 	if !gateReturned {
 		gateErr = <-gateDone
+	}
+	stopController()
+	if !ctrlReturned {
+		ctrlErr = <-done
 	}
 	factory.Shutdown()
 	if failed {
