@@ -20,6 +20,8 @@ NETPOL_DAEMON=kube-network-policies
 NETPOL_PORT=10265
 NETPOL_KUBECONFIG=$STATE/kube-network-policies.kubeconfig
 ISOLATION_TABLE=gkexec-host-isolation
+# The enforcer's tables: the controller's is named after it; the gate's is netpol/gate.go's gateTable.
+GATE_TABLE=gkexec-netpol-gate
 
 # --- the network --------------------------------------------------------------------------------------------
 
@@ -164,14 +166,15 @@ stage_netpol() {
 	nft list table inet "$NETPOL_DAEMON"
 }
 
-# remove_netpol_tables: after the daemon is stopped (which leaves the gate's table, and both after a crash).
+# remove_netpol_tables: once the daemon is stopped (which leaves the gate's table, and both after a crash).
 remove_netpol_tables() {
-	if [ -x "$BIN/$NETPOL_DAEMON" ]; then "$BIN/$NETPOL_DAEMON" -cleanup; fi
-	if command -v nft >/dev/null; then
-		local family
-		for family in inet arp; do
-			nft delete table "$family" "$ISOLATION_TABLE" 2>/dev/null && echo "deleted nftables table $family $ISOLATION_TABLE"
-		done
-	fi
-	return 0
+	command -v nft >/dev/null || return 0 # without nft, none of them was ever made
+	local table
+	for table in "inet $NETPOL_DAEMON" "inet $GATE_TABLE" "inet $ISOLATION_TABLE" "arp $ISOLATION_TABLE"; do
+		# shellcheck disable=SC2086 # "family name"
+		if nft list table $table >/dev/null 2>&1; then
+			nft delete table $table
+			echo "deleted nftables table $table"
+		fi
+	done
 }

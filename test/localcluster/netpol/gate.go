@@ -19,7 +19,7 @@ package main
 // on its way out the gate drops the Pods that policies select from its set and leaves its table in
 // place (a crash leaves it as it was, with the controller's rules and no reader for their queue).
 // Until the next start has judged them again, those Pods open no new connection; cluster.sh down
-// removes the table (-cleanup).
+// removes the table.
 
 import (
 	"context"
@@ -47,7 +47,7 @@ import (
 )
 
 const (
-	gateTable = "gkexec-netpol-gate"
+	gateTable = "gkexec-netpol-gate" // lib/network.sh's GATE_TABLE
 	gateSet   = "ready-v4"
 	// The controller's set of the IPv4 addresses of local Pods that policies select.
 	controllerSet = "podips-v4"
@@ -97,7 +97,7 @@ func newGate(bridge, nodeName string, pods coreinformers.PodInformer, policies n
 // run installs the gate with an empty set (everything on the bridge dropped) as soon as it starts,
 // then keeps the set up to date until ctx ends, and closes the gate (see close) on its way out: the
 // gate outlives the process, so that a restart or a crash never leaves the Pods that policies select
-// unenforced; only -cleanup (cluster.sh down) removes its table.
+// unenforced; only cluster.sh down removes its table.
 func (g *gate) run(ctx context.Context) error {
 	defer g.queue.ShutDown()
 	if err := g.install(); err != nil {
@@ -331,25 +331,4 @@ func readyIPs(pods []*v1.Pod, policies []*networkingv1.NetworkPolicy, node strin
 		}
 	}
 	return ready, waiting
-}
-
-func removeTable(name string) error {
-	conn, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return err
-	}
-	for _, t := range tables {
-		if t.Name == name {
-			conn.DelTable(t)
-			if err := conn.Flush(); err != nil {
-				return fmt.Errorf("delete table inet %s: %w", name, err)
-			}
-			fmt.Printf("deleted nftables table inet %s\n", name)
-		}
-	}
-	return nil
 }

@@ -6,8 +6,8 @@
 // NFQUEUE, and the controller accepts or drops it by the policies it watches.
 //
 // What this program adds: what running outside a Pod needs (the kubeconfig, a health endpoint on
-// loopback that says when the rules are in place and the queue has its reader, SIGTERM handling,
-// -cleanup for teardown), and the gate (gate.go), which keeps a new Pod's packets off the bridge
+// loopback that says when the rules are in place and the queue has its reader, SIGTERM handling),
+// and the gate (gate.go), which keeps a new Pod's packets off the bridge
 // until the controller can judge them, and the Pods that policies select off it while no enforcer runs.
 package main
 
@@ -34,7 +34,8 @@ import (
 	"sigs.k8s.io/kube-network-policies/pkg/networkpolicy"
 )
 
-// tableName is the controller's nftables table (inet family); upstream's default name.
+// tableName is the controller's nftables table (inet family); upstream's default name, and the name
+// lib/network.sh removes on cluster.sh down.
 const tableName = "kube-network-policies"
 
 func main() {
@@ -44,19 +45,9 @@ func main() {
 		queueID    = flag.Int("nfqueue-id", 100, "number of the NFQUEUE the first packets of connections go to")
 		listen     = flag.String("health-bind-address", "127.0.0.1:10265", "loopback address of /healthz (rules in place, queue read) and /metrics")
 		bridge     = flag.String("bridge", "gkexec0", "the Linux bridge the Pods' interfaces are ports of (the start-up gate's)")
-		cleanup    = flag.Bool("cleanup", false, "remove the controller's and the gate's nftables tables and exit (teardown, once the daemon is stopped)")
 	)
 	klog.InitFlags(nil)
 	flag.Parse()
-	if *cleanup {
-		for _, t := range []string{tableName, gateTable} {
-			if err := removeTable(t); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
-		}
-		return
-	}
 	if err := run(*kubeconfig, *nodeName, *bridge, *queueID, *listen); err != nil {
 		klog.ErrorS(err, "kube-network-policies")
 		os.Exit(1)
