@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A local stand-in for a GKE Sandbox node pool: a real single-node Kubernetes cluster (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubelet) on Debian's containerd, whose pods run under gVisor through
-# the RuntimeClass "gvisor". Built from the Go module proxy and Debian packages; listens on 127.0.0.1 only.
+# the RuntimeClass "gvisor", with NetworkPolicy enforced (kube-network-policies). Built from the Go module
+# proxy and Debian packages; listens on 127.0.0.1 only.
 # See README.md beside this file.
 #
 # usage: cluster.sh COMMAND
@@ -18,13 +19,13 @@
 #   image datascience   build (first time: a few minutes, Debian's mirror) and import the optional image
 #                       localhost/gkexec-datascience:local: python3, nodejs, numpy, pandas, matplotlib
 #   restart DAEMON      stop one daemon (SIGTERM, then SIGKILL after 5 s) and start it again, for the fault
-#                       tier: kube-apiserver, kubelet or containerd. Pods keep running: their shims are not
-#                       the daemon's children
+#                       tier: kube-apiserver, kubelet, containerd or kube-network-policies. Pods keep
+#                       running: their shims are not the daemon's children
 # env: GKEXEC_CACHE (default ~/.cache/gkexec), K8S_VERSION, GVISOR_VERSION, DEBIAN_MIRROR
 set -Eeuo pipefail
 
 LOCALCLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-for lib in common build image containerd controlplane kubelet teardown preflight inspect; do
+for lib in common build image containerd network controlplane kubelet teardown preflight inspect; do
 	# shellcheck source=/dev/null
 	source "$LOCALCLUSTER_DIR/lib/$lib.sh"
 done
@@ -38,6 +39,7 @@ build() {
 	local image_pid=$!
 	run_stage gvisor stage_gvisor
 	run_stage k8s stage_k8s
+	run_stage netpol-build stage_netpol_build
 	wait "$image_pid" || exit 1
 }
 
@@ -48,13 +50,20 @@ cmd_up() {
 		# cluster's images up to it; cached and already imported, both stages are no-ops.
 		run_stage image stage_image
 		run_stage images import_images
+		# Likewise the pod network and its enforcer (all no-ops when nothing changed).
+		run_stage network stage_network
+		run_stage netpol-build stage_netpol_build
+		run_stage netpol stage_netpol
 		say "cluster already up; kubeconfig: $ADMIN_KUBECONFIG"
 		return 0
 	fi
 	build
 	run_stage runtime stage_runtime
+	run_stage network stage_network
 	run_stage pki stage_pki
 	run_stage controlplane stage_controlplane
+	# The enforcer before the kubelet: no pod ever runs unenforced.
+	run_stage netpol stage_netpol
 	run_stage node stage_node
 	run_stage sandbox stage_sandbox
 	say "cluster up; export KUBECONFIG=$ADMIN_KUBECONFIG (kubectl: $BIN/kubectl)"
@@ -85,7 +94,12 @@ cmd_restart() {
 		stop_daemons 5 containerd
 		start_containerd
 		;;
-	*) die "restart: want kube-apiserver, kubelet or containerd, not '$what'" ;;
+	"$NETPOL_DAEMON")
+		# Meanwhile its gate keeps the pods that policies select from opening connections.
+		stop_daemons 5 "$NETPOL_DAEMON"
+		start_netpol
+		;;
+	*) die "restart: want kube-apiserver, kubelet, containerd or $NETPOL_DAEMON, not '$what'" ;;
 	esac
 	say "$what restarted"
 }

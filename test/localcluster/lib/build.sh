@@ -4,7 +4,8 @@
 # so a warm `up` touches neither the network nor the Go toolchain.
 
 # time: /usr/bin/time -v records each build's CPU and peak memory.
-APT_PACKAGES=(containerd runc containernetworking-plugins debootstrap openssl curl ca-certificates time)
+# nftables: the pod network's host isolation and teardown (network.sh); patch: the enforcer's one patch.
+APT_PACKAGES=(containerd runc containernetworking-plugins debootstrap openssl curl ca-certificates time nftables patch)
 
 # Go settings shared by the builds (called only when something must be built, so a warm up needs no Go): private caches under $CACHE so a fresh clone of the repo reuses them and
 # the user's own GOCACHE is not bloated by ~7 GB of Kubernetes objects. CGO off: static binaries, no gcc.

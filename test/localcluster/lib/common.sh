@@ -130,9 +130,26 @@ start_daemon() {
 	local name=$1 pid
 	shift
 	mkdir -p "$PIDS" "$LOGS"
-	setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+	# The subshell becomes the daemon (setsid execs in place: a background job leads no process group),
+	# with no descriptor but stdin, stdout and stderr.
+	(
+		close_inherited_fds
+		exec setsid "$@"
+	) >"$LOGS/$name.log" 2>&1 </dev/null &
 	pid=$!
 	echo "$pid $(proc_starttime "$pid")" >"$PIDS/$name.pid"
+}
+
+# close_inherited_fds: closes every descriptor of this shell above 2. A daemon outlives the script that
+# started it and would keep what it inherited open for as long as it runs: above all the lock of
+# `flock /tmp/gkexec-cluster.lock cluster.sh up` (flock(1) hands its descriptor to the command), which a
+# daemon would then hold for everyone, forever.
+close_inherited_fds() {
+	local fd
+	for fd in /proc/"$BASHPID"/fd/*; do
+		fd=${fd##*/}
+		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+	done
 }
 
 # proc_starttime PID: the process start time in clock ticks since boot (/proc/PID/stat field 22). Together with

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # containerd: Debian's 1.6 with a private root, state and socket under $STATE/containerd (so it never collides
 # with a system containerd), CRI runtimes runc and runsc (gVisor, also under GKE's handler name "gvisor"),
-# an isolated CNI pod network, and a registry configuration that makes every image pull fail on loopback.
+# the CNI directory (the pod network itself: network.sh), and a registry configuration that makes every image
+# pull fail on loopback.
 
 # Every registry host, known or not, resolves to this closed loopback port: a pull of a missing image fails
 # at once with "connection refused" and no name is ever looked up or dialled outside the machine.
@@ -75,22 +76,6 @@ server = "$REGISTRY_BLACKHOLE"
   capabilities = ["pull", "resolve"]
 EOF
 	done
-	# The pod network: each pod gets a macvlan interface (bridge mode) on $BRIDGE, a Linux bridge with no ports
-	# and no IPv4 address. macvlan delivers frames between its own interfaces only, never to the host stack of
-	# the parent, so pods reach each other and nothing else: not the host (a plain bridge would answer ARP for
-	# the host's own addresses, reachable to a pod with NET_RAW), not eth0, no gateway, no NAT. No sysctl, no
-	# iptables rule.
-	cat >"$STATE/cni/net.d/10-$CLUSTER_NAME.conflist" <<EOF
-{"cniVersion": "1.0.0", "name": "$CLUSTER_NAME", "plugins": [
-  {"type": "macvlan", "master": "$BRIDGE", "mode": "bridge",
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_SUBNET"}]], "dataDir": "$STATE/cni/ipam"}}]}
-EOF
-}
-
-# The parent of the pods' macvlan interfaces. It must exist before the first pod; down deletes it.
-ensure_pod_network_parent() {
-	ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-	ip link set "$BRIDGE" up
 }
 
 # import_image TAR NAME: imports TAR unless containerd already holds NAME from this very tarball (the import
@@ -122,7 +107,6 @@ start_containerd() {
 
 stage_runtime() {
 	write_containerd_config
-	ensure_pod_network_parent
 	if containerd_up; then
 		echo "containerd already running"
 	else

@@ -1,13 +1,13 @@
 # shellcheck shell=bash
 # Read-only and user-facing commands: status, smoke (a pod under gVisor) and kubeconfigs for ServiceAccounts.
 
-ALL_DAEMONS=(containerd "${CONTROL_PLANE[@]}" kubelet)
+ALL_DAEMONS=(containerd "${CONTROL_PLANE[@]}" "$NETPOL_DAEMON" kubelet)
 
 # cluster_healthy: every daemon we started is alive and answering, and the node is Ready.
 cluster_healthy() {
 	local d
 	for d in "${ALL_DAEMONS[@]}"; do daemon_pid "$d" >/dev/null || return 1; done
-	containerd_up && etcd_healthy && apiserver_ready && kubelet_healthy && node_ready
+	containerd_up && etcd_healthy && apiserver_ready && netpol_healthy && kubelet_healthy && node_ready
 }
 
 # status: exit 0 when running and healthy, 3 when nothing runs, 1 when partly running.

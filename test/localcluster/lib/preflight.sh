@@ -8,6 +8,7 @@ declare -A COMPONENT_PORTS=(
 	[kube-controller-manager]="10257"
 	[kube-scheduler]="10259"
 	[kubelet]="10250 10248"
+	[kube-network-policies]="$NETPOL_PORT"
 )
 
 # listener_pids PORT: PIDs listening on 127.0.0.1/any TCP PORT (from ss), empty if free.

@@ -157,7 +157,8 @@ stage_down() {
 	# The kubelet first, or it restarts the pods we remove; containerd must still run to remove them.
 	stop_daemons 15 kubelet
 	remove_pod_containers
-	stop_daemons 15 containerd kube-scheduler kube-controller-manager
+	# The enforcer only once the pods are gone (stopping, it removes its rules).
+	stop_daemons 15 containerd kube-scheduler kube-controller-manager "$NETPOL_DAEMON"
 	# The apiserver waits up to 60 s for its clients' watches to end; ours are gone now, a test's informer may
 	# not be. It holds no state, so it gets 5 s. etcd goes last: the apiserver hangs if etcd vanishes first.
 	stop_daemons 5 kube-apiserver
@@ -165,6 +166,7 @@ stage_down() {
 	kill_leftover_processes
 	unmount_state
 	remove_cgroups
+	remove_netpol_tables
 	ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE" && echo "deleted bridge $BRIDGE"
 	# Allocations of pods that no longer exist.
 	rm -rf "$STATE/cni/ipam"
