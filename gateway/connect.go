@@ -18,22 +18,21 @@ import (
 // passed through untouched (the gateway never sees inside), or, for a host secrets are bound
 // to, intercepted (mitm.go).
 func (g *Gateway) serveConnect(w http.ResponseWriter, r *http.Request) {
-	sb, dn := g.identify(r)
-	if dn != nil {
-		g.refuse(w, sb, r, target{}, kindTunnel, dn)
-		return
-	}
-	t, err := parseTarget(r.Host, 0)
-	if err != nil {
-		g.refuse(w, sb, r, target{}, kindTunnel, targetDenial(err))
-		return
-	}
+	t, terr := parseTarget(r.Host, 0)
 	secrets := g.secretsFor(t)
 	kind := kindTunnel
 	if secrets != nil {
 		kind = kindMITM
 	}
-	if dn := g.decide(sb, t); dn != nil {
+	sb, dn := g.identify(r)
+	switch {
+	case dn != nil:
+	case terr != nil:
+		dn = targetDenial(terr)
+	default:
+		dn = g.decide(sb, t)
+	}
+	if dn != nil {
 		g.refuse(w, sb, r, t, kind, dn)
 		return
 	}

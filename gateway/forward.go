@@ -32,23 +32,20 @@ func infoOf(ctx context.Context) *forwardInfo {
 // serveForward forwards an absolute-URI request: plain HTTP, or HTTPS the gateway itself
 // makes (a client that sends https:// URLs to its proxy in clear).
 func (g *Gateway) serveForward(w http.ResponseWriter, r *http.Request) {
-	sb, dn := g.identify(r)
-	if dn != nil {
-		g.refuse(w, sb, r, target{}, kindHTTP, dn)
-		return
-	}
 	scheme := strings.ToLower(r.URL.Scheme)
 	defaultPort := map[string]int{"http": 80, "https": 443}[scheme]
-	if defaultPort == 0 {
-		g.refuse(w, sb, r, target{}, kindHTTP, deny(ReasonBadScheme, "scheme %q: the gateway forwards http and https only", r.URL.Scheme))
-		return
+	t, terr := parseTarget(r.URL.Host, max(defaultPort, 1))
+	sb, dn := g.identify(r)
+	switch {
+	case dn != nil:
+	case defaultPort == 0:
+		dn = deny(ReasonBadScheme, "scheme %q: the gateway forwards http and https only", r.URL.Scheme)
+	case terr != nil:
+		dn = targetDenial(terr)
+	default:
+		dn = g.decide(sb, t)
 	}
-	t, err := parseTarget(r.URL.Host, defaultPort)
-	if err != nil {
-		g.refuse(w, sb, r, target{}, kindHTTP, targetDenial(err))
-		return
-	}
-	if dn := g.decide(sb, t); dn != nil {
+	if dn != nil {
 		g.refuse(w, sb, r, t, kindHTTP, dn)
 		return
 	}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -194,9 +193,4 @@ func targetDenial(err error) *denial {
 		return deny(ReasonRawIP, "an IP address written as a number; no rule names it")
 	}
 	return deny(ReasonBadHost, "%v", err)
-}
-
-// withTimeout is ctx bounded by d.
-func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d)
 }

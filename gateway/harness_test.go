@@ -64,6 +64,10 @@ type upstream struct {
 }
 
 func (u *upstream) handler(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/bench" {
+		_, _ = io.WriteString(w, "ok")
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	s := seen{Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), TLS: r.TLS != nil, Server: u.name, Remote: r.RemoteAddr, Payload: string(body)}
 	u.mu.Lock()
@@ -105,7 +109,7 @@ type harness struct {
 	roots            *x509.CertPool // what sandboxes trust: the gateway's CA and the upstream CA
 	logs             *syncBuffer
 	// stop ends Serve's context and waits for it to return (at most 10s); idempotent.
-	stop func(t *testing.T)
+	stop func(t testing.TB)
 }
 
 type harnessOptions struct {
@@ -115,7 +119,7 @@ type harnessOptions struct {
 	extraAllow             []Rule
 }
 
-func newHarness(t *testing.T, ho harnessOptions) *harness {
+func newHarness(t testing.TB, ho harnessOptions) *harness {
 	t.Helper()
 	now := time.Now()
 	h := &harness{logs: &syncBuffer{}}
@@ -201,7 +205,7 @@ func newHarness(t *testing.T, ho harnessOptions) *harness {
 	done := make(chan error, 1)
 	go func() { done <- h.gw.Serve(ctx, proxyL, adminL) }()
 	var once sync.Once
-	h.stop = func(t *testing.T) {
+	h.stop = func(t testing.TB) {
 		once.Do(func() {
 			cancel()
 			select {
@@ -294,7 +298,7 @@ func get(t *testing.T, c *http.Client, u string, header http.Header) (*http.Resp
 	return resp, string(b), nil
 }
 
-func portOf(t *testing.T, a net.Addr) int {
+func portOf(t testing.TB, a net.Addr) int {
 	t.Helper()
 	_, p, err := net.SplitHostPort(a.String())
 	must(t, err)

@@ -19,7 +19,7 @@ import (
 const (
 	kindHTTP   = "http"   // an absolute-URI request (plain HTTP, or HTTPS the gateway makes)
 	kindTunnel = "tunnel" // a CONNECT tunnel passed through untouched
-	kindMITM   = "mitm"   // a CONNECT tunnel to a bound host, intercepted; and its requests
+	kindMITM   = "mitm"   // a CONNECT tunnel to a bound host, intercepted; and each request in it
 )
 
 type metrics struct {
@@ -69,7 +69,7 @@ func (m *metrics) substitutions(names []string) {
 func (m *metrics) write(w io.Writer, sandboxesTracked int, leavesCached int, leavesMinted uint64) error {
 	bw := bufio.NewWriter(w)
 	family(bw, "gkexec_gateway_decisions_total", "counter",
-		"Destinations judged, by kind (http: absolute-URI request; tunnel: CONNECT passed through; mitm: CONNECT to a host secrets are bound to, and each refused request inside it), decision and refusal reason.")
+		"Destinations judged, by kind (http: absolute-URI request; tunnel: CONNECT passed through; mitm: CONNECT to a host secrets are bound to, and each request inside it), decision and refusal reason.")
 	m.mu.Lock()
 	keys := slices.SortedFunc(maps.Keys(m.decisions), func(a, b [3]string) int {
 		return slices.Compare(a[:], b[:])
