@@ -38,6 +38,14 @@ type execution struct {
 
 func (x *execution) mark(at *time.Time) { *at = time.Now() }
 
+// restart forgets the sandbox x was sent to, whose request never reached it, for another.
+func (x *execution) restart() {
+	x.dec, x.term, x.killed, x.streamErr = nil, nil, false, nil
+	x.finished, x.logsRead = time.Time{}, time.Time{}
+	x.Marks.Claimed, x.Marks.Attached, x.Marks.Started = time.Time{}, time.Time{}, time.Time{}
+	x.Kind, x.Pod, x.Node = "", "", ""
+}
+
 // codeEnded: the sandbox reported the end of the code, and the runner did not have to kill it.
 func (x *execution) codeEnded() bool { return x.dec != nil && x.dec.End() != nil && !x.killed }
 
@@ -89,6 +97,19 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		return r.finish(ctx, x, err)
 	}
 	err = r.exchange(ctx, x, sb)
+	if errors.Is(err, errUndelivered) {
+		// Nothing ran in the warm sandbox. Delete it, so that the lost request can never run there
+		// after all, and run the execution cold, in the same call.
+		x.Log.Info("the warm sandbox never got the request: running it cold", "pod", x.Pod)
+		left := sb.Release(x.Log)
+		r.countLeft(left)
+		x.restart()
+		x.LeftBehind = left
+		if sb, err = r.cold.Acquire(ctx, &x.Execution); err != nil {
+			return r.finish(ctx, x, err)
+		}
+		err = r.exchange(ctx, x, sb)
+	}
 	switch {
 	case r.opts.KeepObjects:
 	case sb.Kind() == sandbox.Warm && err == nil && x.codeEnded():
@@ -97,10 +118,12 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		// deleted expires at the deadline set when it was claimed.
 		r.background(func() { r.countLeft(sb.Release(x.Log)) })
 	default:
-		if x.LeftBehind = sb.Release(x.Log); len(x.LeftBehind) == 0 {
+		left := sb.Release(x.Log)
+		if len(left) == 0 {
 			x.mark(&x.cleanedUp)
 		}
-		r.countLeft(x.LeftBehind)
+		x.LeftBehind = append(x.LeftBehind, left...)
+		r.countLeft(left)
 	}
 	return r.finish(ctx, x, err)
 }

@@ -72,6 +72,11 @@ func TestASessionRunsInItsLanguage(t *testing.T) {
 	if res, err := s.Execute(ctx, Request{Code: "console.log(x + 1)", Language: "javascript"}); err != nil || string(res.Stdout) != "42\n" {
 		t.Errorf("%v: stdout %q stderr %q", err, res.Stdout, res.Stderr)
 	}
+	// Another process that resumes the session learns its language from its sandbox.
+	resumed, err := warmRunner(t, fc, o, wiretest.NewPod(t).Attach).Session(ctx, "js")
+	if err != nil || resumed.Language() != "javascript" || s.Language() != "javascript" {
+		t.Errorf("resumed: %v, language %q (the opener's: %q); want javascript", err, resumed.Language(), s.Language())
+	}
 }
 
 // A sandbox whose image lacks the session's interpreter refuses to open it: the caller learns

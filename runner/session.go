@@ -156,6 +156,17 @@ func (s *Session) PodName() string {
 	return s.pod.Name
 }
 
+// Language is the session's interpreter's (SessionOptions.Language), whichever process opened
+// it: its sandbox Pod says.
+func (s *Session) Language() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if lang := s.pod.Annotations[podspec.AnnotationSessionLanguage]; lang != "" {
+		return lang
+	}
+	return "python" // opened before sessions had languages
+}
+
 // Close ends the session and deletes its sandbox. An execution in flight ends with
 // ErrSessionEnded.
 func (s *Session) Close() error {

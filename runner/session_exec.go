@@ -126,11 +126,18 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 	conn = sandbox.NewConn(r.env.Connect(pod))
 	answer, err := conn.Ping(ctx)
 	if err != nil {
+		broken := conn.Broken()
 		conn.Detach()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil, nil, ctx.Err()
+		case broken:
+			// The attach itself failed (the API server, the kubelet or the runtime is away): the
+			// Pod runs and the session is intact; nothing was sent.
+			return nil, nil, fmt.Errorf("%w: session %s: could not attach to its pod %s/%s (the session is intact; try again): %w",
+				ErrCluster, s.id, r.opts.Namespace, pod.Name, err)
 		}
-		return nil, nil, fmt.Errorf("%w: session %s: attach to pod %s/%s: %w", ErrSandboxFailed, s.id, r.opts.Namespace, pod.Name, err)
+		return nil, nil, fmt.Errorf("%w: session %s: the sandbox in pod %s/%s did not answer on its attach: %w", ErrSandboxFailed, s.id, r.opts.Namespace, pod.Name, err)
 	}
 	if answer.Session == "" && !answer.Spent {
 		// The sandbox holds no session yet: another process is still opening it (a lost open

@@ -116,7 +116,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	if warm != nil {
 		var marks sandbox.Marks
 		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
-			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires)}, &marks)
+			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language)}, &marks)
 		switch {
 		case err == nil:
 			s.kind, a = SandboxWarm, claimed
@@ -129,7 +129,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	}
 	if a == nil {
 		s.kind = SandboxCold
-		job := podspec.SessionJob(&r.env.Shape, so.ID, so.MaxLifetime, so.IdleTimeout, expires)
+		job := podspec.SessionJob(&r.env.Shape, so.ID, so.Language, so.MaxLifetime, so.IdleTimeout, expires)
 		pod, made, err := r.env.StartSessionJob(ctx, job)
 		if made {
 			s.mu.Lock()

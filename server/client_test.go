@@ -186,6 +186,12 @@ func TestClientStreamsOutputWhileTheExecutionRuns(t *testing.T) {
 	}
 
 	waitFor(t, "cleanup", func() bool { return len(ts.fc.leftovers()) == 0 })
+	// The answer reaches the client before the handler gives the ID back.
+	waitFor(t, "the execution ID given back", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return !ts.ids["cs-1"]
+	})
 	plain, err := c.Execute(context.Background(), runner.Request{Code: "print(1)", ExecutionID: "cs-1"})
 	if err != nil {
 		t.Fatalf("Execute without Output: %v", err)

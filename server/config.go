@@ -26,7 +26,7 @@ type Config struct {
 	WorkDir             string  `json:"work_dir"`
 	OutputDir           string  `json:"output_dir"`
 	// Languages are those code may be in; the image must have each one's interpreter (python3
-	// always: it runs the entrypoint). `gkexec doctor` and /readyz say which the image has.
+	// always: it runs the entrypoint). `gkexec doctor`'s smoke execution says which the image has.
 	Languages []string `json:"languages"`
 }
 

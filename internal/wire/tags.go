@@ -11,7 +11,7 @@ const (
 	TagStderr Tag = 'E' // a chunk of the code's stderr
 	TagFile   Tag = 'F' // an output file's header (FileHeader)
 	TagEnd    Tag = 'X' // the end record (End)
-	TagBegin  Tag = 'B' // in a session: the records up to X belong to this execution (BeginRecord)
+	TagBegin  Tag = 'B' // the sandbox has the whole request; the records up to X are its execution's (BeginRecord)
 	// Both ways.
 	TagData    Tag = 'D' // a chunk of the current file: an output file's, or a request's input file's
 	TagPing    Tag = 'P' // a ping; the answer is empty, or a PingAnswer in a session or a spent Pod

@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,6 +87,51 @@ func testLanguages(t *testing.T, tg *target) {
 		wantCLI(t, res, 0, "2 4 6\n", "")
 		if res := tg.gkexec(t, time.Minute, nil, "run", "-l", "cobol", "-c", "x"); res.exitCode != 2 || !strings.Contains(string(res.stderr), "bash, javascript, python") {
 			t.Errorf("an unknown language: %s; want a usage error", res)
+		}
+	})
+}
+
+// envDatascienceImage names the optional image with matplotlib (`make test-figures` builds and
+// imports it); without it the figures stage is skipped, and the entrypoint's own tests (which run
+// Debian's matplotlib on the host) are what prove figures on `make test`.
+const envDatascienceImage = "GKEXEC_E2E_DATASCIENCE_IMAGE"
+
+// testFigures: on an image with matplotlib, the figures Python code leaves open come back as PNG
+// files from the real sandbox, one-shot and in a session.
+func testFigures(t *testing.T, tg *target) {
+	image := os.Getenv(envDatascienceImage)
+	if image == "" {
+		t.Skipf("%s is not set: `make test-figures` builds the image and runs this stage", envDatascienceImage)
+	}
+	opts := tg.options()
+	opts.WarmPoolReady = -1
+	opts.WarmPool = "no-such-pool" // the pool runs the default image
+	opts.Image = image
+	plot := "import numpy as np, pandas as pd, matplotlib.pyplot as plt\n" +
+		"df = pd.DataFrame({'x': np.arange(10), 'y': np.arange(10) ** 2})\n" +
+		"df.plot(x='x', y='y'); plt.figure(); plt.hist(np.random.default_rng(1).normal(size=500)); plt.show()\n" +
+		"print(len(df))\n"
+	isPNG := func(f runner.File) bool { return bytes.HasPrefix(f.Data, []byte("\x89PNG\r\n\x1a\n")) }
+	tg.step(t, "one_shot", func(t *testing.T) {
+		r := tg.newRunner(t, opts)
+		res, err := r.Execute(context.Background(), runner.Request{Code: plot, ExecutionID: executionID("fig")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, res, 0, "10\n", "")
+		if len(res.Files) != 2 || res.Files[0].Path != "figure-1.png" || res.Files[1].Path != "figure-2.png" || !isPNG(res.Files[0]) || !isPNG(res.Files[1]) {
+			t.Errorf("files %v, want figure-1.png and figure-2.png as PNGs", fileNames(res.Files))
+		}
+	})
+	tg.step(t, "session", func(t *testing.T) {
+		r := tg.newRunner(t, opts)
+		s := openSession(t, r, runner.SessionOptions{ID: executionID("figs")})
+		res := sessionExec(t, s, plot, 0, "10\n")
+		if len(res.Files) != 2 || !isPNG(res.Files[0]) {
+			t.Errorf("first: files %v, want two figures", fileNames(res.Files))
+		}
+		if res := sessionExec(t, s, "print(len(plt.get_fignums()))", 0, "0\n"); len(res.Files) != 0 {
+			t.Errorf("second: files %v, want none (the figures were returned and closed)", fileNames(res.Files))
 		}
 	})
 }

@@ -46,7 +46,7 @@ T_STDERR = b"E"  # sandbox -> runner: a chunk of the code's stderr
 T_FILE = b"F"  # sandbox -> runner: an output file's header (JSON: path, size, truncated)
 T_DATA = b"D"  # both ways: a chunk of the current file (output file, or input file of a request)
 T_END = b"X"  # sandbox -> runner: the end record (JSON: END_FIELDS)
-T_BEGIN = b"B"  # sandbox -> runner, in a session: what follows up to X is this execution's (JSON: execution_id)
+T_BEGIN = b"B"  # sandbox -> runner: what follows up to X is this execution's, whose request is all here (JSON: execution_id)
 T_SESSION = b"S"  # runner -> sandbox: open a session (JSON: HELLO_FIELDS); sandbox -> runner: it is open
 T_PING = b"P"  # both ways: a ping (JSON: PING_FIELDS, or empty), and its answer (JSON: ANSWER_FIELDS, or empty)
 T_REQUEST = b"Q"  # runner -> sandbox: a request's header (JSON: REQUEST_FIELDS)
@@ -436,6 +436,10 @@ def serve():
         bad_request(e)
         linger()
     open(SPENT, "w").close()
+    # The request is all here: say so, in the log too. A runner whose attach broke before this
+    # record (and whose Pod runs on) knows from the log that nothing ran, and runs it elsewhere.
+    emit_json(T_BEGIN, {"execution_id": str(field(req.header, REQUEST_FIELDS, "execution_id", ""))})
+    OUT.flush()
     try:
         lang = language_of(req.header, REQUEST_FIELDS)
     except BadRequest as e:
