@@ -125,3 +125,25 @@ func (c Config) Directory() (Directory, error) {
 	}
 	return d, nil
 }
+
+// Options are the Options the policy file sets: Allow, Secrets, DeniedPrefixes, and the
+// Resolver and Directory of its test-only fields. The caller adds what is not policy: the
+// Directory (a Pod watch), the CA, the secrets' values, the logger.
+func (c Config) Options() (Options, error) {
+	o := Options{Allow: c.Allow, Secrets: c.Secrets}
+	var errs []error
+	_, err := NewAllowList(c.Allow)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%w: allow: %w", ErrInvalidConfig, err))
+	}
+	if o.DeniedPrefixes, err = c.Prefixes(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Resolver, err = c.Resolver(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Directory, err = c.Directory(); err != nil {
+		errs = append(errs, err)
+	}
+	return o, errors.Join(errs...)
+}

@@ -177,16 +177,6 @@ func (g *Gateway) Stats(sandboxID string) (Stats, bool) { return g.stats.get(san
 // ForgetStats drops a sandbox's stats (after its Pod is gone and they were read).
 func (g *Gateway) ForgetStats(sandboxID string) bool { return g.stats.forget(sandboxID) }
 
-// judge identifies the sandbox and judges the target for it: the shared first step of
-// forwarding and tunnelling.
-func (g *Gateway) judge(r *http.Request, t target) (Sandbox, *denial) {
-	sb, dn := g.identify(r)
-	if dn != nil {
-		return Sandbox{}, dn
-	}
-	return sb, g.decide(sb, t)
-}
-
 // targetDenial turns a target parse error into its refusal.
 func targetDenial(err error) *denial {
 	if errors.Is(err, errNumericName) {

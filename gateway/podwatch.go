@@ -14,6 +14,8 @@ import (
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/gkexec/gkexec/internal/egress"
 )
 
 // Pod annotations the gateway reads: the runner's side of the contract.
@@ -26,13 +28,13 @@ const (
 	// Set it when the Pod is created (a cold Job's template), or, for a warm pool, create idle
 	// Pods with "none" and patch the narrowing in when claiming: the gateway sees the change a
 	// moment later (the admin API's Version shows when), and until then the Pod gets nothing.
-	AnnotationEgressAllow = "gkexec.dev/egress-allow"
+	AnnotationEgressAllow = egress.AnnotationAllow
 	// AnnotationEgressTokenSHA256 is TokenHash of the token the sandbox sends as its proxy
 	// password (HTTPS_PROXY=http://sandbox:TOKEN@gateway:3128), for networks where the source
 	// address does not identify the Pod. The token itself is never on the Pod object.
-	AnnotationEgressTokenSHA256 = "gkexec.dev/egress-token-sha256"
+	AnnotationEgressTokenSHA256 = egress.AnnotationTokenSHA256
 	// EgressNone is the AnnotationEgressAllow value that allows nothing.
-	EgressNone = "none"
+	EgressNone = egress.AllowNone
 )
 
 // DefaultPodSelector selects the sandbox Pods the runner creates (runner.LabelManagedBy and
