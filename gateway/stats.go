@@ -132,11 +132,8 @@ func (s *statsStore) get(id string) (Stats, bool) {
 			out.Denied = append(out.Denied, d)
 		}
 	}
-	order := func(a, b Destination) int {
-		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Reason, b.Reason))
-	}
-	slices.SortFunc(out.Allowed, order)
-	slices.SortFunc(out.Denied, order)
+	slices.SortFunc(out.Allowed, destinationOrder)
+	slices.SortFunc(out.Denied, destinationOrder)
 	out.AllowedTotal, out.DeniedTotal = st.allowed, st.total-st.allowed
 	return out, true
 }
@@ -154,4 +151,32 @@ func (s *statsStore) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.bySandbox)
+}
+
+// Plus is s and o together: the counts of one sandbox as two gateway replicas saw them (a
+// Service spreads a sandbox's connections over every replica).
+func (s Stats) Plus(o Stats) Stats {
+	add := func(a, b []Destination) []Destination {
+		counts := map[destKey]uint64{}
+		for _, d := range slices.Concat(a, b) {
+			counts[keyOf(d)] += d.Count
+		}
+		out := make([]Destination, 0, len(counts))
+		for k, n := range counts {
+			out = append(out, Destination{Host: k.host, Port: k.port, Reason: k.reason, Count: n})
+		}
+		slices.SortFunc(out, destinationOrder)
+		return out
+	}
+	sandbox := s.Sandbox
+	if sandbox == "" {
+		sandbox = o.Sandbox
+	}
+	return Stats{Sandbox: sandbox, Allowed: add(s.Allowed, o.Allowed), Denied: add(s.Denied, o.Denied),
+		AllowedTotal: s.AllowedTotal + o.AllowedTotal, DeniedTotal: s.DeniedTotal + o.DeniedTotal}
+}
+
+// destinationOrder sorts destinations by host, port and reason.
+func destinationOrder(a, b Destination) int {
+	return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Reason, b.Reason))
 }

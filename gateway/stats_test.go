@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -33,5 +34,23 @@ func TestStatsSinceAndBounds(t *testing.T) {
 	}
 	if _, ok := s.get("c"); !ok || s.len() != 2 {
 		t.Error("c missing")
+	}
+}
+
+func TestStatsPlusAddsReplicas(t *testing.T) {
+	t.Parallel()
+	a := Stats{Sandbox: "p", Allowed: []Destination{{Host: "pypi.org", Port: 443, Count: 2}}, AllowedTotal: 2,
+		Denied: []Destination{{Host: "evil.test", Port: 443, Reason: ReasonNotAllowed, Count: 1}}, DeniedTotal: 1}
+	b := Stats{Sandbox: "p", Allowed: []Destination{{Host: "pypi.org", Port: 443, Count: 3}, {Host: "a.test", Port: 80, Count: 1}}, AllowedTotal: 4,
+		Denied: []Destination{}}
+	got := a.Plus(b)
+	want := Stats{Sandbox: "p", AllowedTotal: 6, DeniedTotal: 1,
+		Allowed: []Destination{{Host: "a.test", Port: 80, Count: 1}, {Host: "pypi.org", Port: 443, Count: 5}},
+		Denied:  []Destination{{Host: "evil.test", Port: 443, Reason: ReasonNotAllowed, Count: 1}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Plus:\n got %+v\nwant %+v", got, want)
+	}
+	if empty := (Stats{}).Plus(Stats{}); empty.Allowed == nil || empty.Denied == nil {
+		t.Error("Plus of nothing gives nil lists, which JSON writes as null")
 	}
 }

@@ -85,6 +85,9 @@ func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
 	if why := languageProblem(so.Language); why != "" {
 		errs = append(errs, errors.New(why))
 	}
+	for _, why := range allowDomainsProblems("AllowDomains", so.AllowDomains) {
+		errs = append(errs, errors.New(why))
+	}
 	if len(errs) > 0 {
 		return so, fmt.Errorf("%w: %w", ErrInvalidRequest, errors.Join(errs...))
 	}
@@ -116,7 +119,8 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	if warm != nil {
 		var marks sandbox.Marks
 		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
-			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language)}, &marks)
+			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language),
+			EgressAllow: so.AllowDomains}, &marks)
 		switch {
 		case err == nil:
 			s.kind, a = SandboxWarm, claimed
@@ -130,6 +134,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	if a == nil {
 		s.kind = SandboxCold
 		job := podspec.SessionJob(&r.env.Shape, so.ID, so.Language, so.MaxLifetime, so.IdleTimeout, expires)
+		podspec.NarrowEgress(&job.Spec.Template, so.AllowDomains)
 		pod, made, err := r.env.StartSessionJob(ctx, job)
 		if made {
 			s.mu.Lock()

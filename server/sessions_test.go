@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -320,7 +321,7 @@ func TestSessionLifecycleThroughTheClient(t *testing.T) {
 	if info != (SessionInfo{SessionID: "agent-1", Sandbox: runner.SandboxWarm, PodName: "pod-agent-1"}) {
 		t.Errorf("OpenSession = %+v", info)
 	}
-	if want := (runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour, Language: "bash"}); len(fs.opened) != 1 || fs.opened[0] != want {
+	if want := (runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour, Language: "bash"}); len(fs.opened) != 1 || !reflect.DeepEqual(fs.opened[0], want) {
 		t.Errorf("runner got %+v, want %+v", fs.opened, want)
 	}
 

@@ -71,6 +71,9 @@ var (
 type Execution struct {
 	// Request is what the sandbox is asked.
 	Request wire.Request
+	// EgressAllow narrows the namespace's egress allow-list for this sandbox (empty: the
+	// namespace's list); the egress gateway reads it from the Pod's annotation.
+	EgressAllow []string
 	Log     *slog.Logger
 	Marks   Marks
 	// Kind, Pod and Node: which sandbox serves it, as soon as the source knows.
