@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +24,7 @@ const (
 	flagConfig           = "config"
 	flagGatewayListen    = "listen"
 	flagAdminListen      = "admin-listen"
-	flagCACert           = "ca-cert"
-	flagCAKey            = "ca-key"
+	flagCADir            = "ca-dir"
 	flagSecretsDir       = "secrets-dir"
 	flagUpstreamCA       = "upstream-ca"
 	flagRootsFile        = "roots-file"
@@ -50,8 +50,7 @@ func gatewayCommand() *cli.Command {
 Pod IP from a watch on their Pods, on --listen; the admin API (health, Prometheus metrics, per-sandbox
 counts) on --admin-listen, which sandboxes must not reach. The policy is the --config file (a
 ConfigMap): the allow-list, and the secrets bound to hosts. With secrets, HTTPS to their hosts is
-intercepted with leaf certificates of the CA in --ca-cert and --ca-key (only the gateway may read
-the key), and the placeholder gkexec-secret:NAME in a request's headers becomes the value of the
+intercepted with leaf certificates of the CA in --ca-dir (only the gateway may read its key), and the placeholder gkexec-secret:NAME in a request's headers becomes the value of the
 file NAME in --secrets-dir (a mounted Secret, re-read every --secrets-reload).
 
 With --advertise or --advertise-service it publishes, in the sandbox namespace, the proxy settings
@@ -60,14 +59,13 @@ and where the runner finds its admin API. Runs until SIGTERM, then drains for 30
 
 Examples:
    gkexec gateway -n gkexec --config /etc/gkexec-gateway/policy.yaml --advertise-service gkexec-egress-gateway
-   gkexec gateway -n gkexec --config policy.yaml --ca-cert ca/ca.crt --ca-key ca/ca.key --secrets-dir secrets/ --advertise $(POD_IP)
+   gkexec gateway -n gkexec --config policy.yaml --ca-dir ca/ --secrets-dir secrets/ --advertise $(POD_IP)
    gkexec gateway ca --out-dir ca --domain api.example.com`,
 		Flags: append(clusterFlags(),
 			&cli.StringFlag{Name: flagConfig, EnvVars: env("gateway-" + flagConfig), TakesFile: true, Usage: "the policy `FILE` (YAML or JSON): allow, secrets, denied_prefixes (gateway.Config)"},
 			&cli.StringFlag{Name: flagGatewayListen, Value: ":" + strconv.Itoa(egress.ProxyPort), Usage: "`ADDRESS` of the proxy, for sandboxes"},
 			&cli.StringFlag{Name: flagAdminListen, Value: ":" + strconv.Itoa(egress.AdminPort), Usage: "`ADDRESS` of the admin API (never for sandboxes); empty for none"},
-			&cli.StringFlag{Name: flagCACert, TakesFile: true, Usage: "the namespace CA's certificate `FILE` (PEM); needed when secrets are bound"},
-			&cli.StringFlag{Name: flagCAKey, TakesFile: true, Usage: "the namespace CA's key `FILE` (PEM); readable by the gateway alone"},
+			&cli.StringFlag{Name: flagCADir, TakesFile: true, Usage: "`DIR` holding the namespace CA's ca.crt and ca.key (a mounted Secret, readable by the gateway alone), as `gkexec gateway ca` writes them; needed when secrets are bound. Empty or missing: no CA"},
 			&cli.StringFlag{Name: flagSecretsDir, TakesFile: true, Usage: "`DIR` holding one file per secret (a mounted Secret)"},
 			&cli.DurationFlag{Name: flagSecretsReload, Value: 30 * time.Second, Usage: "re-read --secrets-dir this often (Kubernetes updates a mounted Secret in place)"},
 			&cli.StringFlag{Name: flagUpstreamCA, TakesFile: true, Usage: "extra root certificates `FILE` (PEM) to verify destinations with, besides --roots-file"},
@@ -206,25 +204,36 @@ func gatewayRoots(c *cli.Context, opts *gateway.Options) ([]byte, error) {
 	return pem, nil
 }
 
-// gatewayCA loads the CA when both files are given.
+// gatewayCA loads the CA from --ca-dir: both files, or neither (no interception; a Secret
+// that is optional in the Deployment and not created mounts an empty directory).
 func gatewayCA(c *cli.Context, opts *gateway.Options) error {
-	certFile, keyFile := c.String(flagCACert), c.String(flagCAKey)
-	if (certFile == "") != (keyFile == "") {
-		return fmt.Errorf("--%s and --%s go together", flagCACert, flagCAKey)
-	}
-	if certFile == "" {
+	dir := c.String(flagCADir)
+	if dir == "" {
 		return nil
 	}
-	cert, err := os.ReadFile(certFile)
-	if err != nil {
-		return fmt.Errorf("--%s: %w", flagCACert, err)
+	read := func(name string) ([]byte, bool, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, false, nil
+		}
+		return b, err == nil, err
 	}
-	key, err := os.ReadFile(keyFile)
+	cert, hasCert, err := read("ca.crt")
 	if err != nil {
-		return fmt.Errorf("--%s: %w", flagCAKey, err)
+		return fmt.Errorf("--%s: %w", flagCADir, err)
+	}
+	key, hasKey, err := read("ca.key")
+	if err != nil {
+		return fmt.Errorf("--%s: %w", flagCADir, err)
+	}
+	switch {
+	case !hasCert && !hasKey:
+		return nil
+	case hasCert != hasKey:
+		return fmt.Errorf("--%s %s: ca.crt and ca.key go together; it holds one", flagCADir, dir)
 	}
 	if opts.CA, err = gateway.LoadCA(cert, key, time.Now()); err != nil {
-		return fmt.Errorf("--%s, --%s: %w", flagCACert, flagCAKey, err)
+		return fmt.Errorf("--%s %s: %w", flagCADir, dir, err)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ certificates for those domains (and their subdomains) only, so its key, were it 
 impersonate no other host to them.
 
    gkexec gateway ca --out-dir ca --domain api.example.com --domain example.org
-   kubectl -n gkexec-egress create secret generic gkexec-egress-ca-key --from-file=ca.crt=ca/ca.crt --from-file=ca.key=ca/ca.key`,
+   kubectl -n gkexec-egress create secret generic gkexec-egress-ca --from-file=ca/ca.crt --from-file=ca/ca.key`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagOutDir, Required: true, TakesFile: true, Usage: "`DIR` to write ca.crt and ca.key to (created if missing)"},
 			&cli.StringSliceFlag{Name: flagDomain, Usage: "permit only this `DOMAIN` and its subdomains (repeatable); none: any name"},

@@ -28,6 +28,14 @@ func TestGatewayRejectsBadSetupsBeforeServing(t *testing.T) {
 		}
 		return p
 	}
+	certOnly, notCA := filepath.Join(dir, "cert-only"), filepath.Join(dir, "not-ca")
+	for _, d := range []string{certOnly, notCA} {
+		_ = os.Mkdir(d, 0o700)
+	}
+	cert, key, _ := gateway.GenerateCA(gateway.CAOptions{}, time.Now())
+	_ = os.WriteFile(filepath.Join(certOnly, "ca.crt"), cert, 0o600)
+	_ = os.WriteFile(filepath.Join(notCA, "ca.crt"), []byte("x"), 0o600)
+	_ = os.WriteFile(filepath.Join(notCA, "ca.key"), key, 0o600)
 	good := write("good.yaml", "allow: [{host: pypi.org}]\nsandboxes: [{id: a, addr: 127.0.0.1}]\n")
 	cases := map[string][]string{
 		"no config":          {"gateway"},
@@ -35,7 +43,8 @@ func TestGatewayRejectsBadSetupsBeforeServing(t *testing.T) {
 		"misspelt field":     {"gateway", "--config", write("alow.yaml", "alow: [{host: pypi.org}]\n")},
 		"bad rule":           {"gateway", "--config", write("star.yaml", "allow: [{host: '*'}]\n")},
 		"secret without CA":  {"gateway", "--config", write("secret.yaml", "allow: [{host: api.example.com}]\nsecrets: [{name: key, hosts: [api.example.com]}]\nsandboxes: [{id: a, addr: 127.0.0.1}]\n")},
-		"CA cert alone":      {"gateway", "--config", good, "--ca-cert", good},
+		"CA cert alone":      {"gateway", "--config", good, "--ca-dir", certOnly},
+		"CA not a CA":        {"gateway", "--config", good, "--ca-dir", notCA},
 		"bad upstream roots": {"gateway", "--config", good, "--upstream-ca", good, "--roots-file", ""},
 		"argument":           {"gateway", "--config", good, "extra"},
 		"both advertised":    {"gateway", "--config", good, "--listen", "127.0.0.1:0", "--admin-listen", "", "--advertise", "10.0.0.1", "--advertise-service", "gw", "--kubeconfig", "/nonexistent"},
