@@ -38,12 +38,12 @@ type Client struct {
 	namespace string
 	get       Get
 
-	mu       sync.Mutex
-	found    *found
-	foundAt  time.Time
-	pods     []string
-	podsAt   time.Time
-	now func() time.Time
+	mu      sync.Mutex
+	found   *found
+	foundAt time.Time
+	pods    []string
+	podsAt  time.Time
+	now     func() time.Time
 }
 
 // found is where the gateway said it is; nil fields when the namespace has none.

@@ -74,8 +74,8 @@ type Execution struct {
 	// EgressAllow narrows the namespace's egress allow-list for this sandbox (empty: the
 	// namespace's list); the egress gateway reads it from the Pod's annotation.
 	EgressAllow []string
-	Log     *slog.Logger
-	Marks   Marks
+	Log         *slog.Logger
+	Marks       Marks
 	// Kind, Pod and Node: which sandbox serves it, as soon as the source knows.
 	Kind, Pod, Node string
 	// LeftBehind: what the source could not delete when acquiring failed.
