@@ -116,11 +116,11 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	warm := r.warm
 	r.mu.Unlock()
 	var a *sandbox.Attachment
-	if warm != nil {
+	// A narrowed session's Pod is created with its narrowing (see WarmSource.Acquire).
+	if warm != nil && len(so.AllowDomains) == 0 {
 		var marks sandbox.Marks
 		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
-			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language),
-			EgressAllow: so.AllowDomains}, &marks)
+			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language)}, &marks)
 		switch {
 		case err == nil:
 			s.kind, a = SandboxWarm, claimed

@@ -66,11 +66,10 @@ const (
 	// AnnotationAllow narrows the namespace's allow-list for one sandbox Pod: entries "host" or
 	// "host:port" separated by spaces or commas, hosts exact or "*.domain". Absent: the Pod gets
 	// the namespace's list; AllowNone or empty: nothing; unparsable: nothing. A narrowing can
-	// never widen: the gateway allows what both lists allow.
+	// never widen: the gateway allows what both lists allow. It is set when the Pod is created:
+	// a Pod whose narrowing changed later would, until the gateway saw the change, get the old one.
 	AnnotationAllow = "gkexec.dev/egress-allow"
-	// AllowNone is the AnnotationAllow value that allows nothing. Idle warm-pool Pods carry it,
-	// so that a claimed Pod whose narrowing the gateway has not seen yet gets nothing rather than
-	// the whole list; the claim replaces it.
+	// AllowNone is the AnnotationAllow value that allows nothing.
 	AllowNone = "none"
 	// AnnotationTokenSHA256 is the hex SHA-256 of the proxy token a sandbox sends, where source
 	// addresses do not identify Pods.

@@ -13,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-
-	"github.com/gkexec/gkexec/internal/egress"
 )
 
 // WarmPool is the warm pool: a Deployment of idle sandbox Pods whose entrypoint waits for a
@@ -33,13 +31,6 @@ func WarmPool(s *Shape, replicas int32) *appsv1.Deployment {
 		podLabels = map[string]string{}
 	}
 	maps.Copy(podLabels, labels)
-	// An idle Pod allows no egress: a claim sets its narrowing, or removes this for the namespace's
-	// list, and until the gateway sees the change the claimed Pod gets nothing rather than too much.
-	podAnnotations := maps.Clone(s.Annotations)
-	if podAnnotations == nil {
-		podAnnotations = map[string]string{}
-	}
-	podAnnotations[egress.AnnotationAllow] = egress.AllowNone
 	return &appsv1.Deployment{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -57,7 +48,7 @@ func WarmPool(s *Shape, replicas int32) *appsv1.Deployment {
 				}},
 			RevisionHistoryLimit: ptr.To[int32](2),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: podAnnotations},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: maps.Clone(s.Annotations)},
 				Spec:       Pod(s, nil),
 			},
 		},

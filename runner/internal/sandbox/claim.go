@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/gkexec/gkexec/internal/egress"
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
@@ -75,16 +74,15 @@ func NewWarm(e *Env) *WarmSource {
 
 // Acquire hands out a held sandbox, else claims one now; ErrNotServed when the pool has none.
 func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error) {
-	// A held sandbox was claimed with the namespace's allow-list: one that must narrow it is
-	// claimed now, with its narrowing in the claim.
-	if len(x.EgressAllow) == 0 {
-		if sb := w.takeReady(ctx); sb != nil {
-			x.Marks.Claimed, x.Marks.Attached = sb.claimed, sb.attached
-			x.NoteSandbox(Warm, sb.Pod)
-			return sb, nil
-		}
+	if len(x.EgressAllow) > 0 {
+		return nil, errNarrowed
 	}
-	a, err := w.ClaimAndAttach(ctx, Claim{EgressAllow: x.EgressAllow}, &x.Marks)
+	if sb := w.takeReady(ctx); sb != nil {
+		x.Marks.Claimed, x.Marks.Attached = sb.claimed, sb.attached
+		x.NoteSandbox(Warm, sb.Pod)
+		return sb, nil
+	}
+	a, err := w.ClaimAndAttach(ctx, Claim{}, &x.Marks)
 	if err != nil {
 		return nil, err
 	}
@@ -100,9 +98,12 @@ type Claim struct {
 	Labels      map[string]string
 	Annotations map[string]string
 	Keepalive   time.Duration
-	// EgressAllow narrows the namespace's egress allow-list; empty: the namespace's list.
-	EgressAllow []string
 }
+
+// errNarrowed: a sandbox that narrows the namespace's egress allow-list runs cold, its Pod
+// created with its narrowing. A pool Pod narrowed when claimed would, for as long as the egress
+// gateway had not yet seen the change, let its code reach all that the namespace allows.
+var errNarrowed = fmt.Errorf("%w: the sandbox narrows its egress (AllowDomains): it runs in a Pod created with its narrowing", ErrNotServed)
 
 // ClaimAndAttach claims an idle Pod, attaches to it and checks the stream with a ping; it marks
 // when it claimed and attached in marks.
@@ -179,20 +180,13 @@ func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error)
 		age := time.Since(pod.Status.StartTime.Time)
 		deadline := int64(math.Ceil((age + spec.Hold + w.e.StartTimeout + w.e.Timeout + w.e.KillGrace).Seconds())) + podspec.DeadlineSlack
 		labels := map[string]string{podspec.LabelPoolState: podspec.PoolStateClaimed}
-		annotations := map[string]any{
+		annotations := map[string]string{
 			podspec.AnnotationClaimedAt:   time.Now().UTC().Format(time.RFC3339),
 			podspec.AnnotationClaimedBy:   w.e.Holder,
 			podspec.AnnotationSafeToEvict: "false",
-			// The idle Pod's "none" goes: the narrowing, or (null) the namespace's list.
-			egress.AnnotationAllow: nil,
-		}
-		if v, ok := podspec.EgressAllow(spec.EgressAllow); ok {
-			annotations[egress.AnnotationAllow] = v
 		}
 		maps.Copy(labels, spec.Labels)
-		for k, v := range spec.Annotations {
-			annotations[k] = v
-		}
+		maps.Copy(annotations, spec.Annotations)
 		patch, _ := json.Marshal(map[string]any{
 			"metadata": map[string]any{
 				"resourceVersion": pod.ResourceVersion,
