@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -35,6 +36,14 @@ type Directory interface {
 	ByTokenHash(hash string) (Sandbox, bool)
 	// ByID finds a sandbox by its ID.
 	ByID(id string) (Sandbox, bool)
+}
+
+// AddrWaiter is a Directory that can wait for an address to become known: a Pod watch learns a
+// new Pod's IP a moment after the Pod has it, and its code may ask first.
+type AddrWaiter interface {
+	// WaitAddr returns the sandbox at addr as soon as the Directory knows it, or false when ctx
+	// ends first.
+	WaitAddr(ctx context.Context, addr netip.Addr) (Sandbox, bool)
 }
 
 // TokenHash is the hex SHA-256 of a sandbox's proxy token: what the Directory holds (and a Pod

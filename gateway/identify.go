@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"net/netip"
@@ -9,12 +10,18 @@ import (
 
 // identify finds the sandbox that sent r: by its Proxy-Authorization token when it sends one
 // (and then the source address, if it is a known sandbox's, must be the same sandbox's: a
-// token copied into another sandbox is refused), else by its source address.
+// token copied into another sandbox is refused), else by its source address, waiting up to
+// IdentifyWait for a Directory that can (AddrWaiter) to learn an address it does not know yet.
 func (g *Gateway) identify(r *http.Request) (Sandbox, *denial) {
 	src, _ := netip.ParseAddrPort(r.RemoteAddr)
 	addr := src.Addr().Unmap()
 	byAddr, addrKnown := g.dir.ByAddr(addr)
 	header := r.Header.Get("Proxy-Authorization")
+	if w, ok := g.dir.(AddrWaiter); ok && !addrKnown && header == "" && !g.opts.RequireToken {
+		ctx, cancel := context.WithTimeout(r.Context(), g.opts.IdentifyWait)
+		byAddr, addrKnown = w.WaitAddr(ctx, addr)
+		cancel()
+	}
 	token, ok := proxyToken(header)
 	if header != "" && !ok {
 		return Sandbox{}, deny(ReasonBadToken, "Proxy-Authorization must be Basic (a proxy URL's user:token) or Bearer")

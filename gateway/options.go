@@ -27,6 +27,9 @@ const (
 	DefaultIdleTimeout = 90 * time.Second
 	// DefaultTunnelIdleTimeout closes a CONNECT tunnel through which nothing passed for this long.
 	DefaultTunnelIdleTimeout = 5 * time.Minute
+	// DefaultIdentifyWait is how long a request from an address no sandbox has yet waits for the
+	// Directory to learn it: a new Pod's code may ask before the Pod watch has seen its IP.
+	DefaultIdentifyWait = 5 * time.Second
 	// DefaultClientHelloTimeout bounds the wait for a tunnel's ClientHello after the 200.
 	DefaultClientHelloTimeout = 10 * time.Second
 	// DefaultDialTimeout bounds connecting to a destination (each of its addresses in turn).
@@ -82,6 +85,7 @@ type Options struct {
 	IdleTimeout           time.Duration
 	TunnelIdleTimeout     time.Duration
 	ClientHelloTimeout    time.Duration
+	IdentifyWait          time.Duration
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
 	ShutdownTimeout       time.Duration
@@ -122,6 +126,7 @@ func (o *Options) setDefaults() {
 	setDur(&o.IdleTimeout, DefaultIdleTimeout)
 	setDur(&o.TunnelIdleTimeout, DefaultTunnelIdleTimeout)
 	setDur(&o.ClientHelloTimeout, DefaultClientHelloTimeout)
+	setDur(&o.IdentifyWait, DefaultIdentifyWait)
 	setDur(&o.DialTimeout, DefaultDialTimeout)
 	setDur(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 	setDur(&o.ShutdownTimeout, DefaultShutdownTimeout)
@@ -165,7 +170,7 @@ func (o *Options) validate() error {
 		value time.Duration
 	}{
 		{"ReadHeaderTimeout", o.ReadHeaderTimeout}, {"IdleTimeout", o.IdleTimeout}, {"TunnelIdleTimeout", o.TunnelIdleTimeout},
-		{"ClientHelloTimeout", o.ClientHelloTimeout}, {"DialTimeout", o.DialTimeout},
+		{"ClientHelloTimeout", o.ClientHelloTimeout}, {"IdentifyWait", o.IdentifyWait}, {"DialTimeout", o.DialTimeout},
 		{"ResponseHeaderTimeout", o.ResponseHeaderTimeout}, {"ShutdownTimeout", o.ShutdownTimeout},
 	} {
 		if d.value < 0 {

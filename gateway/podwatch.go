@@ -53,6 +53,7 @@ type PodDirectory struct {
 	log       *slog.Logger
 
 	mu      sync.RWMutex
+	changed chan struct{} // closed, and replaced, whenever the directory changes
 	byID    map[string]podEntry
 	byAddr  map[netip.Addr]string // -> ID
 	byToken map[string]string     // -> ID
@@ -72,7 +73,7 @@ func NewPodDirectory(client kubernetes.Interface, namespace, selector string, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &PodDirectory{client: client, namespace: namespace, selector: selector, log: log,
+	return &PodDirectory{client: client, namespace: namespace, selector: selector, log: log, changed: make(chan struct{}),
 		byID: map[string]podEntry{}, byAddr: map[netip.Addr]string{}, byToken: map[string]string{}}
 }
 
@@ -114,6 +115,7 @@ func (d *PodDirectory) onPod(obj any, deleted bool) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer func() { close(d.changed); d.changed = make(chan struct{}) }()
 	d.removeLocked(pod.Name)
 	if deleted || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return
@@ -194,6 +196,24 @@ func (d *PodDirectory) ByAddr(a netip.Addr) (Sandbox, bool) {
 		return Sandbox{}, false
 	}
 	return d.byID[id].sandbox, true
+}
+
+// WaitAddr implements AddrWaiter.
+func (d *PodDirectory) WaitAddr(ctx context.Context, a netip.Addr) (Sandbox, bool) {
+	for {
+		d.mu.RLock()
+		id, ok := d.byAddr[a.Unmap()]
+		sb, changed := d.byID[id].sandbox, d.changed
+		d.mu.RUnlock()
+		if ok {
+			return sb, true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return Sandbox{}, false
+		}
+	}
 }
 
 // ByTokenHash implements Directory.

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
@@ -90,5 +92,49 @@ func eventually(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A new Pod's code may ask before the watch has seen the Pod's IP: the request waits for it
+// (IdentifyWait), and is refused only when no sandbox turns up there in time.
+func TestARequestWaitsForItsNewPodToBeSeen(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset()
+	d := NewPodDirectory(client, "sbx", "", nil)
+	must(t, d.Start(ctx))
+	gw, err := New(Options{Directory: d, Allow: []Rule{{Host: "pypi.org"}}, IdentifyWait: 3 * time.Second,
+		Resolver: HostsResolver{}})
+	must(t, err)
+	ask := func(from string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "http://elsewhere.test/", nil)
+		req.RemoteAddr = from + ":40000"
+		rec := httptest.NewRecorder()
+		gw.ServeHTTP(rec, req)
+		return rec
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, _ = client.CoreV1().Pods("sbx").Create(ctx, sandboxPod("late", "10.0.0.7", nil), metav1.CreateOptions{})
+	}()
+	start := time.Now()
+	// Identified (the refusal is the allow-list's, not the identity's), once the Pod was seen.
+	if rec := ask("10.0.0.7"); rec.Header().Get(HeaderDenied) != string(ReasonNotAllowed) {
+		t.Errorf("a request from a Pod the watch sees late: %d %s, want it identified", rec.Code, rec.Header().Get(HeaderDenied))
+	}
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Errorf("answered after %s, before the Pod existed", waited)
+	}
+
+	gw2, err := New(Options{Directory: d, Allow: []Rule{{Host: "pypi.org"}}, IdentifyWait: 200 * time.Millisecond})
+	must(t, err)
+	req := httptest.NewRequest(http.MethodGet, "http://pypi.org/", nil)
+	req.RemoteAddr = "10.0.0.99:40000"
+	rec := httptest.NewRecorder()
+	start = time.Now()
+	gw2.ServeHTTP(rec, req)
+	if rec.Header().Get(HeaderDenied) != string(ReasonUnknownSandbox) || time.Since(start) > 2*time.Second {
+		t.Errorf("no Pod at the address: %s after %s, want unknown-sandbox after the wait", rec.Header().Get(HeaderDenied), time.Since(start))
 	}
 }
