@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gruntwork-io/terratest/modules/k8s"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
@@ -410,6 +412,9 @@ func testEgress(t *testing.T, root, kubeconfig, bin string, admin kubernetes.Int
 		}
 	})
 
+	// Not a timed test: figures for docs/performance.md, logged.
+	tg.step(t, "latency", func(t *testing.T) { st.measureLatency(t, r) })
+
 	tg.step(t, "cli", func(t *testing.T) {
 		code := `import urllib.request; print(urllib.request.urlopen("` + https(hostAllowed, "/") + `", timeout=30).status)`
 		out := tg.gkexec(t, 3*time.Minute, nil, "run", "--json", "--no-warm-pool", "--allow-domain", at(hostAllowed, internetHTTPS), "-c", code)
@@ -462,4 +467,71 @@ func (st *egressStack) adminGet(t *testing.T, cfg *rest.Config, path string) str
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// latencyCode times keep-alive requests from inside a sandbox, straight to the internet's server
+// and through the gateway, HTTP and HTTPS, and prints the medians and 99th percentiles.
+const latencyCode = `import http.client, json, os, ssl, time
+N = 300
+def timed(conn, path):
+    out = []
+    for _ in range(N + 10):
+        t = time.perf_counter()
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+        out.append(time.perf_counter() - t)
+    out = sorted(out[10:])
+    return {"p50_ms": out[N // 2] * 1000, "p99_ms": out[int(N * 0.99)] * 1000}
+ip, gw, host = INTERNET, GATEWAY, "allowed.example.test"
+ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+direct_tls = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+direct_tls.check_hostname = False  # the address, not the name: the chain is still verified
+res = {}
+res["http_direct"] = timed(http.client.HTTPConnection(ip, 8080, timeout=30), "/bench")
+res["http_gateway"] = timed(http.client.HTTPConnection(gw, 3128, timeout=30), "http://%s:8080/bench" % host)
+res["https_direct"] = timed(http.client.HTTPSConnection(ip, 8443, timeout=30, context=direct_tls), "/bench")
+c = http.client.HTTPSConnection(gw, 3128, timeout=30, context=ctx)
+c.set_tunnel(host, 8443)
+res["https_gateway"] = timed(c, "/bench")
+print(json.dumps(res))
+`
+
+// measureLatency lets the sandboxes reach the internet's server directly for a moment (a second
+// NetworkPolicy, removed after), and logs what the gateway adds to a request from a sandbox.
+func (st *egressStack) measureLatency(t *testing.T, r *runner.Runner) {
+	ctx := context.Background()
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-direct-to-internet"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{runner.LabelManagedBy: runner.ManagedByValue}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{
+				IPBlock: &networkingv1.IPBlock{CIDR: st.internetIP + "/32"}}}}},
+		},
+	}
+	if _, err := st.tg.admin.NetworkingV1().NetworkPolicies(st.sandboxNS).Create(ctx, np, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = st.tg.admin.NetworkingV1().NetworkPolicies(st.sandboxNS).Delete(ctx, np.Name, metav1.DeleteOptions{})
+	}()
+	code := strings.NewReplacer("INTERNET", pyString(st.internetIP), "GATEWAY", pyString(st.gatewayIP)).Replace(latencyCode)
+	res, err := r.Execute(ctx, runner.Request{Code: code, ExecutionID: executionID("eg-latency"), Timeout: 110 * time.Second})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("latency: %v exit %d\n%s%s", err, res.ExitCode, res.Stdout, res.Stderr)
+	}
+	var got map[string]struct {
+		P50 float64 `json:"p50_ms"`
+		P99 float64 `json:"p99_ms"`
+	}
+	if err := json.Unmarshal(res.Stdout, &got); err != nil {
+		t.Fatalf("latency printed %q: %v", res.Stdout, err)
+	}
+	for _, proto := range []string{"http", "https"} {
+		d, g := got[proto+"_direct"], got[proto+"_gateway"]
+		t.Logf("egress latency from a sandbox, %s keep-alive: direct p50 %.2f ms p99 %.2f ms; through the gateway p50 %.2f ms p99 %.2f ms; added p50 %.2f ms",
+			proto, d.P50, d.P99, g.P50, g.P99, g.P50-d.P50)
+	}
 }
