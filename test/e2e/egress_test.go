@@ -263,7 +263,8 @@ func testEgress(t *testing.T, root, kubeconfig, bin string, admin kubernetes.Int
 			"gateway_direct":   {"kind": "tcp", "addr": at(st.gatewayIP, egress.ProxyPort)},
 			"admin_direct":     {"kind": "tcp", "addr": at(st.gatewayIP, egress.AdminPort), "attempts": 2},
 			"other_pod_direct": {"kind": "tcp", "addr": at(st.internetIP, internetHTTP), "attempts": 2},
-			"scan":             {"kind": "scan", "needles": []any{needle("secret", st.secret), needle("control", control)}},
+			// Last (the probes run in name order): after the secret was used.
+			"zz_scan":          {"kind": "scan", "needles": []any{needle("secret", st.secret), needle("control", control)}},
 		})
 		req.Files = map[string][]byte{"control.txt": []byte(control)}
 		got, res := runProbes(t, r.Execute, req)
@@ -306,7 +307,7 @@ func testEgress(t *testing.T, root, kubeconfig, bin string, admin kubernetes.Int
 			t.Logf("no NetworkPolicy enforcer on this cluster: direct connections not judged (admin %v, other pod %v)",
 				got["admin_direct"].Outcomes, got["other_pod_direct"].Outcomes)
 		}
-		scan := got["scan"]
+		scan := got["zz_scan"]
 		if where := scan.Found["secret"]; len(where) > 0 {
 			t.Errorf("the secret's value is in the sandbox: %v", where)
 		}
@@ -394,7 +395,7 @@ func testEgress(t *testing.T, root, kubeconfig, bin string, admin kubernetes.Int
 	})
 
 	tg.step(t, "session", func(t *testing.T) {
-		s := openSession(t, r, runner.SessionOptions{ID: executionID("eg-session"), AllowDomains: []string{hostAPI}})
+		s := openSession(t, r, runner.SessionOptions{ID: executionID("eg-session"), AllowDomains: []string{at(hostAPI, internetHTTPS)}})
 		first, res1 := runProbes(t, s.Execute, probeRequest(t, "eg-s1", map[string]probe{"secret": {"kind": "get", "url": https(hostAPI, "/"), "headers": bearer}}))
 		if s := first["secret"].seen(t, "secret"); s.AuthSHA256 != sha256Hex(st.secret) {
 			t.Errorf("session: the server got %+v", s)
