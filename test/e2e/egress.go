@@ -251,7 +251,7 @@ func gatewayPatches(st *egressStack, image, relayDir string) []patch {
 			map[string]any{"host": hostUnbound, "ports": []int{internetHTTPS}, "allow_private": true},
 		},
 		"secrets": []any{map[string]any{"name": secretName, "hosts": []string{hostAPI}}},
-		"hosts": map[string][]string{hostAllowed: {ip}, hostWildcard: {ip}, hostWildApex: {ip}, hostAPI: {ip}, hostUnbound: {ip}, hostDenied: {ip}},
+		"hosts":   map[string][]string{hostAllowed: {ip}, hostWildcard: {ip}, hostWildApex: {ip}, hostAPI: {ip}, hostUnbound: {ip}, hostDenied: {ip}},
 	})
 	c := "/spec/template/spec/containers/0"
 	relay := corev1.Container{

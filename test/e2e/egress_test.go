@@ -264,7 +264,7 @@ func testEgress(t *testing.T, root, kubeconfig, bin string, admin kubernetes.Int
 			"admin_direct":     {"kind": "tcp", "addr": at(st.gatewayIP, egress.AdminPort), "attempts": 2},
 			"other_pod_direct": {"kind": "tcp", "addr": at(st.internetIP, internetHTTP), "attempts": 2},
 			// Last (the probes run in name order): after the secret was used.
-			"zz_scan":          {"kind": "scan", "needles": []any{needle("secret", st.secret), needle("control", control)}},
+			"zz_scan": {"kind": "scan", "needles": []any{needle("secret", st.secret), needle("control", control)}},
 		})
 		req.Files = map[string][]byte{"control.txt": []byte(control)}
 		got, res := runProbes(t, r.Execute, req)
