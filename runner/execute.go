@@ -112,7 +112,9 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		}
 		err = r.exchange(ctx, x, sb)
 	}
-	r.readEgress(ctx, x, nil)
+	// Read while the sandbox is deleted: a port-forward costs about what a delete does.
+	egressRead := make(chan struct{})
+	go func() { defer close(egressRead); r.readEgress(ctx, x, nil) }()
 	switch {
 	case r.opts.KeepObjects:
 	case sb.Kind() == sandbox.Warm && err == nil && x.codeEnded():
@@ -128,6 +130,7 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		x.LeftBehind = append(x.LeftBehind, left...)
 		r.countLeft(left)
 	}
+	<-egressRead
 	return r.finish(ctx, x, err)
 }
 
