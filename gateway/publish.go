@@ -68,11 +68,13 @@ func Publish(ctx context.Context, client kubernetes.Interface, p Publication) er
 		caData[egress.CAFile] = string(cert)
 		caData[egress.CABundleFile] = string(bundle(cert, p.Roots))
 	}
-	for name, patch := range map[string]map[string]any{
-		egress.ConfigMapProxy: proxyPatch,
-		egress.ConfigMapCA:    {"data": caData},
-	} {
-		body, _ := json.Marshal(patch)
+	for _, cm := range []struct {
+		name  string
+		patch map[string]any
+	}{{egress.ConfigMapCA, map[string]any{"data": caData}}, {egress.ConfigMapProxy, proxyPatch}} {
+		// The CA first: a sandbox never gets the variables that name its files before they exist.
+		name := cm.name
+		body, _ := json.Marshal(cm.patch)
 		_, err := client.CoreV1().ConfigMaps(p.Namespace).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: "gkexec-gateway"})
 		switch {
 		case apierrors.IsNotFound(err):

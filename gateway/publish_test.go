@@ -80,7 +80,7 @@ func TestPublishWritesWhatSandboxesAndTheRunnerRead(t *testing.T) {
 func TestPublishNamesWhatIsMissing(t *testing.T) {
 	t.Parallel()
 	err := Publish(context.Background(), fake.NewClientset(), Publication{Namespace: "sbx", Proxy: "10.0.0.1:3128"})
-	if err == nil || !strings.Contains(err.Error(), egress.ConfigMapProxy) || !strings.Contains(err.Error(), "component") {
+	if err == nil || !strings.Contains(err.Error(), egress.ConfigMapCA) || !strings.Contains(err.Error(), "component") {
 		t.Errorf("no ConfigMaps: %v; want an error naming the ConfigMap and the component that creates it", err)
 	}
 	cms := emptyConfigMaps("sbx")
