@@ -34,6 +34,8 @@ type execution struct {
 	// session is the session the execution ran in, if any; sessionOver why it ended with this
 	// execution.
 	session, sessionOver string
+	// egress is what the egress gateway did for the sandbox, if the namespace has one.
+	egress *Egress
 }
 
 func (x *execution) mark(at *time.Time) { *at = time.Now() }
@@ -110,6 +112,9 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		}
 		err = r.exchange(ctx, x, sb)
 	}
+	// Read while the sandbox is deleted: a port-forward costs about what a delete does.
+	egressRead := make(chan struct{})
+	go func() { defer close(egressRead); r.readEgress(ctx, x, nil) }()
 	switch {
 	case r.opts.KeepObjects:
 	case sb.Kind() == sandbox.Warm && err == nil && x.codeEnded():
@@ -125,6 +130,7 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		x.LeftBehind = append(x.LeftBehind, left...)
 		r.countLeft(left)
 	}
+	<-egressRead
 	return r.finish(ctx, x, err)
 }
 
@@ -142,6 +148,7 @@ func (r *Runner) prepare(req Request, logAttrs ...any) (*execution, error) {
 	}
 	x.timeout = x.req.timeout(&r.opts)
 	x.Log = r.log.With(append(logAttrs, "execution", x.req.ExecutionID, "namespace", r.opts.Namespace)...)
+	x.EgressAllow = x.req.AllowDomains
 	x.Request = wire.Request{ExecutionID: x.req.ExecutionID, Code: x.req.Code, Files: x.req.Files, Language: x.req.Language, Timeout: x.timeout,
 		MaxOutput: r.opts.MaxOutputBytes, MaxFile: r.opts.MaxFileBytes, MaxProcesses: r.opts.MaxProcesses}
 	return x, nil
@@ -173,7 +180,7 @@ func (r *Runner) acquire(ctx context.Context, x *execution) (sandbox.Sandbox, er
 func (r *Runner) finish(ctx context.Context, x *execution, err error) (Result, error) {
 	res := Result{
 		ExecutionID: x.req.ExecutionID, Session: x.session, Sandbox: x.Kind, PodName: x.Pod, NodeName: x.Node,
-		Timings: x.timings(), LeftBehind: x.LeftBehind, Files: []File{},
+		Timings: x.timings(), LeftBehind: x.LeftBehind, Files: []File{}, Egress: x.egress,
 	}
 	if x.dec != nil {
 		res.takeOutput(x.dec.Output())

@@ -47,3 +47,22 @@ func WarmPoolRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{""}, Resources: []string{"pods/attach"}, Verbs: []string{"create", "get"}},
 	}
 }
+
+// EgressGatewayRules are the rules the runner needs in the egress gateway's namespace, when the
+// sandbox namespace has one, to read what the gateway allowed and refused for each execution
+// (Result.Egress):
+//
+//   - pods list: find the gateway's Pods (their names change with every rollout).
+//   - pods/portforward create, get: read each one's admin API through the API server, which works
+//     wherever the runner runs; the admin port is never reachable from sandboxes. Over WebSocket
+//     (a GET upgraded) a port-forward is authorized as get and, since Kubernetes 1.31, create;
+//     over SPDY (a POST) as create.
+//
+// The gateway's namespace holds only the gateway: these reach nothing else. Without them the
+// executions run as before, and Result.Egress says why it has no counts.
+func EgressGatewayRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"create", "get"}},
+	}
+}

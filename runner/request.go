@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/gkexec/gkexec/gateway"
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
@@ -46,6 +47,13 @@ type Request struct {
 	// the Result's bytes. Once the result is in, what is queued is delivered before Execute
 	// returns, but not past the deadline. The Result is the same with or without it.
 	Output func(s Stream, p []byte)
+	// AllowDomains narrows the namespace's egress allow-list for this execution's sandbox: the
+	// egress gateway lets the code reach only destinations both lists allow, so it can never
+	// widen it. Entries are "host" or "host:port" (ports 80 and 443 without one); a host is a name
+	// or "*.domain" (every name below domain). Empty: the namespace's list. Without a gateway in
+	// the namespace it changes nothing: the sandbox has no egress at all. Not in a session (see
+	// SessionOptions.AllowDomains): it is refused there.
+	AllowDomains []string
 }
 
 // Stream is one of the code's two output streams.
@@ -95,6 +103,7 @@ func (req Request) validate(o *Options, newID func() string) (Request, error) {
 			problems = append(problems, fmt.Sprintf("ExecutionID %q: %s", req.ExecutionID, msg))
 		}
 	}
+	problems = append(problems, allowDomainsProblems("AllowDomains", req.AllowDomains)...)
 	for _, name := range slices.Sorted(maps.Keys(req.Files)) {
 		if why := checkFilePath(name); why != "" {
 			problems = append(problems, fmt.Sprintf("input file %q: %s", name, why))
@@ -104,6 +113,27 @@ func (req Request) validate(o *Options, newID func() string) (Request, error) {
 		return req, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.Join(problems, "; "))
 	}
 	return req, nil
+}
+
+// maxAllowDomains bounds a narrowing: it travels in a Pod annotation.
+const maxAllowDomains = 100
+
+// allowDomainsProblems checks a narrowing's entries with the gateway's own parser.
+func allowDomainsProblems(field string, domains []string) []string {
+	var problems []string
+	if len(domains) > maxAllowDomains {
+		problems = append(problems, fmt.Sprintf("%s: %d entries, more than %d", field, len(domains), maxAllowDomains))
+	}
+	for _, d := range domains {
+		if strings.ContainsAny(d, " ,\t\n") {
+			problems = append(problems, fmt.Sprintf("%s entry %q: one host or host:port per entry", field, d))
+			continue
+		}
+		if _, err := gateway.ParseRule(d); err != nil {
+			problems = append(problems, fmt.Sprintf("%s entry %q: %v", field, d, err))
+		}
+	}
+	return problems
 }
 
 // Languages are the languages code may be in (Request.Language, SessionOptions.Language), sorted.

@@ -46,6 +46,9 @@ type Result struct {
 	CodeDuration time.Duration
 	// MaxRSSBytes is the peak resident memory of the code's processes, measured inside the sandbox.
 	MaxRSSBytes int64
+	// Egress is what the namespace's egress gateway allowed and refused for this execution; nil
+	// when the namespace has none.
+	Egress *Egress
 }
 
 // File is one output file.
@@ -119,6 +122,7 @@ type resultJSON struct {
 	CodeSeconds     float64            `json:"code_seconds"`
 	MaxRSSBytes     int64              `json:"max_rss_bytes,omitempty"`
 	PhaseSeconds    map[string]float64 `json:"phase_seconds"`
+	Egress          *Egress            `json:"egress,omitempty"`
 }
 
 type fileJSON struct {
@@ -164,6 +168,7 @@ func (r Result) jsonForm() resultJSON {
 		Timings: timingsJSON{at(r.Timings.Requested), at(r.Timings.Admitted), at(r.Timings.Created), at(r.Timings.Claimed), at(r.Timings.Scheduled),
 			at(r.Timings.Attached), at(r.Timings.Started), at(r.Timings.Finished), at(r.Timings.LogsRead), at(r.Timings.CleanedUp)},
 		CodeSeconds: r.CodeDuration.Seconds(), MaxRSSBytes: r.MaxRSSBytes, PhaseSeconds: map[string]float64{},
+		Egress: r.Egress,
 	}
 	for name, d := range r.Timings.Phases() {
 		out.PhaseSeconds[name] = d.Seconds()
@@ -204,6 +209,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		Timings: Timings{from(in.Timings.Requested), from(in.Timings.Admitted), from(in.Timings.Created), from(in.Timings.Claimed), from(in.Timings.Scheduled),
 			from(in.Timings.Attached), from(in.Timings.Started), from(in.Timings.Finished), from(in.Timings.LogsRead), from(in.Timings.CleanedUp)},
 		CodeDuration: time.Duration(in.CodeSeconds * float64(time.Second)), MaxRSSBytes: in.MaxRSSBytes,
+		Egress: in.Egress,
 	}
 	for _, f := range in.Files {
 		r.Files = append(r.Files, File{Path: f.Path, Data: f.Content, Size: f.Size, Truncated: f.Truncated})

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/gkexec/gkexec/runner/internal/gatewayclient"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 	"github.com/gkexec/gkexec/runner/internal/track"
 )
@@ -61,6 +62,8 @@ type Runner struct {
 	holder string
 	// sessions are those this process holds.
 	sessions *sessionRegistry
+	// gateway reads the namespace's egress gateway's counts; nil without a REST config.
+	gateway *gatewayclient.Client
 }
 
 // hubStart is the one start of the shared watches that concurrent callers wait for.
@@ -92,6 +95,7 @@ func New(opts Options) (*Runner, error) {
 	// Warm sandboxes and sessions (warm or cold) are reached over pods/attach.
 	if cfg, err := restConfigForAttach(opts); err == nil {
 		r.env.Attach = sandbox.NewAttacher(cfg, opts.Namespace)
+		r.gateway = gatewayclient.New(client, opts.Namespace, gatewayclient.NewPortForwardGet(cfg))
 	} else {
 		r.log.Debug("no warm pool and no sessions: cannot attach without a REST config", "error", err)
 	}

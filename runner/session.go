@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/gkexec/gkexec/gateway"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 	"github.com/gkexec/gkexec/runner/internal/session"
@@ -45,6 +46,9 @@ type SessionOptions struct {
 	// the next, a JavaScript one its global bindings (top-level const, let, class and function
 	// declarations included).
 	Language string
+	// AllowDomains narrows the namespace's egress allow-list for the session's sandbox, as
+	// Request.AllowDomains does for one execution; the executions in the session cannot change it.
+	AllowDomains []string
 }
 
 const (
@@ -69,6 +73,10 @@ type Session struct {
 	turn chan struct{}
 	// lease is this process's hold on the session's stdin.
 	lease *session.Lease
+
+	// egressSeen is what the egress gateway had counted for the sandbox when this process's
+	// previous execution ended; written by one execution at a time (turn).
+	egressSeen *gateway.Stats
 
 	mu   sync.Mutex
 	pod  *corev1.Pod // as last written by this runner (claim, lease) or seen by the watch

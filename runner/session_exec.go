@@ -25,6 +25,9 @@ func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 	r := s.r
 	x, err := r.prepare(req, "session", s.id)
 	x.session, x.Kind = s.id, s.kind
+	if err == nil && len(req.AllowDomains) > 0 {
+		err = fmt.Errorf("%w: AllowDomains: a session's egress is narrowed when it opens (SessionOptions.AllowDomains), not per execution", ErrInvalidRequest)
+	}
 	if err != nil {
 		return r.finish(ctx, x, err)
 	}
@@ -52,6 +55,7 @@ func (s *Session) Execute(ctx context.Context, req Request) (Result, error) {
 		return r.finish(ctx, x, err)
 	}
 	err = r.exchange(ctx, x, &sessionSandbox{s: s, conn: conn})
+	s.egressSeen = r.readEgress(ctx, x, s.egressSeen)
 	switch {
 	case x.dec != nil && x.dec.End() != nil && x.dec.End().SessionOver != "":
 		x.sessionOver = x.dec.End().SessionOver

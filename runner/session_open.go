@@ -85,6 +85,9 @@ func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
 	if why := languageProblem(so.Language); why != "" {
 		errs = append(errs, errors.New(why))
 	}
+	for _, why := range allowDomainsProblems("AllowDomains", so.AllowDomains) {
+		errs = append(errs, errors.New(why))
+	}
 	if len(errs) > 0 {
 		return so, fmt.Errorf("%w: %w", ErrInvalidRequest, errors.Join(errs...))
 	}
@@ -113,7 +116,8 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	warm := r.warm
 	r.mu.Unlock()
 	var a *sandbox.Attachment
-	if warm != nil {
+	// A narrowed session's Pod is created with its narrowing (see WarmSource.Acquire).
+	if warm != nil && len(so.AllowDomains) == 0 {
 		var marks sandbox.Marks
 		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
 			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language)}, &marks)
@@ -130,6 +134,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	if a == nil {
 		s.kind = SandboxCold
 		job := podspec.SessionJob(&r.env.Shape, so.ID, so.Language, so.MaxLifetime, so.IdleTimeout, expires)
+		podspec.NarrowEgress(&job.Spec.Template, so.AllowDomains)
 		pod, made, err := r.env.StartSessionJob(ctx, job)
 		if made {
 			s.mu.Lock()

@@ -33,7 +33,7 @@ func poolPod(t *testing.T, o Options, name string, age time.Duration) *corev1.Po
 	created := metav1.NewTime(time.Now().Add(-age))
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, UID: types.UID("uid-" + name),
-			Labels: d.Spec.Template.Labels, CreationTimestamp: created},
+			Labels: d.Spec.Template.Labels, Annotations: d.Spec.Template.Annotations, CreationTimestamp: created},
 		Spec: d.Spec.Template.Spec,
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &created,
 			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},

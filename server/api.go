@@ -40,6 +40,10 @@ type ExecuteRequest struct {
 	// TimeoutSeconds bounds this execution's run time; at most the server's timeout_seconds
 	// (GET /v1/config), which is also the default.
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
+	// AllowDomains narrows the namespace's egress allow-list for this execution: "host" or
+	// "host:port", a name or "*.domain"; never widens it (runner Request.AllowDomains). Not in a
+	// session: narrow the session when opening it.
+	AllowDomains []string `json:"allow_domains,omitempty"`
 }
 
 // MediaTypeNDJSON selects a streamed execution: a POST /v1/executions whose Accept header names it
@@ -208,7 +212,7 @@ func decodeRequest(body io.Reader) (runner.Request, *APIError) {
 		}
 		return runner.Request{}, newAPIError(http.StatusBadRequest, CodeInvalidJSON, "the body must hold exactly one JSON object; found more after it")
 	}
-	req := runner.Request{Code: in.Code, Language: in.Language, ExecutionID: in.ExecutionID,
+	req := runner.Request{Code: in.Code, Language: in.Language, ExecutionID: in.ExecutionID, AllowDomains: in.AllowDomains,
 		Timeout: time.Duration(in.TimeoutSeconds * float64(time.Second))}
 	if in.TimeoutSeconds < 0 || math.IsNaN(in.TimeoutSeconds) {
 		return runner.Request{}, newAPIError(http.StatusBadRequest, CodeInvalidJSON, "timeout_seconds must be positive")

@@ -14,12 +14,14 @@ import (
 	"sync"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/gkexec/gkexec/internal/egress"
 	"github.com/gkexec/gkexec/runner"
 )
 
@@ -295,5 +297,32 @@ func TestTheLanguageTravelsThroughTheServer(t *testing.T) {
 	cfg, err := c.Config(context.Background())
 	if err != nil || !slices.Equal(cfg.Languages, []string{"bash", "javascript", "python"}) {
 		t.Errorf("config languages %v, %v", cfg.Languages, err)
+	}
+}
+
+// A request's egress narrowing travels from the client through the server to the sandbox's Pod;
+// a malformed one is a bad request that creates nothing.
+func TestTheEgressNarrowingTravelsThroughTheServer(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, scenario{steps: ok, log: new(framed).out("42\n").end(0, false)}, runner.Options{}, Options{})
+	var mu sync.Mutex
+	var narrowing []string
+	ts.fc.client.PrependReactor("create", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		narrowing = append(narrowing, a.(k8stesting.CreateAction).GetObject().(*batchv1.Job).Spec.Template.Annotations[egress.AnnotationAllow])
+		return false, nil, nil
+	})
+	c := NewClient(ts.url, "")
+	if _, err := c.Execute(context.Background(), runner.Request{Code: "print(42)", AllowDomains: []string{"pypi.org", "*.pythonhosted.org"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Execute(context.Background(), runner.Request{Code: "print(42)", AllowDomains: []string{"*"}}); !errors.Is(err, runner.ErrInvalidRequest) {
+		t.Errorf("allow_domains [*]: %v, want ErrInvalidRequest", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(narrowing, []string{"pypi.org *.pythonhosted.org"}) {
+		t.Errorf("the sandboxes' narrowing %q, want one Job narrowed to pypi.org *.pythonhosted.org", narrowing)
 	}
 }

@@ -33,6 +33,8 @@ type metrics struct {
 	sandboxes  map[string]uint64 // by source: warm or cold
 	duration   *histogram        // whole request
 	phases     map[string]*histogram
+	// egress counts the egress gateway's decisions on executions' requests, by [decision, reason].
+	egress map[[2]string]uint64
 }
 
 type histogram struct {
@@ -53,7 +55,7 @@ func (h *histogram) observe(v float64) {
 func newMetrics(maxConcurrent int) *metrics {
 	m := &metrics{maxConcurrent: maxConcurrent, executions: map[string]uint64{},
 		sandboxes: map[string]uint64{runner.SandboxWarm: 0, runner.SandboxCold: 0},
-		duration:  newHistogram(), phases: map[string]*histogram{}}
+		duration:  newHistogram(), phases: map[string]*histogram{}, egress: map[[2]string]uint64{}}
 	for _, o := range resultOutcomes {
 		m.executions[o] = 0
 	}
@@ -84,6 +86,14 @@ func (m *metrics) observe(res runner.Result) {
 			h.observe(d.Seconds())
 		}
 	}
+	if e := res.Egress; e != nil {
+		for _, d := range e.Allowed {
+			m.egress[[2]string{"allowed", ""}] += d.Count
+		}
+		for _, d := range e.Denied {
+			m.egress[[2]string{"denied", string(d.Reason)}] += d.Count
+		}
+	}
 }
 
 // write writes every metric in the Prometheus text format; cleanupFailures is the runner's count.
@@ -107,6 +117,15 @@ func (m *metrics) write(w io.Writer, cleanupFailures int64) error {
 		"Executions that got a sandbox, by where it came from: warm (a pre-started pool Pod) or cold (a Job made for it).")
 	for _, k := range slices.Sorted(maps.Keys(m.sandboxes)) {
 		fmt.Fprintf(bw, "gkexec_serve_sandboxes_total{sandbox=%q} %d\n", k, m.sandboxes[k])
+	}
+	family(bw, "gkexec_serve_egress_decisions_total", "counter",
+		"The egress gateway's decisions on the executions' requests (Result.egress), by decision and, for refusals, reason.")
+	for _, k := range slices.SortedFunc(maps.Keys(m.egress), func(a, b [2]string) int { return slices.Compare(a[:], b[:]) }) {
+		if k[1] == "" {
+			fmt.Fprintf(bw, "gkexec_serve_egress_decisions_total{decision=%q} %d\n", k[0], m.egress[k])
+		} else {
+			fmt.Fprintf(bw, "gkexec_serve_egress_decisions_total{decision=%q,reason=%q} %d\n", k[0], k[1], m.egress[k])
+		}
 	}
 	m.mu.Unlock()
 	family(bw, "gkexec_serve_cleanup_failures_total", "counter",

@@ -98,3 +98,28 @@ func TestHistogramBucketsAreCumulative(t *testing.T) {
 		}
 	}
 }
+
+// The gateway's decisions on each execution's requests (Result.Egress) add up in /metrics.
+func TestMetricsCountTheExecutionsEgress(t *testing.T) {
+	t.Parallel()
+	m := newMetrics(1)
+	m.observe(runner.Result{Egress: &runner.Egress{
+		Allowed: []runner.EgressDestination{{Host: "pypi.org", Port: 443, Count: 3}},
+		Denied:  []runner.EgressDestination{{Host: "evil.test", Port: 443, Reason: "not-allowed", Count: 2}, {Host: "10.0.0.1", Port: 80, Reason: "raw-ip", Count: 1}},
+	}})
+	m.observe(runner.Result{Egress: &runner.Egress{Allowed: []runner.EgressDestination{{Host: "pypi.org", Port: 443, Count: 1}}}})
+	m.observe(runner.Result{}) // a namespace without a gateway
+	var b strings.Builder
+	if err := m.write(&b, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`gkexec_serve_egress_decisions_total{decision="allowed"} 4`,
+		`gkexec_serve_egress_decisions_total{decision="denied",reason="not-allowed"} 2`,
+		`gkexec_serve_egress_decisions_total{decision="denied",reason="raw-ip"} 1`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("/metrics lacks %s:\n%s", want, b.String())
+		}
+	}
+}

@@ -28,6 +28,9 @@ type OpenSessionRequest struct {
 	MaxLifetimeSeconds float64 `json:"max_lifetime_seconds,omitempty"`
 	// Language is the session's interpreter's: "python" (the default), "bash" or "javascript".
 	Language string `json:"language,omitempty"`
+	// AllowDomains narrows the namespace's egress allow-list for the session's sandbox (see
+	// ExecuteRequest.AllowDomains).
+	AllowDomains []string `json:"allow_domains,omitempty"`
 }
 
 // SessionInfo is the 201 body of POST /v1/sessions.
@@ -195,5 +198,6 @@ func decodeOpenSession(body io.Reader) (runner.SessionOptions, *APIError) {
 	}
 	return runner.SessionOptions{ID: in.SessionID,
 		IdleTimeout: time.Duration(in.IdleTimeoutSeconds * float64(time.Second)),
-		MaxLifetime: time.Duration(in.MaxLifetimeSeconds * float64(time.Second)), Language: in.Language}, nil
+		MaxLifetime: time.Duration(in.MaxLifetimeSeconds * float64(time.Second)), Language: in.Language,
+		AllowDomains: in.AllowDomains}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -313,14 +314,14 @@ func TestSessionLifecycleThroughTheClient(t *testing.T) {
 	url := newSessionServer(t, fs, Options{Token: "tok"})
 	c := NewClient(url, "tok")
 	ctx := context.Background()
-	info, err := c.OpenSession(ctx, runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour, Language: "bash"})
+	info, err := c.OpenSession(ctx, runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour, Language: "bash", AllowDomains: []string{"pypi.org"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info != (SessionInfo{SessionID: "agent-1", Sandbox: runner.SandboxWarm, PodName: "pod-agent-1"}) {
 		t.Errorf("OpenSession = %+v", info)
 	}
-	if want := (runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour, Language: "bash"}); len(fs.opened) != 1 || fs.opened[0] != want {
+	if want := (runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour, Language: "bash", AllowDomains: []string{"pypi.org"}}); len(fs.opened) != 1 || !reflect.DeepEqual(fs.opened[0], want) {
 		t.Errorf("runner got %+v, want %+v", fs.opened, want)
 	}
 

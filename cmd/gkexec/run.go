@@ -46,6 +46,7 @@ Examples:
    echo 'import sys; sys.exit(3)' | gkexec run -
    gkexec run -l bash -c 'ls -la; uname -a'
    gkexec run report.js
+   gkexec run --allow-domain pypi.org --allow-domain '*.pythonhosted.org' -c 'import urllib.request as u; print(u.urlopen("https://pypi.org/simple/").status)'
    gkexec run --json -c 'open("output/r.txt","w").write("hi")'`,
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: flagCode, Aliases: []string{"c"}, Usage: "the code to run"},
@@ -54,6 +55,7 @@ Examples:
 			&cli.StringFlag{Name: flagOutputDir, Aliases: []string{"o"}, Usage: "save output files here (created if missing)", TakesFile: true},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print the whole result as one JSON document on stdout"},
 			&cli.StringFlag{Name: flagID, Usage: "execution ID (a DNS label, <= 40 chars; default random)"},
+			allowDomainFlag("the code"),
 		}, clusterFlags()...), sandboxFlags()...),
 		Action: runAction,
 	}
@@ -83,7 +85,7 @@ func runWith(c *cli.Context, newRunner func(*cli.Context, io.Writer) (*runner.Ru
 	}
 	defer r.Close()
 
-	req := runner.Request{Code: code, Language: lang, Files: files, ExecutionID: c.String(flagID)}
+	req := runner.Request{Code: code, Language: lang, Files: files, ExecutionID: c.String(flagID), AllowDomains: c.StringSlice(flagAllowDomain)}
 	var term *terminal
 	if !c.Bool(flagJSON) {
 		// The code's output goes out as the sandbox sends it, not at the end; --json keeps stdout

@@ -28,6 +28,7 @@ Examples:
 			&cli.StringFlag{Name: flagID, Usage: fmt.Sprintf("session ID (a DNS label, <= %d chars; default random)", runner.MaxSessionIDLength)},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print the session's ID, sandbox and pod as one JSON document"},
 			languageFlag("the session's interpreter (default python)"),
+			allowDomainFlag("the session's code"),
 		}, termsFlags()...), clusterFlags()...), sandboxFlags()...),
 		Action: d.open,
 	}
@@ -42,7 +43,8 @@ func (d sessionDeps) open(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	so := runner.SessionOptions{ID: c.String(flagID), IdleTimeout: c.Duration(flagIdleTimeout), MaxLifetime: c.Duration(flagMaxLifetime), Language: lang}
+	so := runner.SessionOptions{ID: c.String(flagID), IdleTimeout: c.Duration(flagIdleTimeout), MaxLifetime: c.Duration(flagMaxLifetime), Language: lang,
+		AllowDomains: c.StringSlice(flagAllowDomain)}
 	if so.ID != "" {
 		if err := checkSessionID(so.ID); err != nil {
 			return err

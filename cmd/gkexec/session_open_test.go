@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestSessionOpenPrintsTheIDAndLeavesItOpen(t *testing.T) {
 		t.Errorf("exit %d stdout %q stderr %q, want 0 and the ID on a line", code, stdout, stderr)
 	}
 	want := runner.SessionOptions{IdleTimeout: 30 * time.Minute, MaxLifetime: 4 * time.Hour}
-	if len(fs.opened) != 1 || fs.opened[0] != want {
+	if len(fs.opened) != 1 || !reflect.DeepEqual(fs.opened[0], want) {
 		t.Errorf("opened %+v, want %+v", fs.opened, want)
 	}
 	if _, closed, detached := fs.s.state(); closed != 0 || detached != 1 {

@@ -109,6 +109,9 @@ type Config struct {
 	// another is answered invalid_request. Only with Sessions; a stateless tool's model chooses
 	// each call's language.
 	SessionLanguage string
+	// AllowDomains narrows the namespace's egress allow-list for the code the tool runs (each
+	// call's sandbox, or the sessions it opens): runner.Request.AllowDomains.
+	AllowDomains []string
 	// Name of the tool. Default "execute_code".
 	Name string
 	// Description tells the model what the tool does. Default: a description of the sandbox that
@@ -267,6 +270,7 @@ func (t *execTool) run(ctx agent.ToolContext, in Input) (Output, error) {
 			"not run: language %q: this tool runs %s; give one of them, or none for python", in.Language, strings.Join(runner.Languages(), ", "))}, nil
 	}
 	req, problem := request(in.Code, onTheWire(in.Language), in.Files)
+	req.AllowDomains = t.cfg.AllowDomains
 	if problem != "" {
 		return Output{Status: StatusInvalidRequest, ExitCode: -1, Message: problem}, nil
 	}

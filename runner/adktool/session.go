@@ -218,7 +218,7 @@ func (t *execTool) open(ctx context.Context, id string) (Executor, error) {
 		return s, nil
 	}
 	s, err := t.cfg.Sessions.OpenSession(ctx, runner.SessionOptions{ID: id, IdleTimeout: t.cfg.SessionIdleTimeout, MaxLifetime: t.cfg.SessionMaxLifetime,
-		Language: onTheWire(t.cfg.SessionLanguage)})
+		Language: onTheWire(t.cfg.SessionLanguage), AllowDomains: t.cfg.AllowDomains})
 	if errors.Is(err, runner.ErrInvalidRequest) {
 		if s, rerr := t.cfg.Sessions.Session(ctx, id); rerr == nil {
 			return s, nil

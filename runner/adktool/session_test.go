@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -195,7 +196,7 @@ func TestStatefulCallsOfOneADKSessionShareOneSession(t *testing.T) {
 		}
 	}
 	want := runner.SessionOptions{ID: id, IdleTimeout: 30 * time.Minute, MaxLifetime: 2 * time.Hour}
-	if len(fs.opened) != 1 || fs.opened[0] != want {
+	if len(fs.opened) != 1 || !reflect.DeepEqual(fs.opened[0], want) {
 		t.Errorf("opened %+v, want one session %+v", fs.opened, want)
 	}
 	if got := stateSession(t, chat); got != id {

@@ -30,7 +30,7 @@ const (
 
 // TestLocalCluster stands the kit up once on the local gVisor cluster, in two ways (stage 1: the
 // Terraform example into one fresh namespace, manifests/ with kubectl apply -k into another),
-// runs stages 2-7 and 9-16 against them as the agent ServiceAccount, and tears both down (stage 8).
+// runs stages 2-7 and 9-17 against them as the agent ServiceAccount, and tears both down (stage 8).
 //
 // The work of standing up and tearing down happens in the terratest stages setup and teardown
 // (SKIP_setup, SKIP_teardown), not inside the subtests 1_stand_up and 8_tear_down, which only
@@ -218,6 +218,9 @@ func TestLocalCluster(t *testing.T) {
 			testWarmPoolTerraform(t, root, kubeconfig, bin, admin, adminConfig, adminKubectl)
 		})
 		runStage(t, "16_network_policy/manifests", mf, testNetworkPolicy)
+		t.Run("17_egress", func(t *testing.T) {
+			testEgress(t, root, kubeconfig, bin, admin, adminConfig, adminKubectl)
+		})
 	})
 }
 

@@ -9,7 +9,8 @@
 # cluster's containerd (its import_image, which skips a tarball it already imported), so that Pods run them
 # with imagePullPolicy: Never. Prints "REF TARBALL" per image on stdout; progress goes to stderr.
 #
-#   ghcr.io/gkexec/gkexec:dev        /gkexec            gkexec serve as a sidecar (or any gkexec command)
+#   ghcr.io/gkexec/gkexec:dev        /gkexec            gkexec serve as a sidecar, gkexec gateway (any gkexec command),
+#                                                       with CA certificates (the gateway verifies destinations)
 #   ghcr.io/gkexec/adk-go-agent:dev  /adk-go-agent      examples/adk-go-agent, with CA certificates for Gemini
 #
 # The images' Cmd is the binary and they have no Entrypoint (mkimage writes Cmd only): a Pod that passes
@@ -47,7 +48,7 @@ IMAGE_TAG=${IMAGE_TAG:-dev}
 # mkimage works in $IMAGE_DIR; ours are kept apart from the cluster's python and pause images.
 IMAGE_DIR=$CACHE/images
 # Bump when the recipe below changes, so that cached tarballs are rebuilt.
-RECIPE=1
+RECIPE=2
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 mkdir -p "$IMAGE_DIR"
@@ -90,5 +91,5 @@ image() {
 	echo "$ref $IMAGE_DIR/$name.tar"
 }
 
-image gkexec ./cmd/gkexec
+image gkexec ./cmd/gkexec "$CA_BUNDLE"
 image adk-go-agent ./examples/adk-go-agent "$CA_BUNDLE"

@@ -34,7 +34,7 @@ func TestAdmissionPolicyInEveryInstallation(t *testing.T) {
 // constants; the e2e stage 13_admission proves on a real API server what the policy admits.
 func testAdmissionPolicy(t *testing.T, objs objects, namespace string) {
 	t.Helper()
-	labels := objs.ofKind(t, "Namespace")["metadata"].(map[string]any)["labels"].(map[string]any)
+	labels := objs.named(t, "Namespace", namespace)["metadata"].(map[string]any)["labels"].(map[string]any)
 	if got := labels[runtimeClassLabel]; got != runner.DefaultRuntimeClassName {
 		t.Errorf("namespace label %s = %v, want the runner's RuntimeClass %q", runtimeClassLabel, got, runner.DefaultRuntimeClassName)
 	}

@@ -27,6 +27,8 @@ type installation struct {
 	warmPool       bool // whether it installs the warm pool at the component's settings
 	// gatewayNamespace is where the egress gateway's FQDN policies must be; "" for none.
 	gatewayNamespace string
+	// egressGateway is the egress gateway's namespace when it installs one.
+	egressGateway string
 }
 
 // serviceAccountNamespace is where the installation puts the agent's ServiceAccount.
@@ -80,6 +82,13 @@ var installations = []installation{
 		module:    map[string]any{"warm_pool": map[string]any{}},
 		namespace: "gkexec",
 		warmPool:  true,
+	},
+	{
+		name:          "egress gateway: manifests/overlays/egress-gateway = module with egress_gateway = {}",
+		manifests:     "manifests/overlays/egress-gateway",
+		module:        map[string]any{"egress_gateway": map[string]any{}},
+		namespace:     "gkexec",
+		egressGateway: "gkexec-egress",
 	},
 	{
 		name:      "retargeted warm pool: overlay of overlays/warm-pool with namespace: = module with namespace and warm_pool = {}",
@@ -137,6 +146,8 @@ func TestManifestsMatchModule(t *testing.T) {
 				switch {
 				case clusterScoped[fmt.Sprint(o["kind"])]:
 					want = ""
+				case inst.egressGateway != "" && gatewaySide(t)[k]:
+					want = inst.egressGateway
 				case o["kind"] == "ServiceAccount":
 					want = inst.serviceAccountNamespace()
 				case isGatewayPolicy(o):
@@ -164,18 +175,18 @@ func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 			}
 			for source, objs := range map[string]objects{"kustomize": inst.fromKustomize(t), "module": renderModule(t, inst.module)} {
 				var role rbacv1.Role
-				convert(t, objs.ofKind(t, "Role"), &role)
+				convert(t, objs.named(t, "Role", "gkexec-runner"), &role)
 				if got := normalizeRules(role.Rules); !reflect.DeepEqual(got, want) {
 					t.Errorf("%s: Role %s grants\n%s\nwant %s\n%s", source, role.Name, indent(got), wantName, indent(want))
 				}
 
 				var binding rbacv1.RoleBinding
-				convert(t, objs.ofKind(t, "RoleBinding"), &binding)
+				convert(t, objs.named(t, "RoleBinding", "gkexec-runner"), &binding)
 				wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "gkexec-agent", Namespace: inst.serviceAccountNamespace()}}
 				if !reflect.DeepEqual(binding.Subjects, wantSubjects) || binding.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}) {
 					t.Errorf("%s: RoleBinding binds %+v to %+v, want Role %s to %+v", source, binding.RoleRef, binding.Subjects, role.Name, wantSubjects)
 				}
-				objs.ofKind(t, "ServiceAccount")
+				objs.named(t, "ServiceAccount", "gkexec-agent")
 
 				for _, k := range objs.keys() {
 					if kind := objs[k]["kind"]; kind == "ClusterRole" || kind == "ClusterRoleBinding" {

@@ -56,6 +56,22 @@ func (objs objects) ofKind(t *testing.T, kind string) object {
 	return found[0]
 }
 
+// named returns the object of kind named name, failing the test unless there is exactly one
+// (an installation with the egress gateway has two Namespaces, and Roles in both).
+func (objs objects) named(t *testing.T, kind, name string) object {
+	t.Helper()
+	var found []object
+	for _, o := range objs {
+		if o["kind"] == kind && o["metadata"].(map[string]any)["name"] == name {
+			found = append(found, o)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want exactly one %s %s, found %d among %v", kind, name, len(found), objs.keys())
+	}
+	return found[0]
+}
+
 // decodeYAML reads a stream of YAML documents into objects, rejecting duplicates.
 func decodeYAML(r io.Reader) (objects, error) {
 	out := objects{}

@@ -92,6 +92,7 @@ func Pod(s *Shape, req *wire.Request) corev1.PodSpec {
 		Command:         command,
 		WorkingDir:      WorkDir,
 		Env:             env,
+		EnvFrom:         egressEnvFrom(),
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{
 				corev1.ResourceCPU:    resource.MustParse(s.CPURequest),
@@ -120,6 +121,8 @@ func Pod(s *Shape, req *wire.Request) corev1.PodSpec {
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 	}
+	caVolume, caMount := egressCA()
+	container.VolumeMounts = append(container.VolumeMounts, caMount)
 	if req == nil {
 		// The request arrives over pods/attach. Stdin stays open when an attach ends (no
 		// stdinOnce), so that a session can be resumed by another attach; a used one-shot
@@ -151,6 +154,7 @@ func Pod(s *Shape, req *wire.Request) corev1.PodSpec {
 			{Name: "workspace", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 				Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(scratch.DeepCopy()),
 			}}},
+			caVolume,
 		},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/gkexec/gkexec/internal/egress"
 	"github.com/gkexec/gkexec/internal/wire"
 )
 
@@ -98,6 +99,8 @@ func TestJobIsHardened(t *testing.T) {
 			if v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.Cmp(scratch) != 0 || v.EmptyDir.Medium != corev1.StorageMediumMemory {
 				t.Errorf("volume %s: emptyDir must be memory backed and limited to %s", v.Name, s.ScratchSizeLimit)
 			}
+		case v.Name == egressCAVolume:
+			checkEgressCA(t, pod, v)
 		case v.ConfigMap != nil:
 			if v.ConfigMap.Name != job.Name {
 				t.Errorf("code volume names ConfigMap %q", v.ConfigMap.Name)
@@ -113,6 +116,47 @@ func TestJobIsHardened(t *testing.T) {
 		default:
 			t.Errorf("unexpected volume %s (no hostPath, no secrets)", v.Name)
 		}
+	}
+}
+
+// checkEgressCA: the gateway's CA volume is its certificate ConfigMap, optional (a namespace
+// without the gateway has none), mounted read-only where the proxy environment points.
+func checkEgressCA(t *testing.T, pod corev1.PodSpec, v corev1.Volume) {
+	t.Helper()
+	if v.ConfigMap == nil || v.ConfigMap.Name != egress.ConfigMapCA || v.ConfigMap.Optional == nil || !*v.ConfigMap.Optional {
+		t.Errorf("volume %s: want the optional ConfigMap %s, got %+v", v.Name, egress.ConfigMapCA, v.VolumeSource)
+	}
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.Name == v.Name && (m.MountPath != egress.CAMountPath || !m.ReadOnly) {
+			t.Errorf("the CA is mounted at %s read-only %v; want %s read-only", m.MountPath, m.ReadOnly, egress.CAMountPath)
+		}
+	}
+	from := pod.Containers[0].EnvFrom
+	if len(from) != 1 || from[0].ConfigMapRef == nil || from[0].ConfigMapRef.Name != egress.ConfigMapProxy || !*from[0].ConfigMapRef.Optional || from[0].SecretRef != nil {
+		t.Errorf("envFrom %+v: want only the optional ConfigMap %s", from, egress.ConfigMapProxy)
+	}
+}
+
+// The narrowing is a Pod annotation a cold Job's template carries; a pool Pod has none (the
+// namespace's list).
+func TestEgressNarrowing(t *testing.T) {
+	t.Parallel()
+	s := testShape()
+	job := Job(&s, testRequest(wire.Request{Code: "x", ExecutionID: "n"}))
+	if _, ok := job.Spec.Template.Annotations[egress.AnnotationAllow]; ok {
+		t.Error("a Job without a narrowing carries the annotation: it would get less than the namespace's list")
+	}
+	NarrowEgress(&job.Spec.Template, []string{"pypi.org", "*.pythonhosted.org:443"})
+	if got := job.Spec.Template.Annotations[egress.AnnotationAllow]; got != "pypi.org *.pythonhosted.org:443" {
+		t.Errorf("annotation %q", got)
+	}
+	if v, ok := EgressAllow(nil); ok || v != "" {
+		t.Errorf("EgressAllow(nil) = %q, %v: no narrowing", v, ok)
+	}
+	s.WarmPool = "default"
+	pool := WarmPool(&s, 1)
+	if got, ok := pool.Spec.Template.Annotations[egress.AnnotationAllow]; ok {
+		t.Errorf("pool Pods narrow their egress to %q; want the namespace's list", got)
 	}
 }
 
@@ -213,6 +257,10 @@ func TestWarmPoolIsTheColdSandboxWaitingOnStdin(t *testing.T) {
 		t.Error("per-execution settings belong to the request, not the pool's pods")
 	}
 	for _, v := range warm.Volumes {
+		if v.Name == egressCAVolume {
+			checkEgressCA(t, warm, v)
+			continue
+		}
 		if v.ConfigMap != nil || v.Secret != nil || v.HostPath != nil || v.Projected != nil {
 			t.Errorf("volume %s: only memory-backed scratch volumes", v.Name)
 		}

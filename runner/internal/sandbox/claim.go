@@ -74,6 +74,9 @@ func NewWarm(e *Env) *WarmSource {
 
 // Acquire hands out a held sandbox, else claims one now; ErrNotServed when the pool has none.
 func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error) {
+	if len(x.EgressAllow) > 0 {
+		return nil, errNarrowed
+	}
 	if sb := w.takeReady(ctx); sb != nil {
 		x.Marks.Claimed, x.Marks.Attached = sb.claimed, sb.attached
 		x.NoteSandbox(Warm, sb.Pod)
@@ -96,6 +99,11 @@ type Claim struct {
 	Annotations map[string]string
 	Keepalive   time.Duration
 }
+
+// errNarrowed: a sandbox that narrows the namespace's egress allow-list runs cold, its Pod
+// created with its narrowing. A pool Pod narrowed when claimed would, for as long as the egress
+// gateway had not yet seen the change, let its code reach all that the namespace allows.
+var errNarrowed = fmt.Errorf("%w: the sandbox narrows its egress (AllowDomains): it runs in a Pod created with its narrowing", ErrNotServed)
 
 // ClaimAndAttach claims an idle Pod, attaches to it and checks the stream with a ping; it marks
 // when it claimed and attached in marks.

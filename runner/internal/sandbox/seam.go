@@ -71,8 +71,11 @@ var (
 type Execution struct {
 	// Request is what the sandbox is asked.
 	Request wire.Request
-	Log     *slog.Logger
-	Marks   Marks
+	// EgressAllow narrows the namespace's egress allow-list for this sandbox (empty: the
+	// namespace's list); the egress gateway reads it from the Pod's annotation.
+	EgressAllow []string
+	Log         *slog.Logger
+	Marks       Marks
 	// Kind, Pod and Node: which sandbox serves it, as soon as the source knows.
 	Kind, Pod, Node string
 	// LeftBehind: what the source could not delete when acquiring failed.

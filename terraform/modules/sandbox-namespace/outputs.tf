@@ -1,7 +1,7 @@
 output "namespace" {
   description = "Namespace to give the runner (runner.Options.Namespace, gkexec --namespace). Known once the Namespace and every object in it exist."
   value       = var.namespace
-  depends_on  = [kubectl_manifest.namespace, kubectl_manifest.object, kubectl_manifest.warm_pool]
+  depends_on  = [kubectl_manifest.namespace, kubectl_manifest.object, kubectl_manifest.warm_pool, kubectl_manifest.egress_gateway]
 }
 
 output "agent_service_account" {
@@ -29,6 +29,13 @@ output "warm_pool" {
 }
 
 output "manifests" {
-  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange, poddisruptionbudget, validatingadmissionpolicy, validatingadmissionpolicybinding and, when enabled, networkpolicy-egress, runtimeclass, warm-pool, and networkpolicy-egress-gateway and fqdnnetworkpolicy-egress-gateway in the gateway's namespace). For review; test/parity compares it with manifests/ and with the runner's Go builders."
-  value       = merge({ namespace = local.namespace_manifest }, local.manifests, var.warm_pool == null ? {} : { warm-pool = local.warm_pool_manifest })
+  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange, poddisruptionbudget, validatingadmissionpolicy, validatingadmissionpolicybinding and, when enabled, networkpolicy-egress, runtimeclass, warm-pool, the egress-gateway-* objects, and networkpolicy-egress-gateway and fqdnnetworkpolicy-egress-gateway in the gateway's namespace). For review; test/parity compares it with manifests/ and with the runner's Go builders."
+  value = merge({ namespace = local.namespace_manifest }, local.manifests, var.warm_pool == null ? {} : { warm-pool = local.warm_pool_manifest },
+  var.egress_gateway == null ? {} : { egress-gateway-namespace = local.egress_gateway_namespace_manifest }, local.egress_gateway_manifests)
+}
+
+output "egress_gateway_namespace" {
+  description = "Namespace of the egress gateway, or null without one: create Secrets gkexec-egress-ca (ca.crt, ca.key) and gkexec-egress-secrets there when secrets are bound. Known once the gateway's objects, and its side of the sandbox namespace, exist."
+  value       = local.egress_gateway_namespace
+  depends_on  = [kubectl_manifest.egress_gateway_namespace, kubectl_manifest.egress_gateway]
 }

@@ -337,3 +337,75 @@ variable "warm_pool" {
     error_message = "warm_pool: the quota's requests_cpu, requests_memory, limits_cpu, limits_memory and limits_ephemeral_storage must each hold quota.jobs executions plus replicas + ceil(replicas / 4) pool Pods, all at the pool's resources; otherwise the idle pool eats the room executions need. Raise the quota or shrink the pool."
   }
 }
+
+variable "egress_gateway" {
+  description = <<-EOT
+    The egress gateway (null, the default, for none): `gkexec gateway`, a forward proxy in a
+    namespace of its own (namespace; null means "<namespace>-egress") through which the sandboxes
+    reach the hosts allow lists, and nothing else: a NetworkPolicy lets them reach the gateway's
+    proxy port only. allow is the widest list any sandbox gets (runner Request.AllowDomains may
+    narrow it per execution, never widen it): host is an exact name, "*.domain" (every name below
+    domain) or an IP address; ports default to 80 and 443; allow_private lets the host resolve to a
+    private address (an in-cluster mirror). secrets bind credentials to hosts: a sandbox sends the
+    placeholder gkexec-secret:NAME, and the gateway puts the value of key NAME of Secret
+    gkexec-egress-secrets (in the gateway's namespace; create it yourself, its values never pass
+    through Terraform) into requests to those hosts only, intercepting their HTTPS with the CA in
+    Secret gkexec-egress-ca (ca.crt and ca.key: `gkexec gateway ca`). advertise is how sandboxes
+    reach the gateway: "service" (its Service's cluster IP; GKE) or "pod" (its Pod IP, for clusters
+    whose Service addresses route nowhere; one replica). denied_prefixes are ranges the gateway
+    never connects to whatever the rules say (the cluster's ranges when they are not private).
+  EOT
+  type = object({
+    namespace = optional(string)
+    image     = optional(string, "ghcr.io/gkexec/gkexec:dev")
+    replicas  = optional(number, 1)
+    advertise = optional(string, "service")
+    allow = optional(list(object({
+      host          = string
+      ports         = optional(list(number), [])
+      allow_private = optional(bool, false)
+    })), [])
+    secrets = optional(list(object({
+      name  = string
+      hosts = list(string)
+      query = optional(bool, false)
+    })), [])
+    denied_prefixes = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = try(var.egress_gateway.namespace == null, true) || try(can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.egress_gateway.namespace)) && var.egress_gateway.namespace != var.namespace, false)
+    error_message = "egress_gateway.namespace must be a namespace name (at most 63 lower-case letters, digits and '-') other than the sandbox namespace, which admits only sandboxes; or null for \"<namespace>-egress\"."
+  }
+  validation {
+    condition     = var.egress_gateway == null || try(var.egress_gateway.replicas >= 1 && floor(var.egress_gateway.replicas) == var.egress_gateway.replicas, false)
+    error_message = "egress_gateway.replicas must be a whole number of at least 1."
+  }
+  validation {
+    condition     = var.egress_gateway == null || try(contains(["service", "pod"], var.egress_gateway.advertise) && (var.egress_gateway.advertise == "service" || var.egress_gateway.replicas == 1), false)
+    error_message = "egress_gateway.advertise must be \"service\" (sandboxes reach the gateway at its Service's cluster IP) or \"pod\" (at its Pod IP, with replicas = 1: every replica would publish its own)."
+  }
+  validation {
+    condition     = var.egress_gateway == null || can(regex("^[^[:space:]]+$", var.egress_gateway.image))
+    error_message = "egress_gateway.image must be a container image reference of gkexec (test/images/build.sh builds ghcr.io/gkexec/gkexec:dev), without spaces."
+  }
+  validation {
+    condition = var.egress_gateway == null || try(alltrue([for r in var.egress_gateway.allow :
+      (can(regex("^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", lower(r.host))) || can(cidrhost("${r.host}/32", 0)) || can(cidrhost("${r.host}/128", 0))) &&
+      alltrue([for p in r.ports : p >= 1 && p <= 65535 && floor(p) == p])
+    ]), false)
+    error_message = "egress_gateway.allow: each host must be a DNS name with a dot (pypi.org), a wildcard of subdomains keeping two labels (*.pythonhosted.org, not *.com or *) or an IP address; each port a whole number from 1 to 65535."
+  }
+  validation {
+    condition = var.egress_gateway == null || try(alltrue([for s in var.egress_gateway.secrets :
+      can(regex("^[-._a-zA-Z0-9]{1,253}$", s.name)) && length(s.hosts) > 0
+      ]) && length(distinct([for s in var.egress_gateway.secrets : s.name])) == length(var.egress_gateway.secrets) &&
+    alltrue(flatten([for s in var.egress_gateway.secrets : [for h in s.hosts : contains([for r in var.egress_gateway.allow : lower(r.host)], lower(h)) || anytrue([for r in var.egress_gateway.allow : startswith(r.host, "*.") && endswith(lower(h), lower(substr(r.host, 1, -1)))])]])), false)
+    error_message = "egress_gateway.secrets: each name (a key of Secret gkexec-egress-secrets: letters, digits, '.', '_', '-') once, bound to at least one host, and every bound host on the allow list (a secret bound to a host no sandbox may reach could never be sent)."
+  }
+  validation {
+    condition     = var.egress_gateway == null || try(alltrue([for c in var.egress_gateway.denied_prefixes : can(cidrhost(c, 0))]), false)
+    error_message = "egress_gateway.denied_prefixes: every entry must be a CIDR block such as 34.118.224.0/20."
+  }
+}

@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConnectionLimitsAnswer503(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{maxConns: 4, maxPerSource: 2})
+	// Two open connections from one sandbox hold its slots (an HTTP exchange shows each is
+	// accepted); the third is refused with an answer, not left waiting.
+	for range 2 {
+		c := h.dialProxy(t, addrWide)
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufioReader(c), nil)
+		must(t, err)
+		resp.Body.Close()
+	}
+	c := h.dialProxy(t, addrWide)
+	resp, err := http.ReadResponse(bufioReader(c), nil)
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	expectDenied(t, resp, string(body), ReasonTooManyConnections)
+	// Another sandbox still gets in.
+	r, b, err := get(t, h.client(addrNarrow, ""), h.url("http", "allowed.test"), nil)
+	must(t, err)
+	if r.StatusCode != http.StatusOK {
+		t.Errorf("another source: %d %s", r.StatusCode, b)
+	}
+	if !strings.Contains(metricsOf(t, h), "gkexec_gateway_connections_refused_total 1\n") {
+		t.Error("refusal not counted")
+	}
+}
+
+func TestOversizedHeaderIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	before := h.plain.count()
+	resp, _, err := get(t, h.client(addrWide, ""), h.url("http", "allowed.test"), http.Header{"X-Big": {strings.Repeat("a", DefaultMaxHeaderBytes+4096)}})
+	must(t, err)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || h.plain.count() != before {
+		t.Errorf("%d; want 431 and nothing forwarded", resp.StatusCode)
+	}
+}
+
+// Shutdown lets tunnels drain for ShutdownTimeout, then cuts them; Serve returns.
+func TestShutdownCutsOpenTunnels(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{shutdown: 200 * time.Millisecond})
+	resp, c, br := h.connect(t, addrWide, "allowed.test:"+strconv.Itoa(h.tlsServer.port), "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	tc := tls.Client(&bufferedConn{Conn: c, r: br}, &tls.Config{ServerName: "allowed.test", RootCAs: h.roots})
+	must(t, tc.Handshake())
+	start := time.Now()
+	h.stop(t)
+	if d := time.Since(start); d < 200*time.Millisecond || d > 3*time.Second {
+		t.Errorf("Serve returned after %s; want after the 200ms drain", d)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := tc.Read(make([]byte, 1)); err == nil {
+		t.Error("the tunnel is still open")
+	}
+	if _, err := net.DialTimeout("tcp", h.proxy, time.Second); err == nil {
+		t.Error("the proxy still accepts connections")
+	}
+}

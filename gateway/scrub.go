@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// scrubPair is one secret value (as sent, or URL-encoded) and the placeholder that replaces it.
+type scrubPair struct {
+	value, placeholder []byte
+}
+
+// scrubPairs lists what to replace in a bound host's response: each secret's value, and its
+// URL-encoded form when that differs. Transformations beyond that (base64, JSON escapes) are
+// not recognised; see README.
+func scrubPairs(s secretSet) []scrubPair {
+	var pairs []scrubPair
+	for name, v := range s.values {
+		ph := []byte(Placeholder(name))
+		pairs = append(pairs, scrubPair{[]byte(v), ph})
+		if e := url.QueryEscape(v); e != v {
+			pairs = append(pairs, scrubPair{[]byte(e), ph})
+		}
+	}
+	return pairs
+}
+
+// scrubHeader replaces secret values in every header value.
+func scrubHeader(h http.Header, pairs []scrubPair) {
+	for _, vals := range h {
+		for i, v := range vals {
+			for _, p := range pairs {
+				v = strings.ReplaceAll(v, string(p.value), string(p.placeholder))
+			}
+			vals[i] = v
+		}
+	}
+}
+
+// scrubReader replaces secret values with their placeholders in a stream. It holds back the
+// last (longest value - 1) bytes of what it has read until it knows they start no value.
+type scrubReader struct {
+	src     io.ReadCloser
+	pairs   []scrubPair
+	keep    int
+	buf     []byte
+	pending []byte // read, not yet judged
+	out     []byte // judged, not yet returned
+	err     error  // the source's error, once it has one
+}
+
+func newScrubReader(src io.ReadCloser, pairs []scrubPair) *scrubReader {
+	r := &scrubReader{src: src, pairs: pairs, buf: make([]byte, 32<<10)}
+	for _, p := range pairs {
+		r.keep = max(r.keep, len(p.value)-1)
+	}
+	return r
+}
+
+func (r *scrubReader) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		n, err := r.src.Read(r.buf)
+		r.pending = append(r.pending, r.buf[:n]...)
+		if err != nil {
+			r.err = err
+		}
+		r.judge()
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+// judge moves what is known free of secrets from pending to out, replacing every value found.
+func (r *scrubReader) judge() {
+	for {
+		at, which := -1, -1
+		for i, p := range r.pairs {
+			if j := bytes.Index(r.pending, p.value); j >= 0 && (at < 0 || j < at) {
+				at, which = j, i
+			}
+		}
+		if at < 0 {
+			break
+		}
+		r.out = append(r.out, r.pending[:at]...)
+		r.out = append(r.out, r.pairs[which].placeholder...)
+		r.pending = r.pending[at+len(r.pairs[which].value):]
+	}
+	release := len(r.pending) - r.keep
+	if r.err != nil {
+		release = len(r.pending)
+	}
+	if release > 0 {
+		r.out = append(r.out, r.pending[:release]...)
+		r.pending = append(r.pending[:0:0], r.pending[release:]...)
+	}
+}
+
+func (r *scrubReader) Close() error { return r.src.Close() }
