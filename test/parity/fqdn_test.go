@@ -21,7 +21,10 @@ const gatewayComponent = "egress-gateway"
 func isGatewayPolicy(o object) bool {
 	name, _ := o["metadata"].(map[string]any)["name"].(string)
 	kind := fmt.Sprint(o["kind"])
-	return (kind == "FQDNNetworkPolicy" || kind == "NetworkPolicy") && strings.HasPrefix(name, "gkexec-egress-gateway")
+	// The gateway's own NetworkPolicy (gkexec-egress-gateway, ingress only) is the gateway
+	// installation's, not one of these.
+	return kind == "FQDNNetworkPolicy" && name == "gkexec-egress-gateway" ||
+		kind == "NetworkPolicy" && name == "gkexec-egress-gateway-cluster"
 }
 
 // TestFQDNPolicyHoldsTheGateway: where an installation has them, the gateway's policies hold its

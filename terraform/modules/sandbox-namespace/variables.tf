@@ -169,6 +169,13 @@ variable "fqdn_network_policy" {
     error_message = "fqdn_network_policy.gateway_namespace \"${coalesce(var.fqdn_network_policy.gateway_namespace, "${var.namespace}-egress")}\" must be a namespace name (at most 63 lower-case letters, digits and '-'; the default <namespace>-egress needs a namespace of at most 56) dedicated to the egress gateway: not a system namespace, the sandbox namespace or the agent's, whose Pods its NetworkPolicy would cut off from the network."
   }
   validation {
+    # With the module installing the gateway too, both must name one namespace: the FQDN policies
+    # hold the gateway's Pods where they run.
+    condition     = !var.fqdn_network_policy.enabled || var.egress_gateway == null || coalesce(var.fqdn_network_policy.gateway_namespace, "${var.namespace}-egress") == coalesce(try(var.egress_gateway.namespace, null), "${var.namespace}-egress")
+    error_message = "fqdn_network_policy.gateway_namespace \"${coalesce(var.fqdn_network_policy.gateway_namespace, "${var.namespace}-egress")}\" is not the egress gateway's namespace \"${coalesce(try(var.egress_gateway.namespace, null), "${var.namespace}-egress")}\" (egress_gateway.namespace; both default to <namespace>-egress): the FQDN policies must hold the gateway's Pods where they run. Give the same name to both, or leave both unset."
+  }
+
+  validation {
     condition     = !var.fqdn_network_policy.enabled || var.fqdn_network_policy.cluster_enabled
     error_message = "fqdn_network_policy: FQDN network policies need GKE Dataplane V2 with FQDN network policy turned on (gke-sandbox-cluster: enable_fqdn_network_policy = true; gcloud: --enable-fqdn-network-policy). Pass the cluster module's fqdn_network_policy_enabled output as cluster_enabled; without the feature GKE has no FQDNNetworkPolicy kind and the apply fails, or the policy is stored and not enforced."
   }

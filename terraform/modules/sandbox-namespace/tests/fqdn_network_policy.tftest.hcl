@@ -260,3 +260,36 @@ run "enabled_without_control_plane" {
   }
   expect_failures = [var.fqdn_network_policy]
 }
+
+# With the gateway installed by the module as well, both name one namespace.
+
+run "gateway_namespace_other_than_the_gateways" {
+  command = plan
+  variables {
+    namespace      = "team-a"
+    egress_gateway = { namespace = "team-a-gw" }
+    fqdn_network_policy = {
+      enabled         = true
+      allowed_domains = ["api.example.com"]
+      cluster_enabled = true
+    }
+    cluster_ranges = { control_plane_cidrs = ["172.16.0.2/32"] }
+  }
+  expect_failures = [var.fqdn_network_policy]
+}
+
+run "gateway_namespace_the_gateways" {
+  command = plan
+  variables {
+    namespace      = "team-a"
+    egress_gateway = { namespace = "team-a-gw" }
+    fqdn_network_policy = {
+      enabled = true, allowed_domains = ["api.example.com"], cluster_enabled = true, gateway_namespace = "team-a-gw"
+    }
+    cluster_ranges = { control_plane_cidrs = ["172.16.0.2/32"] }
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["fqdnnetworkpolicy-egress-gateway"].yaml_body).metadata.namespace == output.egress_gateway_namespace
+    error_message = "The FQDN policies must go where the module installs the gateway."
+  }
+}
