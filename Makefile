@@ -28,7 +28,7 @@ unit: ## Unit tests only (no cluster)
 e2e: ## End-to-end tests only (brings the local cluster up if needed and leaves it as found)
 	test/run.sh e2e
 
-bench: ## Benchmark against the local cluster's floor (docs/performance.md)
+bench: ## Scenarios sequential, staggered, burst in every mode against the local cluster's floor; writes docs/performance.md
 	hack/bench.sh
 
 bench-session: ## Benchmark sessions: print(1) in an open session, first streamed chunk, memory (docs/performance.md)
