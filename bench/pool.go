@@ -23,6 +23,10 @@ import (
 // for them.
 const PoolPriority = -1
 
+// PoolPriorityDescription is the class's description: the same in every namespace, so that
+// renaming the class (an overlay's replacements) leaves it true.
+const PoolPriorityDescription = "Idle gkexec warm pool Pods: below the sandboxes of executions, which the scheduler places by evicting them; never evicts anything itself."
+
 // PoolPriorityClassName is the PriorityClass the module and the manifests give the warm pool of
 // namespace: named after it, since a PriorityClass is cluster-wide and two installations must not
 // share (and delete) one.
@@ -40,7 +44,7 @@ func PoolPriorityClass(namespace string) *schedulingv1.PriorityClass {
 		},
 		Value:            PoolPriority,
 		PreemptionPolicy: ptr.To(corev1.PreemptNever),
-		Description:      "gkexec's idle warm pool Pods in namespace " + namespace + ": below executions' sandboxes, which the scheduler places by evicting them; never evicts anything itself.",
+		Description:      PoolPriorityDescription,
 	}
 }
 

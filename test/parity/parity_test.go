@@ -36,7 +36,7 @@ func (inst installation) serviceAccountNamespace() string {
 }
 
 // clusterScoped are the kinds the installations declare that live in no namespace.
-var clusterScoped = map[string]bool{"Namespace": true, "RuntimeClass": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
+var clusterScoped = map[string]bool{"Namespace": true, "RuntimeClass": true, "PriorityClass": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
 
 func (inst installation) fromKustomize(t *testing.T) objects {
 	return kustomize(t, inst.manifests, inst.retarget)

@@ -29,6 +29,6 @@ output "warm_pool" {
 }
 
 output "manifests" {
-  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange, poddisruptionbudget, validatingadmissionpolicy, validatingadmissionpolicybinding and, when enabled, networkpolicy-egress, runtimeclass and warm-pool). For review; test/parity compares it with manifests/ and with the runner's Go builders."
+  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange, poddisruptionbudget, validatingadmissionpolicy, validatingadmissionpolicybinding and, when enabled, networkpolicy-egress, runtimeclass, warm-pool and priorityclass). For review; test/parity compares it with manifests/ and with the runner's Go builders."
   value       = merge({ namespace = local.namespace_manifest }, local.manifests, var.warm_pool == null ? {} : { warm-pool = local.warm_pool_manifest })
 }

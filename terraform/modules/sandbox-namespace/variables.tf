@@ -275,3 +275,37 @@ variable "warm_pool" {
     error_message = "warm_pool: the quota's requests_cpu, requests_memory, limits_cpu, limits_memory and limits_ephemeral_storage must each hold quota.jobs executions plus replicas + ceil(replicas / 4) pool Pods, all at the pool's resources; otherwise the idle pool eats the room executions need. Raise the quota or shrink the pool."
   }
 }
+
+variable "warm_pool_priority_class" {
+  description = <<-EOT
+    The PriorityClass of the warm pool's Pods (used only with warm_pool). Idle pool Pods run below an
+    execution's own sandbox (a cold fallback, a session's Job), which keeps the cluster's default
+    priority (0, unless a globalDefault PriorityClass says otherwise): when the nodes are full, the
+    scheduler evicts an idle pool Pod to place the execution's sandbox rather than leave the execution
+    Pending, and the pool's Deployment replaces the evicted Pod once there is room again. name defaults
+    to gkexec-warm-pool-<namespace>: a PriorityClass is cluster-wide, so two installations never share
+    (or delete) one. With create (the default) the module creates it with value (default -1) and
+    preemptionPolicy Never: a pool Pod takes free room only, it never evicts anything. create = false
+    gives the pool an existing class of that name instead. null: no PriorityClass, pool Pods at the
+    default priority, like executions.
+  EOT
+  type = object({
+    name   = optional(string)
+    value  = optional(number, -1)
+    create = optional(bool, true)
+  })
+  default = {}
+
+  validation {
+    condition     = try(var.warm_pool_priority_class.name == null, true) || try(can(regex("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", var.warm_pool_priority_class.name)) && !startswith(var.warm_pool_priority_class.name, "system-"), false)
+    error_message = "warm_pool_priority_class.name must be a PriorityClass name: at most 253 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, and not starting with \"system-\" (reserved by Kubernetes); or null for gkexec-warm-pool-<namespace>."
+  }
+  validation {
+    condition     = var.warm_pool_priority_class == null || try(var.warm_pool_priority_class.value >= -10 && var.warm_pool_priority_class.value <= -1 && floor(var.warm_pool_priority_class.value) == var.warm_pool_priority_class.value, false)
+    error_message = "warm_pool_priority_class.value must be a whole number from -10 to -1: below 0, the priority executions' sandboxes get, so that they can evict idle pool Pods; not below -10, under which GKE's cluster autoscaler counts Pods as expendable, adds no node for them and may remove the nodes they run on."
+  }
+  validation {
+    condition     = var.warm_pool_priority_class == null || try(var.warm_pool_priority_class.create || var.warm_pool_priority_class.name != null, false)
+    error_message = "warm_pool_priority_class: with create = false the pool uses an existing PriorityClass: give its name (warm_pool_priority_class.name), or leave create at true to have the module make gkexec-warm-pool-<namespace>."
+  }
+}

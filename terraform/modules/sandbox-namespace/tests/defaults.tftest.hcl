@@ -423,8 +423,82 @@ run "warm_pool_defaults" {
     error_message = "The pool must not change the quota behind the user's back."
   }
   assert {
-    condition     = output.warm_pool == "default" && length(output.manifests) == 11 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body
-    error_message = "The warm_pool output must name the pool, and the manifests output hold its Deployment."
+    condition     = output.warm_pool == "default" && length(output.manifests) == 12 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body && output.manifests["priorityclass"] == kubectl_manifest.object["priorityclass"].yaml_body
+    error_message = "The warm_pool output must name the pool, and the manifests output hold its Deployment and its PriorityClass."
+  }
+
+  # The pool's Pods run below executions' sandboxes (the default, 0): on a full node the scheduler
+  # evicts an idle pool Pod to place an execution's; the class itself never evicts anything.
+  assert {
+    condition = yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).apiVersion == "scheduling.k8s.io/v1" && yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).kind == "PriorityClass" && yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).metadata == {
+      name   = "gkexec-warm-pool-gkexec"
+      labels = { "app.kubernetes.io/part-of" = "gkexec" }
+    }
+    error_message = "With the pool the module must create the cluster-scoped PriorityClass gkexec-warm-pool-<namespace>, labelled part-of=gkexec."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).value == -1 && yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).preemptionPolicy == "Never" && !try(yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).globalDefault, false)
+    error_message = "The pool's PriorityClass must default to value -1, never preempt, and not be the cluster's global default (executions keep the default priority)."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.priorityClassName == "gkexec-warm-pool-gkexec"
+    error_message = "The pool's Pods must run at the pool's PriorityClass."
+  }
+}
+
+run "warm_pool_priority_class_custom" {
+  command = plan
+
+  variables {
+    namespace                = "team-b"
+    warm_pool                = {}
+    warm_pool_priority_class = { name = "sandbox-pool-low", value = -5 }
+  }
+
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).metadata.name == "sandbox-pool-low" && yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).value == -5 && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.priorityClassName == "sandbox-pool-low"
+    error_message = "warm_pool_priority_class.name and .value must name the class the module creates and the pool's Pods run at."
+  }
+}
+
+run "warm_pool_existing_priority_class" {
+  command = plan
+
+  variables {
+    warm_pool                = {}
+    warm_pool_priority_class = { name = "platform-low", create = false }
+  }
+
+  assert {
+    condition     = !contains(keys(kubectl_manifest.object), "priorityclass") && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.priorityClassName == "platform-low"
+    error_message = "With create = false the module must create no PriorityClass and give the pool the existing one."
+  }
+}
+
+run "warm_pool_without_priority_class" {
+  command = plan
+
+  variables {
+    warm_pool                = {}
+    warm_pool_priority_class = null
+  }
+
+  assert {
+    condition     = !contains(keys(kubectl_manifest.object), "priorityclass") && !can(yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.priorityClassName)
+    error_message = "warm_pool_priority_class = null must leave the pool's Pods at the default priority, with no PriorityClass."
+  }
+}
+
+run "no_priority_class_without_a_pool" {
+  command = plan
+
+  variables {
+    warm_pool_priority_class = { name = "platform-low", value = -2 }
+  }
+
+  assert {
+    condition     = !contains(keys(kubectl_manifest.object), "priorityclass") && length(kubectl_manifest.warm_pool) == 0
+    error_message = "Without warm_pool there is nothing to give a priority: no PriorityClass."
   }
 }
 
