@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LOCALCLUSTER := test/localcluster/cluster.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test build unit e2e bench bench-session chaos load clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
+.PHONY: help demo test build unit e2e test-figures bench bench-session chaos load clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -36,6 +36,10 @@ bench-session: ## Benchmark sessions: print(1) in an open session, first streame
 
 load: ## Load run: 1000 cold executions at concurrency 20 through the runner's queue (docs/performance.md)
 	hack/load.sh
+
+test-figures: ## Build the optional data-science image and prove figures come back from the real sandbox (e2e stage 15)
+	$(LOCALCLUSTER) up && $(LOCALCLUSTER) image datascience
+	GKEXEC_E2E_DATASCIENCE_IMAGE=localhost/gkexec-datascience:local E2E_RUN='TestLocalCluster/15_figures' test/run.sh e2e
 
 chaos: ## Fault tier: restart kube-apiserver, kubelet, containerd under executions in flight; nothing may be left
 	hack/chaos.sh

@@ -4,14 +4,15 @@
 // Execute takes a sandbox from the warm pool when a pre-started Pod there matches the options
 // (claimed with one guarded patch, reached over pods/attach), else creates a ConfigMap holding
 // the code and a Job whose Pod runs it; either way the Pod runs under the gVisor RuntimeClass
-// with a hardened security context, serves one execution, and is deleted before Execute returns.
+// with a hardened security context, serves one execution, and is deleted (a warm Pod whose code
+// ended: just after Execute returns; on every other path before).
 // OpenSession keeps one interpreter alive in one sandbox across many executions, and any process
 // can resume it by its ID (Runner.Session).
 //
 // The package is the public API and the one place a Result is finished (execute.go); the how
 // lives below it: internal/podspec builds the objects, internal/sandbox obtains sandboxes (the
 // cold and warm sources behind one seam), internal/track follows them through shared watches,
-// internal/diagnose says what went wrong, internal/session keeps a session's terms and lease, and
+// internal/diagnose says what went wrong, internal/session keeps a session's lease, and
 // internal/wire (at the module root) is the protocol spoken with the sandbox's entrypoint.
 // runner/doctor checks a namespace, runner/gc removes what crashed callers left, and
 // runner/adktool is the ADK-for-Go tool.

@@ -117,6 +117,7 @@ func (r *Runner) recover(ctx context.Context, x *execution, sb sandbox.Sandbox, 
 		return term != nil || gone || diagnose.PodFinished(pod), term
 	}
 	backoff := 100 * time.Millisecond
+	delivered := r.watchDelivery(x, sb)
 	for {
 		// A session's sandbox attaches anew to reopen, and is then followed by a new tracker.
 		t := sb.Tracker()
@@ -153,6 +154,12 @@ func (r *Runner) recover(ctx context.Context, x *execution, sb sandbox.Sandbox, 
 					result, finished = ended(term), true
 					break wait
 				}
+			case <-delivered.due:
+				if delivered.lost(ctx, again, over) {
+					stop()
+					<-read
+					return errUndelivered
+				}
 			case <-deadline:
 				stop()
 				<-read
@@ -182,4 +189,63 @@ func (r *Runner) recover(ctx context.Context, x *execution, sb sandbox.Sandbox, 
 			return ctx.Err()
 		}
 	}
+}
+
+// undeliveredAfter: a warm one-shot's request is taken as lost with its broken attach when, this
+// long after it was sent, the sandbox's log still holds no begin record while its Pod runs on. An
+// entrypoint takes a whole request in milliseconds.
+const undeliveredAfter = 3 * time.Second
+
+// errUndelivered: the request never reached the sandbox, so nothing ran; Execute runs it cold.
+var errUndelivered = errors.New("the request never reached the warm sandbox")
+
+// delivery finds out, for a warm one-shot whose stream broke before the sandbox said it had the
+// whole request (its begin record), whether the request reached it at all: the attach that broke
+// may have lost it (an API server restart as the runner took a sandbox it held ready).
+type delivery struct {
+	r   *Runner
+	sb  sandbox.Sandbox
+	due <-chan time.Time // when to look at the log; nil once the answer is known
+}
+
+func (r *Runner) watchDelivery(x *execution, sb sandbox.Sandbox) *delivery {
+	d := &delivery{r: r, sb: sb}
+	if sb.Kind() == sandbox.Warm && x.session == "" && !x.Marks.Started.IsZero() && !said(x.dec) {
+		d.due = time.After(time.Until(x.Marks.Started.Add(undeliveredAfter)))
+	}
+	return d
+}
+
+// lost reads the sandbox's log once more: the request is lost if the log has no begin record
+// while the Pod runs on. Until the log can be read (the API server is away), it looks again every
+// second.
+func (d *delivery) lost(ctx context.Context, following *wire.Decoder, over func() (bool, *corev1.ContainerStateTerminated)) bool {
+	if said(following) {
+		d.due = nil
+		return false
+	}
+	log := d.sb.Reopen(ctx, false)
+	if log == nil {
+		d.due = time.After(time.Second)
+		return false
+	}
+	defer log.Close()
+	seen := wire.NewDecoder(d.r.opts.MaxOutputBytes, d.r.opts.MaxFileBytes, nil)
+	_ = seen.Decode(log)
+	if said(seen) {
+		d.due = nil
+		return false
+	}
+	if ended, _ := over(); ended {
+		d.due = nil // the container's end says more; recover reads it
+		return false
+	}
+	return true
+}
+
+// said: the sandbox said something of the execution — it had the request (its begin record) or
+// the code wrote something.
+func said(d *wire.Decoder) bool {
+	o := d.Output()
+	return d.Begun() || len(o.Stdout) > 0 || len(o.Stderr) > 0 || len(o.Files) > 0 || d.End() != nil
 }

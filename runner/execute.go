@@ -38,6 +38,14 @@ type execution struct {
 
 func (x *execution) mark(at *time.Time) { *at = time.Now() }
 
+// restart forgets the sandbox x was sent to, whose request never reached it, for another.
+func (x *execution) restart() {
+	x.dec, x.term, x.killed, x.streamErr = nil, nil, false, nil
+	x.finished, x.logsRead = time.Time{}, time.Time{}
+	x.Marks.Claimed, x.Marks.Attached, x.Marks.Started = time.Time{}, time.Time{}, time.Time{}
+	x.Kind, x.Pod, x.Node = "", "", ""
+}
+
 // codeEnded: the sandbox reported the end of the code, and the runner did not have to kill it.
 func (x *execution) codeEnded() bool { return x.dec != nil && x.dec.End() != nil && !x.killed }
 
@@ -56,7 +64,7 @@ func (r *Runner) CheckRequest(req Request) error {
 	if err != nil {
 		return err
 	}
-	if n := podspec.RequestSize(wire.Request{Code: req.Code, Files: req.Files}); n > podspec.MaxConfigMapBytes {
+	if n := podspec.RequestSize(wire.Request{Code: req.Code, Files: req.Files, Language: req.Language}); n > podspec.MaxConfigMapBytes {
 		return fmt.Errorf("%w: %w: code and input files are %s, more than a ConfigMap holds (%s); pass large inputs another way or split the work",
 			ErrInvalidRequest, ErrRequestTooLarge, describeSize(n), describeSize(podspec.MaxConfigMapBytes))
 	}
@@ -66,8 +74,10 @@ func (r *Runner) CheckRequest(req Request) error {
 // Execute runs req.Code in a sandbox and returns what it produced. A non-zero exit code is a
 // result, not an error. On timeout it returns the partial Result and an error wrapping ErrTimeout.
 // The sandbox comes from the warm pool when a matching Pod is ready there, else from a new Job; it
-// serves this one execution and is deleted before Execute returns (unless Options.KeepObjects),
-// on every path. What could not be deleted is named in Result.LeftBehind.
+// serves this one execution and is deleted (unless Options.KeepObjects) on every path: before
+// Execute returns, except a warm Pod whose code ended, deleted just after (Close waits for it;
+// what cannot be deleted then is counted in CleanupFailures). What could not be deleted before
+// Execute returned is named in Result.LeftBehind.
 func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 	x, err := r.prepare(req)
 	if err != nil {
@@ -87,6 +97,19 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		return r.finish(ctx, x, err)
 	}
 	err = r.exchange(ctx, x, sb)
+	if errors.Is(err, errUndelivered) {
+		// Nothing ran in the warm sandbox. Delete it, so that the lost request can never run there
+		// after all, and run the execution cold, in the same call.
+		x.Log.Info("the warm sandbox never got the request: running it cold", "pod", x.Pod)
+		left := sb.Release(x.Log)
+		r.countLeft(left)
+		x.restart()
+		x.LeftBehind = left
+		if sb, err = r.cold.Acquire(ctx, &x.Execution); err != nil {
+			return r.finish(ctx, x, err)
+		}
+		err = r.exchange(ctx, x, sb)
+	}
 	switch {
 	case r.opts.KeepObjects:
 	case sb.Kind() == sandbox.Warm && err == nil && x.codeEnded():
@@ -95,10 +118,12 @@ func (r *Runner) Execute(ctx context.Context, req Request) (Result, error) {
 		// deleted expires at the deadline set when it was claimed.
 		r.background(func() { r.countLeft(sb.Release(x.Log)) })
 	default:
-		if x.LeftBehind = sb.Release(x.Log); len(x.LeftBehind) == 0 {
+		left := sb.Release(x.Log)
+		if len(left) == 0 {
 			x.mark(&x.cleanedUp)
 		}
-		r.countLeft(x.LeftBehind)
+		x.LeftBehind = append(x.LeftBehind, left...)
+		r.countLeft(left)
 	}
 	return r.finish(ctx, x, err)
 }
@@ -117,7 +142,7 @@ func (r *Runner) prepare(req Request, logAttrs ...any) (*execution, error) {
 	}
 	x.timeout = x.req.timeout(&r.opts)
 	x.Log = r.log.With(append(logAttrs, "execution", x.req.ExecutionID, "namespace", r.opts.Namespace)...)
-	x.Request = wire.Request{ExecutionID: x.req.ExecutionID, Code: x.req.Code, Files: x.req.Files, Timeout: x.timeout,
+	x.Request = wire.Request{ExecutionID: x.req.ExecutionID, Code: x.req.Code, Files: x.req.Files, Language: x.req.Language, Timeout: x.timeout,
 		MaxOutput: r.opts.MaxOutputBytes, MaxFile: r.opts.MaxFileBytes, MaxProcesses: r.opts.MaxProcesses}
 	return x, nil
 }

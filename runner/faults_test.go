@@ -8,10 +8,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -19,6 +21,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
+	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/internal/wire/wiretest"
 )
 
@@ -221,6 +224,48 @@ func TestWarmExecutionRecoversItsResultWhenTheAttachBreaks(t *testing.T) {
 	}
 }
 
+// A warm one-shot whose attach breaks as the request goes down it, losing it (an API server
+// restart as the runner takes a sandbox it held ready): the sandbox's log shows it never had the
+// request, so nothing ran there; its Pod is deleted and the execution runs cold, in the same call.
+func TestAWarmRequestLostWithItsAttachRunsCold(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		poolPod(t, o, "pool-a", time.Minute))
+	r := warmRunner(t, fc, o, func(ctx context.Context, _ string, stdin io.Reader, stdout io.Writer) error {
+		br := bufio.NewReader(stdin)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return nil
+			}
+			switch {
+			case strings.HasPrefix(line, "P:"):
+				_, _ = io.WriteString(stdout, "P:\n")
+			case strings.HasPrefix(line, "Q:"):
+				return errors.New("connection reset by peer") // the request goes nowhere
+			}
+		}
+	})
+	jobLogs := r.env.OpenLogs
+	r.env.OpenLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
+		if pod != "pool-a" {
+			return jobLogs(ctx, pod, lo)
+		}
+		if lo.Follow { // the pool Pod's entrypoint waits for a request that never comes
+			return blockingReader{ctx}, nil
+		}
+		return nopCloser([]byte("P:\n")), nil
+	}
+	res, err := r.Execute(context.Background(), Request{Code: "print('cold')"})
+	if err != nil || string(res.Stdout) != "cold\n" || res.Sandbox != SandboxCold {
+		t.Fatalf("Execute: %v stdout %q sandbox %s; want the execution run cold", err, res.Stdout, res.Sandbox)
+	}
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the warm sandbox that lost the request: %v; want it deleted", err)
+	}
+}
+
 // P4: two processes opening one session ID at once on the warm pool: exactly one opens it, the
 // other is told the ID is taken and touches nothing of the winner's.
 func TestASessionIDIsOpenedOnceAcrossProcesses(t *testing.T) {
@@ -373,6 +418,86 @@ func TestADeadHoldersLeaseIsTakenOverWhenTheSandboxSaysNothingRuns(t *testing.T)
 	}
 }
 
+// A holder that died just after its execution (the sandbox idle for less than the takeover bound
+// when the next process asks) is taken over as soon as the sandbox has been idle long enough —
+// the sandbox is asked again — not refused after the whole busy wait for a Pod change a dead
+// holder never makes.
+func TestADeadHoldersLeaseIsTakenOverRightAfterItsLastExecution(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	first := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	s, err := first.OpenSession(ctx, SessionOptions{ID: "crash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "x = 7"}); err != nil {
+		t.Fatal(err)
+	}
+	// The first process gives its lease back after its linger; then it "dies" holding a new one
+	// (nothing of it changes the Pod any more), well within the takeover bound of its execution.
+	eventually(t, "the first process's give-back", func() bool {
+		p, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{})
+		return p.Annotations[AnnotationSessionLease] == ""
+	})
+	until := time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)
+	patch := `{"metadata":{"annotations":{"` + AnnotationSessionLease + `":"dead-host/1/x e1 ` + until + `"}}}`
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Patch(ctx, "pool-a", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	second := warmRunner(t, fc, o, pod.Attach) // the default busy wait
+	again, err := second.Session(ctx, "crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := again.Execute(ctx, Request{Code: "print(x)"})
+	if err != nil || string(res.Stdout) != "7\n" {
+		t.Fatalf("resumed right after the holder died: %v stdout %q", err, res.Stdout)
+	}
+}
+
+// A session's call whose attach cannot be opened (the API server, the kubelet or the runtime is
+// away) is ErrCluster naming why — the session is intact, and the call works once tried again —
+// not ErrSandboxFailed about a closed pipe.
+func TestASessionCallWhoseAttachFailsIsRetryable(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	first := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	s, err := first.OpenSession(ctx, SessionOptions{ID: "away"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "x = 7"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Close() // detaches; the session stays
+	var away atomic.Bool
+	away.Store(true)
+	second := warmRunner(t, fc, o, func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
+		if away.Load() {
+			return errors.New("error dialing backend: dial tcp 127.0.0.1:10250: connect: connection refused")
+		}
+		return pod.Attach(ctx, name, stdin, stdout)
+	})
+	again, err := second.Session(ctx, "away")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = again.Execute(ctx, Request{Code: "print(x)"})
+	if !errors.Is(err, ErrCluster) || errors.Is(err, ErrSandboxFailed) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("with the attach refused: %v; want ErrCluster saying why", err)
+	}
+	away.Store(false)
+	if res, err := again.Execute(ctx, Request{Code: "print(x)"}); err != nil || string(res.Stdout) != "7\n" {
+		t.Errorf("tried again: %v stdout %q; want the session's state", err, res.Stdout)
+	}
+}
+
 // A live holder's lease is not taken over while its code runs: the other process waits, then is
 // told the session is busy.
 func TestALiveHoldersLeaseIsNotTakenOver(t *testing.T) {
@@ -521,4 +646,67 @@ func TestTheJanitorDeletesSandboxesThatEndedByThemselves(t *testing.T) {
 	if gone("pool-busy") || gone("pool-idle") {
 		t.Error("the janitor deleted a sandbox that did not end")
 	}
+}
+
+// A process that resumes a session while another is still opening it (the loser of an open race,
+// as the ADK tool is) is told to try again; it never deletes the sandbox being opened.
+func TestResumingASessionBeingOpenedLeavesItsSandbox(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	release := make(chan struct{})
+	opener := warmRunner(t, fc, o, func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
+		// The opener's session opening (its hello) is held back: the sandbox answers pings, but
+		// holds no session yet.
+		return pod.Attach(ctx, name, holdHello(stdin, release), stdout)
+	})
+	ctx := context.Background()
+	opened := make(chan error, 1)
+	go func() {
+		_, err := opener.OpenSession(ctx, SessionOptions{ID: "early"})
+		opened <- err
+	}()
+	resumer := warmRunner(t, fc, o, pod.Attach)
+	var s *Session
+	eventually(t, "the session's pod labelled", func() bool {
+		var err error
+		s, err = resumer.Session(ctx, "early")
+		return err == nil
+	})
+	_, err := s.Execute(ctx, Request{Code: "print(1)"})
+	close(release)
+	if errors.Is(err, ErrSessionEnded) {
+		t.Errorf("resuming a session still opening: %v; it must not end it", err)
+	}
+	if err := <-opened; err != nil {
+		t.Fatalf("the opener: %v", err)
+	}
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{}); err != nil {
+		t.Errorf("the session's pod: %v, want it kept", err)
+	}
+}
+
+// holdHello passes stdin on, except that a session's opening (an S record) waits for release.
+func holdHello(stdin io.Reader, release <-chan struct{}) io.Reader {
+	r, w := io.Pipe()
+	go func() {
+		br := bufio.NewReader(stdin)
+		for {
+			line, err := br.ReadBytes('\n')
+			if len(line) > 0 {
+				if wire.TagSession.Starts(line) {
+					<-release
+				}
+				if _, werr := w.Write(line); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				w.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	return r
 }

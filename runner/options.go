@@ -59,7 +59,9 @@ const (
 type Options struct {
 	// Namespace where ConfigMaps and Jobs are created. Default "default".
 	Namespace string
-	// Image of the sandbox container; it must have python3 on its PATH. Default "python:3.11-slim".
+	// Image of the sandbox container; it must have python3 on its PATH, which runs gkexec's
+	// entrypoint whatever the language (bash and node too, to run those). Default
+	// "python:3.11-slim" (python3 and bash, no node).
 	Image string
 	// ImagePullPolicy of the sandbox container. Default IfNotPresent.
 	ImagePullPolicy corev1.PullPolicy
@@ -158,9 +160,10 @@ type Options struct {
 	WarmPoolMaxIdleAge time.Duration
 
 	// SessionIdleTimeout ends a session that has run nothing for this long; SessionMaxLifetime
-	// ends it this long after it opened, however busy. Both are enforced by the runner and by the
-	// sandbox itself (a runner that dies leaves nothing running forever); OpenSession may lower
-	// them per session. Defaults 10m and 1h.
+	// ends it this long after it opened, however busy. The sandbox enforces both itself, on its own
+	// clock, whether any runner lives or not; a sandbox that ended its session is then deleted by
+	// any runner alive in the namespace (or gkexec gc). OpenSession may lower them per session.
+	// Defaults 10m and 1h.
 	SessionIdleTimeout time.Duration
 	SessionMaxLifetime time.Duration
 

@@ -16,8 +16,15 @@ import (
 
 // Request is one execution.
 type Request struct {
-	// Code is the Python program to run, as main.py, with /workspace as its working directory.
+	// Code is the program to run, with /workspace as its working directory: by default Python, as
+	// main.py (`python3 -u main.py`).
 	Code string
+	// Language is Code's: one of Languages ("python", "bash", "javascript"); empty is Python.
+	// Bash runs main.sh with `bash --noprofile --norc`, JavaScript main.js with `node`; their
+	// interpreter must be on the sandbox image's PATH (Python is the entrypoint's own), and a
+	// sandbox without it refuses the request (ErrInvalidRequest) before running anything. In a
+	// session, empty means the session's language, and another is refused.
+	Language string
 	// Files are input files: slash-separated relative paths to contents. The code finds them,
 	// writable, under its working directory (/workspace/<path>).
 	Files map[string][]byte
@@ -31,12 +38,13 @@ type Request struct {
 	// the sandbox sends it, in order within each stream, byte for byte, within the same caps as
 	// Result.Stdout and Result.Stderr (the chunks of a stream add up to exactly the Result's
 	// bytes, and none is delivered twice, even when a broken stream is read again). It is called
-	// from a goroutine of the runner's, one call at a time, behind a bounded queue; p is valid
-	// only during the call. A slow callback backs the stream up but never holds the execution: at
-	// the runner's deadline or the caller's cancellation Execute returns without waiting for a
-	// call in progress, and no call starts after Execute returns; once the result is in, what is
-	// queued is delivered before Execute returns, but not past the deadline. The Result is the
-	// same with or without it.
+	// from a goroutine of the runner's, one call at a time, behind a queue of 64 chunks; p is
+	// valid only during the call. A slow callback backs the stream up once the queue is full, but
+	// never holds the execution: at the runner's deadline, the caller's cancellation or an
+	// infrastructure error the runner stops delivering and Execute returns without waiting for a
+	// call in progress (one may still be starting); the chunks delivered then add up to less than
+	// the Result's bytes. Once the result is in, what is queued is delivered before Execute
+	// returns, but not past the deadline. The Result is the same with or without it.
 	Output func(s Stream, p []byte)
 }
 
@@ -74,6 +82,9 @@ func (req Request) validate(o *Options, newID func() string) (Request, error) {
 	if strings.TrimSpace(req.Code) == "" {
 		problems = append(problems, "Code is empty")
 	}
+	if why := languageProblem(req.Language); why != "" {
+		problems = append(problems, why)
+	}
 	if req.ExecutionID == "" {
 		req.ExecutionID = newID()
 	} else {
@@ -93,6 +104,18 @@ func (req Request) validate(o *Options, newID func() string) (Request, error) {
 		return req, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.Join(problems, "; "))
 	}
 	return req, nil
+}
+
+// Languages are the languages code may be in (Request.Language, SessionOptions.Language), sorted.
+func Languages() []string {
+	return slices.Sorted(maps.Keys(wire.Languages))
+}
+
+func languageProblem(lang string) string {
+	if _, ok := wire.Languages[lang]; ok || lang == "" {
+		return ""
+	}
+	return fmt.Sprintf("Language %q: gkexec runs %s (empty is python)", lang, strings.Join(Languages(), ", "))
 }
 
 // outputDirName is OutputDir relative to WorkDir.

@@ -40,6 +40,11 @@ type SessionOptions struct {
 	// Options.SessionMaxLifetime, which are also their ceilings.
 	IdleTimeout time.Duration
 	MaxLifetime time.Duration
+	// Language is the session's interpreter's, one of Languages; empty is Python. A Bash
+	// session keeps its shell's variables, functions and working directory from one execution to
+	// the next, a JavaScript one its global bindings (top-level const, let, class and function
+	// declarations included).
+	Language string
 }
 
 const (
@@ -149,6 +154,17 @@ func (s *Session) PodName() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pod.Name
+}
+
+// Language is the session's interpreter's (SessionOptions.Language), whichever process opened
+// it: its sandbox Pod says.
+func (s *Session) Language() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if lang := s.pod.Annotations[podspec.AnnotationSessionLanguage]; lang != "" {
+		return lang
+	}
+	return "python" // opened before sessions had languages
 }
 
 // Close ends the session and deletes its sandbox. An execution in flight ends with

@@ -126,11 +126,24 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 	conn = sandbox.NewConn(r.env.Connect(pod))
 	answer, err := conn.Ping(ctx)
 	if err != nil {
+		broken := conn.Broken()
 		conn.Detach()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil, nil, ctx.Err()
+		case broken:
+			// The attach itself failed (the API server, the kubelet or the runtime is away): the
+			// Pod runs and the session is intact; nothing was sent.
+			return nil, nil, fmt.Errorf("%w: session %s: could not attach to its pod %s/%s (the session is intact; try again): %w",
+				ErrCluster, s.id, r.opts.Namespace, pod.Name, err)
 		}
-		return nil, nil, fmt.Errorf("%w: session %s: attach to pod %s/%s: %w", ErrSandboxFailed, s.id, r.opts.Namespace, pod.Name, err)
+		return nil, nil, fmt.Errorf("%w: session %s: the sandbox in pod %s/%s did not answer on its attach: %w", ErrSandboxFailed, s.id, r.opts.Namespace, pod.Name, err)
+	}
+	if answer.Session == "" && !answer.Spent {
+		// The sandbox holds no session yet: another process is still opening it (a lost open
+		// race, resumed at once). It is not this process's to end.
+		conn.Detach()
+		return nil, nil, fmt.Errorf("%w: session %s is still being opened by another process; try again in a moment", ErrSessionBusy, s.id)
 	}
 	if answer.Session != s.id {
 		conn.Detach()
@@ -159,7 +172,13 @@ var _ sandbox.Sandbox = (*sessionSandbox)(nil)
 
 func (sb *sessionSandbox) Kind() string { return sb.s.kind }
 
-func (sb *sessionSandbox) Tracker() *track.Tracker { return sb.conn.Tracker() }
+// Tracker is the tracker of the attach the execution reads now: Reopen may replace it from
+// recover's reading goroutine while recover watches the tracker, hence the session's lock.
+func (sb *sessionSandbox) Tracker() *track.Tracker {
+	sb.s.mu.Lock()
+	defer sb.s.mu.Unlock()
+	return sb.conn.Tracker()
+}
 
 func (sb *sessionSandbox) Open(ctx context.Context, x *sandbox.Execution) (io.ReadCloser, error) {
 	if err := sb.conn.Send(ctx, x.Request.Encode(true)); err != nil {

@@ -82,6 +82,9 @@ func (r *Runner) checkSession(so SessionOptions) (SessionOptions, error) {
 	}
 	limit("IdleTimeout", &so.IdleTimeout, r.opts.SessionIdleTimeout)
 	limit("MaxLifetime", &so.MaxLifetime, r.opts.SessionMaxLifetime)
+	if why := languageProblem(so.Language); why != "" {
+		errs = append(errs, errors.New(why))
+	}
 	if len(errs) > 0 {
 		return so, fmt.Errorf("%w: %w", ErrInvalidRequest, errors.Join(errs...))
 	}
@@ -113,7 +116,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	if warm != nil {
 		var marks sandbox.Marks
 		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
-			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires)}, &marks)
+			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language)}, &marks)
 		switch {
 		case err == nil:
 			s.kind, a = SandboxWarm, claimed
@@ -126,7 +129,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	}
 	if a == nil {
 		s.kind = SandboxCold
-		job := podspec.SessionJob(&r.env.Shape, so.ID, so.MaxLifetime, so.IdleTimeout, expires)
+		job := podspec.SessionJob(&r.env.Shape, so.ID, so.Language, so.MaxLifetime, so.IdleTimeout, expires)
 		pod, made, err := r.env.StartSessionJob(ctx, job)
 		if made {
 			s.mu.Lock()
@@ -147,7 +150,8 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	s.conn = conn
 	s.mu.Unlock()
 	hello := wire.FrameJSON(wire.TagSession, wire.Hello{ID: so.ID, IdleTimeoutSeconds: so.IdleTimeout.Seconds(),
-		MaxLifetimeSeconds: time.Until(expires).Seconds(), MaxProcesses: max(r.opts.MaxProcesses, 0), ExitWhenOver: s.kind == SandboxCold})
+		MaxLifetimeSeconds: time.Until(expires).Seconds(), MaxProcesses: max(r.opts.MaxProcesses, 0), ExitWhenOver: s.kind == SandboxCold,
+		Language: so.Language})
 	if err := conn.Send(ctx, hello); err != nil {
 		return fmt.Errorf("%w: pod %s/%s: opening the session: %w", ErrSandboxFailed, r.opts.Namespace, a.Pod.Name, err)
 	}
@@ -158,7 +162,10 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 		if err != nil {
 			return fmt.Errorf("%w: pod %s/%s: the sandbox did not open the session: %w", ErrSandboxFailed, r.opts.Namespace, a.Pod.Name, err)
 		}
-		if wire.TagSession.Starts(line) {
+		if opened, ok := wire.ParseOpened(line); ok {
+			if opened.Refused != "" {
+				return fmt.Errorf("%w: the sandbox refused to open session %s: %s; nothing was opened", ErrInvalidRequest, so.ID, opened.Refused)
+			}
 			return nil
 		}
 	}

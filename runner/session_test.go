@@ -24,7 +24,7 @@ func sessionPod(t *testing.T, o Options, name, session, lease string) *corev1.Po
 	pod := poolPod(t, o, name, time.Minute)
 	pod.Labels[LabelPoolState] = PoolStateClaimed
 	pod.Labels[LabelSession] = session
-	pod.Annotations = podspec.SessionAnnotations(10*time.Minute, time.Now().Add(time.Hour))
+	pod.Annotations = podspec.SessionAnnotations(10*time.Minute, time.Now().Add(time.Hour), "")
 	if lease != "" {
 		pod.Annotations[AnnotationSessionLease] = lease
 	}

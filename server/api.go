@@ -28,8 +28,11 @@ const (
 
 // ExecuteRequest is the body of POST /v1/executions.
 type ExecuteRequest struct {
-	// Code is the Python program, run as /workspace/main.py.
+	// Code is the program, run in /workspace: Python (main.py) unless Language says otherwise.
 	Code string `json:"code"`
+	// Language is Code's: "python" (the default), "bash" or "javascript" (Config.Languages); in
+	// a session, empty means the session's. The image must have its interpreter.
+	Language string `json:"language,omitempty"`
 	// Files are input files: relative path -> content, base64 (standard alphabet, padded).
 	Files map[string]string `json:"files,omitempty"`
 	// ExecutionID names the objects; a DNS label of at most 40 characters. Default random.
@@ -205,7 +208,7 @@ func decodeRequest(body io.Reader) (runner.Request, *APIError) {
 		}
 		return runner.Request{}, newAPIError(http.StatusBadRequest, CodeInvalidJSON, "the body must hold exactly one JSON object; found more after it")
 	}
-	req := runner.Request{Code: in.Code, ExecutionID: in.ExecutionID,
+	req := runner.Request{Code: in.Code, Language: in.Language, ExecutionID: in.ExecutionID,
 		Timeout: time.Duration(in.TimeoutSeconds * float64(time.Second))}
 	if in.TimeoutSeconds < 0 || math.IsNaN(in.TimeoutSeconds) {
 		return runner.Request{}, newAPIError(http.StatusBadRequest, CodeInvalidJSON, "timeout_seconds must be positive")

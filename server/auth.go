@@ -49,3 +49,13 @@ func loopbackHost(hostport string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// RequireToken guards another HTTP API with serve's rules for /v1/, so that an API served beside
+// it (gkexec mcp) admits exactly the callers serve would: with a token, only requests that bear it
+// (401 and WWW-Authenticate otherwise); without one, only requests addressed to a loopback name
+// (403 host_not_allowed otherwise). Refusals are serve's JSON error bodies.
+func RequireToken(token string, next http.Handler) http.Handler {
+	s := &Server{opts: Options{Token: token}, token: sha256.Sum256([]byte(token))}
+	s.opts.setDefaults()
+	return s.authenticated(next)
+}

@@ -58,7 +58,7 @@ func (c *Client) ExecuteInSession(ctx context.Context, id string, req runner.Req
 func (c *Client) OpenSession(ctx context.Context, so runner.SessionOptions) (SessionInfo, error) {
 	var info SessionInfo
 	body, err := json.Marshal(OpenSessionRequest{SessionID: so.ID,
-		IdleTimeoutSeconds: so.IdleTimeout.Seconds(), MaxLifetimeSeconds: so.MaxLifetime.Seconds()})
+		IdleTimeoutSeconds: so.IdleTimeout.Seconds(), MaxLifetimeSeconds: so.MaxLifetime.Seconds(), Language: so.Language})
 	if err != nil {
 		return info, fmt.Errorf("%w: %w", runner.ErrInvalidRequest, err)
 	}
@@ -75,7 +75,7 @@ func (c *Client) CloseSession(ctx context.Context, id string) error {
 func sessionPath(id string) string { return PathSessions + "/" + url.PathEscape(id) }
 
 func (c *Client) execute(ctx context.Context, path string, req runner.Request) (runner.Result, error) {
-	in := ExecuteRequest{Code: req.Code, ExecutionID: req.ExecutionID, TimeoutSeconds: req.Timeout.Seconds()}
+	in := ExecuteRequest{Code: req.Code, Language: req.Language, ExecutionID: req.ExecutionID, TimeoutSeconds: req.Timeout.Seconds()}
 	if len(req.Files) > 0 {
 		in.Files = make(map[string]string, len(req.Files))
 		for name, data := range req.Files {

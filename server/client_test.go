@@ -10,8 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
+	"sync"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -183,6 +186,12 @@ func TestClientStreamsOutputWhileTheExecutionRuns(t *testing.T) {
 	}
 
 	waitFor(t, "cleanup", func() bool { return len(ts.fc.leftovers()) == 0 })
+	// The answer reaches the client before the handler gives the ID back.
+	waitFor(t, "the execution ID given back", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return !ts.ids["cs-1"]
+	})
 	plain, err := c.Execute(context.Background(), runner.Request{Code: "print(1)", ExecutionID: "cs-1"})
 	if err != nil {
 		t.Fatalf("Execute without Output: %v", err)
@@ -253,5 +262,38 @@ func TestClientStreamFromAServerThatDoesNotStream(t *testing.T) {
 	if err != nil || res.ExecutionID != "old-1" || !reflect.DeepEqual(got.order, []runner.Stream{runner.Stdout, runner.Stderr}) ||
 		string(got.stream[runner.Stdout]) != "out" || string(got.stream[runner.Stderr]) != "err" {
 		t.Errorf("err %v result %q streamed %v %q; want each stream once, whole", err, res.ExecutionID, got.order, got.stream)
+	}
+}
+
+// A request's language travels from the client through the server to the sandbox (the code is
+// written under its language's file name); the config names the languages.
+func TestTheLanguageTravelsThroughTheServer(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, scenario{steps: ok, log: new(framed).out("42\n").end(0, false)}, runner.Options{}, Options{})
+	var mu sync.Mutex
+	var keys []string
+	ts.fc.client.PrependReactor("create", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for k := range a.(k8stesting.CreateAction).GetObject().(*corev1.ConfigMap).Data {
+			keys = append(keys, k)
+		}
+		return false, nil, nil
+	})
+	c := NewClient(ts.url, "")
+	if res, err := c.Execute(context.Background(), runner.Request{Code: "echo 42", Language: "bash"}); err != nil || string(res.Stdout) != "42\n" {
+		t.Fatalf("Execute: %q, %v", res.Stdout, err)
+	}
+	mu.Lock()
+	if !slices.Contains(keys, "main.sh") {
+		t.Errorf("the sandbox got %v, want the code as main.sh", keys)
+	}
+	mu.Unlock()
+	if _, err := c.Execute(context.Background(), runner.Request{Code: "1", Language: "fortran"}); !errors.Is(err, runner.ErrInvalidRequest) {
+		t.Errorf("an unknown language: %v, want ErrInvalidRequest", err)
+	}
+	cfg, err := c.Config(context.Background())
+	if err != nil || !slices.Equal(cfg.Languages, []string{"bash", "javascript", "python"}) {
+		t.Errorf("config languages %v, %v", cfg.Languages, err)
 	}
 }

@@ -25,6 +25,9 @@ type Config struct {
 	MaxConcurrent       int     `json:"max_concurrent"`
 	WorkDir             string  `json:"work_dir"`
 	OutputDir           string  `json:"output_dir"`
+	// Languages are those code may be in; the image must have each one's interpreter (python3
+	// always: it runs the entrypoint). `gkexec doctor`'s smoke execution says which the image has.
+	Languages []string `json:"languages"`
 }
 
 func configOf(o runner.Options, s Options) Config {
@@ -34,7 +37,7 @@ func configOf(o runner.Options, s Options) Config {
 		CPURequest: o.CPURequest, MemoryRequest: o.MemoryRequest, CPULimit: o.CPULimit, MemoryLimit: o.MemoryLimit,
 		MaxOutputBytes: o.MaxOutputBytes, MaxFileBytes: o.MaxFileBytes,
 		MaxBodyBytes: s.MaxBodyBytes, MaxConcurrent: s.MaxConcurrent,
-		WorkDir: runner.WorkDir, OutputDir: runner.OutputDir,
+		WorkDir: runner.WorkDir, OutputDir: runner.OutputDir, Languages: runner.Languages(),
 	}
 }
 

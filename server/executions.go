@@ -81,8 +81,12 @@ func (s *Server) serveExecution(w http.ResponseWriter, r *http.Request, exec exe
 	}
 	apiErr = apiErrorFor(err)
 	if errors.Is(context.Cause(ctx), errShuttingDown) {
+		what := "everything it created was deleted"
+		if res.Session != "" {
+			what = "the code was interrupted, and session " + res.Session + " stays open"
+		}
 		apiErr = newAPIError(http.StatusServiceUnavailable, CodeShuttingDown,
-			"the server shut down during the execution; everything it created was deleted: %v", err)
+			"the server shut down during the execution; %s: %v", what, err)
 		apiErr.Retryable, apiErr.sentinel = true, runner.ErrCanceled
 	}
 	var partial *runner.Result

@@ -13,7 +13,7 @@ import (
 // Defaults.
 const (
 	// DefaultMaxConcurrent bounds executions in flight. The runner's default client rate limit
-	// (50 QPS, ~6 requests an execution) starts about eight a second; ten in flight keeps a
+	// (100 QPS and a burst of 300, ~6 requests a cold execution) starts about eight a second; ten in flight keeps a
 	// sidecar well inside that and inside the namespace quota (manifests/base: 50 Jobs).
 	DefaultMaxConcurrent = 10
 	// DefaultMaxBodyBytes caps a request body. What must fit is one ConfigMap, 1 MiB of code and
@@ -37,7 +37,7 @@ const (
 	// or a session's turn past the execution's own timeout.
 	DefaultWriteTimeout = 30 * time.Second
 	// DefaultShutdownTimeout bounds graceful shutdown: cancelling in-flight executions and the
-	// runner's deletions (each bounded by 30 s in the runner).
+	// runner's deletions (each retried for the runner's CleanupTimeout, 1 m by default).
 	DefaultShutdownTimeout = 45 * time.Second
 )
 

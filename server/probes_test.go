@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +32,8 @@ func TestHealthzAndConfig(t *testing.T) {
 	want := Config{Namespace: testNamespace, Image: "python:3.12-slim", RuntimeClassName: "gvisor", TimeoutSeconds: 42,
 		StartTimeoutSeconds: 120, CPURequest: "200m", MemoryRequest: "256Mi", CPULimit: "500m", MemoryLimit: "512Mi",
 		MaxOutputBytes: 1 << 20, MaxFileBytes: 4 << 20, MaxBodyBytes: DefaultMaxBodyBytes, MaxConcurrent: 3,
-		WorkDir: "/workspace", OutputDir: "/workspace/output"}
-	if cfg != want {
+		WorkDir: "/workspace", OutputDir: "/workspace/output", Languages: []string{"bash", "javascript", "python"}}
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
 	}
 	if a := get(t, ts.url+PathExecutions); a.status != http.StatusMethodNotAllowed {

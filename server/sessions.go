@@ -26,6 +26,8 @@ type OpenSessionRequest struct {
 	IdleTimeoutSeconds float64 `json:"idle_timeout_seconds,omitempty"`
 	// MaxLifetimeSeconds ends the session this long after it opened, whatever it is doing.
 	MaxLifetimeSeconds float64 `json:"max_lifetime_seconds,omitempty"`
+	// Language is the session's interpreter's: "python" (the default), "bash" or "javascript".
+	Language string `json:"language,omitempty"`
 }
 
 // SessionInfo is the 201 body of POST /v1/sessions.
@@ -153,7 +155,7 @@ func (s *Server) handleCloseSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionFailed logs and writes an error answer for opening or closing a session. These are not
-// executions, so they are not counted in gkexec_executions_total.
+// executions, so they are not counted in gkexec_serve_executions_total.
 func (s *Server) sessionFailed(w http.ResponseWriter, op, id string, start time.Time, e *APIError) {
 	level := slog.LevelWarn
 	if e.Status < 500 && e.Status != StatusClientClosedRequest {
@@ -193,5 +195,5 @@ func decodeOpenSession(body io.Reader) (runner.SessionOptions, *APIError) {
 	}
 	return runner.SessionOptions{ID: in.SessionID,
 		IdleTimeout: time.Duration(in.IdleTimeoutSeconds * float64(time.Second)),
-		MaxLifetime: time.Duration(in.MaxLifetimeSeconds * float64(time.Second))}, nil
+		MaxLifetime: time.Duration(in.MaxLifetimeSeconds * float64(time.Second)), Language: in.Language}, nil
 }

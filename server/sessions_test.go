@@ -24,6 +24,7 @@ type fakeSessions struct {
 	mu     sync.Mutex
 	opened []runner.SessionOptions
 	ran    []string // session IDs executed in
+	langs  []string // the languages of their requests
 	closed []string
 	err    error         // returned by every call when set
 	res    runner.Result // returned by ExecuteInSession
@@ -43,6 +44,7 @@ func (f *fakeSessions) OpenSession(_ context.Context, so runner.SessionOptions) 
 func (f *fakeSessions) ExecuteInSession(_ context.Context, id string, req runner.Request) (runner.Result, error) {
 	f.mu.Lock()
 	f.ran = append(f.ran, id)
+	f.langs = append(f.langs, req.Language)
 	f.mu.Unlock()
 	for _, o := range f.output {
 		if req.Output != nil {
@@ -311,20 +313,20 @@ func TestSessionLifecycleThroughTheClient(t *testing.T) {
 	url := newSessionServer(t, fs, Options{Token: "tok"})
 	c := NewClient(url, "tok")
 	ctx := context.Background()
-	info, err := c.OpenSession(ctx, runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour})
+	info, err := c.OpenSession(ctx, runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour, Language: "bash"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info != (SessionInfo{SessionID: "agent-1", Sandbox: runner.SandboxWarm, PodName: "pod-agent-1"}) {
 		t.Errorf("OpenSession = %+v", info)
 	}
-	if want := (runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour}); len(fs.opened) != 1 || fs.opened[0] != want {
+	if want := (runner.SessionOptions{ID: "agent-1", IdleTimeout: 90 * time.Second, MaxLifetime: time.Hour, Language: "bash"}); len(fs.opened) != 1 || fs.opened[0] != want {
 		t.Errorf("runner got %+v, want %+v", fs.opened, want)
 	}
 
-	res, err := c.ExecuteInSession(ctx, "agent-1", runner.Request{Code: "print('hello')"})
-	if err != nil || string(res.Stdout) != "hello\n" {
-		t.Fatalf("ExecuteInSession = %q, %v", res.Stdout, err)
+	res, err := c.ExecuteInSession(ctx, "agent-1", runner.Request{Code: "echo hello", Language: "bash"})
+	if err != nil || string(res.Stdout) != "hello\n" || fs.langs[0] != "bash" {
+		t.Fatalf("ExecuteInSession = %q, %v (language %q)", res.Stdout, err, fs.langs)
 	}
 	// Streaming takes the same path as /v1/executions.
 	var got []string

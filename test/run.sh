@@ -6,7 +6,8 @@
 #   3. the local gVisor cluster, brought up (built on first use, cached in ~/.cache/gkexec)
 #   4. the end-to-end suites against it (go test -tags integration ./test/...)
 #   5. the fault tier (test/chaos, `make chaos`): kube-apiserver, kubelet and containerd restarted under
-#      executions in flight; every result right and nothing left behind
+#      cold, warm and session executions in flight and calls started during the outage; every result
+#      right, the sessions' state kept, nothing left behind
 #   6. the cluster brought down again, even on failure, unless it was already up before (or KEEP_CLUSTER=1)
 #
 # `test/run.sh e2e` runs only steps 3 and 4 (the cluster is left as it is found).

@@ -38,10 +38,11 @@ func runApp(ctx context.Context, app *cli.App, args []string) int {
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:    "gkexec",
-		Usage:   "run untrusted code in gVisor-sandboxed Kubernetes Jobs",
+		Usage:   "run untrusted code in gVisor-sandboxed Kubernetes Pods",
 		Version: version,
-		Description: "gkexec creates a ConfigMap with the code and a Job whose Pod runs it under gVisor with a hardened\n" +
-			"security context, returns stdout, stderr, exit code and output files, and deletes everything it made.",
+		Description: "gkexec takes a pre-started Pod of the warm pool, or creates a ConfigMap with the code and a Job whose Pod\n" +
+			"runs it, under gVisor with a hardened security context; returns stdout, stderr, exit code and output files;\n" +
+			"and deletes everything it made.",
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
@@ -54,6 +55,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			gcCommand(),
 			doctorCommand(),
 			serveCommand(),
+			mcpCommand(),
 			benchCommand(),
 			sessionCommand(),
 		},

@@ -17,7 +17,7 @@ const (
 	exitTimeout         = 124 // the code ran past --timeout (or never started within --start-timeout)
 	exitRunner          = 125 // the runner failed: cluster unreachable, forbidden, API error, sandbox failed
 	exitCannotStart     = 126 // the sandbox cannot start: image, RuntimeClass, no node, quota, no namespace
-	exitInterrupted     = 130 // SIGINT or SIGTERM: everything created was deleted
+	exitInterrupted     = 130 // SIGINT or SIGTERM: everything the execution created was deleted (a session's code is interrupted; the session stays open)
 )
 
 // exitCodeFor maps a runner error onto the documented exit codes.

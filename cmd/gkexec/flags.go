@@ -76,11 +76,11 @@ func clusterFlags() []cli.Flag {
 // sandboxFlags shape the sandbox; one per runner.Options field.
 func sandboxFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: flagImage, Value: runner.DefaultImage, Usage: "sandbox image (needs python3)", EnvVars: env(flagImage)},
+		&cli.StringFlag{Name: flagImage, Value: runner.DefaultImage, Usage: "sandbox image (needs python3, which runs gkexec's entrypoint; bash and node to run those languages)", EnvVars: env(flagImage)},
 		&cli.StringFlag{Name: flagImagePullPolicy, Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never", EnvVars: env(flagImagePullPolicy)},
 		&cli.DurationFlag{Name: flagTimeout, Value: runner.DefaultTimeout, Usage: "kill the code after this long", EnvVars: env(flagTimeout)},
 		&cli.DurationFlag{Name: flagStartTimeout, Value: runner.DefaultStartTimeout, Usage: "give up if the sandbox has not started after this long", EnvVars: env(flagStartTimeout)},
-		&cli.IntFlag{Name: flagMaxInFlight, EnvVars: env(flagMaxInFlight), Usage: "cold sandboxes in flight at most; more wait in line, first come first served (0: as many as the namespace's ResourceQuota admits, unbounded without one; -1: unbounded)"},
+		&cli.IntFlag{Name: flagMaxInFlight, EnvVars: env(flagMaxInFlight), Usage: "cold sandboxes in flight at most; more wait in line, first come first served (0: as many as the namespace's ResourceQuota admits, learned from the scheduler without one; -1: unbounded)"},
 		&cli.StringFlag{Name: flagCPURequest, Value: runner.DefaultCPURequest, EnvVars: env(flagCPURequest), Usage: "CPU request"},
 		&cli.StringFlag{Name: flagMemoryRequest, Value: runner.DefaultMemoryRequest, EnvVars: env(flagMemoryRequest), Usage: "memory request"},
 		&cli.StringFlag{Name: flagCPULimit, Value: runner.DefaultCPULimit, EnvVars: env(flagCPULimit), Usage: "CPU limit"},
@@ -103,7 +103,7 @@ func sandboxFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagKeep, EnvVars: env(flagKeep), Usage: "keep the Job and ConfigMap (or the warm Pod) afterwards, for debugging"},
 		&cli.DurationFlag{Name: flagCleanupTimeout, Value: runner.DefaultCleanupTimeout, EnvVars: env(flagCleanupTimeout), Usage: "retry deleting what an execution made for this long"},
 		&cli.StringFlag{Name: flagWarmPool, Value: runner.DefaultWarmPool, EnvVars: env(flagWarmPool), Usage: "warm pool to take pre-started sandboxes from when one matches (else cold)"},
-		&cli.BoolFlag{Name: flagNoWarmPool, EnvVars: env(flagNoWarmPool), Usage: "always run cold, never from the warm pool"},
+		&cli.BoolFlag{Name: flagNoWarmPool, EnvVars: env(flagNoWarmPool), Usage: "always run cold, never from the warm pool (sessions run in Jobs of their own)"},
 		&cli.IntFlag{Name: flagWarmReady, Value: runner.DefaultWarmPoolReady, EnvVars: env(flagWarmReady), Usage: "warm sandboxes to hold claimed and attached ahead of demand (-1: claim on request)"},
 		&cli.DurationFlag{Name: flagWarmHold, Value: runner.DefaultWarmPoolHold, EnvVars: env(flagWarmHold), Usage: "release a held warm sandbox after this long"},
 		&cli.DurationFlag{Name: flagWarmMaxIdleAge, Value: runner.DefaultWarmPoolMaxIdleAge, EnvVars: env(flagWarmMaxIdleAge), Usage: "recycle idle pool pods older than this"},

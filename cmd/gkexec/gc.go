@@ -22,17 +22,20 @@ func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "gc",
 		Usage: "delete Jobs, ConfigMaps and claimed warm Pods that gkexec left behind (a caller crashed or was killed)",
-		Description: `Finds the Jobs and ConfigMaps labelled app.kubernetes.io/managed-by=gkexec older than
---older-than and deletes them; each Job's Pod goes with it. Executions run no longer than
-StartTimeout + Timeout (7 min at the defaults), so the default 15m never touches live work.
+		Description: `Finds what is labelled app.kubernetes.io/managed-by=gkexec and older than --older-than, and
+deletes it: the Jobs (each Job's Pod goes with it) and ConfigMaps of one-shot executions, the
+claimed warm pool Pods of one-shot executions (aged from when the execution took the Pod), and
+the markers of sessions that have no sandbox. A one-shot execution runs no longer than
+StartTimeout + Timeout + 30 s (7.5 min at the defaults), so the default 15m never touches the
+live work of runners with the default timeouts; raise it for runners with longer ones.
 
 Sandboxes that ended by themselves go whatever their age, judged by their Pod's status, never by
 a timestamp another machine wrote: a claimed warm pool Pod whose container left and was
 restarted (nobody deleted it after its execution, the runner holding it ready stopped pinging it,
-its session ended) or whose deadline passed; a cold session's finished Job; the marker of a
-session that has no sandbox. A claimed Pod still running may be in use, however old, and stays;
-idle pool Pods belong to their Deployment and stay. Every runner deletes such sandboxes while it
-lives too; gc is for when none does.
+its session ended) or whose deadline passed; a cold session's finished Job. A claimed Pod held
+ready or a session's stays while it runs, however old; idle pool Pods belong to their
+Deployment and stay. Every runner deletes the sandboxes that ended by themselves while it lives
+too; gc is for when none does.
 
 Examples:
    gkexec gc -n agent-sandbox --dry-run

@@ -26,9 +26,11 @@ const (
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
-		Usage:     "run Python code in a new sandbox and print its output",
+		Usage:     "run code (Python, bash or JavaScript) in a new sandbox and print its output",
 		ArgsUsage: "[FILE | -]",
-		Description: `The code comes from -c, from FILE, or from standard input. Its stdout goes to stdout and its
+		Description: `The code comes from -c, from FILE, or from standard input. It is Python unless --language
+or FILE's extension (.sh, .bash: bash; .js, .mjs, .cjs: javascript) says otherwise; bash and
+javascript need their interpreter (bash, node) in the sandbox image. Its stdout goes to stdout and its
 stderr to stderr as it runs, and gkexec exits with the code's exit status. Files the code writes
 under ` + runner.OutputDir + ` are saved to --output-dir. With --json nothing is printed while
 it runs: stdout gets one JSON document at the end.
@@ -42,9 +44,12 @@ Examples:
    gkexec run -c 'print(1)'
    gkexec run -n agent-sandbox --timeout 30s --input data.csv --output-dir out/ analysis.py
    echo 'import sys; sys.exit(3)' | gkexec run -
+   gkexec run -l bash -c 'ls -la; uname -a'
+   gkexec run report.js
    gkexec run --json -c 'open("output/r.txt","w").write("hi")'`,
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: flagCode, Aliases: []string{"c"}, Usage: "the code to run"},
+			languageFlag("the code's language (default: from FILE's extension, else python)"),
 			&cli.StringSliceFlag{Name: flagInput, Aliases: []string{"i"}, Usage: "input file `[NAME=]PATH`, copied to /workspace/NAME (repeatable)", TakesFile: true},
 			&cli.StringFlag{Name: flagOutputDir, Aliases: []string{"o"}, Usage: "save output files here (created if missing)", TakesFile: true},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print the whole result as one JSON document on stdout"},
@@ -64,6 +69,10 @@ func runWith(c *cli.Context, newRunner func(*cli.Context, io.Writer) (*runner.Ru
 	if err != nil {
 		return err
 	}
+	lang, err := codeLanguage(c, c.Args().First())
+	if err != nil {
+		return err
+	}
 	files, outDir, err := inputsAndOutputDir(c)
 	if err != nil {
 		return err
@@ -74,7 +83,7 @@ func runWith(c *cli.Context, newRunner func(*cli.Context, io.Writer) (*runner.Ru
 	}
 	defer r.Close()
 
-	req := runner.Request{Code: code, Files: files, ExecutionID: c.String(flagID)}
+	req := runner.Request{Code: code, Language: lang, Files: files, ExecutionID: c.String(flagID)}
 	var term *terminal
 	if !c.Bool(flagJSON) {
 		// The code's output goes out as the sandbox sends it, not at the end; --json keeps stdout

@@ -122,7 +122,12 @@ func (w transcriptWriter) Write(p []byte) (int, error) {
 // cluster whose sandbox writes log; the transcript has what it printed and when.
 func runOnFakeCluster(t *testing.T, steps []func(*corev1.Pod), log []byte, args ...string) (int, *transcript) {
 	t.Helper()
-	fc := fakecluster.New(t, fakecluster.Scenario{Steps: steps, Log: log})
+	return runOn(t, fakecluster.New(t, fakecluster.Scenario{Steps: steps, Log: log}), args...)
+}
+
+// runOn runs `gkexec run args` on fc.
+func runOn(t *testing.T, fc *fakecluster.Cluster, args ...string) (int, *transcript) {
+	t.Helper()
 	tr := &transcript{}
 	fc.Client.PrependReactor("delete", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
 		tr.add("deleted the job", nil, nil)

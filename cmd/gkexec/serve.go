@@ -73,11 +73,11 @@ func serveAction(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError("serve takes no arguments, got %q", c.Args().Slice())
 	}
-	token, err := readToken(c.String(flagTokenFile), os.Getenv(envServeToken))
+	token, err := readToken(c.String(flagTokenFile), envServeToken)
 	if err != nil {
 		return usageError("%v", err)
 	}
-	if err := checkExposure(c.String(flagListen), token); err != nil {
+	if err := checkExposure(c.String(flagListen), token, envServeToken); err != nil {
 		return usageError("%v", err)
 	}
 	if c.Int(flagMaxConcurrent) <= 0 || c.Int64(flagMaxBodyBytes) <= 0 {
@@ -122,11 +122,12 @@ func serveAction(c *cli.Context) error {
 	return nil
 }
 
-// readToken takes the token from the file, else from the variable; both set is ambiguous.
-func readToken(file, fromEnv string) (string, error) {
+// readToken takes the token from the file, else from the variable envName; both set is ambiguous.
+func readToken(file, envName string) (string, error) {
+	fromEnv := os.Getenv(envName)
 	switch {
 	case file != "" && fromEnv != "":
-		return "", fmt.Errorf("both --%s and %s are set; use one", flagTokenFile, envServeToken)
+		return "", fmt.Errorf("both --%s and %s are set; use one", flagTokenFile, envName)
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -143,7 +144,7 @@ func readToken(file, fromEnv string) (string, error) {
 
 // checkExposure refuses to serve the API beyond loopback without a token: whoever reaches it
 // runs code with this identity's Kubernetes permissions.
-func checkExposure(listen, token string) error {
+func checkExposure(listen, token, envName string) error {
 	if token != "" {
 		return nil
 	}
@@ -158,7 +159,7 @@ func checkExposure(listen, token string) error {
 		return nil
 	}
 	return errors.New("--" + flagListen + " " + listen + " is not a loopback address: anything that reaches it could run code as this identity; " +
-		"set a token (--" + flagTokenFile + " or " + envServeToken + ") or listen on 127.0.0.1")
+		"set a token (--" + flagTokenFile + " or " + envName + ") or listen on 127.0.0.1")
 }
 
 // serveLogger: a server logs every execution, so it logs at Info without -v; -v adds the

@@ -40,25 +40,26 @@ func TestServeRejectsBadSetupsBeforeListening(t *testing.T) {
 	}
 }
 
-func TestReadTokenAndExposure(t *testing.T) {
-	t.Parallel()
+func TestReadTokenAndExposure(t *testing.T) { // not parallel: t.Setenv
 	file := filepath.Join(t.TempDir(), "token")
 	_ = os.WriteFile(file, []byte("s3cret\n"), 0o600)
-	if tok, err := readToken(file, ""); err != nil || tok != "s3cret" {
+	const unset, set = "GKEXEC_TEST_TOKEN_UNSET", "GKEXEC_TEST_TOKEN"
+	t.Setenv(set, " fromenv ")
+	if tok, err := readToken(file, unset); err != nil || tok != "s3cret" {
 		t.Errorf("token file: %q %v", tok, err)
 	}
-	if tok, err := readToken("", " fromenv "); err != nil || tok != "fromenv" {
+	if tok, err := readToken("", set); err != nil || tok != "fromenv" {
 		t.Errorf("token from env: %q %v", tok, err)
 	}
-	if _, err := readToken(file, "x"); err == nil {
-		t.Error("both a file and the variable must be refused")
+	if _, err := readToken(file, set); err == nil || !strings.Contains(err.Error(), set) {
+		t.Errorf("both a file and the variable: %v, want refused, naming the variable", err)
 	}
 	for listen, ok := range map[string]bool{"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:1": true,
 		":8080": false, "0.0.0.0:8080": false, "10.0.0.5:8080": false} {
-		if err := checkExposure(listen, ""); (err == nil) != ok {
+		if err := checkExposure(listen, "", envServeToken); (err == nil) != ok {
 			t.Errorf("checkExposure(%q) = %v, want allowed=%v", listen, err, ok)
 		}
-		if err := checkExposure(listen, "tok"); err != nil {
+		if err := checkExposure(listen, "tok", envServeToken); err != nil {
 			t.Errorf("with a token %q must be allowed: %v", listen, err)
 		}
 	}

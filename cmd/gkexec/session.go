@@ -79,7 +79,8 @@ func sessionCommandWith(d sessionDeps) *cli.Command {
 files under ` + runner.WorkDir + ` persist from one to the next, and nothing crosses to another session.
 It is addressed by its ID, so any gkexec process (or library caller) can run code in it, one
 execution at a time. It ends when closed, after its idle timeout without executions, or at its
-maximum lifetime; then its sandbox is deleted. Flags go before the session ID.
+maximum lifetime; then its sandbox goes: deleted by any gkexec process alive in the namespace
+(or gkexec gc), else stopped by its own deadline. Flags go before the session ID.
 
 Exit codes besides those of gkexec run: 121 no open session has that ID (closed, expired or never
 opened), 122 the session is busy with another process's execution (try again when it is done),

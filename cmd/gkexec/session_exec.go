@@ -13,6 +13,7 @@ func sessionExecCommand(d sessionDeps) *cli.Command {
 	// exec shapes one execution; the session's sandbox was shaped when it opened.
 	execFlags := append([]cli.Flag{
 		&cli.StringFlag{Name: flagCode, Aliases: []string{"c"}, Usage: "the code to run"},
+		languageFlag("the code's language, which must be the session's (default: from FILE's extension, else the session's)"),
 		&cli.StringSliceFlag{Name: flagInput, Aliases: []string{"i"}, Usage: "input file `[NAME=]PATH`, copied to /workspace/NAME (repeatable)", TakesFile: true},
 		&cli.StringFlag{Name: flagOutputDir, Aliases: []string{"o"}, Usage: "save the output files this execution wrote or changed here (created if missing)", TakesFile: true},
 		&cli.BoolFlag{Name: flagJSON, Usage: "print the whole result as one JSON document on stdout"},
@@ -25,6 +26,7 @@ func sessionExecCommand(d sessionDeps) *cli.Command {
 executions defined is there. Its stdout and stderr stream to gkexec's as it runs, and gkexec
 exits with the code's exit status (an exception is 1, and the session goes on). At --timeout the
 code is interrupted (exit 124) and the session goes on if the interpreter could be interrupted.
+The code is in the session's language (session open --language); code in another is refused.
 
 Examples:
    gkexec session exec -n agent-sandbox -c 'x = 41' "$id"
@@ -45,13 +47,21 @@ func (d sessionDeps) exec(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var file string
+	if len(rest) == 1 {
+		file = rest[0]
+	}
+	lang, err := codeLanguage(c, file)
+	if err != nil {
+		return err
+	}
 	files, outDir, err := inputsAndOutputDir(c)
 	if err != nil {
 		return err
 	}
 	resumes := func(ctx context.Context, sr sessionRunner) (liveSession, error) { return sr.Session(ctx, id) }
 	return d.withSession(c, resumes, func(s liveSession) error {
-		req := runner.Request{Code: code, Files: files}
+		req := runner.Request{Code: code, Language: lang, Files: files}
 		var term *terminal
 		if !c.Bool(flagJSON) {
 			term = &terminal{stdout: c.App.Writer, stderr: c.App.ErrWriter}

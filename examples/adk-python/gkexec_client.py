@@ -16,6 +16,12 @@ or, to keep the interpreter's state (variables, imports, files) from one executi
     print(client.execute_in_session(sid, "print(x)").stdout)   # 42
     client.close_session(sid)
 
+or, in another language the server runs (GET /v1/config's languages: python, bash, javascript;
+the sandbox image must have bash or node)::
+
+    GkexecClient().execute("echo $((6 * 7))", language="bash")
+    sid = client.open_session(language="javascript")["session_id"]   # a session is in one language
+
 or, to see the output while the code runs::
 
     with GkexecClient().execute_stream("for i in range(3): print(i, flush=True)") as run:
@@ -279,32 +285,39 @@ class GkexecClient:
         return self._config
 
     def execute(self, code: str, files: Optional[Mapping[str, bytes]] = None,
-                execution_id: Optional[str] = None) -> ExecutionResult:
+                execution_id: Optional[str] = None, language: Optional[str] = None) -> ExecutionResult:
         """Runs code in a new sandbox (POST /v1/executions).
 
         files maps relative paths to contents; the code finds them in its working directory.
+        language is the code's: "python" (None is the server's default, Python), "bash" or
+        "javascript" (config()["languages"]); one the server does not run, or whose interpreter
+        the sandbox image lacks, is a 400 invalid_request.
         Returns the result whatever the code did; raises GkexecError when it could not run.
         """
-        data, timeout = self._execution(code, files, execution_id)
+        data, timeout = self._execution(code, files, execution_id, language)
         return ExecutionResult.from_json(self._retrying(lambda: self._request("POST", "/v1/executions", data, timeout=timeout)))
 
     def execute_stream(self, code: str, files: Optional[Mapping[str, bytes]] = None,
-                       execution_id: Optional[str] = None) -> ExecutionStream:
+                       execution_id: Optional[str] = None, language: Optional[str] = None) -> ExecutionStream:
         """Runs code like execute, streaming its output (Accept: application/x-ndjson).
 
         Returns once the output begins (or the code is over): iterate the ExecutionStream for
         OutputChunks, then read its result. Failures before any output raise GkexecError here,
         after the same retries as execute; later ones raise from the iteration.
         """
-        data, timeout = self._execution(code, files, execution_id)
+        data, timeout = self._execution(code, files, execution_id, language)
         resp = self._retrying(lambda: self._open("POST", "/v1/executions", data, timeout=timeout, accept=NDJSON))
         return ExecutionStream(resp, self.base_url + "/v1/executions")
 
     def open_session(self, session_id: Optional[str] = None, idle_timeout_seconds: Optional[float] = None,
-                     max_lifetime_seconds: Optional[float] = None) -> dict:
+                     max_lifetime_seconds: Optional[float] = None, language: Optional[str] = None) -> dict:
         """Opens a session (POST /v1/sessions): one interpreter in one sandbox whose variables,
         imports and files persist across execute_in_session calls until close_session, its idle
         timeout or its lifetime ends it. None means the server's default (also its ceiling).
+
+        language: the session's interpreter's, "python" (None is the server's default, Python), "bash" or
+        "javascript": a session runs one language. A sandbox image without its interpreter refuses
+        the session (400 invalid_request, naming the missing program).
 
         session_id: a DNS label of at most 38 characters; None lets the server choose a random one.
         An ID is a bearer capability: whoever knows it and holds the server's token can run code in
@@ -319,6 +332,8 @@ class GkexecClient:
             body["idle_timeout_seconds"] = idle_timeout_seconds
         if max_lifetime_seconds is not None:
             body["max_lifetime_seconds"] = max_lifetime_seconds
+        if language:
+            body["language"] = language
         cfg_timeout = self.timeout_seconds
         if cfg_timeout is None:
             cfg_timeout = float(self.config().get("start_timeout_seconds", 120)) + 60
@@ -326,21 +341,24 @@ class GkexecClient:
         return self._retrying(lambda: self._request("POST", "/v1/sessions", data, timeout=cfg_timeout))
 
     def execute_in_session(self, session_id: str, code: str, files: Optional[Mapping[str, bytes]] = None,
-                           execution_id: Optional[str] = None) -> ExecutionResult:
+                           execution_id: Optional[str] = None, language: Optional[str] = None) -> ExecutionResult:
         """Runs code in the session's interpreter (POST /v1/sessions/{id}/executions), as execute.
+
+        language None means the session's; another than the session's is a 400 invalid_request
+        (nothing runs, and the session goes on).
 
         Raises GkexecError 404 session_not_found (never opened, closed or expired), 410
         session_ended (it is over and its sandbox deleted; .result is the Result of the execution
         that ended it, when one did) and, after the retries, 409 session_busy.
         """
-        data, timeout = self._execution(code, files, execution_id)
+        data, timeout = self._execution(code, files, execution_id, language)
         path = _session_path(session_id) + "/executions"
         return ExecutionResult.from_json(self._retrying(lambda: self._request("POST", path, data, timeout=timeout)))
 
     def execute_in_session_stream(self, session_id: str, code: str, files: Optional[Mapping[str, bytes]] = None,
-                                  execution_id: Optional[str] = None) -> ExecutionStream:
+                                  execution_id: Optional[str] = None, language: Optional[str] = None) -> ExecutionStream:
         """execute_in_session, streaming its output as execute_stream does."""
-        data, timeout = self._execution(code, files, execution_id)
+        data, timeout = self._execution(code, files, execution_id, language)
         path = _session_path(session_id) + "/executions"
         resp = self._retrying(lambda: self._open("POST", path, data, timeout=timeout, accept=NDJSON))
         return ExecutionStream(resp, self.base_url + path)
@@ -351,9 +369,12 @@ class GkexecClient:
         with self._open("DELETE", _session_path(session_id), None, timeout=60):
             pass
 
-    def _execution(self, code: str, files: Optional[Mapping[str, bytes]], execution_id: Optional[str]) -> tuple[bytes, float]:
+    def _execution(self, code: str, files: Optional[Mapping[str, bytes]], execution_id: Optional[str],
+                   language: Optional[str]) -> tuple[bytes, float]:
         """The body of POST /v1/executions and how long to wait for its answer."""
         body: dict[str, Any] = {"code": code}
+        if language:
+            body["language"] = language
         if files:
             body["files"] = {name: base64.b64encode(bytes(data)).decode("ascii") for name, data in files.items()}
         if execution_id:

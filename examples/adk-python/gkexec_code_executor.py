@@ -16,6 +16,10 @@ the code to `gkexec serve` on loopback, so the agent needs no Kubernetes credent
 hardened sandbox, per-stream output, output files and cleanup on every path, and works the same from
 any language.
 
+The model's code is Python by default; language="bash" or "javascript" runs every execution in that
+language instead (the sidecar's image must have bash or node), and the executor then takes the
+model's code from ```bash / ```sh or ```javascript / ```js blocks (and ```tool_code), not ```python.
+
 The ADK import is deliberately thin: only this module imports google.adk, and only the base class
 and the two result types. The HTTP client and the mapping onto CodeExecutionResult are plain
 standard-library Python in gkexec_client.py, tested against a real server without ADK installed.
@@ -45,19 +49,30 @@ MIN_SESSION_SECRET_BYTES = 16
 _SESSION_PREFIX = "adk-"
 _SESSION_HEX = 32  # 128 bits: "adk-" and 32 hex digits, a DNS label of 36 characters
 
+PYTHON = "python"
+"""The default language, the sandbox's own interpreter's."""
 
-def session_id_for(execution_id: str, secret: Union[str, bytes, None]) -> str:
+
+def session_id_for(execution_id: str, secret: Union[str, bytes, None], language: str = PYTHON) -> str:
     """The gkexec session ID for an ADK execution ID: "adk-" and the first 32 hex digits of
-    HMAC-SHA256(secret, execution_id as UTF-8), a DNS label of 36 characters.
+    HMAC-SHA256(secret, execution_id as UTF-8), a DNS label of 36 characters; for a language
+    other than Python, of HMAC-SHA256(secret, language + "\\x00" + execution_id), so that the
+    stateful executors of two languages in one ADK session (which share its execution_id) have
+    sessions of their own: a session runs one language.
 
     The same in every process that holds the same secret, so that replicas meet in one session;
     and not computable from the execution ID (the ADK session's ID) alone, because a session ID
     is a bearer capability: whoever knows it and holds the sidecar's token can run code in the
     session. secret: at least MIN_SESSION_SECRET_BYTES bytes (a str counts as UTF-8); ValueError
-    if it is missing or shorter.
+    if it is missing or shorter, and if execution_id holds a NUL, the separator (with one, a
+    Python ID could be another language's).
     """
     key = _session_key(secret, "session_id_for", "")
-    return _SESSION_PREFIX + hmac.new(key, execution_id.encode("utf-8"), hashlib.sha256).hexdigest()[:_SESSION_HEX]
+    if "\x00" in execution_id:
+        raise ValueError(f"session_id_for: the execution ID {execution_id!r} contains a NUL, the separator of the "
+                         "session ID's derivation")
+    message = execution_id if language == PYTHON else language + "\x00" + execution_id
+    return _SESSION_PREFIX + hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()[:_SESSION_HEX]
 
 
 def _session_key(secret: Union[str, bytes, None], who: str, where: str) -> bytes:
@@ -77,6 +92,15 @@ def _session_key(secret: Union[str, bytes, None], who: str, where: str) -> bytes
                          "required (32 random bytes recommended)")
     return key
 
+
+# The fences ADK takes the model's code from (BaseCodeExecutor.code_block_delimiters), for a
+# language other than Python: ADK's default takes ```python blocks, which are not code for bash
+# or node. ```tool_code, ADK's own fence, stays first: ADK writes executed code back into the
+# conversation in the first.
+_CODE_BLOCK_DELIMITERS = {
+    "bash": [("```tool_code\n", "\n```"), ("```bash\n", "\n```"), ("```sh\n", "\n```")],
+    "javascript": [("```tool_code\n", "\n```"), ("```javascript\n", "\n```"), ("```js\n", "\n```")],
+}
 
 # GkeCodeExecutor's parameters that describe the sandbox, and the /v1/config field and the
 # `gkexec serve` flag that set each. The sidecar applies its own flags to every execution; given
@@ -104,6 +128,13 @@ class GkexecCodeExecutor(BaseCodeExecutor):
         GkeCodeExecutor (cpu_requested and mem_requested, the spellings of ADK's docs, too). The
         sidecar's flags decide them; any given here must match, checked on first use.
       kubeconfig_path, kubeconfig_context: not supported: the credentials live in the sidecar.
+      language: the language of the model's code, "python" (default), "bash" or "javascript": every
+        execution (and, when stateful, every session) runs in it. Checked on first use against the
+        sidecar's GET /v1/config languages. bash and node must be on the sandbox image's PATH; an
+        image without them answers each execution with stderr naming the missing program. For
+        another language than Python, code_block_delimiters default to that language's fences
+        (```bash, ```sh; ```javascript, ```js) after ```tool_code, and optimize_data_file is
+        refused (ADK's data file exploration is Python).
       max_retries: repeats of a request the sidecar answered 429 (busy) or retryable 503.
       errors_as_stderr: False (default) raises GkexecError when the sandbox cannot run the code
         (RBAC, API server, no node, image): the model cannot fix those. True reports them to the
@@ -145,6 +176,7 @@ class GkexecCodeExecutor(BaseCodeExecutor):
     mem_limit: Optional[str] = None
     kubeconfig_path: Optional[str] = None
     kubeconfig_context: Optional[str] = None
+    language: str = PYTHON
     max_retries: int = 3
     errors_as_stderr: bool = False
     session_idle_timeout_seconds: Optional[float] = None
@@ -158,10 +190,16 @@ class GkexecCodeExecutor(BaseCodeExecutor):
 
     def __init__(self, **data):
         secret = data.pop("session_secret", None)
+        data["language"] = data.get("language") or PYTHON
+        if data["language"] in _CODE_BLOCK_DELIMITERS and "code_block_delimiters" not in data:
+            data["code_block_delimiters"] = list(_CODE_BLOCK_DELIMITERS[data["language"]])
         super().__init__(**data)
         if self.kubeconfig_path or self.kubeconfig_context:
             raise ValueError("GkexecCodeExecutor: kubeconfig_path and kubeconfig_context do not apply: the Kubernetes "
                              "credentials live in the gkexec serve sidecar (its --kubeconfig/--context flags)")
+        if self.optimize_data_file and self.language != PYTHON:
+            raise ValueError(f"GkexecCodeExecutor(language={self.language!r}): optimize_data_file does not apply: "
+                             "ADK explores data files with Python code (pandas)")
         if secret is None:
             secret = os.environ.get(SESSION_SECRET_ENV) or None
         if self.stateful:
@@ -181,6 +219,9 @@ class GkexecCodeExecutor(BaseCodeExecutor):
         """
         cfg = self._client.config()
         wrong = []
+        languages = cfg.get("languages") or [PYTHON]  # a sidecar that names none runs Python only
+        if self.language not in languages:
+            wrong.append(f"language={self.language!r} but the sidecar runs {', '.join(languages)}")
         for param, (field, flag) in _SANDBOX_PARAMETERS.items():
             want = getattr(self, param)
             if want is None:
@@ -205,7 +246,7 @@ class GkexecCodeExecutor(BaseCodeExecutor):
                 result, note = self._execute_stateful(invocation_context, code_execution_input, files)
             else:
                 # No execution_id: it names the sandbox's objects, and each execution needs its own.
-                result = self._client.execute(code_execution_input.code, files=files)
+                result = self._client.execute(code_execution_input.code, files=files, language=self._wire_language())
         except GkexecError as e:
             if e.model_actionable or self.errors_as_stderr:
                 return CodeExecutionResult(stderr=f"gkexec: the code was not run ({e.code}): {e.message}\n")
@@ -225,7 +266,7 @@ class GkexecCodeExecutor(BaseCodeExecutor):
         if not key:
             session = getattr(invocation_context, "session", None)
             key = getattr(session, "id", None) or invocation_context.invocation_id
-        return session_id_for(key, self._session_secret)
+        return session_id_for(key, self._session_secret, self.language)
 
     def close_session(self, session_id: str) -> None:
         """Ends a session this executor opened (see session_for); one already over is not an error."""
@@ -237,9 +278,16 @@ class GkexecCodeExecutor(BaseCodeExecutor):
             if e.status not in (404, 410):
                 raise
 
+    def _wire_language(self) -> Optional[str]:
+        """The language as the sidecar is told it: Python as none, so that a Python request or
+        session is the same as before there were languages; another language always, so that
+        the sandbox of a session checks the code is in its language."""
+        return None if self.language == PYTHON else self.language
+
     def _open(self, session_id: str) -> None:
         self._client.open_session(session_id, idle_timeout_seconds=self.session_idle_timeout_seconds,
-                                  max_lifetime_seconds=self.session_max_lifetime_seconds)
+                                  max_lifetime_seconds=self.session_max_lifetime_seconds,
+                                  language=self._wire_language())
 
     def _execute_stateful(self, invocation_context: InvocationContext, code_execution_input: CodeExecutionInput,
                           files: dict) -> tuple[ExecutionResult, str]:
@@ -248,7 +296,7 @@ class GkexecCodeExecutor(BaseCodeExecutor):
         code = code_execution_input.code
         note = ""
         try:
-            result = self._client.execute_in_session(sid, code, files=files)
+            result = self._client.execute_in_session(sid, code, files=files, language=self._wire_language())
         except GkexecError as e:
             if e.status == 410 and e.result is not None:
                 # The code ran and ended the session: give its result, never run it again.
@@ -265,7 +313,7 @@ class GkexecCodeExecutor(BaseCodeExecutor):
                             sid, e.code)
                 note = _lost_note(sid, e.message, after=False)
             self._open(sid)
-            result = self._client.execute_in_session(sid, code, files=files)
+            result = self._client.execute_in_session(sid, code, files=files, language=self._wire_language())
         with self._lock:
             self._used.add(sid)
         return result, note

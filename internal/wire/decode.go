@@ -47,6 +47,7 @@ type Decoder struct {
 	fileEntries          int64  // charged to the file list
 	current              int    // index in files of the file D records go to; -1: dropped
 	end                  *End
+	begun                bool // a begin record came: the sandbox has the whole request
 	// limit guards against a sandbox that ignores its caps: stdout and stderr are cut here too,
 	// and fileLimit cuts the file data and the file list.
 	limit, fileLimit int64
@@ -92,10 +93,11 @@ func (d *Decoder) line(line []byte) error {
 	data := d.scratch[:n]
 	var cut bool
 	switch tag {
-	case TagPing, TagBegin, TagSession:
-		// A warm sandbox's answer to the runner's ping, a session's begin record and its opening
-		// (a session's reader consumes the begin record before the decoder starts): in its log,
-		// not news.
+	case TagBegin:
+		d.begun = true
+	case TagPing, TagSession:
+		// A warm sandbox's answer to the runner's ping and a session's opening: in its log, not
+		// news.
 	case TagStdout:
 		at := len(d.stdout)
 		d.stdout, cut = appendCapped(d.stdout, data, d.limit)
@@ -215,6 +217,10 @@ func (d *Decoder) longLine(br *bufio.Reader, head []byte) error {
 
 // End is the end record, nil until it was decoded.
 func (d *Decoder) End() *End { return d.end }
+
+// Begun reports whether a begin record came: the sandbox had the whole request (a one-shot's
+// begin record precedes its output; a session's reader consumes its own before decoding).
+func (d *Decoder) Begun() bool { return d.begun }
 
 // Output is what a Decoder kept. Its slices share the decoder's buffers.
 type Output struct {

@@ -51,6 +51,8 @@ type Request struct {
 	MaxOutput    int64
 	MaxFile      int64
 	MaxProcesses int64 // 0: no limit
+	// Language of the code (Languages); empty is Python.
+	Language string
 }
 
 // requestChunk keeps request lines short, like the entrypoint's output lines.
@@ -69,7 +71,7 @@ func (r Request) Encode(inSession bool) []byte {
 		}
 	}
 	h := RequestHeader{TimeoutSeconds: r.Timeout.Seconds(), MaxOutputBytes: r.MaxOutput,
-		MaxFileBytes: r.MaxFile, MaxProcesses: max(r.MaxProcesses, 0)}
+		MaxFileBytes: r.MaxFile, MaxProcesses: max(r.MaxProcesses, 0), Language: r.Language}
 	if inSession {
 		h.ExecutionID = r.ExecutionID
 	}

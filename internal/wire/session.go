@@ -25,6 +25,19 @@ func ParsePing(line []byte) (answer PingAnswer, ok bool) {
 	return answer, true
 }
 
+// ParseOpened reads the sandbox's answer to a Hello from line; ok is false when line is another
+// record.
+func ParseOpened(line []byte) (opened SessionOpened, ok bool) {
+	if !TagSession.Starts(line) {
+		return opened, false
+	}
+	data, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(line[2:])))
+	if err == nil && len(data) > 0 {
+		_ = json.Unmarshal(data, &opened)
+	}
+	return opened, true
+}
+
 // Records is one execution's records within a session's stream: it skips the stream up to the
 // execution's begin record (what an interrupted earlier execution still wrote), then yields lines
 // up to and including the end record, and then EOF.

@@ -11,7 +11,7 @@ const (
 	TagStderr Tag = 'E' // a chunk of the code's stderr
 	TagFile   Tag = 'F' // an output file's header (FileHeader)
 	TagEnd    Tag = 'X' // the end record (End)
-	TagBegin  Tag = 'B' // in a session: the records up to X belong to this execution (BeginRecord)
+	TagBegin  Tag = 'B' // the sandbox has the whole request; the records up to X are its execution's (BeginRecord)
 	// Both ways.
 	TagData    Tag = 'D' // a chunk of the current file: an output file's, or a request's input file's
 	TagPing    Tag = 'P' // a ping; the answer is empty, or a PingAnswer in a session or a spent Pod
@@ -29,6 +29,28 @@ var Tags = map[string]Tag{
 	"stdout": TagStdout, "stderr": TagStderr, "file": TagFile, "end": TagEnd, "begin": TagBegin,
 	"data": TagData, "ping": TagPing, "session": TagSession,
 	"request": TagRequest, "code": TagCode, "input": TagInput, "go": TagGo, "interrupt": TagInterrupt,
+}
+
+// Language is how the entrypoint runs code in one language.
+type Language struct {
+	File    string `json:"file"`    // the code's file name in the working directory
+	Program string `json:"program"` // the interpreter, looked up on the image's PATH
+}
+
+// Languages the entrypoint runs code in (its LANGUAGES table). Python is the default, and the
+// entrypoint's own interpreter; bash and javascript need theirs on the sandbox image's PATH.
+var Languages = map[string]Language{
+	"bash":       {File: "main.sh", Program: "bash"},
+	"javascript": {File: "main.js", Program: "node"},
+	"python":     {File: "main.py", Program: "python3"},
+}
+
+// CodeFile is the file name of code in lang ("" is Python).
+func CodeFile(lang string) string {
+	if lang == "" {
+		lang = "python"
+	}
+	return Languages[lang].File
 }
 
 // End is the entrypoint's last record of an execution: everything the runner needs to know of how
@@ -67,6 +89,7 @@ type RequestHeader struct {
 	MaxFileBytes   int64   `json:"max_file_bytes"`
 	MaxProcesses   int64   `json:"max_processes"`
 	ExecutionID    string  `json:"execution_id,omitempty"`
+	Language       string  `json:"language,omitempty"`
 }
 
 // InputHeader starts an input file of a request; its bytes follow in TagData records.
@@ -83,11 +106,16 @@ type Hello struct {
 	// ExitWhenOver: the entrypoint exits when the session ends (a Job's Pod) instead of waiting
 	// to be deleted (a pool Pod, whose container would be restarted).
 	ExitWhenOver bool `json:"exit_when_over"`
+	// Language is the session's interpreter's (Languages); empty is Python.
+	Language string `json:"language,omitempty"`
 }
 
 // SessionOpened is the sandbox's answer to a Hello.
 type SessionOpened struct {
 	Session string `json:"session"`
+	// Refused says why the sandbox did not open the session (an interpreter its image lacks);
+	// "" when it did.
+	Refused string `json:"refused,omitempty"`
 }
 
 // BeginRecord starts an execution's records within a session's stream.

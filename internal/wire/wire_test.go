@@ -26,8 +26,9 @@ func TestEntrypointSpeaksTheWire(t *testing.T) {
 		t.Fatalf("entrypoint --wire: %v", err)
 	}
 	var py struct {
-		Tags                              map[string]string
-		End, Request, Hello, Ping, Answer []string
+		Tags                                      map[string]string
+		End, Request, Hello, Ping, Answer, Opened []string
+		Languages                                 map[string]Language
 	}
 	if err := json.Unmarshal(out, &py); err != nil {
 		t.Fatalf("entrypoint --wire printed %q: %v", out, err)
@@ -39,12 +40,15 @@ func TestEntrypointSpeaksTheWire(t *testing.T) {
 	if !reflect.DeepEqual(py.Tags, goTags) {
 		t.Errorf("record tags differ:\n entrypoint.py %v\n wire          %v", py.Tags, goTags)
 	}
+	if !reflect.DeepEqual(py.Languages, Languages) {
+		t.Errorf("languages differ:\n entrypoint.py %v\n wire          %v", py.Languages, Languages)
+	}
 	for _, tc := range []struct {
 		record string
 		py     []string
 		goType any
 	}{{"end", py.End, End{}}, {"request", py.Request, RequestHeader{}}, {"hello", py.Hello, Hello{}},
-		{"ping", py.Ping, PingRequest{}}, {"ping answer", py.Answer, PingAnswer{}}} {
+		{"ping", py.Ping, PingRequest{}}, {"ping answer", py.Answer, PingAnswer{}}, {"session opened", py.Opened, SessionOpened{}}} {
 		if want := jsonFields(tc.goType); !slices.Equal(tc.py, want) {
 			t.Errorf("%s record fields differ:\n entrypoint.py %v\n wire          %v", tc.record, tc.py, want)
 		}

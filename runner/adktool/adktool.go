@@ -1,7 +1,14 @@
 // Package adktool gives ADK for Go agents (google.golang.org/adk) a code execution tool backed
 // by gkexec. ADK for Go has no code executor, only tools; this is one, named execute_code, that
-// runs a Python program in a gVisor-sandboxed Kubernetes Job and returns stdout, stderr, exit
-// code, output files and timings.
+// runs a program in a gVisor-sandboxed Kubernetes Pod and returns stdout, stderr, exit code,
+// output files and timings.
+//
+// The model chooses each call's language: Input.Language is "python" (the default), "bash" or
+// "javascript" (runner.Languages), declared to the model as an enum. The code runs as main.py under python3, main.sh under bash or
+// main.js under node, with /workspace as its working directory; files it writes under
+// /workspace/output come back. Python is the sandbox's own interpreter; bash and node must be on
+// the sandbox image's PATH, and an image without them refuses such code (invalid_request, naming
+// the missing program). An unknown language is invalid_request too, before anything runs.
 //
 // What the code did is always a result the model can read and act on: a syntax error, a
 // non-zero exit, a timeout, an OOM kill, or a request the sandbox refuses (a bad file name, too
@@ -24,6 +31,13 @@
 //	sessions, _ := adktool.SessionService(session.InMemoryService(), adktool.RunnerSessions(r), secret)
 //	// adkrunner.Config{..., SessionService: sessions}: deleting an ADK session closes its gkexec session
 //
+// A session is one interpreter, so a stateful tool runs one language, Config.SessionLanguage
+// (Python by default), and says so in its description; a call that names another is
+// invalid_request. A sandbox image without that language's interpreter cannot open the session,
+// which is the tool's error: the operator's to fix, not the model's. For a shell and a Python
+// interpreter in one conversation, give the agent two stateful tools, each with its own Name and
+// SessionLanguage: their sessions are apart (LanguageSessionID, SessionStateKey).
+//
 // See Config.Sessions for when a session ends, and Config.SessionSecret for why the session
 // IDs are keyed.
 package adktool
@@ -36,6 +50,7 @@ import (
 	"fmt"
 	"mime"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -88,6 +103,12 @@ type Config struct {
 	// zero means the runner's (runner.Options.SessionIdleTimeout and SessionMaxLifetime).
 	SessionIdleTimeout time.Duration
 	SessionMaxLifetime time.Duration
+	// SessionLanguage is the language of the sessions the tool opens, one of runner.Languages:
+	// "python" (the default, also when empty), "bash" or "javascript". A session is one
+	// interpreter, so the model does not choose: its calls may name this language or none, and
+	// another is answered invalid_request. Only with Sessions; a stateless tool's model chooses
+	// each call's language.
+	SessionLanguage string
 	// Name of the tool. Default "execute_code".
 	Name string
 	// Description tells the model what the tool does. Default: a description of the sandbox that
@@ -106,10 +127,12 @@ type Config struct {
 	SaveArtifacts bool
 }
 
-// Input is what the model sends.
+// Input is what the model sends. The declaration the model gets lists the languages as an enum
+// (see declared).
 type Input struct {
-	Code  string      `json:"code" jsonschema:"The complete Python 3 program to run, as the file main.py. Print what you need to see."`
-	Files []InputFile `json:"files,omitempty" jsonschema:"Input files, written to the working directory before the code runs."`
+	Code     string      `json:"code" jsonschema:"The complete program to run, in the language named by language: Python 3 runs as main.py (python3), Bash as main.sh (bash), JavaScript as main.js (node), with /workspace as the working directory. Print what you need to see. Files it writes under output/ come back."`
+	Language string      `json:"language,omitempty" jsonschema:"The language of code: python (the default), bash or javascript."`
+	Files    []InputFile `json:"files,omitempty" jsonschema:"Input files, written to the working directory before the code runs."`
 }
 
 // InputFile is one input file; give content (text) or content_base64 (binary), not both.
@@ -162,10 +185,17 @@ func New(cfg Config) (tool.Tool, error) {
 		return nil, errors.New("adktool: give Config.Executor (a fresh sandbox per call) or Config.Sessions (one interpreter per ADK session), not both")
 	case cfg.SessionIdleTimeout < 0 || cfg.SessionMaxLifetime < 0:
 		return nil, fmt.Errorf("adktool: Config.SessionIdleTimeout %s and SessionMaxLifetime %s may not be negative", cfg.SessionIdleTimeout, cfg.SessionMaxLifetime)
+	case cfg.SessionLanguage != "" && cfg.Sessions == nil:
+		return nil, fmt.Errorf("adktool: Config.SessionLanguage %q is the language of a stateful tool's sessions (Config.Sessions); a stateless tool's model chooses each call's language", cfg.SessionLanguage)
+	case !known(cfg.SessionLanguage):
+		return nil, fmt.Errorf("adktool: Config.SessionLanguage %q: gkexec runs %s (empty is python)", cfg.SessionLanguage, strings.Join(runner.Languages(), ", "))
 	}
 	if cfg.Sessions != nil {
 		if err := checkSecret(cfg.SessionSecret); err != nil {
 			return nil, err
+		}
+		if cfg.SessionLanguage == "" {
+			cfg.SessionLanguage = python
 		}
 		// A copy: the caller's slice changing later must not change the IDs.
 		cfg.SessionSecret = bytes.Clone(cfg.SessionSecret)
@@ -174,7 +204,7 @@ func New(cfg Config) (tool.Tool, error) {
 		cfg.Name = DefaultName
 	}
 	if cfg.Description == "" && cfg.Sessions != nil {
-		cfg.Description = DefaultSessionDescription(cfg.Timeout, cfg.SessionIdleTimeout)
+		cfg.Description = DefaultSessionDescription(cfg.SessionLanguage, cfg.Timeout, cfg.SessionIdleTimeout)
 	} else if cfg.Description == "" {
 		cfg.Description = DefaultDescription(cfg.Timeout)
 	}
@@ -185,11 +215,31 @@ func New(cfg Config) (tool.Tool, error) {
 		cfg.MaxInlineFileBytes = DefaultMaxInlineFileBytes
 	}
 	t := &execTool{cfg: cfg}
+	fc := functiontool.Config{Name: cfg.Name, Description: cfg.Description}
 	if cfg.Sessions != nil {
 		t.opening = &opening{locks: map[string]*idLock{}}
-		return functiontool.New(functiontool.Config{Name: cfg.Name, Description: cfg.Description}, t.runInSession)
+		lang := cfg.SessionLanguage
+		return declare(fc, t.runInSession, []string{lang},
+			fmt.Sprintf("The language of code: %s, this conversation's interpreter's; omit it or give %s.", lang, lang))
 	}
-	return functiontool.New(functiontool.Config{Name: cfg.Name, Description: cfg.Description}, t.run)
+	return declare(fc, t.run, runner.Languages(), "")
+}
+
+// python is the default language, the sandbox's own interpreter's.
+const python = "python"
+
+// known says whether lang names a language gkexec runs; empty is Python.
+func known(lang string) bool {
+	return lang == "" || slices.Contains(runner.Languages(), lang)
+}
+
+// onTheWire is lang as the runner is given it: Python as empty, so that a Python request or
+// session is the same as before there were languages (and sandboxes of that time take it).
+func onTheWire(lang string) string {
+	if lang == python {
+		return ""
+	}
+	return lang
 }
 
 // DefaultDescription is the tool description the model gets by default.
@@ -198,9 +248,10 @@ func DefaultDescription(timeout time.Duration) string {
 	if timeout > 0 {
 		limit = fmt.Sprintf(" It is killed after %s.", timeout)
 	}
-	return "Runs a Python 3 program in an isolated sandbox and returns its stdout, stderr, exit code and output files." +
+	return "Runs a program in an isolated sandbox and returns its stdout, stderr, exit code and output files:" +
+		" Python 3 by default, or Bash or JavaScript (Node.js) when language says so." +
 		" Every call starts from a fresh, empty sandbox: nothing persists between calls, so each program must be complete." +
-		" There is no network access and no pip: use the standard library." +
+		" There is no network access and nothing can be installed: Python has its standard library, JavaScript Node's built-in modules, Bash the sandbox's commands." +
 		" The working directory is " + runner.WorkDir + ", where input files appear; write files to " + runner.OutputDir +
 		"/ to return them." + limit
 }
@@ -211,7 +262,11 @@ type execTool struct {
 }
 
 func (t *execTool) run(ctx agent.ToolContext, in Input) (Output, error) {
-	req, problem := request(in)
+	if !known(in.Language) {
+		return Output{Status: StatusInvalidRequest, ExitCode: -1, Message: fmt.Sprintf(
+			"not run: language %q: this tool runs %s; give one of them, or none for python", in.Language, strings.Join(runner.Languages(), ", "))}, nil
+	}
+	req, problem := request(in.Code, onTheWire(in.Language), in.Files)
 	if problem != "" {
 		return Output{Status: StatusInvalidRequest, ExitCode: -1, Message: problem}, nil
 	}
@@ -250,15 +305,17 @@ func (t *execTool) answer(ctx agent.ToolContext, res runner.Result, err error, t
 	return out, nil
 }
 
-func request(in Input) (runner.Request, string) {
-	req := runner.Request{Code: in.Code}
-	if strings.TrimSpace(in.Code) == "" {
+// request is the runner's request for code in language (as onTheWire gives it) with files, or
+// what is wrong with them.
+func request(code, language string, files []InputFile) (runner.Request, string) {
+	req := runner.Request{Code: code, Language: language}
+	if strings.TrimSpace(code) == "" {
 		return req, "not run: code is empty; send the complete program in `code`"
 	}
-	if len(in.Files) > 0 {
-		req.Files = make(map[string][]byte, len(in.Files))
+	if len(files) > 0 {
+		req.Files = make(map[string][]byte, len(files))
 	}
-	for _, f := range in.Files {
+	for _, f := range files {
 		if _, dup := req.Files[f.Name]; dup {
 			return req, fmt.Sprintf("not run: two input files are named %q", f.Name)
 		}

@@ -200,3 +200,138 @@ func TestToolDeclaration(t *testing.T) {
 		t.Errorf("declaration %s: %s", decl.Name, schema)
 	}
 }
+
+// argsOf is the tool call's arguments for a user message: a JSON object as it is, anything else
+// as the code.
+func argsOf(text string) map[string]any {
+	var args map[string]any
+	if json.Unmarshal([]byte(text), &args) == nil {
+		return args
+	}
+	return map[string]any{"code": text}
+}
+
+// The model chooses each call's language, and the request carries it: Python as none, the same
+// request as before there were languages.
+func TestTheModelChoosesEachCallsLanguage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ lang, want string }{{"bash", "bash"}, {"javascript", "javascript"}, {"python", ""}, {"", ""}} {
+		t.Run(tc.lang, func(t *testing.T) {
+			t.Parallel()
+			args := map[string]any{"code": "x"}
+			if tc.lang != "" {
+				args["language"] = tc.lang
+			}
+			ex := &stubExecutor{}
+			tr := ask(t, adktool.Config{Executor: ex}, &adktooltest.Model{Args: func(string) map[string]any { return args }}, nil, "x")
+			if len(ex.reqs) != 1 || ex.reqs[0].Language != tc.want || tr.Responses[0]["status"] != adktool.StatusOK {
+				t.Errorf("requests %+v response %v, want one request in %q", ex.reqs, tr.Responses[0], tc.want)
+			}
+		})
+	}
+}
+
+// A language gkexec does not run is answered invalid_request, naming those it does; nothing runs.
+// The declaration's enum is not what refuses it: ADK's schema check would make it the tool's
+// error, which tells the model less.
+func TestAnUnknownLanguageIsInvalidRequest(t *testing.T) {
+	t.Parallel()
+	for _, lang := range []string{"cobol", "Python", "js", "bash "} {
+		t.Run(lang, func(t *testing.T) {
+			t.Parallel()
+			ex := &stubExecutor{}
+			m := &adktooltest.Model{Args: func(string) map[string]any { return map[string]any{"code": "1", "language": lang} }}
+			r := ask(t, adktool.Config{Executor: ex}, m, nil, "1").Responses[0]
+			msg := fmt.Sprint(r["message"])
+			if r["status"] != adktool.StatusInvalidRequest || !strings.Contains(msg, fmt.Sprintf("%q", lang)) || !strings.Contains(msg, "bash, javascript, python") {
+				t.Errorf("response %v, want invalid_request naming %q and the languages", r, lang)
+			}
+			if len(ex.reqs) != 0 {
+				t.Errorf("ran %+v", ex.reqs)
+			}
+		})
+	}
+}
+
+// Every language runs for real behind the tool (the sandbox's entrypoint, with this machine's
+// python3, bash and node): the code finds its input files in the working directory, and what it
+// writes under output/ comes back, as the declaration says.
+func TestEveryLanguageRunsInTheSandbox(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ lang, code string }{
+		{"bash", `read n < data/n.txt; echo $((n + 1)); echo "bash $n" > output/r.txt`},
+		{"javascript", "const fs = require('fs'); const n = Number(fs.readFileSync('data/n.txt', 'utf8'));\n" +
+			"console.log(n + 1); fs.writeFileSync('output/r.txt', `javascript ${n}\\n`);"},
+		{"python", "n = int(open('data/n.txt').read())\nprint(n + 1)\nopen('output/r.txt', 'w').write(f'python {n}\\n')"},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			t.Parallel()
+			m := &adktooltest.Model{Args: func(string) map[string]any {
+				return map[string]any{"code": tc.code, "language": tc.lang, "files": []any{map[string]any{"name": "data/n.txt", "content": "41\n"}}}
+			}}
+			r := ask(t, adktool.Config{Executor: sandboxExecutor{t: t}}, m, nil, "41 + 1?").Responses[0]
+			files, _ := r["files"].([]any)
+			if r["status"] != adktool.StatusOK || r["stdout"] != "42\n" || len(files) != 1 {
+				t.Fatalf("response %v, want ok, 42 and one file", r)
+			}
+			if f := files[0].(map[string]any); f["path"] != "r.txt" || f["content"] != tc.lang+" 41\n" {
+				t.Errorf("file %v, want r.txt holding %q", f, tc.lang+" 41\n")
+			}
+		})
+	}
+}
+
+// A sandbox image without a language's interpreter refuses its code: the model reads which
+// program is missing (and can use another language); the other languages still run.
+func TestALanguageTheImageLacksIsInvalidRequest(t *testing.T) {
+	t.Parallel()
+	noNode := sandboxExecutor{t: t, env: []string{bashOnly(t)}}
+	js := &adktooltest.Model{Args: func(string) map[string]any { return map[string]any{"code": "console.log(1)", "language": "javascript"} }}
+	r := ask(t, adktool.Config{Executor: noNode}, js, nil, "1").Responses[0]
+	if r["status"] != adktool.StatusInvalidRequest || !strings.Contains(fmt.Sprint(r["message"]), "no node on its PATH") {
+		t.Errorf("response %v, want invalid_request naming node", r)
+	}
+	sh := &adktooltest.Model{Args: func(string) map[string]any { return map[string]any{"code": "echo 1", "language": "bash"} }}
+	if r := ask(t, adktool.Config{Executor: noNode}, sh, nil, "1").Responses[0]; r["status"] != adktool.StatusOK || r["stdout"] != "1\n" {
+		t.Errorf("bash on the same image: %v", r)
+	}
+}
+
+// The declaration offers the languages as an enum, and says what each language's file is and
+// that files under output/ come back; the description names every language.
+func TestToolDeclarationOffersTheLanguages(t *testing.T) {
+	t.Parallel()
+	m := &adktooltest.Model{}
+	ask(t, adktool.Config{Executor: &stubExecutor{}}, m, nil, "print(1)")
+	decl := m.Requests()[0].Config.Tools[0].FunctionDeclarations[0]
+	var schema struct {
+		Properties map[string]struct {
+			Description string `json:"description"`
+			Enum        []string
+		}
+		Required []string
+	}
+	raw, _ := json.Marshal(decl.ParametersJsonSchema)
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	if lang := schema.Properties["language"]; strings.Join(lang.Enum, ",") != "bash,javascript,python" || !strings.Contains(lang.Description, "python (the default)") {
+		t.Errorf("language %+v, want the enum bash, javascript, python and python the default", lang)
+	}
+	if strings.Join(schema.Required, ",") != "code" {
+		t.Errorf("required %v, want code alone", schema.Required)
+	}
+	code := schema.Properties["code"].Description
+	for _, want := range []string{"main.py", "main.sh", "main.js", "output/", "come back"} {
+		if !strings.Contains(code, want) {
+			t.Errorf("code's description %q does not say %q", code, want)
+		}
+	}
+	d := decl.Description
+	if !strings.Contains(d, "Python 3 by default") || !strings.Contains(d, "Bash") || !strings.Contains(d, "JavaScript") {
+		t.Errorf("description %q, want every language", d)
+	}
+	if _, err := adktool.New(adktool.Config{Executor: &stubExecutor{}, SessionLanguage: "bash"}); err == nil || !strings.Contains(err.Error(), "stateful") {
+		t.Errorf("SessionLanguage on a stateless tool: %v, want it refused", err)
+	}
+}

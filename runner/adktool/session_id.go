@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/gkexec/gkexec/runner"
 )
 
 // MinSessionSecretBytes is the shortest Config.SessionSecret New accepts; 32 random bytes are
@@ -50,6 +52,26 @@ func SessionID(secret []byte, appName, userID, sessionID string) (string, error)
 		}
 	}
 	return keyedID(secret, appName+"\x00"+userID+"\x00"+sessionID), nil
+}
+
+// LanguageSessionID is the gkexec session ID a stateful tool whose sessions are in language
+// (Config.SessionLanguage) opens first for an ADK session. Python's (and "") is SessionID's, as
+// before there were languages; another language's is
+//
+//	"adk-" + hex(HMAC-SHA256(secret, language + "\x00" + appName + "\x00" + userID + "\x00" + sessionID))[:32]
+//
+// so that the tools of two languages in one ADK session open sessions of their own (a session
+// runs one language). Its three NUL bytes keep it apart from SessionID's two and from a
+// successor's one.
+func LanguageSessionID(secret []byte, language, appName, userID, sessionID string) (string, error) {
+	if !known(language) {
+		return "", fmt.Errorf("adktool: language %q: gkexec runs %s", language, strings.Join(runner.Languages(), ", "))
+	}
+	id, err := SessionID(secret, appName, userID, sessionID)
+	if err != nil || language == "" || language == python {
+		return id, err
+	}
+	return keyedID(secret, language+"\x00"+appName+"\x00"+userID+"\x00"+sessionID), nil
 }
 
 // nextSessionID follows an ended session. The ended one's ID is not reused: its sandbox may

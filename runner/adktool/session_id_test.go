@@ -180,3 +180,40 @@ func TestSessionSecretIsNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+// A Python tool's first session ID is SessionID's, as before there were languages; another
+// language's is HMAC-SHA256(secret, language \x00 app \x00 user \x00 session), different for each
+// language, so that the tools of two languages in one ADK session do not meet in one session.
+func TestLanguageSessionIDKeepsLanguagesApart(t *testing.T) {
+	t.Parallel()
+	py, err := adktool.SessionID(testSecret, "app", "user", "session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, lang := range []string{"", "python", "bash", "javascript"} {
+		id, err := adktool.LanguageSessionID(testSecret, lang, "app", "user", "session")
+		if err != nil {
+			t.Fatalf("%q: %v", lang, err)
+		}
+		want := hmacID(testSecret, lang+"\x00app\x00user\x00session")
+		if lang == "" || lang == "python" {
+			want = py
+		}
+		if id != want {
+			t.Errorf("LanguageSessionID(%q) = %s, want %s", lang, id, want)
+		}
+		if other, dup := seen[id]; dup && !(other == "" && lang == "python") {
+			t.Errorf("%q and %q share the ID %s", other, lang, id)
+		}
+		seen[id] = lang
+	}
+	if _, err := adktool.LanguageSessionID(testSecret, "cobol", "app", "user", "session"); err == nil {
+		t.Error("an unknown language must be refused")
+	}
+	// A NUL in the ADK IDs is refused whatever the language: with one, a Python ID of the app
+	// "bash\x00app" would be a bash ID of the app "app".
+	if _, err := adktool.LanguageSessionID(testSecret, "bash", "app", "us\x00er", "session"); err == nil {
+		t.Error("a NUL in the ADK IDs must be refused, whatever the language")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -437,5 +438,191 @@ func TestStatefulToolDeclaration(t *testing.T) {
 	schema, _ := json.Marshal(m.Requests()[0].Config.Tools[0].FunctionDeclarations[0].ParametersJsonSchema)
 	if !strings.Contains(string(schema), "earlier calls defined") || !strings.Contains(string(schema), `"required":["code"]`) {
 		t.Errorf("schema %s, want the session's description of code", schema)
+	}
+}
+
+// languageAgent is an agent with the stateful tool cfg whose model sends each message's
+// arguments as argsOf gives them; keyed with testSecret.
+func languageAgent(t *testing.T, cfg adktool.Config) agent.Agent {
+	t.Helper()
+	cfg.SessionSecret = testSecret
+	execTool, err := adktool.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := llmagent.New(llmagent.Config{Name: "coder", Model: &adktooltest.Model{Args: argsOf}, Tools: []tool.Tool{execTool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// A stateful tool's sessions are in its SessionLanguage, run for real (the sandbox's
+// entrypoint): what a call defines is there for the next; a call in another language is
+// invalid_request and runs nothing, and the session goes on; each language's ways of ending a
+// call, as the description tells the model, work.
+func TestStatefulToolRunsItsSessionsLanguage(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		args, status, stdout, message string
+	}
+	for _, tc := range []struct {
+		lang  string
+		steps []step
+	}{
+		{"python", []step{
+			{args: "x = 41", status: adktool.StatusOK},
+			{args: `{"code": "echo $x", "language": "bash"}`, status: adktool.StatusInvalidRequest, message: `language "bash": this tool runs python`},
+			{args: `{"code": "x += 1\nprint(x)", "language": "python"}`, status: adktool.StatusOK, stdout: "42\n"},
+		}},
+		{"bash", []step{
+			{args: "x=41; cd output; f() { echo \"f $1\"; }", status: adktool.StatusOK},
+			{args: `{"code": "print(x)", "language": "python"}`, status: adktool.StatusInvalidRequest, message: `language "python": this tool runs bash`},
+			{args: `{"code": "echo $((x + 1)) $(basename $PWD); f ok; echo kept > k.txt", "language": "bash"}`, status: adktool.StatusOK, stdout: "42 output\nf ok\n"},
+			{args: "echo before; return 3; echo after", status: adktool.StatusError, stdout: "before\n", message: "status 3"},
+			{args: "echo $x", status: adktool.StatusOK, stdout: "41\n"},
+			{args: "exit 0", status: adktool.StatusOK, message: "ended the session"},
+			{args: "echo ${x:-unset}", status: adktool.StatusOK, stdout: "unset\n", message: "gone"},
+		}},
+		{"javascript", []step{
+			{args: "let x = 41; function f(a) { return 'f ' + a }", status: adktool.StatusOK},
+			{args: `{"code": "echo $x", "language": "bash"}`, status: adktool.StatusInvalidRequest, message: `language "bash": this tool runs javascript`},
+			{args: `{"code": "console.log(x + 1); console.log(f('ok'))", "language": "javascript"}`, status: adktool.StatusOK, stdout: "42\nf ok\n"},
+			{args: "(async () => { await new Promise((r) => setTimeout(r, 50)); console.log('awaited') })()", status: adktool.StatusOK, stdout: "awaited\n"},
+			{args: "console.log('before'); process.exit(3)", status: adktool.StatusError, stdout: "before\n", message: "status 3"},
+			{args: "console.log(x)", status: adktool.StatusOK, stdout: "41\n"},
+		}},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			t.Parallel()
+			ss := newSandboxSessions(t)
+			chat := &adktooltest.Conversation{Agent: languageAgent(t, adktool.Config{Sessions: ss, SessionLanguage: tc.lang})}
+			for i, s := range tc.steps {
+				r := askOnce(t, chat, s.args)
+				if r["status"] != s.status || stdout(r) != s.stdout || !strings.Contains(fmt.Sprint(r["message"]), s.message) {
+					t.Fatalf("step %d %s: %v; want %s, stdout %q, a message saying %q", i, s.args, r, s.status, s.stdout, s.message)
+				}
+			}
+			wantLang := tc.lang
+			if tc.lang == "python" {
+				wantLang = "" // as before there were languages
+			}
+			if len(ss.opened) == 0 || ss.opened[0].Language != wantLang {
+				t.Errorf("opened %+v, want a session in %q", ss.opened, wantLang)
+			}
+			first, err := adktool.LanguageSessionID(testSecret, tc.lang, "adktooltest", "user", "session")
+			if err != nil || ss.opened[0].ID != first {
+				t.Errorf("the first session %s, want %s (%v)", ss.opened[0].ID, first, err)
+			}
+		})
+	}
+}
+
+// A stateful tool whose language the sandbox image lacks cannot open its session: that is the
+// operator's to fix (the model cannot change the tool's language), so it is the tool's error,
+// naming the missing program.
+func TestStatefulToolInALanguageTheImageLacks(t *testing.T) {
+	t.Parallel()
+	chat := &adktooltest.Conversation{Agent: languageAgent(t, adktool.Config{Sessions: newSandboxSessions(t, bashOnly(t)), SessionLanguage: "javascript"})}
+	if e, isErr := askOnce(t, chat, "console.log(1)")["error"]; !isErr || !strings.Contains(fmt.Sprint(e), "no node on its PATH") {
+		t.Errorf("error %v, want the tool's error naming node", e)
+	}
+}
+
+// Two stateful tools of different languages in one ADK session have sessions of their own, each
+// recorded under its language's state key, and deleting the ADK session closes both.
+func TestStatefulToolsOfTwoLanguagesKeepApart(t *testing.T) {
+	t.Parallel()
+	fs := newFakeSessions()
+	svc, err := adktool.SessionService(session.InMemoryService(), fs, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	py := &adktooltest.Conversation{Agent: languageAgent(t, adktool.Config{Sessions: fs}), Sessions: svc}
+	sh := &adktooltest.Conversation{Agent: languageAgent(t, adktool.Config{Sessions: fs, SessionLanguage: "bash"}), Sessions: svc}
+	pyID, shID := sessionID(t, "session"), hmacID(testSecret, "bash\x00adktooltest\x00user\x00session")
+	if r := askOnce(t, py, "x = 1"); stdout(r) != pyID+" call 1\n" {
+		t.Errorf("the python tool ran in %q, want %s", stdout(r), pyID)
+	}
+	if r := askOnce(t, sh, "x=1"); stdout(r) != shID+" call 1\n" {
+		t.Errorf("the bash tool ran in %q, want %s", stdout(r), shID)
+	}
+	if r := askOnce(t, py, "x += 1"); stdout(r) != pyID+" call 2\n" {
+		t.Errorf("the python tool's second call ran in %q, want %s", stdout(r), pyID)
+	}
+	got, err := svc.Get(context.Background(), &session.GetRequest{AppName: "adktooltest", UserID: "user", SessionID: "session"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{adktool.StateKeySession: pyID, adktool.SessionStateKey("bash"): shID, adktool.SessionStateKey("python"): pyID} {
+		if v, err := got.Session.State().Get(key); err != nil || v != want {
+			t.Errorf("state %s = %v (%v), want %s", key, v, err, want)
+		}
+	}
+	if len(fs.opened) != 2 || fs.opened[0].Language != "" || fs.opened[1].Language != "bash" {
+		t.Errorf("opened %+v, want a python session and a bash one", fs.opened)
+	}
+	if err := svc.Delete(context.Background(), &session.DeleteRequest{AppName: "adktooltest", UserID: "user", SessionID: "session"}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Sort(fs.closed); !slices.Equal(fs.closed, slices.Sorted(slices.Values([]string{pyID, shID}))) {
+		t.Errorf("closed %v, want %s and %s", fs.closed, pyID, shID)
+	}
+}
+
+// A stateful tool's declaration allows its one language, and its description says which, what
+// persists, and how a call ends early in it.
+func TestStatefulToolDeclarationNamesItsLanguage(t *testing.T) {
+	t.Parallel()
+	if _, err := adktool.New(adktool.Config{Sessions: newFakeSessions(), SessionSecret: testSecret, SessionLanguage: "ruby"}); err == nil || !strings.Contains(err.Error(), "bash, javascript, python") {
+		t.Errorf("SessionLanguage ruby: %v, want it refused naming the languages", err)
+	}
+	for _, tc := range []struct {
+		lang       string
+		says       []string
+		doesNotSay string
+	}{
+		{"", []string{"Python 3 code", "Variables, imports and files persist"}, "Bash"},
+		{"bash", []string{"Bash scripts", "one shell", "working directory", "`return N`, not `exit`"}, "Python"},
+		{"javascript", []string{"JavaScript", "Node.js", "let", "no top-level await", "process.exit(N)"}, "Python"},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			t.Parallel()
+			execTool, err := adktool.New(adktool.Config{Sessions: newFakeSessions(), SessionSecret: testSecret, SessionLanguage: tc.lang})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := execTool.Description()
+			for _, want := range tc.says {
+				if !strings.Contains(d, want) {
+					t.Errorf("description %q does not say %q", d, want)
+				}
+			}
+			if strings.Contains(d, tc.doesNotSay) || !strings.Contains(d, "those it created or changed") {
+				t.Errorf("description %q", d)
+			}
+			m := &adktooltest.Model{}
+			a, err := llmagent.New(llmagent.Config{Name: "coder", Model: m, Tools: []tool.Tool{execTool}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := (&adktooltest.Conversation{Agent: a}).Ask(context.Background(), "1"); err != nil {
+				t.Fatal(err)
+			}
+			var schema struct {
+				Properties map[string]struct{ Enum []string }
+			}
+			raw, _ := json.Marshal(m.Requests()[0].Config.Tools[0].FunctionDeclarations[0].ParametersJsonSchema)
+			if err := json.Unmarshal(raw, &schema); err != nil {
+				t.Fatal(err)
+			}
+			want := tc.lang
+			if want == "" {
+				want = "python"
+			}
+			if enum := schema.Properties["language"].Enum; len(enum) != 1 || enum[0] != want {
+				t.Errorf("language's enum %v, want %s alone", enum, want)
+			}
+		})
 	}
 }

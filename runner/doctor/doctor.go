@@ -80,8 +80,12 @@ func Run(ctx context.Context, r *runner.Runner, do Options) []Check {
 	add(d.checkWarmPool(ctx))
 	var smoke Check
 	if do.Smoke {
-		smoke = d.checkSmoke(ctx)
+		var languages *Check
+		smoke, languages = d.checkSmoke(ctx)
 		add(smoke)
+		if languages != nil {
+			add(*languages)
+		}
 	}
 	for i, proof := range unproven {
 		switch {
@@ -239,32 +243,74 @@ func (d *doctor) checkQuota(ctx context.Context) Check {
 	return Check{name, Pass, strings.Join(room, "; "), ""}
 }
 
-const smokeCode = `import subprocess
+// smokeCode reports the sandbox's kernel, whether it is gVisor, and which languages' interpreters
+// the image has, one line each.
+var smokeCode = `import shutil, subprocess
 v = open("/proc/version").read().strip()
 try:
     boot = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=5).stdout
 except Exception:
     boot = ""
-print(v)
-print("gvisor" if "gVisor" in boot or "gvisor" in v else "not-gvisor")
+print("kernel", v)
+print("runtime", "gvisor" if "gVisor" in boot or "gvisor" in v else "not-gvisor")
+for lang, program in ` + interpreters() + `:
+    print("language", lang, "yes" if shutil.which(program) else "no", program)
 `
 
-func (d *doctor) checkSmoke(ctx context.Context) Check {
+// interpreters is the languages and their programs, as a Python literal.
+func interpreters() string {
+	var pairs []string
+	for _, lang := range runner.Languages() {
+		pairs = append(pairs, fmt.Sprintf("(%q, %q)", lang, wire.Languages[lang].Program))
+	}
+	return "[" + strings.Join(pairs, ", ") + "]"
+}
+
+// smoke is what the smoke code saw.
+type smoke struct {
+	kernel, runtime string
+	runs, lacks     []string // languages whose interpreter the image has; those it lacks, and why
+}
+
+func readSmoke(stdout string) smoke {
+	var s smoke
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		what, rest, _ := strings.Cut(line, " ")
+		switch f := strings.Fields(rest); {
+		case what == "kernel":
+			s.kernel = rest
+		case what == "runtime":
+			s.runtime = rest
+		case what == "language" && len(f) == 3 && f[1] == "yes":
+			s.runs = append(s.runs, f[0])
+		case what == "language" && len(f) == 3:
+			s.lacks = append(s.lacks, fmt.Sprintf("%s (no %s on the image's PATH)", f[0], f[2]))
+		}
+	}
+	return s
+}
+
+// checkSmoke runs the smoke code; its second check, the languages the image runs, is there only
+// when the execution ran.
+func (d *doctor) checkSmoke(ctx context.Context) (Check, *Check) {
 	name := "smoke execution in the sandbox"
 	ctx, cancel := context.WithTimeout(ctx, d.opts.StartTimeout+30*time.Second)
 	defer cancel()
 	res, err := d.r.Execute(ctx, runner.Request{Code: smokeCode})
 	if err != nil {
-		return Check{name, Fail, err.Error(), "see the error; `gkexec run -v -c 'print(1)'` shows each phase"}
+		return Check{name, Fail, err.Error(), "see the error; `gkexec run -v -c 'print(1)'` shows each phase"}, nil
 	}
-	out := strings.TrimSpace(string(res.Stdout))
 	if res.ExitCode != 0 {
-		return Check{name, Fail, fmt.Sprintf("exit %d: %s", res.ExitCode, res.Stderr), ""}
+		return Check{name, Fail, fmt.Sprintf("exit %d: %s", res.ExitCode, res.Stderr), ""}, nil
 	}
-	lines := strings.Split(out, "\n")
-	kernel := lines[0]
-	if !d.opts.NoRuntimeClass && !strings.HasSuffix(out, "gvisor") {
-		return Check{name, Warn, "ran, but not under gVisor: " + kernel, "check that RuntimeClass " + d.opts.RuntimeClassName + " uses the gVisor handler"}
+	seen := readSmoke(string(res.Stdout))
+	kernel := seen.kernel
+	languages := Check{"languages the image runs", Pass, strings.Join(seen.runs, ", "), ""}
+	if len(seen.lacks) > 0 {
+		languages.Detail += "; not " + strings.Join(seen.lacks, ", ")
 	}
-	return Check{name, Pass, fmt.Sprintf("%s (in %.1fs)", kernel, time.Since(res.Timings.Requested).Seconds()), ""}
+	if !d.opts.NoRuntimeClass && seen.runtime != "gvisor" {
+		return Check{name, Warn, "ran, but not under gVisor: " + kernel, "check that RuntimeClass " + d.opts.RuntimeClassName + " uses the gVisor handler"}, &languages
+	}
+	return Check{name, Pass, fmt.Sprintf("%s (in %.1fs)", kernel, time.Since(res.Timings.Requested).Seconds()), ""}, &languages
 }

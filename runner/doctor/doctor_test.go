@@ -3,6 +3,10 @@ package doctor
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,7 +66,8 @@ func TestDoctorNamesTheMissingVerbAndQuotaShortage(t *testing.T) {
 // smoke execution only when it ran, and say what it showed.
 func TestDoctorWarningsPointAtTheSmokeCheckOnlyWhenItRan(t *testing.T) {
 	t.Parallel()
-	gvisor := new(fakecluster.Log).Out("Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016\ngvisor\n").End(fakecluster.End{})
+	gvisor := new(fakecluster.Log).Out("kernel Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016\nruntime gvisor\n" +
+		"language bash yes bash\nlanguage javascript no node\nlanguage python yes python3\n").End(fakecluster.End{})
 	cases := []struct {
 		name      string
 		smoke     bool
@@ -94,6 +99,13 @@ func TestDoctorWarningsPointAtTheSmokeCheckOnlyWhenItRan(t *testing.T) {
 			if got := byName["smoke execution in the sandbox"].Status; got != tc.wantSmoke {
 				t.Errorf("smoke check status %q, want %q", got, tc.wantSmoke)
 			}
+			languages, said := byName["languages the image runs"]
+			switch want := "bash, python; not javascript (no node on the image's PATH)"; {
+			case tc.wantSmoke == Pass && (languages.Status != Pass || languages.Detail != want):
+				t.Errorf("languages check %+v, want detail %q", languages, want)
+			case tc.wantSmoke != Pass && said:
+				t.Errorf("languages check %+v without a smoke execution that ran", languages)
+			}
 			for _, name := range []string{"RuntimeClass gvisor exists", "a schedulable gVisor node exists"} {
 				c := byName[name]
 				if c.Status != Warn || !strings.Contains(c.Fix, tc.wantFix) || strings.Contains(c.Fix, tc.wantNot) {
@@ -113,4 +125,35 @@ func newRunner(t *testing.T, fc *fakecluster.Cluster) *runner.Runner {
 	}
 	t.Cleanup(func() { _ = r.Close() })
 	return r
+}
+
+// The smoke code, run by a real python3 on an image (here: a PATH) with bash and without node,
+// says so in the form readSmoke reads.
+func TestSmokeCodeSaysWhichLanguagesTheImageRuns(t *testing.T) {
+	t.Parallel()
+	python, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		t.Fatalf("python3 is required for this test: %v", err)
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := t.TempDir()
+	for name, target := range map[string]string{"python3": strings.TrimSpace(string(python)), "bash": bash} {
+		if err := os.Symlink(target, filepath.Join(image, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(strings.TrimSpace(string(python)), "-c", smokeCode)
+	cmd.Env = []string{"PATH=" + image}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the smoke code: %v", err)
+	}
+	seen := readSmoke(string(out))
+	if !strings.HasPrefix(seen.kernel, "Linux version") || seen.runtime != "not-gvisor" ||
+		!slices.Equal(seen.runs, []string{"bash", "python"}) || !slices.Equal(seen.lacks, []string{"javascript (no node on the image's PATH)"}) {
+		t.Errorf("read %+v from %q", seen, out)
+	}
 }

@@ -105,8 +105,27 @@ func writeOverlay(t *testing.T, root, namespace string) string {
 	// The overlay's RBAC (sessions need pods/attach) without its idle Pods: this suite runs beside
 	// the e2e suite, whose own pool and executions use most of a node that fits ten sandboxes;
 	// idle Pods here starved them. Sessions here run cold, in Jobs of their own.
-	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - %s\nreplicas:\n  - name: %s\n    count: 0\n",
-		namespace, base, runner.WarmPoolName(runner.DefaultWarmPool))
+	// The admission policy and its binding are cluster-scoped: renamed after the namespace (the
+	// recipe of manifests/README.md), or this suite's parallel namespaces would share, and delete,
+	// one pair.
+	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: %s
+resources:
+  - %s
+replicas:
+  - name: %s
+    count: 0
+replacements:
+  - source: {kind: Namespace, fieldPath: metadata.name}
+    targets:
+      - select: {group: admissionregistration.k8s.io}
+        fieldPaths: [metadata.name]
+        options: {delimiter: "-", index: 3}
+      - select: {kind: ValidatingAdmissionPolicyBinding}
+        fieldPaths: [spec.policyName]
+        options: {delimiter: "-", index: 3}
+`, namespace, base, runner.WarmPoolName(runner.DefaultWarmPool))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,9 @@ func TestAgentIntegrations(t *testing.T) {
 		t.Run("serve_sessions", func(t *testing.T) { t.Parallel(); testServeSessions(t, c) })
 		t.Run("python_executor", func(t *testing.T) { t.Parallel(); testPythonExecutor(t, c) })
 		t.Run("agent_pod", func(t *testing.T) { t.Parallel(); testAgentPod(t, c) })
+		t.Run("mcp_stdio", func(t *testing.T) { t.Parallel(); testMCPStdio(t, c) })
+		t.Run("mcp_http", func(t *testing.T) { t.Parallel(); testMCPHTTP(t, c) })
+		t.Run("mcp_typescript_client", func(t *testing.T) { t.Parallel(); testMCPTypeScriptClient(t, c) })
 	})
 	t.Run("nothing_leaked", c.assertNothingLeaked)
 }

@@ -30,7 +30,7 @@ const (
 
 // TestLocalCluster stands the kit up once on the local gVisor cluster, in two ways (stage 1: the
 // Terraform example into one fresh namespace, manifests/ with kubectl apply -k into another),
-// runs stages 2-7 and 9-13 against them as the agent ServiceAccount, and tears both down (stage 8).
+// runs stages 2-7 and 9-15 against them as the agent ServiceAccount, and tears both down (stage 8).
 //
 // The work of standing up and tearing down happens in the terratest stages setup and teardown
 // (SKIP_setup, SKIP_teardown), not inside the subtests 1_stand_up and 8_tear_down, which only
@@ -212,6 +212,8 @@ func TestLocalCluster(t *testing.T) {
 		runStage(t, "11_session_cli/manifests", mf, testSessionCLI)
 		runStage(t, "12_session_runner_killed/manifests", mf, testSessionRunnerKilled)
 		runStage(t, "13_admission/manifests", mf, testAdmission)
+		runStage(t, "14_languages/manifests", mf, testLanguages)
+		runStage(t, "15_figures/manifests", mf, testFigures)
 		t.Run("9_warm_pool/terraform", func(t *testing.T) {
 			testWarmPoolTerraform(t, root, kubeconfig, bin, admin, adminConfig, adminKubectl)
 		})

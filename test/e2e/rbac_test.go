@@ -143,6 +143,7 @@ func testRBAC(t *testing.T, tg *target) {
 			"[ok]   RBAC allows every call the runner makes",
 			"[ok]   namespace " + tg.namespace + " exists",
 			"[ok]   smoke execution in the sandbox",
+			"[ok]   languages the image runs: bash, javascript, python", // the local image has Debian's nodejs
 		} {
 			if !strings.Contains(string(res.stdout), want) {
 				t.Errorf("doctor output lacks %q:\n%s", want, res.stdout)

@@ -15,6 +15,8 @@
 #   sa-kubeconfig NS SA OUT [DURATION]
 #                       write a kubeconfig for ServiceAccount NS/SA (TokenRequest token, default 1h)
 #   reset               (after down) delete cluster state: etcd data, PKI, kubelet and containerd state
+#   image datascience   build (first time: a few minutes, Debian's mirror) and import the optional image
+#                       localhost/gkexec-datascience:local: python3, nodejs, numpy, pandas, matplotlib
 #   restart DAEMON      stop one daemon (SIGTERM, then SIGKILL after 5 s) and start it again, for the fault
 #                       tier: kube-apiserver, kubelet or containerd. Pods keep running: their shims are not
 #                       the daemon's children
@@ -42,6 +44,10 @@ build() {
 cmd_up() {
 	preflight
 	if cluster_healthy; then
+		# A checkout whose image recipe changed (a language's interpreter added) brings the running
+		# cluster's images up to it; cached and already imported, both stages are no-ops.
+		run_stage image stage_image
+		run_stage images import_images
 		say "cluster already up; kubeconfig: $ADMIN_KUBECONFIG"
 		return 0
 	fi
@@ -84,6 +90,18 @@ cmd_restart() {
 	say "$what restarted"
 }
 
+cmd_image() {
+	case ${1:-} in
+	datascience)
+		cluster_healthy || die "the cluster is not up (cluster.sh up)"
+		run_stage datascience-image stage_datascience_image
+		run_stage datascience-import import_datascience_image
+		say "imported $DATASCIENCE_IMAGE; use it with --image $DATASCIENCE_IMAGE --image-pull-policy Never"
+		;;
+	*) die "image: want datascience, not '${1:-}'" ;;
+	esac
+}
+
 cmd_reset() {
 	local rc=0
 	cmd_status >/dev/null 2>&1 || rc=$?
@@ -107,6 +125,7 @@ main() {
 	env) cmd_env ;;
 	sa-kubeconfig) cmd_sa_kubeconfig "$@" ;;
 	reset) cmd_reset ;;
+	image) cmd_image "$@" ;;
 	restart) cmd_restart "$@" ;;
 	*)
 		sed -n '/^# usage:/,/^# env:/p' "$0" | sed 's/^# \{0,1\}//' >&2

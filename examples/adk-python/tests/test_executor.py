@@ -35,6 +35,16 @@ class ExecutorTest(unittest.TestCase):
         self.assertEqual(base64.b64decode(by_name["rows.json"].content), b'{"rows": [["a", "b"], ["1", "2"]]}')
         self.assertEqual(base64.b64decode(by_name["raw.bin"].content), b"\x00\xff")
 
+    def test_bash_runs_in_the_sandbox(self):
+        # The sandbox image has bash (python:3.11-slim does); node it need not have.
+        ex = self.executor(language="bash")
+        self.assertIn("bash", ex.verify()["languages"])
+        r = ex.execute_code(self.ctx, CodeExecutionInput(
+            code='read n < n.txt; echo $((n + 1)); echo "bash $n" > output/lang.txt',
+            input_files=[File(name="n.txt", content=b"41\n")]))
+        self.assertEqual((r.stdout, r.stderr), ("42\n", ""))
+        self.assertEqual([(f.name, base64.b64decode(f.content)) for f in r.output_files], [("lang.txt", b"bash 41\n")])
+
     def test_errors_the_model_can_fix_are_stderr(self):
         ex = self.executor()
         r = ex.execute_code(self.ctx, CodeExecutionInput(code="import nosuchmodule"))

@@ -6,11 +6,13 @@ package wiretest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -35,10 +37,16 @@ type Entrypoint struct {
 // contract test proves nothing.
 func Start(t testing.TB, env ...string) *Entrypoint {
 	t.Helper()
-	python, err := exec.LookPath("python3")
+	python, err := interpreter()
 	if err != nil {
-		t.Fatal("python3 is required for this test (the sandbox image runs the same entrypoint)")
+		t.Fatalf("python3 is required for this test (the sandbox image runs the same entrypoint): %v", err)
 	}
+	return StartWith(t, python, env...)
+}
+
+// StartWith is Start with the given Python interpreter: one that has a library the test needs.
+func StartWith(t testing.TB, python string, env ...string) *Entrypoint {
+	t.Helper()
 	dir := t.TempDir()
 	work := filepath.Join(dir, "workspace")
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -62,6 +70,9 @@ func Start(t testing.TB, env ...string) *Entrypoint {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the entrypoint itself says on stderr (a traceback, a refusal) is in a failed test's log.
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +80,22 @@ func Start(t testing.TB, env ...string) *Entrypoint {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = e.Wait()
+		if t.Failed() && stderr.Len() > 0 {
+			t.Logf("the entrypoint's stderr:\n%s", stderr.Bytes())
+		}
 	})
 	return e
 }
+
+// interpreter is python3's real executable: a launcher on PATH (pyenv's shim, a script) needs
+// the PATH a test may take away from the entrypoint.
+var interpreter = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+})
 
 // Wait waits for the entrypoint to exit, once however many goroutines ask.
 func (e *Entrypoint) Wait() error {
@@ -87,9 +111,9 @@ type Pod struct {
 	outs map[io.Writer]bool
 }
 
-// NewPod starts the container.
-func NewPod(t testing.TB) *Pod {
-	p := &Pod{E: Start(t), outs: map[io.Writer]bool{}}
+// NewPod starts the container, with env added to its environment.
+func NewPod(t testing.TB, env ...string) *Pod {
+	p := &Pod{E: Start(t, env...), outs: map[io.Writer]bool{}}
 	go func() {
 		buf := make([]byte, 32<<10)
 		for {

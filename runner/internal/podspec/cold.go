@@ -29,7 +29,7 @@ func inputKey(i int) string { return "input-" + strconv.Itoa(i) }
 // RequestSize is what the request adds to a cold execution's ConfigMap, checked before anything
 // is created.
 func RequestSize(req wire.Request) int {
-	n := len(codeKey) + len(req.Code) + len(entrypointKey) + len(wire.Entrypoint)
+	n := len(wire.CodeFile(req.Language)) + len(req.Code) + len(entrypointKey) + len(wire.Entrypoint)
 	i := 0
 	for _, data := range req.Files {
 		n += len(inputKey(i)) + len(data)
@@ -49,7 +49,7 @@ func ConfigMap(s *Shape, req wire.Request) *corev1.ConfigMap {
 			Annotations: maps.Clone(s.Annotations),
 		},
 		Immutable: ptr.To(true),
-		Data:      map[string]string{codeKey: req.Code, entrypointKey: wire.Entrypoint},
+		Data:      map[string]string{wire.CodeFile(req.Language): req.Code, entrypointKey: wire.Entrypoint},
 	}
 	for i, name := range slices.Sorted(maps.Keys(req.Files)) {
 		if cm.BinaryData == nil {

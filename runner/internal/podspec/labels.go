@@ -31,6 +31,9 @@ const (
 	AnnotationSessionExpiresAt   = "gkexec.dev/session-expires-at"
 	AnnotationSessionIdleTimeout = "gkexec.dev/session-idle-timeout"
 	AnnotationSessionLastUsed    = "gkexec.dev/session-last-used"
+	// AnnotationSessionLanguage is the session's interpreter's language: any process that resumes
+	// the session learns it here.
+	AnnotationSessionLanguage = "gkexec.dev/session-language"
 	AnnotationSessionLease       = "gkexec.dev/session-lease"
 
 	// AnnotationSafeToEvict tells the cluster autoscaler whether it may evict a Pod to scale its

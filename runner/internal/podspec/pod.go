@@ -21,7 +21,6 @@ const (
 	OutputDir = "/workspace/output"
 
 	codeMount     = "/gkexec/code"
-	codeKey       = "main.py"
 	entrypointKey = "entrypoint.py"
 	// terminationGrace: killing untrusted code needs no courtesy; the Pod should vanish at once.
 	terminationGrace = 1
@@ -36,8 +35,12 @@ const (
 // ReplicaSet Pod). Everything that isolates the code is the same in both.
 func Pod(s *Shape, req *wire.Request) corev1.PodSpec {
 	scratch := resource.MustParse(s.ScratchSizeLimit)
+	codeFile := wire.CodeFile("")
+	if req != nil {
+		codeFile = wire.CodeFile(req.Language)
+	}
 	env := []corev1.EnvVar{
-		{Name: "GKEXEC_CODE", Value: codeMount + "/" + codeKey},
+		{Name: "GKEXEC_CODE", Value: codeMount + "/" + codeFile},
 		{Name: "GKEXEC_WORKDIR", Value: WorkDir},
 		{Name: "GKEXEC_OUTPUT_DIR", Value: OutputDir},
 	}
@@ -50,7 +53,7 @@ func Pod(s *Shape, req *wire.Request) corev1.PodSpec {
 	restart := corev1.RestartPolicyAlways
 	if req != nil {
 		items := []corev1.KeyToPath{
-			{Key: codeKey, Path: codeKey},
+			{Key: codeFile, Path: codeFile},
 			{Key: entrypointKey, Path: entrypointKey},
 		}
 		for i, file := range slices.Sorted(maps.Keys(req.Files)) {
@@ -70,6 +73,9 @@ func Pod(s *Shape, req *wire.Request) corev1.PodSpec {
 			corev1.EnvVar{Name: "GKEXEC_MAX_FILE_BYTES", Value: strconv.FormatInt(req.MaxFile, 10)},
 			corev1.EnvVar{Name: "GKEXEC_MAX_PROCESSES", Value: strconv.FormatInt(max(req.MaxProcesses, 0), 10)},
 		)
+		if req.Language != "" && req.Language != "python" {
+			env = append(env, corev1.EnvVar{Name: "GKEXEC_LANGUAGE", Value: req.Language})
+		}
 	} else {
 		env = append(env, corev1.EnvVar{Name: "GKEXEC_REQUEST", Value: "stdin"})
 	}

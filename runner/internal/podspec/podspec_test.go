@@ -145,7 +145,7 @@ func TestConfigMapHoldsCodeEntrypointAndInputs(t *testing.T) {
 		t.Errorf("name %s/%s", cm.Namespace, cm.Name)
 	case !*cm.Immutable:
 		t.Error("ConfigMap must be immutable")
-	case cm.Data[codeKey] != "print(2)" || cm.Data[entrypointKey] != wire.Entrypoint:
+	case cm.Data["main.py"] != "print(2)" || cm.Data[entrypointKey] != wire.Entrypoint:
 		t.Error("code or entrypoint missing")
 	case string(cm.BinaryData["input-0"]) != "a" || string(cm.BinaryData["input-1"]) != "\x00\x01":
 		t.Errorf("inputs not stored in name order: %v", cm.BinaryData)
@@ -243,5 +243,22 @@ func TestWarmPoolIsTheColdSandboxWaitingOnStdin(t *testing.T) {
 	other.MemoryLimit = "1Gi"
 	if Fingerprint(warm) == Fingerprint(Pod(&other, nil)) {
 		t.Error("a runner with another memory limit would claim the pool's pods")
+	}
+}
+
+// A cold execution in another language carries its code under that language's file name and says
+// the language to the entrypoint; a Python one is as it always was.
+func TestJobRunsTheRequestsLanguage(t *testing.T) {
+	t.Parallel()
+	s := testShape()
+	req := testRequest(wire.Request{Code: "echo hi", ExecutionID: "sh", Language: "bash"})
+	job, cm := Job(&s, req), ConfigMap(&s, req)
+	c := job.Spec.Template.Spec.Containers[0]
+	if envOf(c, "GKEXEC_CODE") != "/gkexec/code/main.sh" || envOf(c, "GKEXEC_LANGUAGE") != "bash" || cm.Data["main.sh"] != "echo hi" {
+		t.Errorf("code %q language %q data %v", envOf(c, "GKEXEC_CODE"), envOf(c, "GKEXEC_LANGUAGE"), cm.Data)
+	}
+	py := Job(&s, testRequest(wire.Request{Code: "x", ExecutionID: "py"})).Spec.Template.Spec.Containers[0]
+	if envOf(py, "GKEXEC_CODE") != "/gkexec/code/main.py" || envOf(py, "GKEXEC_LANGUAGE") != "" {
+		t.Errorf("python: code %q language %q", envOf(py, "GKEXEC_CODE"), envOf(py, "GKEXEC_LANGUAGE"))
 	}
 }

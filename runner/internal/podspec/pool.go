@@ -58,17 +58,17 @@ func WarmPool(s *Shape, replicas int32) *appsv1.Deployment {
 // SessionJob is a cold session's sandbox: the warm pool's Pod (the entrypoint waiting on
 // stdin) in a Job of its own, which never restarts it and ends at the session's maximum lifetime
 // at the latest; the TTL controller removes it once it ended.
-func SessionJob(s *Shape, session string, lifetime, idle time.Duration, expires time.Time) *batchv1.Job {
+func SessionJob(s *Shape, session, language string, lifetime, idle time.Duration, expires time.Time) *batchv1.Job {
 	id := SessionSandboxID(session)
 	labels := s.labels(id)
 	labels[LabelSession] = session
 	annotations := s.runningAnnotations()
-	maps.Copy(annotations, SessionAnnotations(idle, expires))
+	maps.Copy(annotations, SessionAnnotations(idle, expires, language))
 	jobAnnotations := maps.Clone(s.Annotations)
 	if jobAnnotations == nil {
 		jobAnnotations = map[string]string{}
 	}
-	jobAnnotations[AnnotationSessionExpiresAt] = annotations[AnnotationSessionExpiresAt] // for gc
+	jobAnnotations[AnnotationSessionExpiresAt] = annotations[AnnotationSessionExpiresAt] // for people: the sandbox enforces it
 	spec := Pod(s, nil)
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	return &batchv1.Job{
@@ -101,11 +101,15 @@ func SessionMarker(s *Shape, id string) *corev1.ConfigMap {
 }
 
 // SessionAnnotations are a session's terms on its Pod, as it opens.
-func SessionAnnotations(idle time.Duration, expires time.Time) map[string]string {
+func SessionAnnotations(idle time.Duration, expires time.Time, language string) map[string]string {
+	if language == "" {
+		language = "python"
+	}
 	return map[string]string{
 		AnnotationSessionExpiresAt:   expires.UTC().Format(time.RFC3339),
 		AnnotationSessionIdleTimeout: idle.String(),
 		AnnotationSessionLastUsed:    time.Now().UTC().Format(time.RFC3339),
+		AnnotationSessionLanguage:    language,
 	}
 }
 

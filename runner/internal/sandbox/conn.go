@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/gkexec/gkexec/internal/wire"
 )
@@ -85,10 +86,26 @@ func (c *Conn) Send(ctx context.Context, b []byte) error {
 	}()
 	select {
 	case err := <-written:
-		return err
+		if err != nil {
+			return c.why(err)
+		}
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// why is the reason a write to the stream failed: the attach's own error (the API server or the
+// kubelet refused it, a connection reset) once the stream ended, not the closed pipe it left.
+func (c *Conn) why(err error) error {
+	select {
+	case <-c.done: // closed after c.err is set
+		if c.err != nil && c.err != io.EOF {
+			return fmt.Errorf("the attach stream ended: %w", c.err)
+		}
+	case <-time.After(time.Second):
+	}
+	return err
 }
 
 // Ping checks the attach end to end and asks the entrypoint which session it holds; lines that

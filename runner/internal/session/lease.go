@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -81,23 +82,30 @@ func (l *Lease) Take(ctx context.Context, pod *corev1.Pod, id string, runFor tim
 		pod = held
 	}
 	waitUntil := time.Now().Add(l.BusyWait)
-	for attempt := 0; ; attempt++ {
+	for conflicts := 0; ; {
 		holder, exec, until := ParseLease(pod.Annotations[podspec.AnnotationSessionLease])
-		if holder != "" && holder != l.Holder && time.Now().Before(until) && !l.holderGone(ctx) {
-			if time.Now().Before(waitUntil) {
-				// Another process holds it: its execution may be about to end. Wait for the
-				// watch to show the Pod change.
-				fresh, err := l.awaitChange(ctx, pod, time.Until(waitUntil))
-				if err == nil {
-					pod = fresh
-					continue
+		if holder != "" && holder != l.Holder && time.Now().Before(until) {
+			if gone, askAgain := l.holderGone(ctx); !gone {
+				if time.Now().Before(waitUntil) {
+					// Another process holds it: its execution may be about to end, and a live
+					// holder gives the lease back (the watch shows the Pod change). A dead one
+					// changes nothing: ask the sandbox again once it may have been idle long enough.
+					fresh, err := l.awaitChange(ctx, pod, min(time.Until(waitUntil), askAgain))
+					switch {
+					case err == nil:
+						pod = fresh
+						continue
+					case ctx.Err() != nil:
+						return nil, ctx.Err()
+					case errors.Is(err, diagnose.ErrSessionEnded):
+						return nil, err
+					case time.Now().Before(waitUntil):
+						continue
+					}
 				}
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
+				return nil, fmt.Errorf("%w: session %s is running execution %s for %s until %s at the latest; try again when it is done",
+					diagnose.ErrSessionBusy, l.Session, exec, holder, until.Format(time.RFC3339))
 			}
-			return nil, fmt.Errorf("%w: session %s is running execution %s for %s until %s at the latest; try again when it is done",
-				diagnose.ErrSessionBusy, l.Session, exec, holder, until.Format(time.RFC3339))
 		}
 		until = time.Now().Add(runFor + podspec.DeadlineSlack*time.Second)
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
@@ -113,7 +121,8 @@ func (l *Lease) Take(ctx context.Context, pod *corev1.Pod, id string, runFor tim
 			l.held, l.heldUntil = leased, until
 			l.mu.Unlock()
 			return leased, nil
-		case apierrors.IsConflict(err) && attempt < 3:
+		case apierrors.IsConflict(err) && conflicts < 3:
+			conflicts++
 			// Someone changed the Pod since this runner saw it: wait for the watch to show the
 			// change, and look again.
 			fresh, werr := l.awaitChange(ctx, pod, l.ChangeWait)
@@ -133,17 +142,24 @@ func (l *Lease) Take(ctx context.Context, pod *corev1.Pod, id string, runFor tim
 }
 
 // holderGone asks the sandbox whether the lease's holder is using the session: not when nothing
-// has run in it for TakeoverIdle.
-func (l *Lease) holderGone(ctx context.Context) bool {
+// has run in it for TakeoverIdle. If it may be, askAgain says when the answer could change: when
+// the sandbox will have been idle long enough, or, while something runs (a dead holder's last
+// execution ends unseen by the watch), a TakeoverIdle later.
+func (l *Lease) holderGone(ctx context.Context) (gone bool, askAgain time.Duration) {
 	if l.Probe == nil {
-		return false
+		return false, time.Hour
 	}
 	running, idle, err := l.Probe(ctx)
-	if err != nil {
+	switch {
+	case err != nil:
 		l.Log.Debug("could not ask the session's sandbox what runs in it", "session", l.Session, "error", err)
-		return false
+		return false, l.TakeoverIdle
+	case running != "":
+		return false, l.TakeoverIdle
+	case idle >= l.TakeoverIdle:
+		return true, 0
 	}
-	return running == "" && idle >= l.TakeoverIdle
+	return false, l.TakeoverIdle - idle + 50*time.Millisecond
 }
 
 // awaitChange waits for the shared watch to show the session's Pod changed from was: another

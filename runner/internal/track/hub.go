@@ -231,7 +231,9 @@ func (h *Hub) onPod(obj any, deleted bool) {
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
 	t := h.lookup(PodKey(pod.Name))
-	if t == nil {
+	if t == nil && pod.Labels[podspec.LabelPool] == "" {
+		// A cold sandbox's Pod, followed by its execution's ID. Never a pool Pod that carried the
+		// same ID: one whose request was lost, deleted as the execution runs cold.
 		if id := pod.Labels[podspec.LabelExecutionID]; id != "" {
 			t = h.lookup(id)
 		}

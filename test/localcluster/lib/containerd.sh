@@ -128,7 +128,15 @@ stage_runtime() {
 	else
 		start_containerd
 	fi
+	import_images
+	ctr_ images ls
+}
+
+import_images() {
 	import_image "$IMAGE_DIR/pause.tar" "$PAUSE_IMAGE"
 	import_image "$IMAGE_DIR/python.tar" "$PYTHON_IMAGE_CRI"
-	ctr_ images ls
+}
+
+import_datascience_image() {
+	import_image "$IMAGE_DIR/datascience.tar" "$DATASCIENCE_IMAGE"
 }

@@ -32,6 +32,7 @@ import json
 import os
 import resource
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,7 +46,7 @@ T_STDERR = b"E"  # sandbox -> runner: a chunk of the code's stderr
 T_FILE = b"F"  # sandbox -> runner: an output file's header (JSON: path, size, truncated)
 T_DATA = b"D"  # both ways: a chunk of the current file (output file, or input file of a request)
 T_END = b"X"  # sandbox -> runner: the end record (JSON: END_FIELDS)
-T_BEGIN = b"B"  # sandbox -> runner, in a session: what follows up to X is this execution's (JSON: execution_id)
+T_BEGIN = b"B"  # sandbox -> runner: what follows up to X is this execution's, whose request is all here (JSON: execution_id)
 T_SESSION = b"S"  # runner -> sandbox: open a session (JSON: HELLO_FIELDS); sandbox -> runner: it is open
 T_PING = b"P"  # both ways: a ping (JSON: PING_FIELDS, or empty), and its answer (JSON: ANSWER_FIELDS, or empty)
 T_REQUEST = b"Q"  # runner -> sandbox: a request's header (JSON: REQUEST_FIELDS)
@@ -56,17 +57,18 @@ T_INTERRUPT = b"K"  # runner -> sandbox, in a session: interrupt the running exe
 
 END_FIELDS = ("exit_code", "signal", "timed_out", "stdout_truncated", "stderr_truncated", "files_truncated",
               "started_at", "finished_at", "max_rss_kib", "cpu_seconds", "session_over", "refused")
-REQUEST_FIELDS = ("timeout_seconds", "max_output_bytes", "max_file_bytes", "max_processes", "execution_id")
-HELLO_FIELDS = ("id", "idle_timeout_seconds", "max_lifetime_seconds", "max_processes", "exit_when_over")
+REQUEST_FIELDS = ("timeout_seconds", "max_output_bytes", "max_file_bytes", "max_processes", "execution_id", "language")
+HELLO_FIELDS = ("id", "idle_timeout_seconds", "max_lifetime_seconds", "max_processes", "exit_when_over", "language")
 PING_FIELDS = ("keepalive_seconds", "replay")
 ANSWER_FIELDS = ("session", "spent", "running", "idle_seconds")
+OPENED_FIELDS = ("session", "refused")
 
 
 def wire_table():
     """The table above, for TestEntrypointSpeaksTheWire."""
     tags = {k[2:].lower(): v.decode() for k, v in globals().items() if k.startswith("T_")}
     return {"tags": tags, "end": list(END_FIELDS), "request": list(REQUEST_FIELDS), "hello": list(HELLO_FIELDS),
-            "ping": list(PING_FIELDS), "answer": list(ANSWER_FIELDS)}
+            "ping": list(PING_FIELDS), "answer": list(ANSWER_FIELDS), "opened": list(OPENED_FIELDS), "languages": {k: {"file": v["file"], "program": v["program"]} for k, v in LANGUAGES.items()}}
 
 
 def field(obj, fields, name, default):
@@ -96,6 +98,36 @@ MAX_OUTPUT = env_int("GKEXEC_MAX_OUTPUT_BYTES", 1 << 20)
 MAX_FILES = env_int("GKEXEC_MAX_FILE_BYTES", 4 << 20)
 MAX_PROCS = env_int("GKEXEC_MAX_PROCESSES", 0)
 REQUEST = os.environ.get("GKEXEC_REQUEST", "configmap")
+LANGUAGE = os.environ.get("GKEXEC_LANGUAGE", "python")
+
+# LANGUAGES: how this sandbox runs a program in each language the wire names (internal/wire's
+# Languages; TestEntrypointSpeaksTheWire keeps the two in step): the code's file name, the
+# interpreter the image must have, and the command that runs the code once. SESSION_STUBS holds
+# the programs that keep one interpreter for a session. Python needs nothing but this program's own
+# interpreter; bash and Node.js must be on the image's PATH.
+LANGUAGES = {
+    "python": {"file": "main.py", "program": "python3", "run": [sys.executable, "-u"]},
+    "bash": {"file": "main.sh", "program": "bash", "run": ["bash", "--noprofile", "--norc"]},
+    "javascript": {"file": "main.js", "program": "node", "run": ["node"]},
+}
+
+
+def language_of(obj, fields):
+    """The language a request or session names, refused unless this sandbox can run it: a name
+    it does not know, or an interpreter the image lacks (the operator's image, not the caller's
+    code, is then what must change)."""
+    lang = str(field(obj, fields, "language", "") or "python")
+    if lang not in LANGUAGES:
+        raise BadRequest("language %r: this sandbox runs %s" % (lang, ", ".join(sorted(LANGUAGES))))
+    if shutil.which(LANGUAGES[lang]["run"][0]) is None:
+        raise BadRequest("language %s: the sandbox image has no %s on its PATH; run it on an image that has"
+                         % (lang, LANGUAGES[lang]["program"]))
+    return lang
+
+
+def code_path(lang):
+    """Where the code of a request in lang is written (cold: where its ConfigMap puts it)."""
+    return os.path.join(os.path.dirname(CODE), LANGUAGES[lang]["file"])
 
 
 # RECORD, while a session's execution runs, keeps the lines written for it, and LAST those of the
@@ -305,15 +337,16 @@ class RequestReader:
     cold path finds them. A new Q starts over: a request cut short by a broken attach is dropped."""
 
     def __init__(self):
-        self.header, self.code, self.current = None, None, None
+        self.header, self.code, self.current, self.path = None, None, None, None
 
     def feed(self, tag, data):
         """True once the request is complete (its G record)."""
         if tag == T_REQUEST:
             self.close()
             self.header = json.loads(data)
-            os.makedirs(os.path.dirname(CODE), exist_ok=True)
-            self.code = open(CODE, "wb")
+            self.path = code_path(language_of(self.header, REQUEST_FIELDS))
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.code = open(self.path, "wb")
         elif tag == T_CODE and self.code is not None:
             self.code.write(data)
         elif tag == T_INPUT and self.code is not None:
@@ -403,11 +436,25 @@ def serve():
         bad_request(e)
         linger()
     open(SPENT, "w").close()
+    # The request is all here: say so, in the log too. A runner whose attach broke before this
+    # record (and whose Pod runs on) knows from the log that nothing ran, and runs it elsewhere.
+    emit_json(T_BEGIN, {"execution_id": str(field(req.header, REQUEST_FIELDS, "execution_id", ""))})
+    OUT.flush()
+    try:
+        lang = language_of(req.header, REQUEST_FIELDS)
+    except BadRequest as e:
+        kill_group(child.pid)
+        bad_request(e)
+        linger()
     apply_limits(req.header)
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     started = time.time()
-    go.write((json.dumps({"code": CODE, "max_processes": MAX_PROCS}) + "\n").encode())
-    go.close()
+    if lang == "python":
+        run_once(go, req.path)
+    else:
+        go.close()  # the Python interpreter started ahead is not needed: it exits
+        child.wait()
+        child = spawn(LANGUAGES[lang]["run"] + [req.path])
     run(child, started)
     linger()
 
@@ -448,8 +495,9 @@ def leave(why):
 
 def become_subreaper():
     """Orphans of the code's processes (a double fork, a daemon) become this process's children
-    rather than init's, so that a session's timeout finds and stops them (kill_others). In a
-    container this process is init already; elsewhere (tests) it asks the kernel."""
+    rather than init's, so that a timeout, or the end of a one-shot run, finds and stops them
+    (kill_others). In a container this process is init already; elsewhere (tests) it asks the
+    kernel."""
     try:
         import ctypes
 
@@ -522,8 +570,27 @@ def serve_session(child, go, status, lines, hello):
     idle = float(field(hello, HELLO_FIELDS, "idle_timeout_seconds", 600))
     born = time.time()
     end_of_life = born + float(field(hello, HELLO_FIELDS, "max_lifetime_seconds", 3600))
-    go.write((json.dumps({"session": True, "max_processes": int(field(hello, HELLO_FIELDS, "max_processes", 0))}) + "\n").encode())
-    go.flush()
+    max_procs = int(field(hello, HELLO_FIELDS, "max_processes", 0))
+    try:
+        lang = language_of(hello, HELLO_FIELDS)
+    except BadRequest as e:
+        # Nothing opened: say why, and go (SPENT is written; the runner deletes the sandbox).
+        kill_group(child.pid)
+        emit_json(T_SESSION, {"session": sid, "refused": str(e)})
+        OUT.flush()
+        if field(hello, HELLO_FIELDS, "exit_when_over", False):
+            sys.exit(0)
+        linger()
+    if lang == "python":
+        go.write((json.dumps({"session": True, "max_processes": max_procs}) + "\n").encode())
+        go.flush()
+    else:
+        # The Python interpreter started ahead is not this session's: its language's takes its place.
+        go.close()
+        child.wait()
+        global MAX_PROCS
+        MAX_PROCS = max_procs
+        child, go, status = start_interpreter(SESSION_STUBS[lang])
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     emit_json(T_SESSION, {"session": sid})
     OUT.flush()
@@ -565,6 +632,8 @@ def serve_session(child, go, status, lines, hello):
         OUT.flush()
         req, last_tag = RequestReader(), tag
         try:
+            if field(q, REQUEST_FIELDS, "language", "") and language_of(q, REQUEST_FIELDS) != lang:
+                raise BadRequest("this is a %s session; its requests are in %s" % (lang, lang))
             done = req.feed(tag, data)
             while not done:
                 nxt = pending.pop(0) if pending else lines.next()
@@ -579,7 +648,7 @@ def serve_session(child, go, status, lines, hello):
                 skip_request(lines, pending, state)
             bad_request(e, session_over="")
         else:
-            over = run_in_session(state, child, go, status, lines, req.header, pending)
+            over = run_in_session(state, child, go, status, lines, req.header, req.path, pending)
         LAST, RECORD = RECORD, None
         state["last"] = time.time()
     kill_group(child.pid)
@@ -622,14 +691,15 @@ def skip_request(lines, pending, state):
             answer_ping(state, line[2:] and base64.b64decode(line[2:]))
 
 
-def run_in_session(state, child, go, status, lines, q, pending):
-    """Runs one request in the session's interpreter; returns why the session ended, or ""."""
+def run_in_session(state, child, go, status, lines, q, path, pending):
+    """Runs one request (its code at path) in the session's interpreter; returns why the session
+    ended, or ""."""
     timeout = float(field(q, REQUEST_FIELDS, "timeout_seconds", TIMEOUT))
     max_output = int(field(q, REQUEST_FIELDS, "max_output_bytes", MAX_OUTPUT))
     max_files = int(field(q, REQUEST_FIELDS, "max_file_bytes", MAX_FILES))
     before = output_snapshot()
     started = time.time()
-    go.write((json.dumps({"code": CODE}) + "\n").encode())
+    go.write((json.dumps({"code": path, "output": OUTPUT_DIR}) + "\n").encode())
     go.flush()
     out = Forwarder(child, max_output)
     fds = tuple(out.tags) + (status.fileno(), lines.fileno())
@@ -693,6 +763,10 @@ def run_in_session(state, child, go, status, lines, q, pending):
                 os.set_blocking(fd, True)
             except OSError:
                 pass
+    if interrupts and not over:
+        # The code started a process between the first sweep and the interrupt reaching it (a
+        # loaded machine lets a whole Popen through): now that the interpreter is back, no longer.
+        kill_others(child.pid)
     # What the code wrote before it answered is in the pipes: read it all.
     out.drain()
     finished = time.time()
@@ -729,8 +803,35 @@ def output_snapshot():
 # sys.argv and sys.path[0] set, tracebacks without its own frames). In a session it runs one
 # main.py per go message in the same globals, and answers each on the status pipe.
 STUB = r"""
-import json, os, resource, signal, sys, traceback
+import json, os, resource, signal, sys, traceback, warnings
 _go = os.fdopen(int(sys.argv[1]), "rb")
+# Figures: matplotlib draws without a display, and plt.show() leaves its figures open (Agg cannot
+# show them; its warning would only say so) for _figures to return.
+os.environ.setdefault("MPLBACKEND", "Agg")
+warnings.filterwarnings("ignore", message=r"(?s).*non-interactive, and thus cannot be shown")
+_saved = set()
+def _figures(go, sys=sys, os=os, _saved=_saved):
+    # Every matplotlib figure the code left open comes back as output/figure-<n>.png, and is
+    # closed. A file of that name the code wrote itself is kept: the figure takes another name.
+    # (Its names are bound here: a one-shot run clears this module's globals, as __main__'s.)
+    plt = sys.modules.get("matplotlib.pyplot")
+    out = go.get("output")
+    if plt is None or not out:
+        return
+    try:
+        for num in plt.get_fignums():
+            fig = plt.figure(num)
+            base, n = os.path.join(out, "figure-%s" % num), 1
+            path = base + ".png"
+            while os.path.exists(path) and path not in _saved:
+                n += 1
+                path = "%s-%d.png" % (base, n)
+            os.makedirs(out, exist_ok=True)
+            fig.savefig(path, format="png")
+            _saved.add(path)
+            plt.close(fig)
+    except Exception as e:
+        print("gkexec: could not save the open figures: %s" % e, file=sys.stderr)
 _status = os.fdopen(int(sys.argv[2]), "wb", buffering=0)
 _first = json.loads(_go.readline() or b"null")
 if not _first:
@@ -764,7 +865,11 @@ def _main(go):
     sys.excepthook = hook
     with open(path, "rb") as f:
         source = f.read()
-    exec(compile(source, path, "exec"), _globals(path))
+    figures = _figures
+    try:
+        exec(compile(source, path, "exec"), _globals(path))
+    finally:
+        figures(go)
 def _session(go):
     _limit(go)
     running = [False]
@@ -816,6 +921,7 @@ def _session(go):
                 answer = {"exit_code": 130, "signal": 2}
             else:
                 answer["exit_code"] = 1
+        _figures(req)
         for f in (sys.stdout, sys.stderr):
             try:
                 f.flush()
@@ -833,10 +939,72 @@ else:
 """
 
 
+# A bash session's interpreter: one shell that sources each execution's script, so that its
+# variables, functions, working directory and environment persist. `return N` ends an execution
+# with status N; `exit` ends the shell, and with it the session. SIGINT ends the script running.
+BASH_STUB = r"""
+__gkexec_go=$1 __gkexec_status=$2
+trap 'return 130 2>/dev/null' INT
+while IFS= read -r -u "$__gkexec_go" __gkexec_line; do
+  __gkexec_path=${__gkexec_line#*'"code": "'}
+  __gkexec_path=${__gkexec_path%%'"'*}
+  source "$__gkexec_path"
+  printf '{"exit_code": %d}\n' "$?" >&"$__gkexec_status"
+done
+"""
+
+# A Node.js session's interpreter: one V8 context in which each execution's script runs, so that
+# its variables (let and const included) and functions persist; a promise it evaluates to is
+# awaited. process.exit(N) ends an execution with status N; SIGINT interrupts the script running.
+NODE_STUB = r"""
+const fs = require('fs'), vm = require('vm'), readline = require('readline');
+const [goFd, stFd] = process.argv.slice(-2).map(Number);
+class Exit { constructor(code) { this.code = code; } }
+const proc = Object.create(process, { exit: { value: (code) => { throw new Exit(code === undefined ? 0 : code); } } });
+const ctx = vm.createContext({ console, process: proc, require, Buffer, URL, TextEncoder, TextDecoder,
+  setTimeout, setInterval, setImmediate, clearTimeout, clearInterval, clearImmediate, queueMicrotask });
+const rl = readline.createInterface({ input: fs.createReadStream(null, { fd: goFd }) });
+rl.on('line', async (line) => {
+  rl.pause();
+  const req = JSON.parse(line);
+  const cpu0 = process.cpuUsage();
+  let code = 0, signal = 0;
+  try {
+    const result = vm.runInContext(fs.readFileSync(req.code, 'utf8'), ctx, { filename: req.code, breakOnSigint: true });
+    if (result && typeof result.then === 'function') await result;
+  } catch (e) {
+    if (e instanceof Exit) code = e.code & 0xff;
+    else if (e && e.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') { code = 130; signal = 2; console.error('KeyboardInterrupt'); }
+    else {
+      const stack = (e && e.stack) ? e.stack.split('\n') : [String(e)];
+      const cut = stack.findIndex((l) => l.includes('at Script.runInContext'));
+      console.error((cut > 0 ? stack.slice(0, cut) : stack).join('\n'));
+      code = 1;
+    }
+  }
+  const cpu = process.cpuUsage(cpu0);
+  fs.writeSync(stFd, JSON.stringify({ exit_code: code, signal, max_rss_kib: process.resourceUsage().maxRSS,
+    cpu_seconds: (cpu.user + cpu.system) / 1e6 }) + '\n');
+  rl.resume();
+});
+"""
+
+SESSION_STUBS = {
+    "bash": ["bash", "--noprofile", "--norc", "-c", BASH_STUB, "gkexec-session"],
+    "javascript": ["node", "-e", NODE_STUB],
+}
+
+
 def prestart():
+    """Starts the Python interpreter a warm sandbox's request is likely for, ahead of it."""
+    return start_interpreter([sys.executable, "-u", "-c", STUB])
+
+
+def start_interpreter(argv):
+    """Starts argv with its go and status pipes' fds as its last two arguments."""
     r, w = os.pipe()
     sr, sw = os.pipe()
-    child = spawn([sys.executable, "-u", "-c", STUB, str(r), str(sw)], pass_fds=(r, sw))
+    child = spawn(argv + [str(r), str(sw)], pass_fds=(r, sw))
     os.close(r)
     os.close(sw)
     return child, os.fdopen(w, "wb"), Lines(sr)
@@ -882,14 +1050,28 @@ def spawn(argv, pass_fds=()):
 
 
 def run_cold():
+    become_subreaper()
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     try:
         copy_inputs()
-    except OSError as e:  # no room in the workspace, a path through a file: the request cannot run
+        lang = language_of({"language": LANGUAGE}, REQUEST_FIELDS)
+    except (OSError, BadRequest) as e:  # no room in the workspace, a path through a file: it cannot run
         bad_request(e)
         return
     started = time.time()
-    run(spawn([sys.executable, "-u", CODE]), started)
+    if lang == "python":
+        # The stub a warm sandbox runs, so that Python code behaves the same cold (figures too).
+        child, go, _ = prestart()
+        run_once(go, CODE)
+    else:
+        child = spawn(LANGUAGES[lang]["run"] + [CODE])
+    run(child, started)
+
+
+def run_once(go, path):
+    """Tells the stub to run the code at path once, as main.py, and exit."""
+    go.write((json.dumps({"code": path, "max_processes": MAX_PROCS, "output": OUTPUT_DIR}) + "\n").encode())
+    go.close()
 
 
 def run(child, started):
@@ -903,9 +1085,12 @@ def run(child, started):
         if not timed_out and now >= deadline:
             timed_out = True
             kill_group(child.pid)
+            kill_others(child.pid)  # what it started in a session or group of its own, too
             drain_until = now + 1.0
         if drain_until is None and child.poll() is not None:
+            # The code is over, and so is whatever it left running (a daemon it started).
             kill_group(child.pid)
+            kill_others(child.pid)  # (the child itself is reap()'s: its exit status is the result)
             drain_until = now + 1.0
         if drain_until is not None and now >= drain_until:
             break
