@@ -106,6 +106,15 @@ func TestWarmExecutionClaimsOnePodAndDeletesIt(t *testing.T) {
 	if _, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-a", metav1.GetOptions{}); err == nil {
 		t.Error("the used pool pod was not deleted")
 	}
+	// Used, it is gone at once: a graceful delete would hold its requests on the node (and the
+	// scheduler's room) through the kubelet's kill and gVisor's teardown.
+	for _, a := range fc.client.Actions() {
+		if d, ok := a.(k8stesting.DeleteAction); ok && a.GetResource().Resource == "pods" {
+			if g := d.GetDeleteOptions().GracePeriodSeconds; g == nil || *g != 0 {
+				t.Errorf("the used pool pod was deleted with grace period %v, want 0", g)
+			}
+		}
+	}
 	if hasAction(fc.client.Actions(), "create", "jobs") {
 		t.Error("a Job was created for a warm execution")
 	}
