@@ -33,6 +33,10 @@ const (
 	// AnnotationClaimedBy names the runner process that claimed it.
 	AnnotationClaimedAt = podspec.AnnotationClaimedAt // "gkexec.dev/claimed-at"
 	AnnotationClaimedBy = podspec.AnnotationClaimedBy // "gkexec.dev/claimed-by"
+	// AnnotationPoolMiss is on a cold sandbox (Job and Pod) that the warm pool could not serve,
+	// "<pool>/<reason>" (the reasons of PoolStats.ColdFallbacks): demand the pool missed, which
+	// runner/autoscale counts across every runner process.
+	AnnotationPoolMiss = podspec.AnnotationPoolMiss // "gkexec.dev/pool-miss"
 
 	// LabelSession carries a session's ID on its sandbox Pod (and, when cold, its Job): a runner
 	// process that did not open the session finds it by this label.

@@ -56,6 +56,8 @@ type Runner struct {
 	// used warm sandboxes) that Close waits for.
 	work      sync.WaitGroup
 	leftCount atomic.Int64
+	// pool counts what the warm pool served and missed, for PoolStats.
+	pool poolCounter
 	// holder names this runner on what it claims and leases ("<host>/<pid>/<random>": two
 	// processes with one hostname and PID, in two containers, are still two holders).
 	holder string

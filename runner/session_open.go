@@ -113,23 +113,29 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	warm := r.warm
 	r.mu.Unlock()
 	var a *sandbox.Attachment
+	var miss string // why the pool did not serve the session
 	if warm != nil {
 		var marks sandbox.Marks
 		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
 			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language)}, &marks)
 		switch {
 		case err == nil:
+			r.pool.claimed()
 			s.kind, a = SandboxWarm, claimed
 			s.setPod(claimed.Pod)
 		case !errors.Is(err, sandbox.ErrNotServed):
 			return err
 		default:
 			r.log.Debug("session: cold start", "why", err)
+			miss = r.pool.missed(err)
 		}
 	}
 	if a == nil {
 		s.kind = SandboxCold
 		job := podspec.SessionJob(&r.env.Shape, so.ID, so.Language, so.MaxLifetime, so.IdleTimeout, expires)
+		if miss != "" {
+			podspec.MarkPoolMiss(job, r.opts.WarmPool, miss)
+		}
 		pod, made, err := r.env.StartSessionJob(ctx, job)
 		if made {
 			s.mu.Lock()

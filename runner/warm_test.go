@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -168,5 +170,92 @@ func TestPoolPodsOfOtherOptionsAreNotClaimed(t *testing.T) {
 	}
 	if hasAction(fc.client.Actions(), "patch", "pods") {
 		t.Error("a pool pod with another image was claimed")
+	}
+}
+
+// TestColdFallbacksSayWhyThePoolMissed: an execution the pool cannot serve runs cold, and its Job
+// and Pod say which pool missed it and why (what sizes the pool counts across runners); the
+// runner counts claims and fallbacks by reason.
+func TestColdFallbacksSayWhyThePoolMissed(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	notReady := poolPod(t, o, "pool-starting", time.Second)
+	notReady.Status.Conditions = nil
+	cases := []struct {
+		name   string
+		pods   []*corev1.Pod
+		attach sandbox.AttachFunc
+		want   string // the annotation; "" for a warm execution
+	}{
+		{name: "warm: no annotation", pods: []*corev1.Pod{poolPod(t, o, "pool-a", time.Minute)}},
+		{name: "no pod at all", want: "default/" + PoolMissEmpty},
+		{name: "only a pod not yet ready", pods: []*corev1.Pod{notReady}, want: "default/" + PoolMissEmpty},
+		{name: "only pods of other options", pods: []*corev1.Pod{poolPod(t, Options{Namespace: "sandbox", Image: "python:3.12-slim"}, "pool-other", time.Minute)},
+			want: "default/" + PoolMissMismatch},
+		{name: "the attach fails", pods: []*corev1.Pod{poolPod(t, o, "pool-a", time.Minute)},
+			attach: func(context.Context, string, io.Reader, io.Writer) error { return errors.New("upgrade refused") }, want: "default/" + PoolMissAttach},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var objs []runtime.Object
+			for _, p := range c.pods {
+				objs = append(objs, p)
+			}
+			fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})}, objs...)
+			attach := c.attach
+			if attach == nil {
+				attach = fakeAttach(new(framed).out("warm\n").end(endRecord{}))
+			}
+			r := warmRunner(t, fc, o, attach)
+			if _, err := r.Execute(context.Background(), Request{Code: "x", ExecutionID: "m1"}); err != nil {
+				t.Fatalf("Execute: %v", err)
+			}
+			var job *batchv1.Job
+			for _, a := range fc.client.Actions() {
+				if ca, ok := a.(k8stesting.CreateAction); ok && a.GetResource().Resource == "jobs" {
+					job = ca.GetObject().(*batchv1.Job)
+				}
+			}
+			stats := r.PoolStats()
+			if c.want == "" {
+				if job != nil || stats.Claims != 1 {
+					t.Errorf("a Job was created (%v) or claims = %d, want one warm claim", job != nil, stats.Claims)
+				}
+				return
+			}
+			if job == nil {
+				t.Fatal("no Job was created")
+			}
+			if got, got2 := job.Annotations[AnnotationPoolMiss], job.Spec.Template.Annotations[AnnotationPoolMiss]; got != c.want || got2 != c.want {
+				t.Errorf("Job annotation %q, Pod template's %q; want %q on both", got, got2, c.want)
+			}
+			reason := strings.TrimPrefix(c.want, "default/")
+			for _, r := range PoolMissReasons() {
+				want := uint64(0)
+				if r == reason {
+					want = 1
+				}
+				if stats.ColdFallbacks[r] != want {
+					t.Errorf("ColdFallbacks[%s] = %d, want %d (all: %v)", r, stats.ColdFallbacks[r], want, stats.ColdFallbacks)
+				}
+			}
+		})
+	}
+}
+
+func TestAColdOnlyRunnerMarksNoMiss(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})})
+	r := fc.runner(Options{NoWarmPool: true})
+	if _, err := r.Execute(context.Background(), Request{Code: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range fc.client.Actions() {
+		if ca, ok := a.(k8stesting.CreateAction); ok && a.GetResource().Resource == "jobs" {
+			if v, ok := ca.GetObject().(*batchv1.Job).Spec.Template.Annotations[AnnotationPoolMiss]; ok {
+				t.Errorf("a runner without a pool marked its cold sandbox %q", v)
+			}
+		}
 	}
 }

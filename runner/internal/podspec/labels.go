@@ -4,6 +4,7 @@ import (
 	"maps"
 	"strings"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -26,6 +27,9 @@ const (
 	PoolStateClaimed    = "claimed"
 	AnnotationClaimedAt = "gkexec.dev/claimed-at"
 	AnnotationClaimedBy = "gkexec.dev/claimed-by"
+	// AnnotationPoolMiss is on a cold sandbox (its Job and Pod) that the warm pool could not
+	// serve: "<pool>/<reason>". Whatever sizes the pool counts them as demand, across runners.
+	AnnotationPoolMiss = "gkexec.dev/pool-miss"
 
 	LabelSession                 = "gkexec.dev/session"
 	AnnotationSessionExpiresAt   = "gkexec.dev/session-expires-at"
@@ -81,4 +85,25 @@ func (s *Shape) labels(executionID string) map[string]string {
 	l[LabelComponent] = ComponentSandbox
 	l[LabelExecutionID] = executionID
 	return l
+}
+
+// MarkPoolMiss notes on a cold sandbox's Job and Pod that warm pool pool could not serve it, and
+// why (AnnotationPoolMiss).
+func MarkPoolMiss(job *batchv1.Job, pool, reason string) {
+	for _, meta := range []*map[string]string{&job.Annotations, &job.Spec.Template.Annotations} {
+		if *meta == nil {
+			*meta = map[string]string{}
+		}
+		(*meta)[AnnotationPoolMiss] = pool + "/" + reason
+	}
+}
+
+// PoolMissOf is the pool and reason of a Pod's AnnotationPoolMiss; ok false without one.
+func PoolMissOf(annotations map[string]string) (pool, reason string, ok bool) {
+	v, found := annotations[AnnotationPoolMiss]
+	if !found {
+		return "", "", false
+	}
+	pool, reason, ok = strings.Cut(v, "/")
+	return pool, reason, ok
 }

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"maps"
 	"math"
@@ -114,7 +113,7 @@ func (w *WarmSource) ClaimAndAttach(ctx context.Context, spec Claim, marks *Mark
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: attach to pool pod %s/%s: %w", ErrNotServed, w.e.Namespace, pod.Name, err)
+		return nil, miss(MissAttach, "attach to pool pod %s/%s: %w", w.e.Namespace, pod.Name, err)
 	}
 	marks.Attached = time.Now()
 	return a, nil
@@ -122,8 +121,9 @@ func (w *WarmSource) ClaimAndAttach(ctx context.Context, spec Claim, marks *Mark
 
 // candidates are the idle pool Pods this runner may claim, in random order (many runners
 // claiming from one pool then rarely race for the same Pod). Pods past WarmPoolMaxIdleAge are
-// not candidates: they are returned separately to be recycled.
-func (w *WarmSource) candidates() (fresh, old []*corev1.Pod) {
+// not candidates: they are returned separately to be recycled. others counts the idle, ready Pods
+// of the pool that are not the options' sandbox.
+func (w *WarmSource) candidates() (fresh, old []*corev1.Pod, others int) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -135,7 +135,11 @@ func (w *WarmSource) candidates() (fresh, old []*corev1.Pod) {
 	for _, pod := range w.e.Hub.Pods() {
 		_, tried := w.tried[pod.UID]
 		if pod.Labels[podspec.LabelPool] != w.e.WarmPool || pod.Labels[podspec.LabelPoolState] != podspec.PoolStateIdle ||
-			pod.DeletionTimestamp != nil || tried || !diagnose.IdleAndReady(pod) || podspec.Fingerprint(pod.Spec) != w.want {
+			pod.DeletionTimestamp != nil || tried || !diagnose.IdleAndReady(pod) {
+			continue
+		}
+		if podspec.Fingerprint(pod.Spec) != w.want {
+			others++
 			continue
 		}
 		if now.Sub(pod.CreationTimestamp.Time) > w.e.WarmPoolMaxIdleAge {
@@ -145,18 +149,21 @@ func (w *WarmSource) candidates() (fresh, old []*corev1.Pod) {
 		fresh = append(fresh, pod)
 	}
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
-	return fresh, old
+	return fresh, old, others
 }
 
 // claim takes one idle Pod out of the pool, exactly once across every runner.
 func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error) {
 	ns := w.e.Namespace
-	fresh, old := w.candidates()
+	fresh, old, others := w.candidates()
 	for _, pod := range old {
 		w.e.Background(func() { w.recycle(pod) })
 	}
-	if len(fresh) == 0 {
-		return nil, fmt.Errorf("%w: no idle, ready pod of warm pool %q matches the options in namespace %s", ErrNotServed, w.e.WarmPool, ns)
+	switch {
+	case len(fresh) == 0 && others > 0:
+		return nil, miss(MissMismatch, "none of the %d idle, ready pods of warm pool %q in namespace %s is the options' sandbox (image, resources, runtime, placement)", others, w.e.WarmPool, ns)
+	case len(fresh) == 0:
+		return nil, miss(MissEmpty, "no idle, ready pod in warm pool %q in namespace %s", w.e.WarmPool, ns)
 	}
 	tries := 0
 	for _, pod := range fresh {
@@ -202,10 +209,10 @@ func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error)
 		default:
 			err = diagnose.APIError(err, "patch", "pods", ns, pod.Name)
 			w.e.Log.Warn("cannot claim from the warm pool; running cold", "pool", w.e.WarmPool, "error", err)
-			return nil, fmt.Errorf("%w: %w", ErrNotServed, err)
+			return nil, miss(MissError, "%w", err)
 		}
 	}
-	return nil, fmt.Errorf("%w: other runners claimed the idle pods of warm pool %q first", ErrNotServed, w.e.WarmPool)
+	return nil, miss(MissRaced, "other executions claimed the idle pods of warm pool %q first", w.e.WarmPool)
 }
 
 // reserve marks a Pod as being claimed by this runner, so that its concurrent executions try

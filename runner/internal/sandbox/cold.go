@@ -86,6 +86,9 @@ func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 	}
 	x.Kind = Cold
 	cm, job := podspec.ConfigMap(&e.Shape, x.Request), podspec.Job(&e.Shape, x.Request)
+	if x.PoolMiss != "" {
+		podspec.MarkPoolMiss(job, e.WarmPool, x.PoolMiss)
+	}
 	err = sb.create(ctx, cm, job)
 	if err == nil {
 		x.Marks.Created = time.Now()

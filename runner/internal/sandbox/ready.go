@@ -52,7 +52,7 @@ func (w *WarmSource) fill() {
 		if err != nil {
 			w.readied()
 			failures++
-			if fresh, _ := w.candidates(); len(fresh) == 0 {
+			if fresh, _, _ := w.candidates(); len(fresh) == 0 {
 				return
 			}
 			continue
