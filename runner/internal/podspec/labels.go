@@ -38,7 +38,7 @@ const (
 	// AnnotationSessionLanguage is the session's interpreter's language: any process that resumes
 	// the session learns it here.
 	AnnotationSessionLanguage = "gkexec.dev/session-language"
-	AnnotationSessionLease       = "gkexec.dev/session-lease"
+	AnnotationSessionLease    = "gkexec.dev/session-lease"
 
 	// AnnotationSafeToEvict tells the cluster autoscaler whether it may evict a Pod to scale its
 	// node down. A running execution must not be evicted: its Pod says "false" (a warm Pod from
