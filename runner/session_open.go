@@ -116,7 +116,7 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	var miss string // why the pool did not serve the session
 	if warm != nil {
 		var marks sandbox.Marks
-		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
+		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{For: podspec.ClaimedForSession, Hold: so.MaxLifetime,
 			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language)}, &marks)
 		switch {
 		case err == nil:

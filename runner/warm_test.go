@@ -3,6 +3,7 @@ package runner
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"reflect"
@@ -257,5 +258,54 @@ func TestAColdOnlyRunnerMarksNoMiss(t *testing.T) {
 				t.Errorf("a runner without a pool marked its cold sandbox %q", v)
 			}
 		}
+	}
+}
+
+// TestClaimsSayWhatTheyAreFor: a claim says what it is for, so that what sizes the pool counts
+// demand and not a runner's own renewals: the sandbox held at Start is a renewal, the one that
+// replaces it once an execution took it is demand ("ready"), a claim on request is an execution's.
+func TestClaimsSayWhatTheyAreFor(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", WarmPoolReady: 1}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute), poolPod(t, o, "pool-b", time.Minute))
+	r := fc.runner(o)
+	r.env.Attach = fakeAttach(new(framed).out("warm\n").end(endRecord{}))
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	claimedFor := func() []string {
+		var got []string
+		for _, a := range fc.client.Actions() {
+			p, ok := a.(k8stesting.PatchAction)
+			if !ok || !strings.Contains(string(p.GetPatch()), `"`+LabelPoolState+`":"`+PoolStateClaimed+`"`) {
+				continue
+			}
+			var patch struct {
+				Metadata struct{ Annotations map[string]string } `json:"metadata"`
+			}
+			if err := json.Unmarshal(p.GetPatch(), &patch); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, patch.Metadata.Annotations[AnnotationClaimedFor])
+		}
+		return got
+	}
+	eventually(t, "the sandbox held at Start", func() bool { return len(claimedFor()) == 1 })
+	if _, err := r.Execute(context.Background(), Request{Code: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the held sandbox's replacement", func() bool { return len(claimedFor()) == 2 })
+	if got, want := claimedFor(), []string{ClaimedForRenewal, ClaimedForReady}; !reflect.DeepEqual(got, want) {
+		t.Errorf("claimed for %q, want %q", got, want)
+	}
+
+	fc2 := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	r2 := warmRunner(t, fc2, o, fakeAttach(new(framed).out("warm\n").end(endRecord{})))
+	if _, err := r2.Execute(context.Background(), Request{Code: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	fc = fc2
+	if got := claimedFor(); !reflect.DeepEqual(got, []string{ClaimedForExecution}) {
+		t.Errorf("claim on request: claimed for %q, want %q", got, ClaimedForExecution)
 	}
 }

@@ -27,6 +27,15 @@ const (
 	PoolStateClaimed    = "claimed"
 	AnnotationClaimedAt = "gkexec.dev/claimed-at"
 	AnnotationClaimedBy = "gkexec.dev/claimed-by"
+	// AnnotationClaimedFor says what a pool Pod was claimed for: ClaimedForExecution (on
+	// request), ClaimedForSession, ClaimedForReady (held ready to replace a held sandbox an
+	// execution took) or ClaimedForRenewal (held ready at a runner's start, or replacing one held
+	// past its time). All but renewals are demand on the pool.
+	AnnotationClaimedFor = "gkexec.dev/claimed-for"
+	ClaimedForExecution  = "execution"
+	ClaimedForSession    = "session"
+	ClaimedForReady      = "ready"
+	ClaimedForRenewal    = "renewal"
 	// AnnotationPoolMiss is on a cold sandbox (its Job and Pod) that the warm pool could not
 	// serve: "<pool>/<reason>". Whatever sizes the pool counts them as demand, across runners.
 	AnnotationPoolMiss = "gkexec.dev/pool-miss"

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -44,7 +45,8 @@ type WarmSource struct {
 	stopped  sync.WaitGroup
 	// filling counts the sandboxes being claimed and attached for holding; waiting, the
 	// executions waiting for one of them; change is closed and replaced when one is held or fails.
-	filling, waiting int
+	// owed counts the held sandboxes executions took that are not replaced yet.
+	filling, waiting, owed int
 	change           chan struct{}
 }
 
@@ -88,8 +90,10 @@ func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 
 // Claim is what a claim holds a Pod for beyond one execution: how long it may be held first
 // (Hold, part of its deadline), labels and annotations to set with the claim (a session's), and
-// the keepalive its holder promises (Keepalive: the sandbox leaves when the pings stop).
+// the keepalive its holder promises (Keepalive: the sandbox leaves when the pings stop). For is
+// what it is claimed for (podspec.ClaimedFor*; "" for an execution's claim on request).
 type Claim struct {
+	For         string
 	Hold        time.Duration
 	Labels      map[string]string
 	Annotations map[string]string
@@ -183,6 +187,7 @@ func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error)
 			podspec.AnnotationClaimedAt:   time.Now().UTC().Format(time.RFC3339),
 			podspec.AnnotationClaimedBy:   w.e.Holder,
 			podspec.AnnotationSafeToEvict: "false",
+			podspec.AnnotationClaimedFor:  cmp.Or(spec.For, podspec.ClaimedForExecution),
 		}
 		maps.Copy(labels, spec.Labels)
 		maps.Copy(annotations, spec.Annotations)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // keepReady holds Config.WarmPoolReady sandboxes claimed and attached, refilling as they are
@@ -43,11 +44,21 @@ func (w *WarmSource) fill() {
 		var marks Marks
 		w.mu.Lock()
 		w.filling++
+		// A sandbox that replaces one an execution took is demand on the pool; one held at the
+		// start, or replacing one held past its time, is not.
+		claimFor := podspec.ClaimedForRenewal
+		if w.owed > 0 {
+			w.owed--
+			claimFor = podspec.ClaimedForReady
+		}
 		w.mu.Unlock()
-		a, err := w.ClaimAndAttach(ctx, Claim{Hold: w.e.WarmPoolHold, Keepalive: heldKeepalive}, &marks)
+		a, err := w.ClaimAndAttach(ctx, Claim{For: claimFor, Hold: w.e.WarmPoolHold, Keepalive: heldKeepalive}, &marks)
 		cancel()
 		w.mu.Lock()
 		w.filling--
+		if err != nil && claimFor == podspec.ClaimedForReady {
+			w.owed++
+		}
 		w.mu.Unlock()
 		if err != nil {
 			w.readied()
@@ -99,6 +110,7 @@ func (w *WarmSource) takeReady(ctx context.Context) *warmSandbox {
 			sb := w.ready[0]
 			w.ready = w.ready[1:]
 			if !sb.Broken() {
+				w.owed = min(w.owed+1, w.e.WarmPoolReady)
 				return sb
 			}
 			w.e.Background(func() { sb.Release(w.e.Log) })
