@@ -47,7 +47,7 @@ type WarmSource struct {
 	// executions waiting for one of them; change is closed and replaced when one is held or fails.
 	// owed counts the held sandboxes executions took that are not replaced yet.
 	filling, waiting, owed int
-	change           chan struct{}
+	change                 chan struct{}
 }
 
 const (
