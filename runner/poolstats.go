@@ -4,6 +4,7 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 )
 
@@ -70,4 +71,10 @@ func (c *poolCounter) stats() PoolStats {
 		s.ColdFallbacks[r] += 0
 	}
 	return s
+}
+
+// PoolMissOf reads a cold sandbox's AnnotationPoolMiss: the pool that missed it and why; ok false
+// without one.
+func PoolMissOf(annotations map[string]string) (pool, reason string, ok bool) {
+	return podspec.PoolMissOf(annotations)
 }
