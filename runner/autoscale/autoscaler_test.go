@@ -225,7 +225,7 @@ func TestOneWriterAmongSeveralProcessesAndATakeover(t *testing.T) {
 	}
 	// 3 claims within a refill time (and the miss, if it was within one of them) and a spare.
 	eventually(t, "the new leader sizes the pool", func() bool { return c.replicas(t) >= 4 })
-	eventually(t, "the new leader counts its write", func() bool { return b.Stats().ScaledUp == 1 })
+	eventually(t, "the new leader counts its writes", func() bool { return b.Stats().ScaledUp >= 1 })
 }
 
 func TestANotAutoscaledPoolIsLeftAlone(t *testing.T) {

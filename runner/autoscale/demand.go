@@ -51,7 +51,9 @@ func newTracker(pool string, horizon time.Duration) *tracker {
 func demands(claimedFor string) bool { return claimedFor != runner.ClaimedForRenewal }
 
 // missDemands says whether a cold fallback's reason is demand a larger pool would have served.
-func missDemands(reason string) bool { return reason == runner.PoolMissEmpty || reason == runner.PoolMissRaced }
+func missDemands(reason string) bool {
+	return reason == runner.PoolMissEmpty || reason == runner.PoolMissRaced
+}
 
 func (t *tracker) observe(pod *corev1.Pod, now time.Time, live bool) {
 	t.mu.Lock()
