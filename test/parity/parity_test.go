@@ -25,6 +25,7 @@ type installation struct {
 	// agentNamespace is where the agent's ServiceAccount must be; "" for namespace.
 	agentNamespace string
 	warmPool       bool // whether it installs the warm pool at the component's settings
+	autoscaled     bool // whether the pool is sized by demand at warmpool.AutoscalePolicy
 }
 
 // serviceAccountNamespace is where the installation puts the agent's ServiceAccount.
@@ -78,6 +79,14 @@ var installations = []installation{
 		module:    map[string]any{"warm_pool": map[string]any{}},
 		namespace: "gkexec",
 		warmPool:  true,
+	},
+	{
+		name:       "warm pool sized by demand: manifests/overlays/warm-pool-autoscale = module with warm_pool = { autoscale = {} }",
+		manifests:  "manifests/overlays/warm-pool-autoscale",
+		module:     map[string]any{"warm_pool": map[string]any{"autoscale": map[string]any{}}},
+		namespace:  "gkexec",
+		warmPool:   true,
+		autoscaled: true,
 	},
 	{
 		name:      "retargeted warm pool: overlay of overlays/warm-pool with namespace: = module with namespace and warm_pool = {}",
@@ -136,6 +145,10 @@ func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 			want, wantName := normalizeRules(runner.RequiredRules()), "runner.RequiredRules()"
 			if inst.warmPool {
 				want, wantName = normalizeRules(append(runner.RequiredRules(), runner.WarmPoolRules()...)), "runner.RequiredRules() + runner.WarmPoolRules()"
+			}
+			if inst.autoscaled {
+				want = normalizeRules(append(append(runner.RequiredRules(), runner.WarmPoolRules()...), runner.PoolAutoscaleRules()...))
+				wantName = "runner.RequiredRules() + runner.WarmPoolRules() + runner.PoolAutoscaleRules()"
 			}
 			for source, objs := range map[string]objects{"kustomize": inst.fromKustomize(t), "module": renderModule(t, inst.module)} {
 				var role rbacv1.Role

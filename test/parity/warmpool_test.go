@@ -17,6 +17,7 @@ import (
 	"github.com/gkexec/gkexec/bench"
 	"github.com/gkexec/gkexec/hack/gen-manifests/warmpool"
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/autoscale"
 )
 
 // runnersWarmPool is the Deployment runner.WarmPoolDeployment builds, its Pods at priorityClass
@@ -28,6 +29,21 @@ func runnersWarmPool(t *testing.T, opts runner.Options, replicas int32, priority
 		t.Fatalf("runner.WarmPoolDeployment: %v", err)
 	}
 	obj, err := warmpool.Object(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj
+}
+
+// autoscaledWarmPool is the Deployment autoscale.Deployment makes of runner.WarmPoolDeployment
+// for policy, its Pods at priorityClass, in generic form.
+func autoscaledWarmPool(t *testing.T, opts runner.Options, policy autoscale.Policy, priorityClass string) object {
+	t.Helper()
+	d, err := warmpool.Deployment(opts, 0, priorityClass)
+	if err != nil {
+		t.Fatalf("runner.WarmPoolDeployment: %v", err)
+	}
+	obj, err := warmpool.Object(autoscale.Deployment(d, policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +68,9 @@ func TestWarmPoolIsTheRunners(t *testing.T) {
 					continue
 				}
 				want := runnersWarmPool(t, runner.Options{Namespace: inst.namespace}, warmpool.Replicas, bench.PoolPriorityClassName(inst.namespace))
+				if inst.autoscaled {
+					want = autoscaledWarmPool(t, runner.Options{Namespace: inst.namespace}, warmpool.AutoscalePolicy, bench.PoolPriorityClassName(inst.namespace))
+				}
 				if len(deployments) != 1 {
 					t.Fatalf("%s: want exactly the warm pool's Deployment, found %d", source, len(deployments))
 				}
@@ -212,7 +231,15 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 // pool's resources; the module's warm_pool validation demands the same.
 func TestWarmPoolLeavesRoomForExecutions(t *testing.T) {
 	t.Parallel()
-	objs := kustomize(t, "manifests/overlays/warm-pool", "")
+	for _, overlay := range []string{"manifests/overlays/warm-pool", "manifests/overlays/warm-pool-autoscale"} {
+		t.Run(overlay, func(t *testing.T) { testRoomForExecutions(t, overlay) })
+	}
+}
+
+// testRoomForExecutions checks overlay's quota against its pool at its largest: replicas, or the
+// autoscale maximum when it is sized by demand.
+func testRoomForExecutions(t *testing.T, overlay string) {
+	objs := kustomize(t, overlay, "")
 	hard := objs.ofKind(t, "ResourceQuota")["spec"].(map[string]any)["hard"].(map[string]any)
 	var pool struct {
 		Spec struct {
@@ -226,10 +253,15 @@ func TestWarmPoolLeavesRoomForExecutions(t *testing.T) {
 			}
 		}
 	}
-	convert(t, objs.ofKind(t, "Deployment"), &pool)
+	deployment := objs.ofKind(t, "Deployment")
+	convert(t, deployment, &pool)
+	largest := pool.Spec.Replicas
+	if policy, err := autoscale.PolicyOf(stringMap(deployment["metadata"].(map[string]any)["annotations"])); err == nil {
+		largest = int64(policy.Max)
+	}
 	res := pool.Spec.Template.Spec.Containers[0].Resources
 	const executions = 50
-	pods := executions + pool.Spec.Replicas + int64(math.Ceil(float64(pool.Spec.Replicas)/4))
+	pods := executions + largest + int64(math.Ceil(float64(largest)/4))
 	perPod := map[string]string{
 		"pods":                     "1",
 		"requests.cpu":             res.Requests["cpu"],
@@ -324,4 +356,13 @@ func firstDifference(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+func stringMap(v any) map[string]string {
+	out := map[string]string{}
+	m, _ := v.(map[string]any)
+	for k, x := range m {
+		out[k], _ = x.(string)
+	}
+	return out
 }

@@ -52,7 +52,11 @@ locals {
         name                = var.agent_service_account.name
         gcp_service_account = var.agent_service_account.gcp_service_account
       })
-      role = templatefile("${path.module}/templates/role.yaml.tftpl", { namespace = var.namespace, warm_pool = var.warm_pool != null })
+      role = templatefile("${path.module}/templates/role.yaml.tftpl", {
+        namespace = var.namespace
+        warm_pool = var.warm_pool != null
+        autoscale = try(var.warm_pool.autoscale != null, false)
+      })
       rolebinding = templatefile("${path.module}/templates/rolebinding.yaml.tftpl", {
         namespace                 = var.namespace
         service_account           = var.agent_service_account.name

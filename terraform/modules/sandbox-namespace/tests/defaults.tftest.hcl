@@ -556,3 +556,59 @@ run "running_sandboxes_are_not_evicted" {
     error_message = "A PodDisruptionBudget must forbid evicting sandbox Pods that run a one-shot execution (cold ones and claimed warm ones), and leave idle pool Pods and session Pods (which may live for hours) alone."
   }
 }
+
+# Sized by demand: the policy on the Deployment, no replicas (the autoscaler's), and the Role gains
+# runner.PoolAutoscaleRules(); the defaults are manifests/components/warm-pool-autoscale's.
+run "warm_pool_autoscale_defaults" {
+  command = plan
+
+  variables {
+    warm_pool = { autoscale = {} }
+  }
+
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata.annotations == {
+      "gkexec.dev/autoscale-min" = "1", "gkexec.dev/autoscale-max" = "4", "gkexec.dev/autoscale-spare" = "1", "gkexec.dev/autoscale-cooldown" = "5m0s"
+    }
+    error_message = "An autoscaled pool's Deployment must carry the policy: min 1, max 4, spare 1, cooldown 5m0s by default."
+  }
+  assert {
+    condition     = !can(yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.replicas)
+    error_message = "An autoscaled pool's Deployment must not set replicas: Terraform would take the autoscaler's size back at every apply."
+  }
+  assert {
+    condition = length([for r in yamldecode(kubectl_manifest.object["role"].yaml_body).rules : r if
+      (r.apiGroups == ["apps"] && r.resources == ["deployments"] && r.verbs == ["get"]) ||
+      (r.apiGroups == ["apps"] && r.resources == ["deployments/scale"] && r.verbs == ["get", "update"]) ||
+    (r.apiGroups == ["coordination.k8s.io"] && r.resources == ["leases"] && r.verbs == ["create", "get", "update"])]) == 3
+    error_message = "The Role must grant runner.PoolAutoscaleRules(): deployments get, deployments/scale get/update, leases create/get/update."
+  }
+}
+
+run "warm_pool_autoscale_custom" {
+  command = plan
+
+  variables {
+    warm_pool = { autoscale = { min = 0, max = 3, spare = 2, cooldown = "90s" } }
+  }
+
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata.annotations == {
+      "gkexec.dev/autoscale-min" = "0", "gkexec.dev/autoscale-max" = "3", "gkexec.dev/autoscale-spare" = "2", "gkexec.dev/autoscale-cooldown" = "90s"
+    }
+    error_message = "The policy must be the one given: min 0 (an empty pool until demand comes), max 3, spare 2, cooldown 90s."
+  }
+}
+
+run "warm_pool_fixed_grants_no_scaling" {
+  command = plan
+
+  variables {
+    warm_pool = {}
+  }
+
+  assert {
+    condition     = !anytrue([for r in yamldecode(kubectl_manifest.object["role"].yaml_body).rules : contains(r.resources, "deployments/scale") || contains(r.resources, "leases")]) && !can(yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata.annotations)
+    error_message = "A pool of fixed size must neither carry a policy nor grant scaling: the installation chose its size."
+  }
+}

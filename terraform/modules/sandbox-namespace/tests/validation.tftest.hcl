@@ -201,6 +201,38 @@ run "warm_pool_resources_beyond_quota" {
   expect_failures = [var.warm_pool]
 }
 
+run "warm_pool_autoscale_max_below_min" {
+  command = plan
+  variables { warm_pool = { autoscale = { min = 3, max = 2 } } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_autoscale_max_zero" {
+  command = plan
+  variables { warm_pool = { autoscale = { min = 0, max = 0 } } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_autoscale_fractional_spare" {
+  command = plan
+  variables { warm_pool = { autoscale = { spare = 0.5 } } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_autoscale_cooldown_not_a_duration" {
+  command = plan
+  variables { warm_pool = { autoscale = { cooldown = "5 minutes" } } }
+  expect_failures = [var.warm_pool]
+}
+
+# Sized by demand, the pool at its largest is max: 50 jobs + 5 + 2 surged = 57 Pods > 55, although
+# replicas (2) would fit.
+run "warm_pool_autoscale_max_beyond_quota" {
+  command = plan
+  variables { warm_pool = { autoscale = { max = 5 } } }
+  expect_failures = [var.warm_pool]
+}
+
 run "warm_pool_priority_class_invalid_name" {
   command = plan
   variables { warm_pool_priority_class = { name = "Low_Priority" } }
