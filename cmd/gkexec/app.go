@@ -58,6 +58,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			mcpCommand(),
 			benchCommand(),
 			sessionCommand(),
+			poolCommand(),
 		},
 	}
 	for _, cmd := range app.Commands {

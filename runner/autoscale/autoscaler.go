@@ -275,22 +275,32 @@ func (a *Autoscaler) size(ctx context.Context, p Policy, known int32) int32 {
 
 // readPolicy reads the policy from the pool's Deployment.
 func (a *Autoscaler) readPolicy(ctx context.Context) (Policy, error) {
-	name := runner.WarmPoolName(a.cfg.Pool)
-	d, err := a.cfg.Client.AppsV1().Deployments(a.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
+	p, err := ReadPolicy(ctx, a.cfg.Client, a.cfg.Namespace, a.cfg.Pool)
+	if err == nil {
+		a.record(func(s *Stats) { s.Policy = p })
+	}
+	return p, err
+}
+
+// ReadPolicy reads the policy on pool's Deployment: ErrNotAutoscaled when it has none or does not
+// exist, an error wrapping runner.ErrCluster when it cannot be read (Forbidden without
+// runner.PoolAutoscaleRules), runner.ErrInvalidOptions when it is malformed.
+func ReadPolicy(ctx context.Context, client kubernetes.Interface, namespace, pool string) (Policy, error) {
+	name := runner.WarmPoolName(pool)
+	d, err := client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return Policy{}, fmt.Errorf("%w: no warm pool Deployment %s/%s", ErrNotAutoscaled, a.cfg.Namespace, name)
+			return Policy{}, fmt.Errorf("%w: no warm pool Deployment %s/%s", ErrNotAutoscaled, namespace, name)
 		}
-		return Policy{}, fmt.Errorf("%w: read the warm pool's Deployment %s/%s: %w", runner.ErrCluster, a.cfg.Namespace, name, err)
+		return Policy{}, fmt.Errorf("%w: read the warm pool's Deployment %s/%s: %w", runner.ErrCluster, namespace, name, err)
 	}
 	p, err := PolicyOf(d.Annotations)
 	if err != nil {
 		if errors.Is(err, ErrNotAutoscaled) {
-			return Policy{}, fmt.Errorf("%w (%s/%s)", err, a.cfg.Namespace, name)
+			return Policy{}, fmt.Errorf("%w (%s/%s)", err, namespace, name)
 		}
-		return Policy{}, fmt.Errorf("%w: Deployment %s/%s: %w", runner.ErrInvalidOptions, a.cfg.Namespace, name, err)
+		return Policy{}, fmt.Errorf("%w: Deployment %s/%s: %w", runner.ErrInvalidOptions, namespace, name, err)
 	}
-	a.record(func(s *Stats) { s.Policy = p })
 	return p, nil
 }
 
