@@ -93,6 +93,8 @@ type Suite struct {
 	FloorFailures    int     `json:"floor_failures,omitempty"`
 	// Burst is the burst as large as the pool, and its refill (RunPoolBurst).
 	Burst *BurstReport `json:"burst,omitempty"`
+	// Attach is where the time of an attach goes (ProfileAttach), measured before the modes.
+	Attach *AttachProfile `json:"attach,omitempty"`
 }
 
 // RunSuite measures each mode in turn, then the floor, and compares every mode with it. On an

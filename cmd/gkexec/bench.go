@@ -25,6 +25,7 @@ const (
 	flagPoolReplicas = "pool-replicas"
 	flagPoolPriority = "pool-priority"
 	flagBurstRun     = "burst-run"
+	flagAttachProf   = "attach-profile"
 )
 
 // Executions measured per mode without --scenario (with one: bench.ScenarioExecutions).
@@ -75,6 +76,7 @@ Examples:
 			&cli.IntFlag{Name: flagPoolReplicas, Usage: "create a warm pool of this many Pods for the run (0: use the installed one)"},
 			&cli.BoolFlag{Name: flagPoolPriority, Value: true, Usage: "run the pool --pool-replicas creates at the module's lower PriorityClass (gkexec-warm-pool-NAMESPACE, created for the run if missing); false: the default priority"},
 			&cli.BoolFlag{Name: flagBurstRun, Usage: "after the modes, start as many executions as the pool holds at once, then time its refill"},
+			&cli.IntFlag{Name: flagAttachProf, Usage: "before the modes, open this many attach streams to an idle pool Pod and time each step (TCP, TLS, upgrade, first ping; only pings are sent)"},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print the report as JSON"},
 		}, clusterFlags()...), sandboxFlags()...),
 		Action: benchAction,
@@ -148,10 +150,17 @@ func benchAction(c *cli.Context) error {
 		}
 		defer cfg.Pool.Remove()
 	}
+	var attach *bench.AttachProfile
+	if n := c.Int(flagAttachProf); n > 0 {
+		if attach, err = bench.ProfilePoolAttach(c.Context, opts, n); err != nil {
+			return cli.Exit(err, exitCodeFor(err))
+		}
+	}
 	out, err := bench.RunSuite(c.Context, cfg)
 	if err != nil {
 		return cli.Exit(err, exitCodeFor(err))
 	}
+	out.Attach = attach
 	if c.Bool(flagBurstRun) {
 		if out.Burst, err = bench.RunPoolBurst(c.Context, opts, cfg.Pool, cfg.Code); err != nil {
 			return cli.Exit(err, exitCodeFor(err))
@@ -203,6 +212,16 @@ func printResult(w io.Writer, out *bench.Suite) {
 			if rep := out.Modes[mode]; mode != string(bench.ModeCold) && cold.Runner.P50 > 0 && cold.Runner.P95 > 0 {
 				fmt.Fprintf(w, "  %-11s %.3fx  %.3fx\n", mode, float64(rep.Runner.P50)/float64(cold.Runner.P50), float64(rep.Runner.P95)/float64(cold.Runner.P95))
 			}
+		}
+	}
+	if a := out.Attach; a != nil {
+		fmt.Fprintf(w, "\nattach to %s (%d times), p50 / p95:\n", a.Pod, a.Upgrade.Count)
+		for _, step := range []struct {
+			name string
+			s    bench.Series
+		}{{"build executors", a.Build}, {"TCP connect", a.Connect}, {"TLS handshake", a.TLS}, {"upgrade (API server, kubelet, runtime)", a.Upgrade},
+			{"first ping", a.FirstPing}, {"ping on an open stream", a.Ping}, {"GET pod (no upgrade)", a.Get}} {
+			fmt.Fprintf(w, "  %-40s %7.1f ms %7.1f ms\n", step.name, float64(step.s.P50)/1e6, float64(step.s.P95)/1e6)
 		}
 	}
 	if b := out.Burst; b != nil {
