@@ -8,11 +8,13 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -309,3 +311,99 @@ func TestClaimsSayWhatTheyAreFor(t *testing.T) {
 		t.Errorf("claim on request: claimed for %q, want %q", got, ClaimedForExecution)
 	}
 }
+
+// TestTheAttachOpensWhileTheClaimIsOnItsWay: the attach stream is opened as the claim's patch
+// is sent, so that the two round trips overlap: here the patch is held until the attach began,
+// which would never happen were the attach opened after it.
+func TestTheAttachOpensWhileTheClaimIsOnItsWay(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	attached := make(chan struct{})
+	var once sync.Once
+	inner := fakeAttach(new(framed).out("warm\n").end(endRecord{}))
+	fc.client.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if !strings.Contains(string(a.(k8stesting.PatchAction).GetPatch()), PoolStateClaimed) {
+			return false, nil, nil
+		}
+		select {
+		case <-attached:
+			return false, nil, nil
+		case <-time.After(10 * time.Second):
+			return true, nil, errors.New("the attach did not begin while the claim was on its way")
+		}
+	})
+	r := warmRunner(t, fc, o, func(ctx context.Context, pod string, stdin io.Reader, stdout io.Writer) error {
+		once.Do(func() { close(attached) })
+		return inner(ctx, pod, stdin, stdout)
+	})
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || res.Sandbox != SandboxWarm {
+		t.Fatalf("Execute: %v, sandbox %q; want warm", err, res.Sandbox)
+	}
+}
+
+// TestAStreamToAPodAnotherRunnerWonIsCutUnwritten: when another runner wins the Pod whose
+// stream was opened with the claim, that stream ends at once and nothing was written to it; the
+// execution claims the next Pod.
+func TestAStreamToAPodAnotherRunnerWonIsCutUnwritten(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute), poolPod(t, o, "pool-b", time.Minute))
+	var lost string
+	var mu sync.Mutex
+	fc.client.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		p := a.(k8stesting.PatchAction)
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(string(p.GetPatch()), PoolStateClaimed) || lost != "" {
+			return false, nil, nil
+		}
+		lost = p.GetName() // the first claim loses the race
+		return true, nil, apierrors.NewConflict(corev1.Resource("pods"), p.GetName(), errors.New("the object has been modified"))
+	})
+	written := map[string]*int{}
+	ended := map[string]chan struct{}{}
+	for _, name := range []string{"pool-a", "pool-b"} {
+		written[name], ended[name] = new(int), make(chan struct{})
+	}
+	inner := fakeAttach(new(framed).out("warm\n").end(endRecord{}))
+	r := warmRunner(t, fc, o, func(ctx context.Context, pod string, stdin io.Reader, stdout io.Writer) error {
+		defer close(ended[pod])
+		counting := readerFunc(func(b []byte) (int, error) {
+			n, err := stdin.Read(b)
+			mu.Lock()
+			*written[pod] += n
+			mu.Unlock()
+			return n, err
+		})
+		return inner(ctx, pod, counting, stdout)
+	})
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || res.Sandbox != SandboxWarm {
+		t.Fatalf("Execute: %v, sandbox %q; want warm", err, res.Sandbox)
+	}
+	mu.Lock()
+	loser := lost
+	mu.Unlock()
+	if res.PodName == loser || loser == "" {
+		t.Fatalf("ran in %q, lost %q: want the race lost on one pod and the run on the other", res.PodName, loser)
+	}
+	select {
+	case <-ended[loser]:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the stream to %s, which another runner won, was not cut", loser)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if *written[loser] != 0 {
+		t.Errorf("%d bytes were written to %s, which another runner won", *written[loser], loser)
+	}
+	if *written[res.PodName] == 0 {
+		t.Errorf("nothing was written to %s, the pod that ran", res.PodName)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }

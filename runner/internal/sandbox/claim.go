@@ -101,14 +101,14 @@ type Claim struct {
 }
 
 // ClaimAndAttach claims an idle Pod, attaches to it and checks the stream with a ping; it marks
-// when it claimed and attached in marks.
+// when it claimed and attached in marks. The attach stream is opened while the claim is on its
+// way (see claim), so that the two round trips overlap.
 func (w *WarmSource) ClaimAndAttach(ctx context.Context, spec Claim, marks *Marks) (*Attachment, error) {
-	pod, err := w.claim(ctx, spec)
+	pod, a, err := w.claim(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
 	marks.Claimed = time.Now()
-	a := w.e.Connect(pod)
 	if err := a.Ping(ctx, wire.PingRequest{KeepaliveSeconds: spec.Keepalive.Seconds()}); err != nil {
 		if a.Broken() && a.err != nil && a.err != io.EOF {
 			err = a.err // why the stream ended says more than the pipe it closed
@@ -156,8 +156,15 @@ func (w *WarmSource) candidates() (fresh, old []*corev1.Pod, others int) {
 	return fresh, old, others
 }
 
-// claim takes one idle Pod out of the pool, exactly once across every runner.
-func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error) {
+// claim takes one idle Pod out of the pool, exactly once across every runner, and returns it
+// with an attach stream to it.
+//
+// The stream is opened as the claim's patch is sent, not after: opening it (a new connection to
+// the API server, which dials the kubelet, whose runtime attaches to the container) and the patch
+// are two round trips of their own, and the attach does not need the claim. Nothing is written
+// to it before the claim succeeded. When another runner won the Pod, the stream is let go at once
+// (its reading end closed, so that nothing the winner's sandbox writes waits on it).
+func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, *Attachment, error) {
 	ns := w.e.Namespace
 	fresh, old, others := w.candidates()
 	for _, pod := range old {
@@ -165,9 +172,9 @@ func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error)
 	}
 	switch {
 	case len(fresh) == 0 && others > 0:
-		return nil, miss(MissMismatch, "none of the %d idle, ready pods of warm pool %q in namespace %s is the options' sandbox (image, resources, runtime, placement)", others, w.e.WarmPool, ns)
+		return nil, nil, miss(MissMismatch, "none of the %d idle, ready pods of warm pool %q in namespace %s is the options' sandbox (image, resources, runtime, placement)", others, w.e.WarmPool, ns)
 	case len(fresh) == 0:
-		return nil, miss(MissEmpty, "no idle, ready pod in warm pool %q in namespace %s", w.e.WarmPool, ns)
+		return nil, nil, miss(MissEmpty, "no idle, ready pod in warm pool %q in namespace %s", w.e.WarmPool, ns)
 	}
 	tries := 0
 	for _, pod := range fresh {
@@ -199,25 +206,30 @@ func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error)
 			},
 			"spec": map[string]any{"activeDeadlineSeconds": deadline},
 		})
+		a := w.e.Connect(pod)
 		claimed, err := w.e.Client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 		w.unreserve(pod.UID, err == nil)
+		if err != nil {
+			a.abandon()
+		}
 		switch {
 		case err == nil:
-			return claimed, nil
+			a.Pod = claimed
+			return claimed, a, nil
 		case apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err):
 			// Another runner won it (or it changed, or went): try the next one.
 			w.mu.Lock()
 			w.tried[pod.UID] = time.Now()
 			w.mu.Unlock()
 		case ctx.Err() != nil:
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		default:
 			err = diagnose.APIError(err, "patch", "pods", ns, pod.Name)
 			w.e.Log.Warn("cannot claim from the warm pool; running cold", "pool", w.e.WarmPool, "error", err)
-			return nil, miss(MissError, "%w", err)
+			return nil, nil, miss(MissError, "%w", err)
 		}
 	}
-	return nil, miss(MissRaced, "other executions claimed the idle pods of warm pool %q first", w.e.WarmPool)
+	return nil, nil, miss(MissRaced, "other executions claimed the idle pods of warm pool %q first", w.e.WarmPool)
 }
 
 // reserve marks a Pod as being claimed by this runner, so that its concurrent executions try
