@@ -126,11 +126,14 @@ wait_daemon() {
 
 # start_daemon NAME COMMAND...: starts COMMAND detached (own session, so a Ctrl-C of `make` does not kill the
 # cluster), logging to $LOGS/NAME.log, and records "PID STARTTIME". Teardown only ever signals recorded PIDs.
+# The daemon inherits no descriptor beyond stdin, stdout and stderr: run under `flock /tmp/gkexec-cluster.lock`
+# (as every command that touches the cluster is), it would otherwise keep the lock's descriptor, and with it the
+# lock, for as long as the cluster runs, and every later `flock` would wait forever.
 start_daemon() {
 	local name=$1 pid
 	shift
 	mkdir -p "$PIDS" "$LOGS"
-	setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+	setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	pid=$!
 	echo "$pid $(proc_starttime "$pid")" >"$PIDS/$name.pid"
 }
