@@ -407,3 +407,113 @@ func TestAStreamToAPodAnotherRunnerWonIsCutUnwritten(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+// startingPoolPod is a pool Pod a kubelet is starting (on a node unless unscheduled): Pending,
+// not ready.
+func startingPoolPod(t *testing.T, o Options, name string, scheduled bool) *corev1.Pod {
+	p := poolPod(t, o, name, time.Second)
+	p.Status = corev1.PodStatus{Phase: corev1.PodPending}
+	if scheduled {
+		p.Spec.NodeName = "n"
+	}
+	return p
+}
+
+// becomeReady makes a starting pool Pod ready after delay, as its kubelet would.
+func becomeReady(t *testing.T, fc *fakeCluster, o Options, name string, delay time.Duration) {
+	go func() {
+		time.Sleep(delay)
+		ready := poolPod(t, o, name, time.Second)
+		ready.Spec.NodeName = "n"
+		if _, err := fc.client.CoreV1().Pods("sandbox").UpdateStatus(context.Background(), ready, metav1.UpdateOptions{}); err != nil {
+			t.Errorf("make %s ready: %v", name, err)
+		}
+	}()
+}
+
+// TestAnEmptyPoolsRefillIsTakenRatherThanAColdStart: with no idle Pod but one starting on a node,
+// the execution waits for it (at most a cold start's time) instead of starting one more sandbox.
+func TestAnEmptyPoolsRefillIsTakenRatherThanAColdStart(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		startingPoolPod(t, o, "pool-refill", true))
+	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("warm\n").end(endRecord{})))
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	becomeReady(t, fc, o, "pool-refill", 300*time.Millisecond)
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || res.Sandbox != SandboxWarm || res.PodName != "pool-refill" {
+		t.Fatalf("Execute: %v, sandbox %q pod %q; want the refill, warm", err, res.Sandbox, res.PodName)
+	}
+	if hasAction(fc.client.Actions(), "create", "jobs") {
+		t.Error("a cold sandbox was started while the pool's refill was on its way")
+	}
+}
+
+// TestARefillNotOnANodeIsNotWaitedFor: a pool Pod still waiting for a node (the pool runs below
+// executions: a full node keeps it Pending) is no refill on its way: the execution runs cold at once.
+func TestARefillNotOnANodeIsNotWaitedFor(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		startingPoolPod(t, o, "pool-pending", false))
+	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("warm\n").end(endRecord{})))
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	becomeReady(t, fc, o, "pool-pending", 300*time.Millisecond) // too late: it was not waited for
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || res.Sandbox != SandboxCold {
+		t.Fatalf("Execute: %v, sandbox %q; want cold", err, res.Sandbox)
+	}
+}
+
+// TestARefillIsWaitedForAtMostAColdStart: a refill that does not come within what a cold start
+// takes here is given up, and the execution runs cold.
+func TestARefillIsWaitedForAtMostAColdStart(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		startingPoolPod(t, o, "pool-stuck", true))
+	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("warm\n").end(endRecord{})))
+	r.env.ColdStarts.Observe(100 * time.Millisecond)
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || res.Sandbox != SandboxCold {
+		t.Fatalf("Execute: %v, sandbox %q; want cold once the wait passed", err, res.Sandbox)
+	}
+	if got := res.Timings.Admitted.Sub(res.Timings.Requested); got < 100*time.Millisecond {
+		t.Errorf("admitted cold %s after the request: the refill was not waited for", got)
+	}
+}
+
+// TestAWaitingExecutionGetsTheRefillBeforeTheHeldSandbox: a runner that holds sandboxes ready
+// refills what it holds from the same pool; an execution waiting for a refill gets it first.
+func TestAWaitingExecutionGetsTheRefillBeforeTheHeldSandbox(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox", WarmPoolReady: 1}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
+		poolPod(t, o, "pool-held", time.Minute), startingPoolPod(t, o, "pool-refill", true))
+	r := fc.runner(o)
+	r.env.Attach = fakeAttach(new(framed).out("warm\n").end(endRecord{}))
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the runner holds pool-held", func() bool {
+		p, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-held", metav1.GetOptions{})
+		return err == nil && p.Labels[LabelPoolState] == PoolStateClaimed
+	})
+	first, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || first.PodName != "pool-held" {
+		t.Fatalf("first Execute: %v, pod %q; want the held sandbox", err, first.PodName)
+	}
+	becomeReady(t, fc, o, "pool-refill", 300*time.Millisecond)
+	second, err := r.Execute(context.Background(), Request{Code: "x"})
+	if err != nil || second.Sandbox != SandboxWarm || second.PodName != "pool-refill" {
+		t.Fatalf("second Execute: %v, sandbox %q pod %q; want the refill, warm (pool stats %+v)", err, second.Sandbox, second.PodName, r.PoolStats())
+	}
+}

@@ -45,9 +45,10 @@ type WarmSource struct {
 	stopped  sync.WaitGroup
 	// filling counts the sandboxes being claimed and attached for holding; waiting, the
 	// executions waiting for one of them; change is closed and replaced when one is held or fails.
-	// owed counts the held sandboxes executions took that are not replaced yet.
-	filling, waiting, owed int
-	change                 chan struct{}
+	// owed counts the held sandboxes executions took that are not replaced yet; refillWaiters the
+	// executions waiting for a starting pool Pod (refill.go).
+	filling, waiting, owed, refillWaiters int
+	change                                chan struct{}
 }
 
 const (
@@ -81,6 +82,17 @@ func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 		return sb, nil
 	}
 	a, err := w.ClaimAndAttach(ctx, Claim{}, &x.Marks)
+	if why := MissReason(err); why == MissEmpty || why == MissRaced {
+		// An empty pool whose Pods are starting: take the first ready rather than start one more
+		// sandbox beside them (refill.go), for at most what a cold start takes.
+		if leave, ok := w.joinRefillWait(); ok {
+			deadline := time.Now().Add(w.e.ColdStarts.Get())
+			for why := why; (why == MissEmpty || why == MissRaced) && w.awaitRefill(ctx, deadline); why = MissReason(err) {
+				a, err = w.ClaimAndAttach(ctx, Claim{}, &x.Marks)
+			}
+			leave()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

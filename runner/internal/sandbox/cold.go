@@ -95,6 +95,9 @@ func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 		x.Log.Debug("created", "job", job.Name)
 		err = sb.awaitStart(ctx, x)
 	}
+	if err == nil && e.ColdStarts != nil {
+		e.ColdStarts.Observe(x.Marks.Started.Sub(x.Marks.Admitted))
+	}
 	if err != nil {
 		if !e.KeepObjects {
 			x.LeftBehind = sb.Release(x.Log)

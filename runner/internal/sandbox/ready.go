@@ -35,9 +35,10 @@ const heldKeepalive = 15 * time.Second
 func (w *WarmSource) fill() {
 	for failures := 0; failures < claimAttempts; {
 		w.mu.Lock()
-		n := len(w.ready)
+		n, waiters := len(w.ready), w.refillWaiters
 		w.mu.Unlock()
-		if n >= w.e.WarmPoolReady {
+		// Executions waiting for a refill get it first; the holding resumes after them.
+		if n >= w.e.WarmPoolReady || waiters > 0 {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), AttachTimeout)

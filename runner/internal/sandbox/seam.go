@@ -167,6 +167,8 @@ type Env struct {
 	// Attach connects to a Pod's sandbox container (pods/attach); nil when the runner has no REST
 	// config to attach with.
 	Attach AttachFunc
+	// ColdStarts estimates how long a cold sandbox takes to start, measured by the cold source.
+	ColdStarts *StartEstimate
 	Config
 }
 
