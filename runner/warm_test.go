@@ -517,3 +517,33 @@ func TestAWaitingExecutionGetsTheRefillBeforeTheHeldSandbox(t *testing.T) {
 		t.Fatalf("second Execute: %v, sandbox %q pod %q; want the refill, warm (pool stats %+v)", err, second.Sandbox, second.PodName, r.PoolStats())
 	}
 }
+
+// TestAColdSessionSaysWhyThePoolMissedIt: a session the pool cannot serve runs in a Job of its
+// own, which says so, like a one-shot's.
+func TestAColdSessionSaysWhyThePoolMissedIt(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}})
+	r := warmRunner(t, fc, o, fakeAttach(nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "missed"})
+	if err == nil {
+		defer s.Close()
+	}
+	var job *batchv1.Job
+	for _, a := range fc.client.Actions() {
+		if ca, ok := a.(k8stesting.CreateAction); ok && a.GetResource().Resource == "jobs" {
+			job = ca.GetObject().(*batchv1.Job)
+		}
+	}
+	if job == nil {
+		t.Fatalf("no session Job was created (OpenSession: %v)", err)
+	}
+	if got, want := job.Spec.Template.Annotations[AnnotationPoolMiss], "default/"+PoolMissEmpty; got != want {
+		t.Errorf("the session's Pod says %q, want %q", got, want)
+	}
+	if got := r.PoolStats().ColdFallbacks[PoolMissEmpty]; got != 1 {
+		t.Errorf("cold fallbacks for an empty pool: %d, want 1", got)
+	}
+}
