@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/autoscale"
 )
 
 // PoolPriority is the priority of the warm pool's Pods in the sandbox-namespace module and
@@ -58,6 +59,9 @@ type PoolOptions struct {
 	LowPriority bool
 	// Timeout bounds the wait for the pool to be full.
 	Timeout time.Duration
+	// Autoscale, if set, sizes the pool by demand (runner/autoscale) instead of Replicas: the
+	// policy goes on its Deployment and an autoscaler runs with the benchmark until Remove.
+	Autoscale *autoscale.Policy
 }
 
 // Pool is a warm pool installed for a run.
@@ -69,7 +73,9 @@ type Pool struct {
 	timeout   time.Duration
 	// PriorityClass its Pods run at; "" for the default priority.
 	PriorityClass string
-	cleanup       []func(context.Context)
+	// Autoscaler sizes the pool when PoolOptions.Autoscale asked for it; nil otherwise.
+	Autoscaler *autoscale.Autoscaler
+	cleanup    []func(context.Context)
 }
 
 // InstallPool creates the warm pool the options describe (runner.WarmPoolDeployment, at
@@ -98,6 +104,10 @@ func InstallPool(ctx context.Context, client kubernetes.Interface, opts runner.O
 		p.PriorityClass = pc.Name
 		d.Spec.Template.Spec.PriorityClassName = pc.Name
 	}
+	if po.Autoscale != nil {
+		d = autoscale.Deployment(d, *po.Autoscale)
+		p.replicas = int(max(po.Autoscale.Min, 1)) // full: at its minimum (and at least one)
+	}
 	if _, err := client.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		p.Remove()
 		return nil, fmt.Errorf("%w: create the warm pool %s/%s: %w", runner.ErrCluster, d.Namespace, d.Name, err)
@@ -106,11 +116,34 @@ func InstallPool(ctx context.Context, client kubernetes.Interface, opts runner.O
 	p.cleanup = append([]func(context.Context){func(ctx context.Context) {
 		_ = client.AppsV1().Deployments(d.Namespace).Delete(ctx, d.Name, metav1.DeleteOptions{})
 	}}, p.cleanup...)
+	if po.Autoscale != nil {
+		if err := p.startAutoscaler(client); err != nil {
+			p.Remove()
+			return nil, err
+		}
+	}
 	if _, err := p.WaitFull(ctx); err != nil {
 		p.Remove()
 		return nil, err
 	}
 	return p, nil
+}
+
+// startAutoscaler runs the pool's autoscaler until Remove, which stops it first.
+func (p *Pool) startAutoscaler(client kubernetes.Interface) error {
+	a, err := autoscale.New(autoscale.Config{Client: client, Namespace: p.namespace, Pool: p.name, Identity: "gkexec-bench"})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Run(ctx)
+	}()
+	p.Autoscaler = a
+	p.cleanup = append([]func(context.Context){func(context.Context) { cancel(); <-done }}, p.cleanup...)
+	return nil
 }
 
 // Replicas is the pool's size.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/autoscale"
 )
 
 // Mode is where a measured execution takes its sandbox.
@@ -95,6 +96,33 @@ type Suite struct {
 	Burst *BurstReport `json:"burst,omitempty"`
 	// Attach is where the time of an attach goes (ProfileAttach), measured before the modes.
 	Attach *AttachProfile `json:"attach,omitempty"`
+	// Autoscale is what the autoscaler of a pool sized by demand saw and did over the run.
+	Autoscale *AutoscaleSummary `json:"autoscale,omitempty"`
+}
+
+// AutoscaleSummary is a pool sized by demand over a run.
+type AutoscaleSummary struct {
+	Min             int32   `json:"min"`
+	Max             int32   `json:"max"`
+	Resizes         uint64  `json:"resizes"`
+	Claims          uint64  `json:"claims"`
+	Misses          uint64  `json:"misses"`
+	RefillMean      float64 `json:"refill_mean_seconds"`
+	RefillEstimate  float64 `json:"refill_estimate_seconds"`
+	LastRecommended int32   `json:"last_recommended"`
+}
+
+// SummariseAutoscale is s in a few numbers.
+func SummariseAutoscale(s autoscale.Stats) *AutoscaleSummary {
+	out := &AutoscaleSummary{Min: s.Policy.Min, Max: s.Policy.Max, Resizes: s.ScaledUp + s.ScaledDown, Claims: s.Claims,
+		RefillEstimate: s.Refill.Seconds(), LastRecommended: s.Recommended}
+	for _, n := range s.Misses {
+		out.Misses += n
+	}
+	if s.Refills.Count > 0 {
+		out.RefillMean = s.Refills.Sum / float64(s.Refills.Count)
+	}
+	return out
 }
 
 // RunSuite measures each mode in turn, then the floor, and compares every mode with it. On an

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gkexec/gkexec/bench"
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/autoscale"
 )
 
 const (
@@ -26,6 +27,8 @@ const (
 	flagPoolPriority = "pool-priority"
 	flagBurstRun     = "burst-run"
 	flagAttachProf   = "attach-profile"
+	flagBenchScale   = "pool-autoscale"
+	flagBenchMin     = "pool-min"
 )
 
 // Executions measured per mode without --scenario (with one: bench.ScenarioExecutions).
@@ -76,6 +79,8 @@ Examples:
 			&cli.IntFlag{Name: flagPoolReplicas, Usage: "create a warm pool of this many Pods for the run (0: use the installed one)"},
 			&cli.BoolFlag{Name: flagPoolPriority, Value: true, Usage: "run the pool --pool-replicas creates at the module's lower PriorityClass (gkexec-warm-pool-NAMESPACE, created for the run if missing); false: the default priority"},
 			&cli.BoolFlag{Name: flagBurstRun, Usage: "after the modes, start as many executions as the pool holds at once, then time its refill"},
+			&cli.BoolFlag{Name: flagBenchScale, Usage: "size the pool --pool-replicas creates by demand (runner/autoscale, run by the benchmark), from --pool-min up to --pool-replicas"},
+			&cli.IntFlag{Name: flagBenchMin, Value: 1, Usage: "with --pool-autoscale: the pool's minimum"},
 			&cli.IntFlag{Name: flagAttachProf, Usage: "before the modes, open this many attach streams to an idle pool Pod and time each step (TCP, TLS, upgrade, first ping; only pings are sent)"},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print the report as JSON"},
 		}, clusterFlags()...), sandboxFlags()...),
@@ -142,9 +147,15 @@ func benchAction(c *cli.Context) error {
 		return cli.Exit(err, exitCodeFor(err))
 	}
 	if replicas := c.Int(flagPoolReplicas); replicas > 0 {
-		cfg.Pool, err = bench.InstallPool(c.Context, client, opts, bench.PoolOptions{
-			Replicas: int32(replicas), LowPriority: c.Bool(flagPoolPriority), Timeout: 5 * time.Minute,
-		})
+		po := bench.PoolOptions{Replicas: int32(replicas), LowPriority: c.Bool(flagPoolPriority), Timeout: 5 * time.Minute}
+		if c.Bool(flagBenchScale) {
+			// A cooldown longer than any mode: the pool follows the demand up, and stays.
+			po.Autoscale = &autoscale.Policy{Min: int32(c.Int(flagBenchMin)), Max: int32(replicas), Spare: autoscale.DefaultSpare, Cooldown: 10 * time.Minute}
+			if err := po.Autoscale.Validate(); err != nil {
+				return usageError("--%s, --%s: %v", flagBenchMin, flagPoolReplicas, err)
+			}
+		}
+		cfg.Pool, err = bench.InstallPool(c.Context, client, opts, po)
 		if err != nil {
 			return cli.Exit(err, exitCodeFor(err))
 		}
@@ -161,6 +172,9 @@ func benchAction(c *cli.Context) error {
 		return cli.Exit(err, exitCodeFor(err))
 	}
 	out.Attach = attach
+	if cfg.Pool != nil && cfg.Pool.Autoscaler != nil {
+		out.Autoscale = bench.SummariseAutoscale(cfg.Pool.Autoscaler.Stats())
+	}
 	if c.Bool(flagBurstRun) {
 		if out.Burst, err = bench.RunPoolBurst(c.Context, opts, cfg.Pool, cfg.Code); err != nil {
 			return cli.Exit(err, exitCodeFor(err))
@@ -223,6 +237,10 @@ func printResult(w io.Writer, out *bench.Suite) {
 			{"first ping", a.FirstPing}, {"ping on an open stream", a.Ping}, {"GET pod (no upgrade)", a.Get}} {
 			fmt.Fprintf(w, "  %-40s %7.1f ms %7.1f ms\n", step.name, float64(step.s.P50)/1e6, float64(step.s.P95)/1e6)
 		}
+	}
+	if a := out.Autoscale; a != nil {
+		fmt.Fprintf(w, "\npool sized by demand (%d..%d): %d resizes, last recommended %d; %d claims and %d cold fallbacks seen; refill mean %.2f s, planned with %.2f s\n",
+			a.Min, a.Max, a.Resizes, a.LastRecommended, a.Claims, a.Misses, a.RefillMean, a.RefillEstimate)
 	}
 	if b := out.Burst; b != nil {
 		fmt.Fprintf(w, "\nburst of %d at once: %d warm, p50 %s, max %s; pool full again %.2f s after the burst started (%.2f pods/s)\n",
