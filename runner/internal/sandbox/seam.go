@@ -1,6 +1,7 @@
 // Package sandbox is where a sandbox comes from: the seam between "obtain a sandbox" and "talk to
 // it" (Source and Sandbox), the cold source (a ConfigMap and a Job per execution, behind the FIFO
-// admission queue), the warm source (a claimed Pod of the warm pool, some held ready ahead), the
+// admission queue), the warm source (a claimed Pod of the warm pool, some held ready ahead, or the
+// first of its refills when it is empty), the
 // attach stream that reaches a waiting entrypoint and the line pump over it (Conn), and the
 // deletion of what a source made.
 //
