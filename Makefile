@@ -4,7 +4,7 @@ SHELL := /bin/bash
 LOCALCLUSTER := test/localcluster/cluster.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test build unit e2e test-figures bench bench-session chaos load clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
+.PHONY: help demo test build unit e2e test-figures bench bench-pool bench-session chaos load clean cluster-up cluster-down cluster-status cluster-smoke tf-test tf-fmt tf-providers
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -28,8 +28,11 @@ unit: ## Unit tests only (no cluster)
 e2e: ## End-to-end tests only (brings the local cluster up if needed and leaves it as found)
 	test/run.sh e2e
 
-bench: ## Benchmark against the local cluster's floor (docs/performance.md)
+bench: ## Scenarios sequential, staggered, burst in every mode against the local cluster's floor; writes docs/performance.md
 	hack/bench.sh
+
+bench-pool: ## The warm pool under sustained load: back to back at 1 and 4, paced with the pool sized by demand (docs/performance.md)
+	hack/bench-pool.sh
 
 bench-session: ## Benchmark sessions: print(1) in an open session, first streamed chunk, memory (docs/performance.md)
 	hack/bench-session.sh

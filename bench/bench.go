@@ -1,18 +1,20 @@
 // Package bench measures the runner against the cluster's own floor: the same workload run as a
-// bare Pod, created, watched and deleted directly. Every figure is reported as a ratio to it.
+// bare Pod, created, watched and deleted directly. Every figure is reported as a ratio to it. A run
+// (RunSuite) measures one Scenario — sequential, staggered or burst arrivals, as the public sandbox
+// benchmarks do — in several Modes (cold, warm held ready, warm claimed on request, session), then
+// the floor; Markdown writes the result as docs/performance.md shows it.
 package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,9 +31,17 @@ type Config struct {
 	// Code to run; its stdout must contain Expect (a check that every execution really ran).
 	Code   string
 	Expect string
-	// Floor also runs the same number of bare Pods at the same concurrency.
+	// Floor also runs the same number of bare Pods at the same concurrency and pace.
 	Floor bool
-	// Options for the runner; the benchmark wraps its transport to count API requests.
+	// FirstOutput measures the time from Execute to the first chunk of output handed to
+	// Request.Output (for the floor: until its log's first byte can be read); the code should
+	// print at once (FirstOutputCode does).
+	FirstOutput bool
+	// Session runs every execution in one session, opened (and timed) before them, instead of a
+	// sandbox of its own. A session runs one execution at a time: concurrent arrivals wait their turn.
+	Session bool
+	// Options for the runner; the benchmark wraps its transport to count API requests. With
+	// Options.Client set (a test's fake clientset) it uses that client and counts nothing.
 	Options runner.Options
 	// Pace, if set, spaces the arrivals: one execution starts at most every Pace (paced arrivals,
 	// as from an agent that thinks between calls); otherwise they go back to back.
@@ -59,6 +69,18 @@ type Report struct {
 	RatioP95        float64 `json:"ratio_p95,omitempty"`
 	RatioThroughput float64 `json:"ratio_throughput,omitempty"`
 
+	// FirstOutput is the time from Execute to the first streamed chunk (Config.FirstOutput), over
+	// the successful executions that printed; FloorFirstOutput the floor's, and its p50 ratio.
+	FirstOutput         *Series `json:"first_output,omitempty"`
+	FloorFirstOutput    *Series `json:"floor_first_output,omitempty"`
+	RatioFirstOutputP50 float64 `json:"ratio_first_output_p50,omitempty"`
+	// FloorFailures counts the bare Pods that failed or did not finish; FloorErrors names up to five.
+	FloorFailures int      `json:"floor_failures,omitempty"`
+	FloorErrors   []string `json:"floor_errors,omitempty"`
+	// SessionOpen is how long opening the session took (Config.Session): a warm claim and attach,
+	// or a cold start.
+	SessionOpen Seconds `json:"session_open,omitempty"`
+
 	// Phases of the runner's executions (see runner.Timings.Phases), slowest first.
 	Phases []Phase `json:"phases"`
 
@@ -72,17 +94,6 @@ type Report struct {
 	PeakRSSMiB       float64 `json:"peak_rss_mib"`
 }
 
-// Series summarises end-to-end latencies.
-type Series struct {
-	P50        Seconds `json:"p50"`
-	P95        Seconds `json:"p95"`
-	P99        Seconds `json:"p99"`
-	Max        Seconds `json:"max"`
-	Mean       Seconds `json:"mean"`
-	Wall       Seconds `json:"wall"`
-	Throughput float64 `json:"throughput_per_second"`
-}
-
 // Phase is one phase's distribution.
 type Phase struct {
 	Name string  `json:"name"`
@@ -91,42 +102,55 @@ type Phase struct {
 	Mean Seconds `json:"mean"`
 }
 
-// Seconds marshals a duration as fractional seconds.
-type Seconds time.Duration
+// execFunc runs one measured execution: Runner.Execute, or Session.Execute.
+type execFunc func(context.Context, runner.Request) (runner.Result, error)
 
-func (s Seconds) MarshalJSON() ([]byte, error) {
-	return []byte(strconv.FormatFloat(time.Duration(s).Seconds(), 'f', 4, 64)), nil
-}
-
-func (s Seconds) String() string { return fmt.Sprintf("%.2fs", time.Duration(s).Seconds()) }
-
-// Run runs the benchmark: one warm-up execution each, then the runner's executions, then the floor.
+// Run runs the benchmark: one warm-up execution, then the runner's executions, then the floor's
+// warm-up and its bare Pods.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Executions <= 0 || cfg.Concurrency <= 0 {
 		return nil, fmt.Errorf("%w: executions and concurrency must be positive", runner.ErrInvalidOptions)
 	}
 	counter := newAPICounter()
-	restCfg, err := runner.LoadRESTConfig(cfg.Options)
-	if err != nil {
-		return nil, err
-	}
-	floorClient, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, err
-	}
-	counted := *restCfg
-	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return counter.wrap(rt) }
 	opts := cfg.Options
-	opts.RESTConfig = &counted
+	floorClient := opts.Client
+	if opts.Client == nil {
+		restCfg, err := runner.LoadRESTConfig(cfg.Options)
+		if err != nil {
+			return nil, err
+		}
+		if floorClient, err = kubernetes.NewForConfig(restCfg); err != nil {
+			return nil, err
+		}
+		counted := *restCfg
+		counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return counter.wrap(rt) }
+		opts.RESTConfig = &counted
+	}
 	r, err := runner.New(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
 
+	rep := &Report{Executions: cfg.Executions, Concurrency: cfg.Concurrency, PaceSeconds: cfg.Pace.Seconds()}
+	execute := execFunc(r.Execute)
+	if cfg.Session {
+		// The shared watches first, so that the session's opening is timed on its own.
+		if err := r.Start(ctx); err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		s, err := r.OpenSession(ctx, runner.SessionOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("open the session: %w", err)
+		}
+		rep.SessionOpen = Seconds(time.Since(t0))
+		defer s.Close()
+		execute = s.Execute
+	}
 	// Warm up: starts the shared watches and loads the image into the page cache. A runner that
 	// holds warm sandboxes ready gets them before the measured executions.
-	if _, err := r.Execute(ctx, runner.Request{Code: cfg.Code}); err != nil {
+	if _, err := execute(ctx, runner.Request{Code: cfg.Code}); err != nil {
 		return nil, fmt.Errorf("warm-up execution: %w", err)
 	}
 	if cfg.Pace > 0 {
@@ -136,16 +160,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	baseKinds := counter.byKindCopy()
 	cpu0 := cpuTime()
 
-	rep := &Report{Executions: cfg.Executions, Concurrency: cfg.Concurrency, PaceSeconds: cfg.Pace.Seconds()}
 	var mu sync.Mutex
-	var latencies []time.Duration
+	var latencies, firsts []time.Duration
 	phases := map[string][]time.Duration{}
 	errSeen := map[string]bool{}
 	done := 0
 	start := time.Now()
-	parallel(ctx, cfg.Executions, cfg.Concurrency, cfg.Pace, func(i int) {
+	parallel(ctx, cfg.Executions, cfg.Concurrency, cfg.Pace, func(int) {
+		req := runner.Request{Code: cfg.Code}
+		var first atomic.Int64 // nanoseconds from t0 to the first chunk; 0 until one came
 		t0 := time.Now()
-		res, err := r.Execute(ctx, runner.Request{Code: cfg.Code})
+		if cfg.FirstOutput {
+			req.Output = func(runner.Stream, []byte) { first.CompareAndSwap(0, int64(max(time.Since(t0), 1))) }
+		}
+		res, err := execute(ctx, req)
 		d := time.Since(t0)
 		if err == nil && !strings.Contains(string(res.Stdout), cfg.Expect) {
 			err = fmt.Errorf("stdout %q does not contain %q", res.Stdout, cfg.Expect)
@@ -164,6 +192,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		} else {
 			latencies = append(latencies, d)
+			if f := first.Load(); f > 0 {
+				firsts = append(firsts, time.Duration(f))
+			}
 			if res.Sandbox == runner.SandboxWarm {
 				rep.Warm++
 			}
@@ -176,6 +207,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	})
 	rep.Runner = summarise(latencies, time.Since(start))
+	if cfg.FirstOutput {
+		s := summarise(firsts, 0)
+		rep.FirstOutput = &s
+	}
 	rep.RunnerCPUSeconds = (cpuTime() - cpu0).Seconds()
 	rep.PeakRSSMiB = peakRSSMiB()
 	total, _ := counter.snapshot()
@@ -195,35 +230,57 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	sort.SliceStable(rep.Phases, func(i, j int) bool { return rep.Phases[i].Mean > rep.Phases[j].Mean })
 
 	if cfg.Floor {
-		fl := &floor{client: floorClient, opts: r.Options(), code: cfg.Code}
+		fl := &floor{client: floorClient, opts: r.Options(), code: cfg.Code, firstOutput: cfg.FirstOutput}
 		if _, err := fl.run(ctx); err != nil {
 			return rep, fmt.Errorf("floor warm-up: %w", err)
 		}
-		var fLat []time.Duration
-		var ferr error
+		var fLat, fFirst []time.Duration
+		floorErrSeen := map[string]bool{}
 		fstart := time.Now()
 		parallel(ctx, cfg.Executions, cfg.Concurrency, cfg.Pace, func(int) {
-			d, err := fl.run(ctx)
+			m, err := fl.run(ctx)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				ferr = errors.Join(ferr, err)
+				rep.FloorFailures++
+				if msg := err.Error(); !floorErrSeen[msg] && len(rep.FloorErrors) < 5 {
+					floorErrSeen[msg] = true
+					rep.FloorErrors = append(rep.FloorErrors, msg)
+				}
 				return
 			}
-			fLat = append(fLat, d)
+			fLat = append(fLat, m.latency)
+			if m.firstOutput > 0 {
+				fFirst = append(fFirst, m.firstOutput)
+			}
 		})
-		if ferr != nil {
-			return rep, fmt.Errorf("floor: %w", ferr)
+		if len(fLat) == 0 {
+			return rep, fmt.Errorf("floor: every bare Pod failed: %s", strings.Join(rep.FloorErrors, "; "))
 		}
 		s := summarise(fLat, time.Since(fstart))
-		rep.Floor = &s
-		rep.RatioP50 = ratio(rep.Runner.P50, s.P50)
-		rep.RatioP95 = ratio(rep.Runner.P95, s.P95)
-		if s.Throughput > 0 {
-			rep.RatioThroughput = rep.Runner.Throughput / s.Throughput
+		var sf *Series
+		if cfg.FirstOutput {
+			f := summarise(fFirst, 0)
+			sf = &f
 		}
+		rep.compare(&s, sf)
 	}
 	return rep, nil
+}
+
+// compare sets the floor's figures on the report, and the report's ratios to them.
+func (rep *Report) compare(floor, floorFirst *Series) {
+	rep.Floor, rep.FloorFirstOutput = floor, floorFirst
+	rep.RatioP50 = ratio(rep.Runner.P50, floor.P50)
+	rep.RatioP95 = ratio(rep.Runner.P95, floor.P95)
+	rep.RatioThroughput = 0
+	if floor.Throughput > 0 {
+		rep.RatioThroughput = rep.Runner.Throughput / floor.Throughput
+	}
+	rep.RatioFirstOutputP50 = 0
+	if rep.FirstOutput != nil && floorFirst != nil {
+		rep.RatioFirstOutputP50 = ratio(rep.FirstOutput.P50, floorFirst.P50)
+	}
 }
 
 func ratio(a, b Seconds) float64 {
@@ -266,32 +323,6 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-}
-
-func summarise(ds []time.Duration, wall time.Duration) Series {
-	if len(ds) == 0 {
-		return Series{Wall: Seconds(wall)}
-	}
-	sorted := append([]time.Duration(nil), ds...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-	var sum time.Duration
-	for _, d := range sorted {
-		sum += d
-	}
-	s := Series{
-		P50: Seconds(quantile(sorted, 0.50)), P95: Seconds(quantile(sorted, 0.95)), P99: Seconds(quantile(sorted, 0.99)),
-		Max: Seconds(sorted[len(sorted)-1]), Mean: Seconds(sum / time.Duration(len(sorted))), Wall: Seconds(wall),
-	}
-	if wall > 0 {
-		s.Throughput = float64(len(ds)) / wall.Seconds()
-	}
-	return s
-}
-
-// quantile uses the nearest-rank method on sorted data.
-func quantile(sorted []time.Duration, q float64) time.Duration {
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 func cpuTime() time.Duration {

@@ -24,6 +24,17 @@ type floor struct {
 	client kubernetes.Interface
 	opts   runner.Options
 	code   string
+	// firstOutput also follows the Pod's log from when its container is seen running, and times
+	// its first byte: the earliest a client of the API sees the code's output.
+	firstOutput bool
+}
+
+// floorRun is what one bare Pod measured.
+type floorRun struct {
+	// latency runs from the create to the deletion being accepted after the Pod succeeded.
+	latency time.Duration
+	// firstOutput runs from the create to the first byte of its log (0 when not measured).
+	firstOutput time.Duration
 }
 
 func (f *floor) pod() *corev1.Pod {
@@ -69,13 +80,13 @@ func (f *floor) pod() *corev1.Pod {
 	}
 }
 
-// run returns the time from create to the deletion being accepted after the Pod succeeded.
-func (f *floor) run(ctx context.Context) (time.Duration, error) {
+// run creates one bare Pod, watches it until it succeeds and deletes it.
+func (f *floor) run(ctx context.Context) (floorRun, error) {
 	ns := f.opts.Namespace
 	t0 := time.Now()
 	pod, err := f.client.CoreV1().Pods(ns).Create(ctx, f.pod(), metav1.CreateOptions{})
 	if err != nil {
-		return 0, fmt.Errorf("create floor pod (the benchmark's own identity needs pods create/delete): %w", err)
+		return floorRun{}, fmt.Errorf("create floor pod (the benchmark's own identity needs pods create/delete): %w", err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -87,33 +98,91 @@ func (f *floor) run(ctx context.Context) (time.Duration, error) {
 		ResourceVersion: pod.ResourceVersion,
 	})
 	if err != nil {
-		return 0, err
+		return floorRun{}, err
 	}
 	defer w.Stop()
+	var first *firstByte
 	deadline := time.After(f.opts.StartTimeout + f.opts.Timeout)
 	for {
 		select {
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return 0, fmt.Errorf("watch on floor pod %s closed", pod.Name)
+				return floorRun{}, fmt.Errorf("watch on floor pod %s closed", pod.Name)
 			}
 			p, isPod := ev.Object.(*corev1.Pod)
-			if !isPod || ev.Type == watch.Error {
-				continue
+			if !isPod || ev.Type == watch.Error || p.Name != pod.Name {
+				continue // the name: a fake clientset's watch ignores the field selector
+			}
+			if f.firstOutput && first == nil && started(p) {
+				first = f.followLog(ctx, pod.Name, t0)
 			}
 			switch p.Status.Phase {
 			case corev1.PodSucceeded:
+				m := floorRun{latency: time.Since(t0)}
+				if first != nil {
+					m.firstOutput = first.wait()
+				}
+				d0 := time.Now()
 				err := f.client.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{})
-				return time.Since(t0), err
+				m.latency += time.Since(d0)
+				return m, err
 			case corev1.PodFailed:
-				return 0, fmt.Errorf("floor pod %s failed: %s", pod.Name, p.Status.Message)
+				return floorRun{}, fmt.Errorf("floor pod %s failed: %s", pod.Name, p.Status.Message)
 			}
 		case <-deadline:
-			return 0, fmt.Errorf("floor pod %s did not finish in time", pod.Name)
+			return floorRun{}, fmt.Errorf("floor pod %s did not finish in time", pod.Name)
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return floorRun{}, ctx.Err()
 		}
 	}
+}
+
+// started: the Pod's container runs, or ran: its log can be read.
+func started(p *corev1.Pod) bool {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// firstByte is a log being followed until its first byte.
+type firstByte struct {
+	done   chan struct{}
+	at     time.Duration
+	cancel context.CancelFunc
+}
+
+// followLog opens the Pod's log and notes when its first byte arrives, measured from t0.
+func (f *floor) followLog(ctx context.Context, name string, t0 time.Time) *firstByte {
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	fb := &firstByte{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(fb.done)
+		rc, err := f.client.CoreV1().Pods(f.opts.Namespace).GetLogs(name, &corev1.PodLogOptions{Follow: true}).Stream(ctx)
+		if err != nil {
+			return
+		}
+		defer rc.Close()
+		var b [1]byte
+		if n, _ := rc.Read(b[:]); n > 0 {
+			fb.at = time.Since(t0)
+		}
+	}()
+	return fb
+}
+
+// wait returns the time to the first byte once the Pod succeeded: by then its whole log can be
+// read, so the follow ends at once unless the log stayed empty.
+func (fb *firstByte) wait() time.Duration {
+	select {
+	case <-fb.done:
+	case <-time.After(10 * time.Second):
+	}
+	fb.cancel()
+	<-fb.done // a cancelled stream returns at once
+	return fb.at
 }
 
 func mustQ(s string) resource.Quantity { return resource.MustParse(s) }

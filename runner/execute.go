@@ -163,6 +163,7 @@ func (r *Runner) acquire(ctx context.Context, x *execution) (sandbox.Sandbox, er
 	if warm != nil {
 		sb, err := warm.Acquire(ctx, &x.Execution)
 		if err == nil {
+			r.pool.claimed()
 			return sb, nil
 		}
 		if !errors.Is(err, sandbox.ErrNotServed) {
@@ -170,6 +171,7 @@ func (r *Runner) acquire(ctx context.Context, x *execution) (sandbox.Sandbox, er
 		}
 		x.Log.Debug("cold start", "why", err)
 		x.Marks.Claimed, x.Marks.Attached = time.Time{}, time.Time{}
+		x.PoolMiss = r.pool.missed(err)
 	}
 	return r.cold.Acquire(ctx, &x.Execution)
 }

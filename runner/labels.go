@@ -33,6 +33,19 @@ const (
 	// AnnotationClaimedBy names the runner process that claimed it.
 	AnnotationClaimedAt = podspec.AnnotationClaimedAt // "gkexec.dev/claimed-at"
 	AnnotationClaimedBy = podspec.AnnotationClaimedBy // "gkexec.dev/claimed-by"
+	// AnnotationClaimedFor says what a pool Pod was claimed for: an execution on request, a
+	// session, held ready to replace a held sandbox an execution took, or held ready at a
+	// runner's start or in place of one held past its time (a renewal). All but renewals are
+	// demand on the pool (runner/autoscale).
+	AnnotationClaimedFor = podspec.AnnotationClaimedFor // "gkexec.dev/claimed-for"
+	ClaimedForExecution  = podspec.ClaimedForExecution  // "execution"
+	ClaimedForSession    = podspec.ClaimedForSession    // "session"
+	ClaimedForReady      = podspec.ClaimedForReady      // "ready"
+	ClaimedForRenewal    = podspec.ClaimedForRenewal    // "renewal"
+	// AnnotationPoolMiss is on a cold sandbox (Job and Pod) that the warm pool could not serve,
+	// "<pool>/<reason>" (the reasons of PoolStats.ColdFallbacks): demand the pool missed, which
+	// runner/autoscale counts across every runner process.
+	AnnotationPoolMiss = podspec.AnnotationPoolMiss // "gkexec.dev/pool-miss"
 
 	// LabelSession carries a session's ID on its sandbox Pod (and, when cold, its Job): a runner
 	// process that did not open the session finds it by this label.

@@ -66,3 +66,22 @@ func EgressGatewayRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"create", "get"}},
 	}
 }
+
+// PoolAutoscaleRules are the rules that sizing the warm pool by demand (runner/autoscale: gkexec
+// serve, gkexec pool autoscale) adds to WarmPoolRules, where the installation asks for it:
+//
+//   - deployments get: the pool's policy is on its Deployment's annotations.
+//   - deployments/scale get, update: the size is written through the scale subresource, which
+//     can change the number of replicas and nothing else (not the Pod template).
+//   - leases get, create, update (coordination.k8s.io): the processes that size the pool elect
+//     one writer through a Lease.
+//
+// Namespaced like the rest: the sandbox namespace holds only the pools' Deployments and the
+// autoscaler's Lease, so the rules name no objects (a Role cannot limit create to one name).
+func PoolAutoscaleRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create", "get", "update"}},
+	}
+}

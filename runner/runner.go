@@ -57,6 +57,8 @@ type Runner struct {
 	// used warm sandboxes) that Close waits for.
 	work      sync.WaitGroup
 	leftCount atomic.Int64
+	// pool counts what the warm pool served and missed, for PoolStats.
+	pool poolCounter
 	// holder names this runner on what it claims and leases ("<host>/<pid>/<random>": two
 	// processes with one hostname and PID, in two containers, are still two holders).
 	holder string
@@ -88,7 +90,7 @@ func New(opts Options) (*Runner, error) {
 		busyWait: defaultBusyWait, holder: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), NewExecutionID()[:6]),
 		sessions: newSessionRegistry()}
 	r.env = &sandbox.Env{Client: client, Namespace: opts.Namespace, Log: opts.Logger, Shape: opts.shape(), Holder: r.holder,
-		Background: r.background, Stopping: r.stopping, Config: opts.sandboxConfig(defaultKillGrace)}
+		Background: r.background, Stopping: r.stopping, Config: opts.sandboxConfig(defaultKillGrace), ColdStarts: &sandbox.StartEstimate{}}
 	r.env.OpenLogs = func(ctx context.Context, pod string, lo *corev1.PodLogOptions) (io.ReadCloser, error) {
 		return client.CoreV1().Pods(opts.Namespace).GetLogs(pod, lo).Stream(ctx)
 	}

@@ -116,25 +116,34 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 	warm := r.warm
 	r.mu.Unlock()
 	var a *sandbox.Attachment
-	// A narrowed session's Pod is created with its narrowing (see WarmSource.Acquire).
-	if warm != nil && len(so.AllowDomains) == 0 {
+	var miss string // why the pool did not serve the session
+	switch {
+	case warm != nil && len(so.AllowDomains) > 0:
+		// A narrowed session's Pod is created with its narrowing (see WarmSource.Acquire).
+		miss = r.pool.missed(sandbox.ErrNarrowed)
+	case warm != nil:
 		var marks sandbox.Marks
-		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{Hold: so.MaxLifetime,
+		claimed, err := warm.ClaimAndAttach(ctx, sandbox.Claim{For: podspec.ClaimedForSession, Hold: so.MaxLifetime,
 			Labels: map[string]string{LabelSession: so.ID}, Annotations: podspec.SessionAnnotations(so.IdleTimeout, expires, so.Language)}, &marks)
 		switch {
 		case err == nil:
+			r.pool.claimed()
 			s.kind, a = SandboxWarm, claimed
 			s.setPod(claimed.Pod)
 		case !errors.Is(err, sandbox.ErrNotServed):
 			return err
 		default:
 			r.log.Debug("session: cold start", "why", err)
+			miss = r.pool.missed(err)
 		}
 	}
 	if a == nil {
 		s.kind = SandboxCold
 		job := podspec.SessionJob(&r.env.Shape, so.ID, so.Language, so.MaxLifetime, so.IdleTimeout, expires)
 		podspec.NarrowEgress(&job.Spec.Template, so.AllowDomains)
+		if miss != "" {
+			podspec.MarkPoolMiss(job, r.opts.WarmPool, miss)
+		}
 		pod, made, err := r.env.StartSessionJob(ctx, job)
 		if made {
 			s.mu.Lock()

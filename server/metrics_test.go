@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/autoscale"
 )
 
 // sample is one line of the text format: name{labels} value.
@@ -15,7 +16,13 @@ var sample = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z
 
 func TestMetricsAreValidPrometheusText(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, scenario{steps: ok, log: new(framed).out("1\n").end(0, false)}, runner.Options{}, Options{})
+	// An autoscaler that is not running still reports (its zero values), so every family is here.
+	fc := newFakeCluster(t, scenario{})
+	as, err := autoscale.New(autoscale.Config{Client: fc.client, Namespace: "sandbox", Pool: "default", Identity: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, scenario{steps: ok, log: new(framed).out("1\n").end(0, false)}, runner.Options{}, Options{Autoscaler: as})
 	postJSON(t, ts.url, ExecuteRequest{Code: "print(1)"})
 	postJSON(t, ts.url, ExecuteRequest{Code: ""})
 
@@ -66,6 +73,16 @@ func TestMetricsAreValidPrometheusText(t *testing.T) {
 		`gkexec_serve_sandboxes_total{sandbox="cold"}`:                           1, // the invalid request got none
 		`gkexec_serve_sandboxes_total{sandbox="warm"}`:                           0,
 		`gkexec_serve_cleanup_failures_total`:                                    0,
+		// Without a REST config to attach with, the runner has no warm source: it asked no pool.
+		`gkexec_serve_pool_claims_total`:                            0,
+		`gkexec_serve_pool_cold_fallbacks_total{reason="empty"}`:    0,
+		`gkexec_serve_pool_cold_fallbacks_total{reason="mismatch"}`: 0,
+		`gkexec_pool_autoscaler_leader`:                             0,
+		`gkexec_pool_replicas`:                                      -1,
+		`gkexec_pool_cold_fallbacks_total{reason="raced"}`:          0,
+		`gkexec_pool_resizes_total{direction="up"}`:                 0,
+		`gkexec_pool_refill_seconds_bucket{le="+Inf"}`:              0,
+		`gkexec_pool_refill_seconds_count`:                          0,
 	} {
 		if got, ok := values[key]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)

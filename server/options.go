@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/autoscale"
 )
 
 // Defaults.
@@ -67,6 +68,9 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger receives one line per execution and the lifecycle; default discards.
 	Logger *slog.Logger
+	// Autoscaler, if set, is the warm pool's autoscaler this process runs: /metrics adds what it
+	// saw and did (gkexec_pool_*). The Server neither starts nor stops it.
+	Autoscaler *autoscale.Autoscaler
 }
 
 func (o *Options) setDefaults() {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"net/http"
 )
 
@@ -27,5 +28,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_ = s.metrics.write(w, s.run.CleanupFailures())
+	bw := bufio.NewWriter(w)
+	_ = s.metrics.write(bw, s.run.CleanupFailures())
+	writePoolMetrics(bw, s.run, s.opts.Autoscaler)
+	_ = bw.Flush()
 }

@@ -59,6 +59,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			benchCommand(),
 			sessionCommand(),
 			gatewayCommand(),
+			poolCommand(),
 		},
 	}
 	for _, cmd := range app.Commands {

@@ -44,7 +44,11 @@ a loopback name are served.
    GET  /v1/config      the sandbox every execution gets (namespace, image, limits, timeouts)
    GET  /healthz        the process is alive
    GET  /readyz         the API server answers and RBAC allows every call the runner makes
-   GET  /metrics        Prometheus: executions by outcome, latency by phase, in flight
+   GET  /metrics        Prometheus: executions by outcome, latency by phase, in flight, the warm pool
+
+When the warm pool's Deployment asks to be sized by demand (the module's warm_pool.autoscale,
+manifests/components/warm-pool-autoscale), serve sizes it as gkexec pool autoscale does: every
+replica follows the demand, the one holding the Lease writes the size (--pool-autoscale=false: never).
 
 A finished execution is always 200, whatever the code did (exit_code, timed_out, oom_killed);
 400/413/415 bad request, 401 token, 409 execution_id in flight or session busy, 404 no such
@@ -63,6 +67,7 @@ Examples:
 			&cli.StringFlag{Name: flagTokenFile, EnvVars: env(flagTokenFile), TakesFile: true, Usage: "require the bearer token in `FILE` on /v1/ (or give the token itself in " + envServeToken + ")"},
 			&cli.IntFlag{Name: flagMaxConcurrent, Value: server.DefaultMaxConcurrent, EnvVars: env(flagMaxConcurrent), Usage: "executions in flight at most; past it requests get 429"},
 			&cli.Int64Flag{Name: flagMaxBodyBytes, Value: server.DefaultMaxBodyBytes, EnvVars: env(flagMaxBodyBytes), Usage: "largest request body; past it requests get 413"},
+			&cli.BoolFlag{Name: flagPoolAutoscale, Value: true, EnvVars: env(flagPoolAutoscale), Usage: "size the warm pool by demand when its Deployment asks for it (gkexec.dev/autoscale-max), one serve process at a time (see gkexec pool autoscale)"},
 		}, clusterFlags()...), sandboxFlags()...),
 		Action: serveAction,
 	}
@@ -88,10 +93,11 @@ func serveAction(c *cli.Context) error {
 		return err
 	}
 	defer r.Close()
+	log := serveLogger(c, stderr)
 	s, err := server.New(server.Options{
 		Runner: r, Token: token,
 		MaxConcurrent: c.Int(flagMaxConcurrent), MaxBodyBytes: c.Int64(flagMaxBodyBytes),
-		Logger: serveLogger(c, stderr),
+		Logger: log, Autoscaler: startAutoscaler(c, r, log),
 	})
 	if err != nil {
 		return usageError("%v", err)

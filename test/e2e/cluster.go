@@ -64,6 +64,9 @@ type target struct {
 	// warmPool: installed with the warm pool (manifests/overlays/warm-pool); its Role adds
 	// runner.WarmPoolRules().
 	warmPool bool
+	// autoscaled: the pool is sized by demand (manifests/overlays/warm-pool-autoscale); its Role
+	// adds runner.PoolAutoscaleRules() too.
+	autoscaled bool
 }
 
 // serviceAccountNamespace is where the agent's ServiceAccount lives.
@@ -76,6 +79,9 @@ func (tg *target) serviceAccountNamespace() string {
 
 // rules is what the namespace's Role must grant, exactly.
 func (tg *target) rules() []rbacv1.PolicyRule {
+	if tg.autoscaled {
+		return append(append(runner.RequiredRules(), runner.WarmPoolRules()...), runner.PoolAutoscaleRules()...)
+	}
 	if tg.warmPool {
 		return append(runner.RequiredRules(), runner.WarmPoolRules()...)
 	}

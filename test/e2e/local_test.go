@@ -161,7 +161,7 @@ func TestLocalCluster(t *testing.T) {
 
 		// 1b: manifests/, retargeted by an overlay, with kubectl apply -k.
 		mfNS := uniqueName("gkexec-e2e-mf")
-		overlay := writeManifestsOverlay(t, root, dataDir, mfNS)
+		overlay := writeManifestsOverlay(t, root, dataDir, mfNS, "warm-pool")
 		test_structure.SaveString(t, dataDir, savedManifestsNamespace, mfNS)
 		test_structure.SaveString(t, dataDir, savedManifestsOverlay, overlay)
 		k8s.KubectlApplyFromKustomizeContext(t, ctx, adminKubectl, overlay)
@@ -224,18 +224,19 @@ func TestLocalCluster(t *testing.T) {
 	})
 }
 
-// writeManifestsOverlay writes a kustomization that retargets manifests/overlays/warm-pool (the
-// base with the warm pool) to namespace, the way manifests/README.md does (the replacements name
-// the cluster-scoped admission policy and its binding after the namespace, as the module does), and
+// writeManifestsOverlay writes a kustomization that retargets manifests/overlays/<overlay> (e.g.
+// warm-pool: the base with the warm pool) to namespace, the way manifests/README.md does (the
+// replacements name the cluster-scoped admission policy, its binding and the pool's PriorityClass
+// after the namespace, as the module does: deleting one run's must not delete another's), and
 // returns its directory. Not the non-gke overlay: the local cluster has the gvisor RuntimeClass
 // already, and deleting the overlay must not remove it.
-func writeManifestsOverlay(t *testing.T, root, dataDir, namespace string) string {
+func writeManifestsOverlay(t *testing.T, root, dataDir, namespace, overlay string) string {
 	t.Helper()
 	dir := test_structure.FormatTestDataPath(dataDir, "manifests-overlay-"+namespace)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	base, err := filepath.Rel(dir, filepath.Join(root, "manifests", "overlays", "warm-pool"))
+	base, err := filepath.Rel(dir, filepath.Join(root, "manifests", "overlays", overlay))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +249,12 @@ func writeManifestsOverlay(t *testing.T, root, dataDir, namespace string) string
         options: {delimiter: "-", index: 3}
       - select: {kind: ValidatingAdmissionPolicyBinding}
         fieldPaths: [spec.policyName]
+        options: {delimiter: "-", index: 3}
+      - select: {kind: PriorityClass}
+        fieldPaths: [metadata.name]
+        options: {delimiter: "-", index: 3}
+      - select: {kind: Deployment, labelSelector: app.kubernetes.io/component=warm-pool}
+        fieldPaths: [spec.template.spec.priorityClassName]
         options: {delimiter: "-", index: 3}
 `
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {

@@ -94,7 +94,7 @@ func testAdmissionPolicy(t *testing.T, objs objects, namespace string) {
 func TestWarmPoolCarriesWhatThePolicyRequires(t *testing.T) {
 	t.Parallel()
 	ns := kustomize(t, "manifests/base", "").ofKind(t, "Namespace")
-	template := runnersWarmPool(t, runner.Options{Namespace: "gkexec"}, 2)["spec"].(map[string]any)["template"].(map[string]any)
+	template := runnersWarmPool(t, runner.Options{Namespace: "gkexec"}, 2, "")["spec"].(map[string]any)["template"].(map[string]any)
 	labels := template["metadata"].(map[string]any)["labels"].(map[string]any)
 	if labels[runner.LabelManagedBy] != runner.ManagedByValue || labels[runner.LabelComponent] != runner.ComponentSandbox {
 		t.Errorf("warm pool Pods are labelled %v, want %s=%s and %s=%s", labels, runner.LabelManagedBy, runner.ManagedByValue, runner.LabelComponent, runner.ComponentSandbox)

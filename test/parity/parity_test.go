@@ -29,6 +29,7 @@ type installation struct {
 	gatewayNamespace string
 	// egressGateway is the egress gateway's namespace when it installs one.
 	egressGateway string
+	autoscaled     bool // whether the pool is sized by demand at warmpool.AutoscalePolicy
 }
 
 // serviceAccountNamespace is where the installation puts the agent's ServiceAccount.
@@ -40,7 +41,7 @@ func (inst installation) serviceAccountNamespace() string {
 }
 
 // clusterScoped are the kinds the installations declare that live in no namespace.
-var clusterScoped = map[string]bool{"Namespace": true, "RuntimeClass": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
+var clusterScoped = map[string]bool{"Namespace": true, "RuntimeClass": true, "PriorityClass": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
 
 func (inst installation) fromKustomize(t *testing.T) objects {
 	return kustomize(t, inst.manifests, inst.retarget)
@@ -89,6 +90,14 @@ var installations = []installation{
 		module:        map[string]any{"egress_gateway": map[string]any{}},
 		namespace:     "gkexec",
 		egressGateway: "gkexec-egress",
+	},
+	{
+		name:       "warm pool sized by demand: manifests/overlays/warm-pool-autoscale = module with warm_pool = { autoscale = {} }",
+		manifests:  "manifests/overlays/warm-pool-autoscale",
+		module:     map[string]any{"warm_pool": map[string]any{"autoscale": map[string]any{}}},
+		namespace:  "gkexec",
+		warmPool:   true,
+		autoscaled: true,
 	},
 	{
 		name:      "retargeted warm pool: overlay of overlays/warm-pool with namespace: = module with namespace and warm_pool = {}",
@@ -172,6 +181,10 @@ func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 			want, wantName := normalizeRules(runner.RequiredRules()), "runner.RequiredRules()"
 			if inst.warmPool {
 				want, wantName = normalizeRules(append(runner.RequiredRules(), runner.WarmPoolRules()...)), "runner.RequiredRules() + runner.WarmPoolRules()"
+			}
+			if inst.autoscaled {
+				want = normalizeRules(append(append(runner.RequiredRules(), runner.WarmPoolRules()...), runner.PoolAutoscaleRules()...))
+				wantName = "runner.RequiredRules() + runner.WarmPoolRules() + runner.PoolAutoscaleRules()"
 			}
 			for source, objs := range map[string]objects{"kustomize": inst.fromKustomize(t), "module": renderModule(t, inst.module)} {
 				var role rbacv1.Role

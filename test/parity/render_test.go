@@ -188,8 +188,9 @@ func run(ctx context.Context, dir string, env []string, stdin string, name strin
 
 // retargetKustomization is the overlay manifests/README.md gives for installing the base
 // (resource, a path) into another namespace: `namespace:` moves every namespaced object, and the
-// replacements rename the cluster-scoped admission policy and its binding after the namespace, as
-// the module names them, so that two installations never share one.
+// replacements rename the cluster-scoped admission policy and its binding, and the warm pool's
+// PriorityClass (where its Pods name it), after the namespace, as the module names them, so that two
+// installations never share one.
 func retargetKustomization(namespace, resource string) string {
 	return fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -204,6 +205,12 @@ replacements:
         options: {delimiter: "-", index: 3}
       - select: {kind: ValidatingAdmissionPolicyBinding}
         fieldPaths: [spec.policyName]
+        options: {delimiter: "-", index: 3}
+      - select: {kind: PriorityClass}
+        fieldPaths: [metadata.name]
+        options: {delimiter: "-", index: 3}
+      - select: {kind: Deployment, labelSelector: app.kubernetes.io/component=warm-pool}
+        fieldPaths: [spec.template.spec.priorityClassName]
         options: {delimiter: "-", index: 3}
 `, namespace, resource)
 }

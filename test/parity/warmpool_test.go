@@ -14,16 +14,18 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/gkexec/gkexec/bench"
 	"github.com/gkexec/gkexec/hack/gen-manifests/warmpool"
 	"github.com/gkexec/gkexec/internal/egress"
 	"github.com/gkexec/gkexec/runner"
+	"github.com/gkexec/gkexec/runner/autoscale"
 )
 
-// runnersWarmPool is the Deployment runner.WarmPoolDeployment builds, in the generic form a
-// manifest declares it in.
-func runnersWarmPool(t *testing.T, opts runner.Options, replicas int32) object {
+// runnersWarmPool is the Deployment runner.WarmPoolDeployment builds, its Pods at priorityClass
+// ("" for none), in the generic form a manifest declares it in.
+func runnersWarmPool(t *testing.T, opts runner.Options, replicas int32, priorityClass string) object {
 	t.Helper()
-	d, err := runner.WarmPoolDeployment(opts, replicas)
+	d, err := warmpool.Deployment(opts, replicas, priorityClass)
 	if err != nil {
 		t.Fatalf("runner.WarmPoolDeployment: %v", err)
 	}
@@ -34,9 +36,25 @@ func runnersWarmPool(t *testing.T, opts runner.Options, replicas int32) object {
 	return obj
 }
 
+// autoscaledWarmPool is the Deployment autoscale.Deployment makes of runner.WarmPoolDeployment
+// for policy, its Pods at priorityClass, in generic form.
+func autoscaledWarmPool(t *testing.T, opts runner.Options, policy autoscale.Policy, priorityClass string) object {
+	t.Helper()
+	d, err := warmpool.Deployment(opts, 0, priorityClass)
+	if err != nil {
+		t.Fatalf("runner.WarmPoolDeployment: %v", err)
+	}
+	obj, err := warmpool.Object(autoscale.Deployment(d, policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj
+}
+
 // TestWarmPoolIsTheRunners: the Deployment that manifests/ and the module install is, field for
 // field, what runner.WarmPoolDeployment builds for the runner's default options in the
-// installation's namespace, and only installations with the pool have one.
+// installation's namespace, its Pods at the pool's PriorityClass, and only installations with the
+// pool have one.
 func TestWarmPoolIsTheRunners(t *testing.T) {
 	t.Parallel()
 	for _, inst := range installations {
@@ -55,13 +73,16 @@ func TestWarmPoolIsTheRunners(t *testing.T) {
 					}
 					continue
 				}
-				want := runnersWarmPool(t, runner.Options{Namespace: inst.namespace}, warmpool.Replicas)
+				want := runnersWarmPool(t, runner.Options{Namespace: inst.namespace}, warmpool.Replicas, bench.PoolPriorityClassName(inst.namespace))
+				if inst.autoscaled {
+					want = autoscaledWarmPool(t, runner.Options{Namespace: inst.namespace}, warmpool.AutoscalePolicy, bench.PoolPriorityClassName(inst.namespace))
+				}
 				if len(deployments) != 1 {
 					t.Fatalf("%s: want exactly the warm pool's Deployment, found %d", source, len(deployments))
 				}
 				if diff := diffObjects(deployments[0], want); len(diff) > 0 {
-					t.Errorf("%s: the warm pool differs from runner.WarmPoolDeployment(runner.Options{Namespace: %q}, %d):\n  %s",
-						source, inst.namespace, warmpool.Replicas, strings.Join(diff, "\n  "))
+					t.Errorf("%s: the warm pool differs from runner.WarmPoolDeployment(runner.Options{Namespace: %q}, %d) at PriorityClass %s:\n  %s",
+						source, inst.namespace, warmpool.Replicas, bench.PoolPriorityClassName(inst.namespace), strings.Join(diff, "\n  "))
 				}
 			}
 		})
@@ -73,10 +94,11 @@ func TestWarmPoolIsTheRunners(t *testing.T) {
 func TestModuleWarmPoolFollowsItsSettings(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name     string
-		module   map[string]any
-		options  runner.Options
-		replicas int32
+		name          string
+		module        map[string]any
+		options       runner.Options
+		replicas      int32
+		priorityClass string
 	}{
 		{
 			name: "every setting changed, another namespace",
@@ -97,13 +119,28 @@ func TestModuleWarmPoolFollowsItsSettings(t *testing.T) {
 				CPURequest: "1", MemoryRequest: "1Gi", CPULimit: "1500m", MemoryLimit: "2Gi",
 				EphemeralStorageLimit: "2Gi", ScratchSizeLimit: "256Mi",
 			},
-			replicas: 5,
+			replicas:      5,
+			priorityClass: "gkexec-warm-pool-team-b",
 		},
 		{
-			name:     "an empty pool",
-			module:   map[string]any{"warm_pool": map[string]any{"replicas": 0}},
+			name:          "an empty pool",
+			module:        map[string]any{"warm_pool": map[string]any{"replicas": 0}},
+			options:       runner.Options{Namespace: "gkexec"},
+			replicas:      0,
+			priorityClass: "gkexec-warm-pool-gkexec",
+		},
+		{
+			name:          "an existing PriorityClass",
+			module:        map[string]any{"warm_pool": map[string]any{}, "warm_pool_priority_class": map[string]any{"name": "platform-low", "create": false}},
+			options:       runner.Options{Namespace: "gkexec"},
+			replicas:      2,
+			priorityClass: "platform-low",
+		},
+		{
+			name:     "no PriorityClass: exactly the runner's Deployment",
+			module:   map[string]any{"warm_pool": map[string]any{}, "warm_pool_priority_class": nil},
 			options:  runner.Options{Namespace: "gkexec"},
-			replicas: 0,
+			replicas: 2,
 		},
 	}
 	for _, c := range cases {
@@ -113,10 +150,53 @@ func TestModuleWarmPoolFollowsItsSettings(t *testing.T) {
 			if len(got) != 1 {
 				t.Fatalf("module declares %d Deployments, want the warm pool's", len(got))
 			}
-			if diff := diffObjects(got[0], runnersWarmPool(t, c.options, c.replicas)); len(diff) > 0 {
-				t.Errorf("the module's warm pool differs from runner.WarmPoolDeployment(%+v, %d):\n  %s", c.options, c.replicas, strings.Join(diff, "\n  "))
+			if diff := diffObjects(got[0], runnersWarmPool(t, c.options, c.replicas, c.priorityClass)); len(diff) > 0 {
+				t.Errorf("the module's warm pool differs from runner.WarmPoolDeployment(%+v, %d) at PriorityClass %q:\n  %s", c.options, c.replicas, c.priorityClass, strings.Join(diff, "\n  "))
 			}
 		})
+	}
+}
+
+// TestPoolRunsBelowExecutions: with the pool, manifests/ and the module declare the PriorityClass
+// that gkexec bench gives the pool it makes (bench.PoolPriorityClass), so the benchmark measures
+// what is installed: named after the namespace, below executions' sandboxes (which carry no
+// priorityClassName: the default, 0), never preempting, not the cluster's default; and nothing of
+// it without the pool.
+func TestPoolRunsBelowExecutions(t *testing.T) {
+	t.Parallel()
+	for _, inst := range installations {
+		t.Run(inst.name, func(t *testing.T) {
+			t.Parallel()
+			for source, objs := range map[string]objects{"kustomize": inst.fromKustomize(t), "module": renderModule(t, inst.module)} {
+				classes := objs.all("PriorityClass")
+				if !inst.warmPool {
+					if len(classes) != 0 {
+						t.Errorf("%s: no warm pool asked for, but it declares %d PriorityClasses", source, len(classes))
+					}
+					continue
+				}
+				want, err := warmpool.Object(bench.PoolPriorityClass(inst.namespace))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(classes) != 1 {
+					t.Fatalf("%s: want the pool's PriorityClass, found %d", source, len(classes))
+				}
+				if diff := diffObjects(classes[0], want); len(diff) > 0 {
+					t.Errorf("%s: the pool's PriorityClass differs from bench.PoolPriorityClass(%q):\n  %s", source, inst.namespace, strings.Join(diff, "\n  "))
+				}
+				if v, _ := classes[0]["value"].(float64); v >= 0 || classes[0]["globalDefault"] == true {
+					t.Errorf("%s: the pool's PriorityClass has value %v (global default %v): it must be below the default, 0, that executions' sandboxes get", source, classes[0]["value"], classes[0]["globalDefault"])
+				}
+			}
+		})
+	}
+	d, err := runner.WarmPoolDeployment(runner.Options{Namespace: "gkexec"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name := d.Spec.Template.Spec.PriorityClassName; name != "" {
+		t.Errorf("runner.WarmPoolDeployment gives its Pods PriorityClass %q: the installation chooses it (warmpool.Deployment), and a cold execution's sandbox must keep the default", name)
 	}
 }
 
@@ -157,7 +237,15 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 // pool's resources; the module's warm_pool validation demands the same.
 func TestWarmPoolLeavesRoomForExecutions(t *testing.T) {
 	t.Parallel()
-	objs := kustomize(t, "manifests/overlays/warm-pool", "")
+	for _, overlay := range []string{"manifests/overlays/warm-pool", "manifests/overlays/warm-pool-autoscale"} {
+		t.Run(overlay, func(t *testing.T) { testRoomForExecutions(t, overlay) })
+	}
+}
+
+// testRoomForExecutions checks overlay's quota against its pool at its largest: replicas, or the
+// autoscale maximum when it is sized by demand.
+func testRoomForExecutions(t *testing.T, overlay string) {
+	objs := kustomize(t, overlay, "")
 	hard := objs.ofKind(t, "ResourceQuota")["spec"].(map[string]any)["hard"].(map[string]any)
 	var pool struct {
 		Spec struct {
@@ -171,10 +259,15 @@ func TestWarmPoolLeavesRoomForExecutions(t *testing.T) {
 			}
 		}
 	}
-	convert(t, objs.ofKind(t, "Deployment"), &pool)
+	deployment := objs.ofKind(t, "Deployment")
+	convert(t, deployment, &pool)
+	largest := pool.Spec.Replicas
+	if policy, err := autoscale.PolicyOf(stringMap(deployment["metadata"].(map[string]any)["annotations"])); err == nil {
+		largest = int64(policy.Max)
+	}
 	res := pool.Spec.Template.Spec.Containers[0].Resources
 	const executions = 50
-	pods := executions + pool.Spec.Replicas + int64(math.Ceil(float64(pool.Spec.Replicas)/4))
+	pods := executions + largest + int64(math.Ceil(float64(largest)/4))
 	perPod := map[string]string{
 		"pods":                     "1",
 		"requests.cpu":             res.Requests["cpu"],
@@ -269,4 +362,13 @@ func firstDifference(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+func stringMap(v any) map[string]string {
+	out := map[string]string{}
+	m, _ := v.(map[string]any)
+	for k, x := range m {
+		out[k], _ = x.(string)
+	}
+	return out
 }

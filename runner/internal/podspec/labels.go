@@ -4,6 +4,7 @@ import (
 	"maps"
 	"strings"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -26,6 +27,18 @@ const (
 	PoolStateClaimed    = "claimed"
 	AnnotationClaimedAt = "gkexec.dev/claimed-at"
 	AnnotationClaimedBy = "gkexec.dev/claimed-by"
+	// AnnotationClaimedFor says what a pool Pod was claimed for: ClaimedForExecution (on
+	// request), ClaimedForSession, ClaimedForReady (held ready to replace a held sandbox an
+	// execution took) or ClaimedForRenewal (held ready at a runner's start, or replacing one held
+	// past its time). All but renewals are demand on the pool.
+	AnnotationClaimedFor = "gkexec.dev/claimed-for"
+	ClaimedForExecution  = "execution"
+	ClaimedForSession    = "session"
+	ClaimedForReady      = "ready"
+	ClaimedForRenewal    = "renewal"
+	// AnnotationPoolMiss is on a cold sandbox (its Job and Pod) that the warm pool could not
+	// serve: "<pool>/<reason>". Whatever sizes the pool counts them as demand, across runners.
+	AnnotationPoolMiss = "gkexec.dev/pool-miss"
 
 	LabelSession                 = "gkexec.dev/session"
 	AnnotationSessionExpiresAt   = "gkexec.dev/session-expires-at"
@@ -34,7 +47,7 @@ const (
 	// AnnotationSessionLanguage is the session's interpreter's language: any process that resumes
 	// the session learns it here.
 	AnnotationSessionLanguage = "gkexec.dev/session-language"
-	AnnotationSessionLease       = "gkexec.dev/session-lease"
+	AnnotationSessionLease    = "gkexec.dev/session-lease"
 
 	// AnnotationSafeToEvict tells the cluster autoscaler whether it may evict a Pod to scale its
 	// node down. A running execution must not be evicted: its Pod says "false" (a warm Pod from
@@ -81,4 +94,25 @@ func (s *Shape) labels(executionID string) map[string]string {
 	l[LabelComponent] = ComponentSandbox
 	l[LabelExecutionID] = executionID
 	return l
+}
+
+// MarkPoolMiss notes on a cold sandbox's Job and Pod that warm pool pool could not serve it, and
+// why (AnnotationPoolMiss).
+func MarkPoolMiss(job *batchv1.Job, pool, reason string) {
+	for _, meta := range []*map[string]string{&job.Annotations, &job.Spec.Template.Annotations} {
+		if *meta == nil {
+			*meta = map[string]string{}
+		}
+		(*meta)[AnnotationPoolMiss] = pool + "/" + reason
+	}
+}
+
+// PoolMissOf is the pool and reason of a Pod's AnnotationPoolMiss; ok false without one.
+func PoolMissOf(annotations map[string]string) (pool, reason string, ok bool) {
+	v, found := annotations[AnnotationPoolMiss]
+	if !found {
+		return "", "", false
+	}
+	pool, reason, ok = strings.Cut(v, "/")
+	return pool, reason, ok
 }

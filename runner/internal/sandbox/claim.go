@@ -1,9 +1,9 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"maps"
 	"math"
@@ -45,8 +45,10 @@ type WarmSource struct {
 	stopped  sync.WaitGroup
 	// filling counts the sandboxes being claimed and attached for holding; waiting, the
 	// executions waiting for one of them; change is closed and replaced when one is held or fails.
-	filling, waiting int
-	change           chan struct{}
+	// owed counts the held sandboxes executions took that are not replaced yet; refillWaiters the
+	// executions waiting for a starting pool Pod (refill.go).
+	filling, waiting, owed, refillWaiters int
+	change                                chan struct{}
 }
 
 const (
@@ -75,7 +77,7 @@ func NewWarm(e *Env) *WarmSource {
 // Acquire hands out a held sandbox, else claims one now; ErrNotServed when the pool has none.
 func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error) {
 	if len(x.EgressAllow) > 0 {
-		return nil, errNarrowed
+		return nil, ErrNarrowed
 	}
 	if sb := w.takeReady(ctx); sb != nil {
 		x.Marks.Claimed, x.Marks.Attached = sb.claimed, sb.attached
@@ -83,6 +85,17 @@ func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 		return sb, nil
 	}
 	a, err := w.ClaimAndAttach(ctx, Claim{}, &x.Marks)
+	if why := MissReason(err); why == MissEmpty || why == MissRaced {
+		// An empty pool whose Pods are starting: take the first ready rather than start one more
+		// sandbox beside them (refill.go), for at most what a cold start takes.
+		if leave, ok := w.joinRefillWait(); ok {
+			deadline := time.Now().Add(w.e.ColdStarts.Get())
+			for why := why; (why == MissEmpty || why == MissRaced) && w.awaitRefill(ctx, deadline); why = MissReason(err) {
+				a, err = w.ClaimAndAttach(ctx, Claim{}, &x.Marks)
+			}
+			leave()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -92,28 +105,30 @@ func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 
 // Claim is what a claim holds a Pod for beyond one execution: how long it may be held first
 // (Hold, part of its deadline), labels and annotations to set with the claim (a session's), and
-// the keepalive its holder promises (Keepalive: the sandbox leaves when the pings stop).
+// the keepalive its holder promises (Keepalive: the sandbox leaves when the pings stop). For is
+// what it is claimed for (podspec.ClaimedFor*; "" for an execution's claim on request).
 type Claim struct {
+	For         string
 	Hold        time.Duration
 	Labels      map[string]string
 	Annotations map[string]string
 	Keepalive   time.Duration
 }
 
-// errNarrowed: a sandbox that narrows the namespace's egress allow-list runs cold, its Pod
+// ErrNarrowed (a mismatch: a larger pool would not help): a sandbox that narrows the namespace's egress allow-list runs cold, its Pod
 // created with its narrowing. A pool Pod narrowed when claimed would, for as long as the egress
 // gateway had not yet seen the change, let its code reach all that the namespace allows.
-var errNarrowed = fmt.Errorf("%w: the sandbox narrows its egress (AllowDomains): it runs in a Pod created with its narrowing", ErrNotServed)
+var ErrNarrowed error = miss(MissMismatch, "the sandbox narrows its egress (AllowDomains): it runs in a Pod created with its narrowing")
 
 // ClaimAndAttach claims an idle Pod, attaches to it and checks the stream with a ping; it marks
-// when it claimed and attached in marks.
+// when it claimed and attached in marks. The attach stream is opened while the claim is on its
+// way (see claim), so that the two round trips overlap.
 func (w *WarmSource) ClaimAndAttach(ctx context.Context, spec Claim, marks *Marks) (*Attachment, error) {
-	pod, err := w.claim(ctx, spec)
+	pod, a, err := w.claim(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
 	marks.Claimed = time.Now()
-	a := w.e.Connect(pod)
 	if err := a.Ping(ctx, wire.PingRequest{KeepaliveSeconds: spec.Keepalive.Seconds()}); err != nil {
 		if a.Broken() && a.err != nil && a.err != io.EOF {
 			err = a.err // why the stream ended says more than the pipe it closed
@@ -122,7 +137,7 @@ func (w *WarmSource) ClaimAndAttach(ctx context.Context, spec Claim, marks *Mark
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: attach to pool pod %s/%s: %w", ErrNotServed, w.e.Namespace, pod.Name, err)
+		return nil, miss(MissAttach, "attach to pool pod %s/%s: %w", w.e.Namespace, pod.Name, err)
 	}
 	marks.Attached = time.Now()
 	return a, nil
@@ -130,8 +145,9 @@ func (w *WarmSource) ClaimAndAttach(ctx context.Context, spec Claim, marks *Mark
 
 // candidates are the idle pool Pods this runner may claim, in random order (many runners
 // claiming from one pool then rarely race for the same Pod). Pods past WarmPoolMaxIdleAge are
-// not candidates: they are returned separately to be recycled.
-func (w *WarmSource) candidates() (fresh, old []*corev1.Pod) {
+// not candidates: they are returned separately to be recycled. others counts the idle, ready Pods
+// of the pool that are not the options' sandbox.
+func (w *WarmSource) candidates() (fresh, old []*corev1.Pod, others int) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -143,7 +159,11 @@ func (w *WarmSource) candidates() (fresh, old []*corev1.Pod) {
 	for _, pod := range w.e.Hub.Pods() {
 		_, tried := w.tried[pod.UID]
 		if pod.Labels[podspec.LabelPool] != w.e.WarmPool || pod.Labels[podspec.LabelPoolState] != podspec.PoolStateIdle ||
-			pod.DeletionTimestamp != nil || tried || !diagnose.IdleAndReady(pod) || podspec.Fingerprint(pod.Spec) != w.want {
+			pod.DeletionTimestamp != nil || tried || !diagnose.IdleAndReady(pod) {
+			continue
+		}
+		if podspec.Fingerprint(pod.Spec) != w.want {
+			others++
 			continue
 		}
 		if now.Sub(pod.CreationTimestamp.Time) > w.e.WarmPoolMaxIdleAge {
@@ -153,18 +173,28 @@ func (w *WarmSource) candidates() (fresh, old []*corev1.Pod) {
 		fresh = append(fresh, pod)
 	}
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
-	return fresh, old
+	return fresh, old, others
 }
 
-// claim takes one idle Pod out of the pool, exactly once across every runner.
-func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error) {
+// claim takes one idle Pod out of the pool, exactly once across every runner, and returns it
+// with an attach stream to it.
+//
+// The stream is opened as the claim's patch is sent, not after: opening it (a new connection to
+// the API server, which dials the kubelet, whose runtime attaches to the container) and the patch
+// are two round trips of their own, and the attach does not need the claim. Nothing is written
+// to it before the claim succeeded. When another runner won the Pod, the stream is let go at once
+// (its reading end closed, so that nothing the winner's sandbox writes waits on it).
+func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, *Attachment, error) {
 	ns := w.e.Namespace
-	fresh, old := w.candidates()
+	fresh, old, others := w.candidates()
 	for _, pod := range old {
 		w.e.Background(func() { w.recycle(pod) })
 	}
-	if len(fresh) == 0 {
-		return nil, fmt.Errorf("%w: no idle, ready pod of warm pool %q matches the options in namespace %s", ErrNotServed, w.e.WarmPool, ns)
+	switch {
+	case len(fresh) == 0 && others > 0:
+		return nil, nil, miss(MissMismatch, "none of the %d idle, ready pods of warm pool %q in namespace %s is the options' sandbox (image, resources, runtime, placement)", others, w.e.WarmPool, ns)
+	case len(fresh) == 0:
+		return nil, nil, miss(MissEmpty, "no idle, ready pod in warm pool %q in namespace %s", w.e.WarmPool, ns)
 	}
 	tries := 0
 	for _, pod := range fresh {
@@ -184,6 +214,7 @@ func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error)
 			podspec.AnnotationClaimedAt:   time.Now().UTC().Format(time.RFC3339),
 			podspec.AnnotationClaimedBy:   w.e.Holder,
 			podspec.AnnotationSafeToEvict: "false",
+			podspec.AnnotationClaimedFor:  cmp.Or(spec.For, podspec.ClaimedForExecution),
 		}
 		maps.Copy(labels, spec.Labels)
 		maps.Copy(annotations, spec.Annotations)
@@ -195,25 +226,30 @@ func (w *WarmSource) claim(ctx context.Context, spec Claim) (*corev1.Pod, error)
 			},
 			"spec": map[string]any{"activeDeadlineSeconds": deadline},
 		})
+		a := w.e.Connect(pod)
 		claimed, err := w.e.Client.CoreV1().Pods(ns).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 		w.unreserve(pod.UID, err == nil)
+		if err != nil {
+			a.abandon()
+		}
 		switch {
 		case err == nil:
-			return claimed, nil
+			a.Pod = claimed
+			return claimed, a, nil
 		case apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err):
 			// Another runner won it (or it changed, or went): try the next one.
 			w.mu.Lock()
 			w.tried[pod.UID] = time.Now()
 			w.mu.Unlock()
 		case ctx.Err() != nil:
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		default:
 			err = diagnose.APIError(err, "patch", "pods", ns, pod.Name)
 			w.e.Log.Warn("cannot claim from the warm pool; running cold", "pool", w.e.WarmPool, "error", err)
-			return nil, fmt.Errorf("%w: %w", ErrNotServed, err)
+			return nil, nil, miss(MissError, "%w", err)
 		}
 	}
-	return nil, fmt.Errorf("%w: other runners claimed the idle pods of warm pool %q first", ErrNotServed, w.e.WarmPool)
+	return nil, nil, miss(MissRaced, "other executions claimed the idle pods of warm pool %q first", w.e.WarmPool)
 }
 
 // reserve marks a Pod as being claimed by this runner, so that its concurrent executions try

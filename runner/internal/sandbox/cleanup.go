@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // Deletion is one object to delete: its "kind/name" and the call that deletes it.
@@ -64,11 +65,21 @@ func deleteUntilGone(ctx context.Context, del func(ctx context.Context) error) e
 	}
 }
 
-// PodDeletion deletes exactly pod, not a later Pod of the same name.
+// PodDeletion deletes exactly pod, not a later Pod of the same name, at once: with a grace period
+// of 0 the API server removes the object without waiting for the kubelet. Every Pod the runner
+// deletes this way has served (or can never serve: held past its time, its attach broken, a
+// session's) and nothing is to be read from it any more. A graceful delete would keep the Pod,
+// and its requests, on the scheduler's books through the kubelet's kill and gVisor's teardown
+// (seconds on a loaded node), while an execution's own sandbox waits for that room; the
+// kubelet still kills the container as it would (the Pod's own grace period of 1 s), it just no
+// longer holds anyone up. The kubelet does not count a force-deleted Pod when it admits the next
+// one either (kubernetes#104824): for the moment of the teardown the node's CPU, which is
+// compressible, is shared beyond the requests.
 func (e *Env) PodDeletion(pod *corev1.Pod) Deletion {
 	ns, name, uid := e.Namespace, pod.Name, pod.UID
 	return Deletion{"pod/" + name, func(ctx context.Context) error {
-		err := e.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		err := e.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &uid}, GracePeriodSeconds: ptr.To[int64](0)})
 		if apierrors.IsConflict(err) {
 			return nil // a different Pod by that name: ours is gone
 		}

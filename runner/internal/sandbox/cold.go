@@ -87,11 +87,17 @@ func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 	x.Kind = Cold
 	cm, job := podspec.ConfigMap(&e.Shape, x.Request), podspec.Job(&e.Shape, x.Request)
 	podspec.NarrowEgress(&job.Spec.Template, x.EgressAllow)
+	if x.PoolMiss != "" {
+		podspec.MarkPoolMiss(job, e.WarmPool, x.PoolMiss)
+	}
 	err = sb.create(ctx, cm, job)
 	if err == nil {
 		x.Marks.Created = time.Now()
 		x.Log.Debug("created", "job", job.Name)
 		err = sb.awaitStart(ctx, x)
+	}
+	if err == nil && e.ColdStarts != nil {
+		e.ColdStarts.Observe(x.Marks.Started.Sub(x.Marks.Admitted))
 	}
 	if err != nil {
 		if !e.KeepObjects {

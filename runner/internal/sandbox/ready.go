@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // keepReady holds Config.WarmPoolReady sandboxes claimed and attached, refilling as they are
@@ -34,25 +35,36 @@ const heldKeepalive = 15 * time.Second
 func (w *WarmSource) fill() {
 	for failures := 0; failures < claimAttempts; {
 		w.mu.Lock()
-		n := len(w.ready)
+		n, waiters := len(w.ready), w.refillWaiters
 		w.mu.Unlock()
-		if n >= w.e.WarmPoolReady {
+		// Executions waiting for a refill get it first; the holding resumes after them.
+		if n >= w.e.WarmPoolReady || waiters > 0 {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), AttachTimeout)
 		var marks Marks
 		w.mu.Lock()
 		w.filling++
+		// A sandbox that replaces one an execution took is demand on the pool; one held at the
+		// start, or replacing one held past its time, is not.
+		claimFor := podspec.ClaimedForRenewal
+		if w.owed > 0 {
+			w.owed--
+			claimFor = podspec.ClaimedForReady
+		}
 		w.mu.Unlock()
-		a, err := w.ClaimAndAttach(ctx, Claim{Hold: w.e.WarmPoolHold, Keepalive: heldKeepalive}, &marks)
+		a, err := w.ClaimAndAttach(ctx, Claim{For: claimFor, Hold: w.e.WarmPoolHold, Keepalive: heldKeepalive}, &marks)
 		cancel()
 		w.mu.Lock()
 		w.filling--
+		if err != nil && claimFor == podspec.ClaimedForReady {
+			w.owed++
+		}
 		w.mu.Unlock()
 		if err != nil {
 			w.readied()
 			failures++
-			if fresh, _ := w.candidates(); len(fresh) == 0 {
+			if fresh, _, _ := w.candidates(); len(fresh) == 0 {
 				return
 			}
 			continue
@@ -99,6 +111,7 @@ func (w *WarmSource) takeReady(ctx context.Context) *warmSandbox {
 			sb := w.ready[0]
 			w.ready = w.ready[1:]
 			if !sb.Broken() {
+				w.owed = min(w.owed+1, w.e.WarmPoolReady)
 				return sb
 			}
 			w.e.Background(func() { sb.Release(w.e.Log) })

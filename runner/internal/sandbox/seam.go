@@ -1,6 +1,7 @@
 // Package sandbox is where a sandbox comes from: the seam between "obtain a sandbox" and "talk to
 // it" (Source and Sandbox), the cold source (a ConfigMap and a Job per execution, behind the FIFO
-// admission queue), the warm source (a claimed Pod of the warm pool, some held ready ahead), the
+// admission queue), the warm source (a claimed Pod of the warm pool, some held ready ahead, or the
+// first of its refills when it is empty), the
 // attach stream that reaches a waiting entrypoint and the line pump over it (Conn), and the
 // deletion of what a source made.
 //
@@ -11,6 +12,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -41,6 +43,43 @@ type Source interface {
 
 // ErrNotServed: the source cannot serve this request; try the next one.
 var ErrNotServed = errors.New("not served by this source")
+
+// Why the warm pool did not serve a request (Miss.Reason): the values of the cold sandbox's
+// podspec.AnnotationPoolMiss and of the runner's metrics. Empty and Raced say the pool was too
+// small for the demand; the others, that a larger pool would not have helped.
+const (
+	MissEmpty    = "empty"    // no idle, ready Pod in the pool
+	MissMismatch = "mismatch" // idle Pods, none of the options' sandbox (image, resources, ...)
+	MissRaced    = "raced"    // other executions or runners claimed the idle Pods first
+	MissAttach   = "attach"   // claimed, but the attach stream or its ping failed
+	MissError    = "error"    // the API server refused or failed the claim
+)
+
+// MissReasons are the reasons in a stable order, for metrics exported at zero.
+var MissReasons = []string{MissEmpty, MissMismatch, MissRaced, MissAttach, MissError}
+
+// Miss is a warm pool's ErrNotServed with its reason.
+type Miss struct {
+	Reason string
+	err    error
+}
+
+func (m *Miss) Error() string { return m.err.Error() }
+func (m *Miss) Unwrap() error { return m.err }
+
+// miss wraps ErrNotServed, saying why.
+func miss(reason, format string, args ...any) error {
+	return &Miss{Reason: reason, err: fmt.Errorf("%w: "+format, append([]any{ErrNotServed}, args...)...)}
+}
+
+// MissReason is why err says the warm pool did not serve; "" when it says nothing of the kind.
+func MissReason(err error) string {
+	var m *Miss
+	if errors.As(err, &m) {
+		return m.Reason
+	}
+	return ""
+}
 
 // Sandbox is one running sandbox Pod, good for one request.
 type Sandbox interface {
@@ -80,6 +119,9 @@ type Execution struct {
 	Kind, Pod, Node string
 	// LeftBehind: what the source could not delete when acquiring failed.
 	LeftBehind []string
+	// PoolMiss is why the warm pool did not serve the execution, when it was asked first; the
+	// cold source notes it on the sandbox (podspec.AnnotationPoolMiss).
+	PoolMiss string
 	// leave gives back the cold admission slot, if the execution holds one.
 	leave func()
 }
@@ -129,6 +171,8 @@ type Env struct {
 	// Attach connects to a Pod's sandbox container (pods/attach); nil when the runner has no REST
 	// config to attach with.
 	Attach AttachFunc
+	// ColdStarts estimates how long a cold sandbox takes to start, measured by the cold source.
+	ColdStarts *StartEstimate
 	Config
 }
 

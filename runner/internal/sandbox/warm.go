@@ -128,6 +128,16 @@ func (a *Attachment) Detach() {
 	a.e.Hub.Untrack(track.PodKey(a.Pod.Name), a.t)
 }
 
+// abandon lets go of a stream to a Pod this runner did not get: the stream is cut and its
+// reading end closed at once (nothing the Pod writes for its new holder waits on it), and it is
+// untracked once it ended, in the background.
+func (a *Attachment) abandon() {
+	_ = a.stdin.Close()
+	a.cancel()
+	a.letGo()
+	a.e.Background(a.Detach)
+}
+
 // Delete deletes the Pod, then waits for the attach stream to end with its container: a stream
 // cut from our side would be logged by client-go as an error. It returns what it could not
 // delete; only the first call deletes.

@@ -71,7 +71,11 @@ locals {
         name                = var.agent_service_account.name
         gcp_service_account = var.agent_service_account.gcp_service_account
       })
-      role = templatefile("${path.module}/templates/role.yaml.tftpl", { namespace = var.namespace, warm_pool = var.warm_pool != null })
+      role = templatefile("${path.module}/templates/role.yaml.tftpl", {
+        namespace = var.namespace
+        warm_pool = var.warm_pool != null
+        autoscale = try(var.warm_pool.autoscale != null, false)
+      })
       rolebinding = templatefile("${path.module}/templates/rolebinding.yaml.tftpl", {
         namespace                 = var.namespace
         service_account           = var.agent_service_account.name
@@ -92,15 +96,28 @@ locals {
       networkpolicy-egress-gateway     = templatefile("${path.module}/templates/networkpolicy-egress-gateway.yaml.tftpl", { namespace = local.gateway_namespace, egress = local.gateway_cluster_egress })
       fqdnnetworkpolicy-egress-gateway = templatefile("${path.module}/templates/fqdnnetworkpolicy-egress-gateway.yaml.tftpl", { namespace = local.gateway_namespace, egress = local.gateway_fqdn_egress })
     } : {},
+    local.priorityclass_manifest,
   )
 
+  # The PriorityClass of the pool's Pods, null for none; the module makes it unless told to use an
+  # existing one.
+  warm_pool_priority_class = var.warm_pool == null || var.warm_pool_priority_class == null ? null : coalesce(var.warm_pool_priority_class.name, "gkexec-warm-pool-${var.namespace}")
+  priorityclass_manifest = local.warm_pool_priority_class == null || !try(var.warm_pool_priority_class.create, false) ? {} : {
+    priorityclass = templatefile("${path.module}/templates/priorityclass.yaml.tftpl", {
+      name        = local.warm_pool_priority_class
+      value       = var.warm_pool_priority_class.value
+      description = "Idle gkexec warm pool Pods: below the sandboxes of executions, which the scheduler places by evicting them; never evicts anything itself."
+    })
+  }
+
   # The warm pool's Deployment: what runner.WarmPoolDeployment builds for these settings, with the
-  # runner's entrypoint inline. sandbox/entrypoint.py is a copy of internal/wire/entrypoint.py (a
+  # runner's entrypoint inline and the pool's PriorityClass. sandbox/entrypoint.py is a copy of internal/wire/entrypoint.py (a
   # module cannot read outside its folder); test/parity fails when the two differ.
   warm_pool_manifest = var.warm_pool == null ? null : templatefile("${path.module}/templates/warm-pool-deployment.yaml.tftpl", {
-    namespace  = var.namespace
-    pool       = var.warm_pool
-    entrypoint = file("${path.module}/sandbox/entrypoint.py")
+    namespace      = var.namespace
+    pool           = var.warm_pool
+    priority_class = local.warm_pool_priority_class
+    entrypoint     = file("${path.module}/sandbox/entrypoint.py")
   })
 }
 
@@ -125,7 +142,9 @@ resource "kubectl_manifest" "object" {
 
 # Separate from the other objects because it is the one that waits on nodes: apply does not wait
 # for the pool to fill (a missing gVisor node or a slow image pull would hold it for minutes), and
-# until it does, executions simply run cold.
+# until it does, executions simply run cold. After the other objects: its Pods need the
+# PriorityClass (admission refuses a Pod naming a class that does not exist) and are admitted by the
+# policy; destroy deletes it first.
 resource "kubectl_manifest" "warm_pool" {
   count = var.warm_pool == null ? 0 : 1
 
@@ -134,5 +153,5 @@ resource "kubectl_manifest" "warm_pool" {
   force_conflicts   = true
   wait_for_rollout  = false
 
-  depends_on = [kubectl_manifest.namespace]
+  depends_on = [kubectl_manifest.namespace, kubectl_manifest.object]
 }

@@ -29,7 +29,7 @@ output "warm_pool" {
 }
 
 output "manifests" {
-  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange, poddisruptionbudget, validatingadmissionpolicy, validatingadmissionpolicybinding and, when enabled, networkpolicy-egress, runtimeclass, warm-pool, the egress-gateway-* objects, and networkpolicy-egress-gateway and fqdnnetworkpolicy-egress-gateway in the gateway's namespace). For review; test/parity compares it with manifests/ and with the runner's Go builders."
+  description = "The YAML this module applies, keyed by object (namespace, serviceaccount, role, rolebinding, networkpolicy-default-deny, resourcequota, limitrange, poddisruptionbudget, validatingadmissionpolicy, validatingadmissionpolicybinding and, when enabled, networkpolicy-egress, runtimeclass, warm-pool, the egress-gateway-* objects, and networkpolicy-egress-gateway and fqdnnetworkpolicy-egress-gateway in the gateway's namespace, and priorityclass). For review; test/parity compares it with manifests/ and with the runner's Go builders."
   value = merge({ namespace = local.namespace_manifest }, local.manifests, var.warm_pool == null ? {} : { warm-pool = local.warm_pool_manifest },
   var.egress_gateway == null ? {} : { egress-gateway-namespace = local.egress_gateway_namespace_manifest }, local.egress_gateway_manifests)
 }

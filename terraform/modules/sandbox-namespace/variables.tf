@@ -292,6 +292,16 @@ variable "warm_pool" {
     quota must still fit quota.jobs executions beside replicas + 25% (the rollout surge) pool Pods,
     at the pool's resources. Sessions (runner.OpenSession, gkexec session, serve's /v1/sessions)
     need the same rules, warm or cold: set warm_pool with replicas = 0 to grant them without idle Pods.
+
+    autoscale (null, the default, for a fixed size) sizes the pool by demand instead of replicas
+    (runner/autoscale): between min (0 allowed) and max idle Pods, the most claims and cold
+    fallbacks seen within one refill time plus spare, down once the demand stayed lower for
+    cooldown (a Go duration). The policy goes on the Deployment's annotations and replicas off it
+    (the autoscaler owns them; Terraform would take them back at every apply), and the Role gains
+    runner.PoolAutoscaleRules() (deployments get, deployments/scale get/update, leases
+    get/create/update). gkexec serve sizes the pool (one process at a time, elected through a
+    Lease), or gkexec pool autoscale run on its own. The quota must then fit max where it fits
+    replicas otherwise.
   EOT
   type = object({
     name                    = optional(string, "default")
@@ -303,6 +313,12 @@ variable "warm_pool" {
     memory_limit            = optional(string, "512Mi")
     ephemeral_storage_limit = optional(string, "1Gi")
     scratch_size            = optional(string, "128Mi")
+    autoscale = optional(object({
+      min      = optional(number, 1)
+      max      = optional(number, 4)
+      spare    = optional(number, 1)
+      cooldown = optional(string, "5m0s")
+    }))
   })
   default = null
 
@@ -315,31 +331,43 @@ variable "warm_pool" {
     error_message = "warm_pool.replicas must be a whole number of at least 0 (0 keeps the Deployment and the RBAC but no idle Pods)."
   }
   validation {
+    condition = try(var.warm_pool.autoscale == null, true) || try(
+      var.warm_pool.autoscale.min >= 0 && floor(var.warm_pool.autoscale.min) == var.warm_pool.autoscale.min &&
+      var.warm_pool.autoscale.max >= max(1, var.warm_pool.autoscale.min) && floor(var.warm_pool.autoscale.max) == var.warm_pool.autoscale.max &&
+    var.warm_pool.autoscale.spare >= 0 && floor(var.warm_pool.autoscale.spare) == var.warm_pool.autoscale.spare, false)
+    error_message = "warm_pool.autoscale: min, max and spare must be whole numbers, min and spare at least 0, max at least 1 and at least min."
+  }
+  validation {
+    condition     = try(var.warm_pool.autoscale == null, true) || can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$", var.warm_pool.autoscale.cooldown))
+    error_message = "warm_pool.autoscale.cooldown must be a Go duration such as 5m0s, 90s or 1h."
+  }
+  validation {
     condition     = var.warm_pool == null || can(regex("^[^[:space:]]+$", var.warm_pool.image))
     error_message = "warm_pool.image must be a container image reference such as python:3.11-slim, without spaces; it must have python3 on its PATH."
   }
   validation {
-    condition     = var.warm_pool == null || try(alltrue([for k, q in var.warm_pool : can(regex(local.quantity_pattern, q)) && tonumber(regex(local.quantity_pattern, q)[0]) > 0 if !contains(["name", "replicas", "image"], k)]), false)
+    condition     = var.warm_pool == null || try(alltrue([for k, q in var.warm_pool : can(regex(local.quantity_pattern, q)) && tonumber(regex(local.quantity_pattern, q)[0]) > 0 if !contains(["name", "replicas", "image", "autoscale"], k)]), false)
     error_message = "warm_pool: cpu_request, memory_request, cpu_limit, memory_limit, ephemeral_storage_limit and scratch_size must be positive Kubernetes quantities such as \"500m\", \"1\" or \"256Mi\"."
   }
   validation {
     # v binds the pool's quantities as numbers.
-    condition = var.warm_pool == null || try(alltrue([for v in [{ for k, q in var.warm_pool : k => tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]] if !contains(["name", "replicas", "image"], k) }] :
+    condition = var.warm_pool == null || try(alltrue([for v in [{ for k, q in var.warm_pool : k => tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]] if !contains(["name", "replicas", "image", "autoscale"], k) }] :
       v.cpu_request <= v.cpu_limit && v.memory_request <= v.memory_limit
     ]), true)
     error_message = "warm_pool: cpu_request must not exceed cpu_limit, nor memory_request memory_limit: a request cannot be above its limit."
   }
   validation {
     # pods = replicas plus the rollout's 25% surge, rounded up as the Deployment controller does.
-    condition     = var.warm_pool == null || try(var.quota.pods >= var.quota.jobs + var.warm_pool.replicas + ceil(var.warm_pool.replicas / 4), true)
-    error_message = "warm_pool: quota.pods must be at least quota.jobs + replicas + ceil(replicas / 4) (${try(var.quota.jobs + var.warm_pool.replicas + ceil(var.warm_pool.replicas / 4), "?")}): idle pool Pods, and the 25% more a rollout surges, count against the quota next to every execution's Pod. Raise quota.pods or lower replicas."
+    # The pool at its largest: replicas, or autoscale.max when it is sized by demand.
+    condition     = var.warm_pool == null || try(var.quota.pods >= var.quota.jobs + coalesce(try(var.warm_pool.autoscale.max, null), var.warm_pool.replicas) + ceil(coalesce(try(var.warm_pool.autoscale.max, null), var.warm_pool.replicas) / 4), true)
+    error_message = "warm_pool: quota.pods must be at least quota.jobs + replicas + ceil(replicas / 4) (${try(var.quota.jobs + coalesce(try(var.warm_pool.autoscale.max, null), var.warm_pool.replicas) + ceil(coalesce(try(var.warm_pool.autoscale.max, null), var.warm_pool.replicas) / 4), "?")}), with autoscale.max for replicas when the pool is sized by demand: idle pool Pods, and the 25% more a rollout surges, count against the quota next to every execution's Pod. Raise quota.pods or lower replicas (or autoscale.max)."
   }
   validation {
     # For each quota resource, v = [quota, the pool's value per Pod] as numbers; the quota must hold
     # quota.jobs executions and the surged pool, all at the pool's resources.
     condition = var.warm_pool == null || try(alltrue([for r, p in { requests_cpu = "cpu_request", requests_memory = "memory_request", limits_cpu = "cpu_limit", limits_memory = "memory_limit", limits_ephemeral_storage = "ephemeral_storage_limit" } :
       alltrue([for v in [[for q in [var.quota[r], var.warm_pool[p]] : tonumber(regex(local.quantity_pattern, q)[0]) * local.quantity_multiplier[regex(local.quantity_pattern, q)[1]]]] :
-      v[0] >= v[1] * (var.quota.jobs + var.warm_pool.replicas + ceil(var.warm_pool.replicas / 4))])
+      v[0] >= v[1] * (var.quota.jobs + coalesce(try(var.warm_pool.autoscale.max, null), var.warm_pool.replicas) + ceil(coalesce(try(var.warm_pool.autoscale.max, null), var.warm_pool.replicas) / 4))])
     ]), true)
     error_message = "warm_pool: the quota's requests_cpu, requests_memory, limits_cpu, limits_memory and limits_ephemeral_storage must each hold quota.jobs executions plus replicas + ceil(replicas / 4) pool Pods, all at the pool's resources; otherwise the idle pool eats the room executions need. Raise the quota or shrink the pool."
   }
@@ -414,5 +442,39 @@ variable "egress_gateway" {
   validation {
     condition     = var.egress_gateway == null || try(alltrue([for c in var.egress_gateway.denied_prefixes : can(cidrhost(c, 0))]), false)
     error_message = "egress_gateway.denied_prefixes: every entry must be a CIDR block such as 34.118.224.0/20."
+  }
+}
+
+variable "warm_pool_priority_class" {
+  description = <<-EOT
+    The PriorityClass of the warm pool's Pods (used only with warm_pool). Idle pool Pods run below an
+    execution's own sandbox (a cold fallback, a session's Job), which keeps the cluster's default
+    priority (0, unless a globalDefault PriorityClass says otherwise): when the nodes are full, the
+    scheduler evicts an idle pool Pod to place the execution's sandbox rather than leave the execution
+    Pending, and the pool's Deployment replaces the evicted Pod once there is room again. name defaults
+    to gkexec-warm-pool-<namespace>: a PriorityClass is cluster-wide, so two installations never share
+    (or delete) one. With create (the default) the module creates it with value (default -1) and
+    preemptionPolicy Never: a pool Pod takes free room only, it never evicts anything. create = false
+    gives the pool an existing class of that name instead. null: no PriorityClass, pool Pods at the
+    default priority, like executions.
+  EOT
+  type = object({
+    name   = optional(string)
+    value  = optional(number, -1)
+    create = optional(bool, true)
+  })
+  default = {}
+
+  validation {
+    condition     = try(var.warm_pool_priority_class.name == null, true) || try(can(regex("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", var.warm_pool_priority_class.name)) && !startswith(var.warm_pool_priority_class.name, "system-"), false)
+    error_message = "warm_pool_priority_class.name must be a PriorityClass name: at most 253 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, and not starting with \"system-\" (reserved by Kubernetes); or null for gkexec-warm-pool-<namespace>."
+  }
+  validation {
+    condition     = var.warm_pool_priority_class == null || try(var.warm_pool_priority_class.value >= -10 && var.warm_pool_priority_class.value <= -1 && floor(var.warm_pool_priority_class.value) == var.warm_pool_priority_class.value, false)
+    error_message = "warm_pool_priority_class.value must be a whole number from -10 to -1: below 0, the priority executions' sandboxes get, so that they can evict idle pool Pods; not below -10, under which GKE's cluster autoscaler counts Pods as expendable, adds no node for them and may remove the nodes they run on."
+  }
+  validation {
+    condition     = var.warm_pool_priority_class == null || try(var.warm_pool_priority_class.create || var.warm_pool_priority_class.name != null, false)
+    error_message = "warm_pool_priority_class: with create = false the pool uses an existing PriorityClass: give its name (warm_pool_priority_class.name), or leave create at true to have the module make gkexec-warm-pool-<namespace>."
   }
 }

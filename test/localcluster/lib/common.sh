@@ -126,6 +126,9 @@ wait_daemon() {
 
 # start_daemon NAME COMMAND...: starts COMMAND detached (own session, so a Ctrl-C of `make` does not kill the
 # cluster), logging to $LOGS/NAME.log, and records "PID STARTTIME". Teardown only ever signals recorded PIDs.
+# The daemon inherits no descriptor beyond stdin, stdout and stderr: run under `flock /tmp/gkexec-cluster.lock`
+# (as every command that touches the cluster is), it would otherwise keep the lock's descriptor, and with it the
+# lock, for as long as the cluster runs, and every later `flock` would wait forever.
 start_daemon() {
 	local name=$1 pid
 	shift

@@ -424,8 +424,82 @@ run "warm_pool_defaults" {
     error_message = "The pool must not change the quota behind the user's back."
   }
   assert {
-    condition     = output.warm_pool == "default" && length(output.manifests) == 11 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body
-    error_message = "The warm_pool output must name the pool, and the manifests output hold its Deployment."
+    condition     = output.warm_pool == "default" && length(output.manifests) == 12 && output.manifests["warm-pool"] == kubectl_manifest.warm_pool[0].yaml_body && output.manifests["priorityclass"] == kubectl_manifest.object["priorityclass"].yaml_body
+    error_message = "The warm_pool output must name the pool, and the manifests output hold its Deployment and its PriorityClass."
+  }
+
+  # The pool's Pods run below executions' sandboxes (the default, 0): on a full node the scheduler
+  # evicts an idle pool Pod to place an execution's; the class itself never evicts anything.
+  assert {
+    condition = yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).apiVersion == "scheduling.k8s.io/v1" && yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).kind == "PriorityClass" && yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).metadata == {
+      name   = "gkexec-warm-pool-gkexec"
+      labels = { "app.kubernetes.io/part-of" = "gkexec" }
+    }
+    error_message = "With the pool the module must create the cluster-scoped PriorityClass gkexec-warm-pool-<namespace>, labelled part-of=gkexec."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).value == -1 && yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).preemptionPolicy == "Never" && !try(yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).globalDefault, false)
+    error_message = "The pool's PriorityClass must default to value -1, never preempt, and not be the cluster's global default (executions keep the default priority)."
+  }
+  assert {
+    condition     = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.priorityClassName == "gkexec-warm-pool-gkexec"
+    error_message = "The pool's Pods must run at the pool's PriorityClass."
+  }
+}
+
+run "warm_pool_priority_class_custom" {
+  command = plan
+
+  variables {
+    namespace                = "team-b"
+    warm_pool                = {}
+    warm_pool_priority_class = { name = "sandbox-pool-low", value = -5 }
+  }
+
+  assert {
+    condition     = yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).metadata.name == "sandbox-pool-low" && yamldecode(kubectl_manifest.object["priorityclass"].yaml_body).value == -5 && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.priorityClassName == "sandbox-pool-low"
+    error_message = "warm_pool_priority_class.name and .value must name the class the module creates and the pool's Pods run at."
+  }
+}
+
+run "warm_pool_existing_priority_class" {
+  command = plan
+
+  variables {
+    warm_pool                = {}
+    warm_pool_priority_class = { name = "platform-low", create = false }
+  }
+
+  assert {
+    condition     = !contains(keys(kubectl_manifest.object), "priorityclass") && yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.priorityClassName == "platform-low"
+    error_message = "With create = false the module must create no PriorityClass and give the pool the existing one."
+  }
+}
+
+run "warm_pool_without_priority_class" {
+  command = plan
+
+  variables {
+    warm_pool                = {}
+    warm_pool_priority_class = null
+  }
+
+  assert {
+    condition     = !contains(keys(kubectl_manifest.object), "priorityclass") && !can(yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.template.spec.priorityClassName)
+    error_message = "warm_pool_priority_class = null must leave the pool's Pods at the default priority, with no PriorityClass."
+  }
+}
+
+run "no_priority_class_without_a_pool" {
+  command = plan
+
+  variables {
+    warm_pool_priority_class = { name = "platform-low", value = -2 }
+  }
+
+  assert {
+    condition     = !contains(keys(kubectl_manifest.object), "priorityclass") && length(kubectl_manifest.warm_pool) == 0
+    error_message = "Without warm_pool there is nothing to give a priority: no PriorityClass."
   }
 }
 
@@ -481,5 +555,61 @@ run "running_sandboxes_are_not_evicted" {
       unhealthyPodEvictionPolicy = "AlwaysAllow"
     }
     error_message = "A PodDisruptionBudget must forbid evicting sandbox Pods that run a one-shot execution (cold ones and claimed warm ones), and leave idle pool Pods and session Pods (which may live for hours) alone."
+  }
+}
+
+# Sized by demand: the policy on the Deployment, no replicas (the autoscaler's), and the Role gains
+# runner.PoolAutoscaleRules(); the defaults are manifests/components/warm-pool-autoscale's.
+run "warm_pool_autoscale_defaults" {
+  command = plan
+
+  variables {
+    warm_pool = { autoscale = {} }
+  }
+
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata.annotations == {
+      "gkexec.dev/autoscale-min" = "1", "gkexec.dev/autoscale-max" = "4", "gkexec.dev/autoscale-spare" = "1", "gkexec.dev/autoscale-cooldown" = "5m0s"
+    }
+    error_message = "An autoscaled pool's Deployment must carry the policy: min 1, max 4, spare 1, cooldown 5m0s by default."
+  }
+  assert {
+    condition     = !can(yamldecode(kubectl_manifest.warm_pool[0].yaml_body).spec.replicas)
+    error_message = "An autoscaled pool's Deployment must not set replicas: Terraform would take the autoscaler's size back at every apply."
+  }
+  assert {
+    condition = length([for r in yamldecode(kubectl_manifest.object["role"].yaml_body).rules : r if
+      (r.apiGroups == ["apps"] && r.resources == ["deployments"] && r.verbs == ["get"]) ||
+      (r.apiGroups == ["apps"] && r.resources == ["deployments/scale"] && r.verbs == ["get", "update"]) ||
+    (r.apiGroups == ["coordination.k8s.io"] && r.resources == ["leases"] && r.verbs == ["create", "get", "update"])]) == 3
+    error_message = "The Role must grant runner.PoolAutoscaleRules(): deployments get, deployments/scale get/update, leases create/get/update."
+  }
+}
+
+run "warm_pool_autoscale_custom" {
+  command = plan
+
+  variables {
+    warm_pool = { autoscale = { min = 0, max = 3, spare = 2, cooldown = "90s" } }
+  }
+
+  assert {
+    condition = yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata.annotations == {
+      "gkexec.dev/autoscale-min" = "0", "gkexec.dev/autoscale-max" = "3", "gkexec.dev/autoscale-spare" = "2", "gkexec.dev/autoscale-cooldown" = "90s"
+    }
+    error_message = "The policy must be the one given: min 0 (an empty pool until demand comes), max 3, spare 2, cooldown 90s."
+  }
+}
+
+run "warm_pool_fixed_grants_no_scaling" {
+  command = plan
+
+  variables {
+    warm_pool = {}
+  }
+
+  assert {
+    condition     = !anytrue([for r in yamldecode(kubectl_manifest.object["role"].yaml_body).rules : contains(r.resources, "deployments/scale") || contains(r.resources, "leases")]) && !can(yamldecode(kubectl_manifest.warm_pool[0].yaml_body).metadata.annotations)
+    error_message = "A pool of fixed size must neither carry a policy nor grant scaling: the installation chose its size."
   }
 }

@@ -200,3 +200,73 @@ run "warm_pool_resources_beyond_quota" {
   variables { warm_pool = { cpu_request = "1", cpu_limit = "1" } }
   expect_failures = [var.warm_pool]
 }
+
+run "warm_pool_autoscale_max_below_min" {
+  command = plan
+  variables { warm_pool = { autoscale = { min = 3, max = 2 } } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_autoscale_max_zero" {
+  command = plan
+  variables { warm_pool = { autoscale = { min = 0, max = 0 } } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_autoscale_fractional_spare" {
+  command = plan
+  variables { warm_pool = { autoscale = { spare = 0.5 } } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_autoscale_cooldown_not_a_duration" {
+  command = plan
+  variables { warm_pool = { autoscale = { cooldown = "5 minutes" } } }
+  expect_failures = [var.warm_pool]
+}
+
+# Sized by demand, the pool at its largest is max: 50 jobs + 5 + 2 surged = 57 Pods > 55, although
+# replicas (2) would fit.
+run "warm_pool_autoscale_max_beyond_quota" {
+  command = plan
+  variables { warm_pool = { autoscale = { max = 5 } } }
+  expect_failures = [var.warm_pool]
+}
+
+run "warm_pool_priority_class_invalid_name" {
+  command = plan
+  variables { warm_pool_priority_class = { name = "Low_Priority" } }
+  expect_failures = [var.warm_pool_priority_class]
+}
+
+run "warm_pool_priority_class_reserved_name" {
+  command = plan
+  variables { warm_pool_priority_class = { name = "system-pool" } }
+  expect_failures = [var.warm_pool_priority_class]
+}
+
+# 0 would tie with executions' sandboxes: they could not evict an idle pool Pod.
+run "warm_pool_priority_class_not_below_executions" {
+  command = plan
+  variables { warm_pool_priority_class = { value = 0 } }
+  expect_failures = [var.warm_pool_priority_class]
+}
+
+# Below -10 GKE's cluster autoscaler counts the pool's Pods as expendable.
+run "warm_pool_priority_class_expendable" {
+  command = plan
+  variables { warm_pool_priority_class = { value = -11 } }
+  expect_failures = [var.warm_pool_priority_class]
+}
+
+run "warm_pool_priority_class_fractional" {
+  command = plan
+  variables { warm_pool_priority_class = { value = -1.5 } }
+  expect_failures = [var.warm_pool_priority_class]
+}
+
+run "warm_pool_priority_class_existing_without_name" {
+  command = plan
+  variables { warm_pool_priority_class = { create = false } }
+  expect_failures = [var.warm_pool_priority_class]
+}
