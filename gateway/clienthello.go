@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -17,7 +18,13 @@ const maxClientHelloBytes = 64 << 10
 // clientHello is what the gateway learns from a tunnel's first bytes.
 type clientHello struct {
 	serverName string // SNI, as sent (crypto/tls lower-cases it)
+	// encrypted: it carries an Encrypted Client Hello extension, so serverName is only the
+	// "public name" of a front and the name that counts is encrypted.
+	encrypted bool
 }
+
+// extensionECH is the encrypted_client_hello extension's code point (draft-ietf-tls-esni).
+const extensionECH = 0xfe0d
 
 // errNotTLS: the first bytes are not a TLS ClientHello.
 var errNotTLS = errors.New("the tunnel's first bytes are not a TLS ClientHello")
@@ -34,7 +41,7 @@ func readClientHello(r io.Reader) (clientHello, []byte, error) {
 	var hello *clientHello
 	err := tls.Server(rec, &tls.Config{
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-			hello = &clientHello{serverName: h.ServerName}
+			hello = &clientHello{serverName: h.ServerName, encrypted: slices.Contains(h.Extensions, extensionECH)}
 			return nil, errHelloRead
 		},
 	}).Handshake()

@@ -101,7 +101,8 @@ func (g *Gateway) answerDialError(w http.ResponseWriter, sb Sandbox, r *http.Req
 
 // checkHello judges a tunnel's ClientHello against its CONNECT target: the server name must
 // be the CONNECT host, so that a tunnel opened for an allowed host cannot carry TLS for
-// another one that shares its address (a CDN). An address target takes no server name.
+// another one that shares its address (a CDN), nor hide another behind an Encrypted Client
+// Hello. An address target takes no server name.
 func checkHello(t target, h clientHello, err error) *denial {
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -111,6 +112,10 @@ func checkHello(t target, h clientHello, err error) *denial {
 	}
 	name := strings.TrimSuffix(strings.ToLower(h.serverName), ".")
 	switch {
+	case h.encrypted:
+		// Browsers send a GREASE extension when they have no ECH config; it cannot be told
+		// from a real one, by design, so both are refused (disable ECH in the browser).
+		return deny(ReasonSNIEncrypted, "the ClientHello in the tunnel to %s hides its server name (Encrypted Client Hello); tunnels must name their server in clear: turn ECH off", t)
 	case t.isIP() && name != "":
 		return deny(ReasonSNIMismatch, "the ClientHello names %q in a tunnel to the address %s", name, t.host())
 	case t.isIP():

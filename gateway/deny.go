@@ -47,6 +47,10 @@ const (
 	ReasonSNIMismatch Reason = "sni-mismatch"
 	// ReasonSNIMissing: the ClientHello has no server name though CONNECT named a host.
 	ReasonSNIMissing Reason = "sni-missing"
+	// ReasonSNIEncrypted: the ClientHello carries an Encrypted Client Hello extension (ECH), whose
+	// inner server name the gateway cannot read: its clear name could be an allowed host's while
+	// the encrypted one names another site behind the same front.
+	ReasonSNIEncrypted Reason = "sni-encrypted"
 	// ReasonNotTLS: a CONNECT tunnel whose first bytes are not a TLS ClientHello: tunnels carry
 	// TLS only (plain HTTP goes as an absolute-URI request, where the gateway sees it).
 	ReasonNotTLS Reason = "not-tls"
