@@ -112,8 +112,8 @@ func authority(scheme string, t target) string {
 	return net.JoinHostPort(t.host(), strconv.Itoa(t.port))
 }
 
-// modifyResponse scrubs a bound host's response of the secret values: headers, and the body as
-// it streams. A body in an encoding the gateway cannot read is refused rather than passed on.
+// modifyResponse scrubs a bound host's response of the secret values: headers, the body as
+// it streams, and the trailers after it (1xx answers: scrubInformational). A body in an encoding the gateway cannot read is refused rather than passed on.
 // An upgraded connection (101, e.g. a WebSocket) is passed on unscrubbed; see README.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	info := infoOf(resp.Request.Context())
@@ -129,7 +129,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 		return &upstreamFailure{kind: UpstreamUnscrubable, status: http.StatusBadGateway,
 			err: fmt.Errorf("%s answered in Content-Encoding %q, which the gateway cannot scrub of secrets", info.target, ce)}
 	}
-	resp.Body = newScrubReader(resp.Body, pairs)
+	body := newScrubReader(resp.Body, pairs)
+	body.atEnd = func() { scrubHeader(resp.Trailer, pairs) } // the transport may replace the map
+	resp.Body = body
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 	return nil

@@ -76,7 +76,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.forwarder = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      g.transport,
+		Transport:      scrubInformational{g.transport},
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.forwardError,
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),

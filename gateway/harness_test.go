@@ -73,6 +73,21 @@ func (u *upstream) handler(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.got = append(u.got, s)
 	u.mu.Unlock()
+	switch r.URL.Path {
+	case "/reflect-trailer":
+		// The credential in a trailer, after the body.
+		w.Header().Set("Trailer", "X-Reflected")
+		_, _ = io.WriteString(w, "body\n")
+		w.Header().Set("X-Reflected", r.Header.Get("Authorization"))
+		return
+	case "/reflect-early":
+		// The credential in an informational (103 Early Hints) answer, before the real one.
+		w.Header().Set("X-Reflected", r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("X-Reflected")
+		_, _ = io.WriteString(w, "body\n")
+		return
+	}
 	if r.URL.Path == "/reflect" {
 		// A host that echoes the credential it got: in a header, and in the body.
 		w.Header().Set("X-Reflected", r.Header.Get("Authorization"))

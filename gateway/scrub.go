@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // scrubPair is one secret value (as sent, or URL-encoded) and the placeholder that replaces it.
@@ -50,6 +53,10 @@ type scrubReader struct {
 	pending []byte // read, not yet judged
 	out     []byte // judged, not yet returned
 	err     error  // the source's error, once it has one
+	// atEnd runs once, when the source ends or the reader is closed: the trailers, which
+	// arrive after the body, are scrubbed then.
+	atEnd func()
+	once  sync.Once
 }
 
 func newScrubReader(src io.ReadCloser, pairs []scrubPair) *scrubReader {
@@ -69,6 +76,7 @@ func (r *scrubReader) Read(p []byte) (int, error) {
 		r.pending = append(r.pending, r.buf[:n]...)
 		if err != nil {
 			r.err = err
+			r.end()
 		}
 		r.judge()
 	}
@@ -103,4 +111,33 @@ func (r *scrubReader) judge() {
 	}
 }
 
-func (r *scrubReader) Close() error { return r.src.Close() }
+func (r *scrubReader) Close() error {
+	err := r.src.Close()
+	r.end()
+	return err
+}
+
+func (r *scrubReader) end() {
+	if r.atEnd != nil {
+		r.once.Do(r.atEnd)
+	}
+}
+
+// scrubInformational is the forwarding transport with the informational answers (1xx, such
+// as 103 Early Hints) of a bound host scrubbed: httputil.ReverseProxy copies their headers to
+// the client itself, before ModifyResponse sees anything. The trace added here runs before the
+// reverse proxy's (httptrace calls the newest hook first) and scrubs the headers in place.
+type scrubInformational struct{ http.RoundTripper }
+
+func (t scrubInformational) RoundTrip(r *http.Request) (*http.Response, error) {
+	if info := infoOf(r.Context()); info != nil && info.secrets != nil && len(info.secrets.values) > 0 {
+		pairs := scrubPairs(*info.secrets)
+		r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+			Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+				scrubHeader(http.Header(h), pairs)
+				return nil
+			},
+		}))
+	}
+	return t.RoundTripper.RoundTrip(r)
+}

@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// A bound host's answer is scrubbed wherever it can carry the credential back: besides the
+// headers and the body, the trailers and informational (1xx) answers.
+func TestScrubbingCoversTrailersAndInformationalAnswers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	c := h.client(addrWide, "")
+	auth := "Bearer " + placeholder
+
+	t.Run("trailer", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, h.url("https", "api.test")+"/reflect-trailer", nil)
+		must(t, err)
+		req.Header.Set("Authorization", auth)
+		resp, err := c.Do(req)
+		must(t, err)
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if h.tlsServer.last(t).Header.Get("Authorization") != "Bearer "+secretValue {
+			t.Fatal("the server did not get the secret")
+		}
+		if got := resp.Trailer.Get("X-Reflected"); got != auth {
+			t.Errorf("trailer X-Reflected %q; want %q (scrubbed)", got, auth)
+		}
+	})
+	t.Run("103 Early Hints", func(t *testing.T) {
+		var mu sync.Mutex
+		var early []string
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+			mu.Lock()
+			defer mu.Unlock()
+			early = append(early, header.Values("X-Reflected")...)
+			return nil
+		}}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+			http.MethodGet, h.url("https", "api.test")+"/reflect-early", nil)
+		must(t, err)
+		req.Header.Set("Authorization", auth)
+		resp, err := c.Do(req)
+		must(t, err)
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(early) == 0 {
+			t.Fatal("the 103 answer did not come through")
+		}
+		for _, v := range early {
+			if strings.Contains(v, secretValue) || v != auth {
+				t.Errorf("103 X-Reflected %q; want %q (scrubbed)", v, auth)
+			}
+		}
+	})
+}
