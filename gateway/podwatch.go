@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,8 +45,10 @@ const DefaultPodSelector = "app.kubernetes.io/managed-by=gkexec,app.kubernetes.i
 // PodDirectory is the production Directory: a watch on the namespace's sandbox Pods that maps
 // each Pod's IP addresses (and token hash) to the Pod, with its narrowing annotation. A Pod
 // leaves the directory when it is deleted, terminating, or finished, so a reused IP address
-// never carries a gone Pod's identity longer than the watch's delay. Pods on the host network
-// are never identified by address: they share the node's.
+// never carries a gone Pod's identity longer than the watch's delay; while the watch still
+// holds a Pod whose address a newer one has, the address is the newer Pod's (by creation time,
+// whatever order the events come in; nobody's when both were created in the same second). Pods
+// on the host network are never identified by address: they share the node's.
 type PodDirectory struct {
 	client    kubernetes.Interface
 	namespace string
@@ -55,13 +58,15 @@ type PodDirectory struct {
 	mu      sync.RWMutex
 	changed chan struct{} // closed, and replaced, whenever the directory changes
 	byID    map[string]podEntry
-	byAddr  map[netip.Addr]string // -> ID
-	byToken map[string]string     // -> ID
+	byAddr  map[netip.Addr]string   // -> the ID of the Pod that owns the address
+	claims  map[netip.Addr][]string // -> the IDs of every Pod that has the address
+	byToken map[string]string       // -> ID
 }
 
 type podEntry struct {
 	sandbox Sandbox
 	addrs   []netip.Addr
+	created time.Time
 }
 
 // NewPodDirectory watches the Pods of namespace that selector selects (DefaultPodSelector if
@@ -74,7 +79,7 @@ func NewPodDirectory(client kubernetes.Interface, namespace, selector string, lo
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &PodDirectory{client: client, namespace: namespace, selector: selector, log: log, changed: make(chan struct{}),
-		byID: map[string]podEntry{}, byAddr: map[netip.Addr]string{}, byToken: map[string]string{}}
+		byID: map[string]podEntry{}, byAddr: map[netip.Addr]string{}, claims: map[netip.Addr][]string{}, byToken: map[string]string{}}
 }
 
 // Start checks that the gateway may list the Pods (so a missing RBAC rule is a clear error, not
@@ -120,7 +125,7 @@ func (d *PodDirectory) onPod(obj any, deleted bool) {
 	if deleted || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return
 	}
-	e := podEntry{sandbox: d.sandboxOf(pod)}
+	e := podEntry{sandbox: d.sandboxOf(pod), created: pod.CreationTimestamp.Time}
 	if !pod.Spec.HostNetwork {
 		for _, ip := range pod.Status.PodIPs {
 			if a, err := netip.ParseAddr(ip.IP); err == nil {
@@ -138,7 +143,8 @@ func (d *PodDirectory) onPod(obj any, deleted bool) {
 	}
 	d.byID[pod.Name] = e
 	for _, a := range e.addrs {
-		d.byAddr[a] = pod.Name // a newer Pod with a reused address wins
+		d.claims[a] = append(d.claims[a], pod.Name)
+		d.settleLocked(a)
 	}
 	if h := e.sandbox.TokenSHA256; h != "" {
 		d.byToken[h] = pod.Name
@@ -178,12 +184,35 @@ func (d *PodDirectory) removeLocked(id string) {
 	}
 	delete(d.byID, id)
 	for _, a := range e.addrs {
-		if d.byAddr[a] == id {
-			delete(d.byAddr, a)
-		}
+		d.claims[a] = slices.DeleteFunc(d.claims[a], func(c string) bool { return c == id })
+		d.settleLocked(a)
 	}
 	if h := e.sandbox.TokenSHA256; h != "" && d.byToken[h] == id {
 		delete(d.byToken, h)
+	}
+}
+
+// settleLocked gives an address to the newest Pod that has it (a reused address: the older
+// one is gone, the watch has not seen it yet), or to nobody when the newest two were created
+// in the same second (creation times have seconds only) or no Pod has it.
+func (d *PodDirectory) settleLocked(a netip.Addr) {
+	delete(d.byAddr, a)
+	var owner string
+	var newest time.Time
+	tie := false
+	for _, id := range d.claims[a] {
+		switch c := d.byID[id].created; {
+		case owner == "" || c.After(newest):
+			owner, newest, tie = id, c, false
+		case c.Equal(newest):
+			tie = true
+		}
+	}
+	switch {
+	case len(d.claims[a]) == 0:
+		delete(d.claims, a)
+	case !tie:
+		d.byAddr[a] = owner
 	}
 }
 

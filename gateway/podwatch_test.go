@@ -138,3 +138,53 @@ func TestARequestWaitsForItsNewPodToBeSeen(t *testing.T) {
 		t.Errorf("no Pod at the address: %s after %s, want unknown-sandbox after the wait", rec.Header().Get(HeaderDenied), time.Since(start))
 	}
 }
+
+// An address is reused: a new Pod has it while the watch still holds the old Pod (whose end
+// it has not seen yet). The newer Pod owns the address whatever order the events come in; a
+// late update of the old Pod must not take it back, nor its removal leave the new Pod without
+// it. Two Pods created in the same second cannot be told apart: the address is nobody's until
+// one leaves.
+func TestReusedAddressBelongsToTheNewerPod(t *testing.T) {
+	t.Parallel()
+	d := NewPodDirectory(fake.NewClientset(), "sbx", "", nil)
+	addr := netip.MustParseAddr("10.0.0.1")
+	at := func(name string, sec int64, rv string) *corev1.Pod {
+		p := sandboxPod(name, addr.String(), nil)
+		p.CreationTimestamp = metav1.Unix(1_700_000_000+sec, 0)
+		p.ResourceVersion = rv
+		return p
+	}
+	owner := func() string {
+		sb, ok := d.ByAddr(addr)
+		if !ok {
+			return "(nobody)"
+		}
+		return sb.ID
+	}
+	check := func(step, want string) {
+		t.Helper()
+		if got := owner(); got != want {
+			t.Errorf("%s: %s owns %s; want %s", step, got, addr, want)
+		}
+	}
+	d.onPod(at("old", 0, "1"), false)
+	d.onPod(at("new", 10, "2"), false)
+	check("the new Pod seen", "new")
+	d.onPod(at("old", 0, "3"), false) // a late update of the old Pod, still Running
+	check("the old Pod updated", "new")
+	d.onPod(at("old", 0, "3"), true)
+	check("the old Pod deleted", "new")
+
+	// The other order: the new Pod is seen first, then an update of the old one.
+	d.onPod(at("new", 10, "4"), true)
+	d.onPod(at("newer", 20, "5"), false)
+	d.onPod(at("stale", 15, "6"), false)
+	check("an older Pod seen after", "newer")
+	d.onPod(at("newer", 20, "7"), true)
+	check("the newer Pod deleted", "stale")
+
+	d.onPod(at("twin", 15, "8"), false)
+	check("two Pods of the same second", "(nobody)")
+	d.onPod(at("stale", 15, "9"), true)
+	check("one twin gone", "twin")
+}
