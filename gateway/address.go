@@ -39,9 +39,16 @@ var specialPrefixes = []struct {
 	{netip.MustParsePrefix("240.0.0.0/4"), addressClass{"reserved", false}},
 	{netip.MustParsePrefix("ff00::/8"), addressClass{"multicast", false}},
 	{netip.MustParsePrefix("100::/64"), addressClass{"discard-only", false}},
-	{netip.MustParsePrefix("2001::/32"), addressClass{"Teredo", false}},
 	{netip.MustParsePrefix("2001:db8::/32"), addressClass{"documentation", false}},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), addressClass{"local-use IPv4/IPv6 translation", false}},
+	{netip.MustParsePrefix("2001::/32"), addressClass{"Teredo", false}},
+	{netip.MustParsePrefix("2001::/23"), addressClass{"IETF protocol assignments", false}},
+	{netip.MustParsePrefix("fec0::/10"), addressClass{"site-local (deprecated)", true}},
+	// After ::/128 and ::1/128: the rest of ::/96 embeds an IPv4 address (the deprecated
+	// IPv4-compatible form), as ::ffff:0:0:0/96 does (SIIT); a stack that tunnels them would
+	// reach that address, so neither is ever dialled.
+	{netip.MustParsePrefix("::/96"), addressClass{"IPv4-compatible (deprecated)", false}},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), addressClass{"IPv4-translated (SIIT)", false}},
 }
 
 // translated are IPv6 ranges that embed an IPv4 address in their low 32 bits (NAT64) or in

@@ -32,6 +32,12 @@ func TestCheckAddress(t *testing.T) {
 		{"64:ff9b::5db8:d822", true, true},   // NAT64 of a public address
 		{"2002:a9fe:a9fe::1", false, false},  // 6to4 of 169.254.169.254
 		{"2001:0:4136:e378::1", false, false},
+		{"::127.0.0.1", false, false},        // IPv4-compatible (deprecated) of loopback
+		{"::a9fe:a9fe", false, false},        // IPv4-compatible of 169.254.169.254
+		{"::5db8:d822", false, false},        // IPv4-compatible of a public address: not routed either
+		{"::ffff:0:a9fe:a9fe", false, false}, // IPv4-translated (SIIT) of 169.254.169.254
+		{"fec0::1", false, true},             // site-local (deprecated): private
+		{"2001:2::1", false, false},          // IETF protocol assignments (benchmarking)
 	} {
 		a := netip.MustParseAddr(tc.addr)
 		if got := checkAddress(a, false, nil) == nil; got != tc.allowedPublic {
