@@ -74,6 +74,10 @@ func (u *upstream) handler(w http.ResponseWriter, r *http.Request) {
 	u.got = append(u.got, s)
 	u.mu.Unlock()
 	switch r.URL.Path {
+	case "/hangup":
+		// The destination fails mid-request: what the gateway says of it must not carry the
+		// credential the request held.
+		panic(http.ErrAbortHandler)
 	case "/reflect-trailer":
 		// The credential in a trailer, after the body.
 		w.Header().Set("Trailer", "X-Reflected")

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -62,4 +64,23 @@ func TestScrubbingCoversTrailersAndInformationalAnswers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A request that carried a secret and failed upstream: neither the answer the sandbox reads
+// nor the gateway's logs and metrics may hold the value.
+func TestUpstreamFailureHoldsNoSecret(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	c := h.client(addrWide, "")
+	resp, body, err := get(t, c, h.url("https", "api.test")+"/hangup?key="+placeholder,
+		http.Header{"Authorization": {"Bearer " + placeholder}})
+	must(t, err)
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get(HeaderError) == "" {
+		t.Fatalf("%d %s; want a 502 with %s", resp.StatusCode, body, HeaderError)
+	}
+	for what, text := range map[string]string{"answer": body + fmt.Sprint(resp.Header), "logs": h.logs.String(), "metrics": metricsOf(t, h)} {
+		if strings.Contains(text, secretValue) || strings.Contains(text, url.QueryEscape(secretValue)) {
+			t.Errorf("the %s hold the secret: %s", what, text)
+		}
+	}
 }

@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Requests pipelined on one kept-alive connection are judged one by one: a first allowed
+// request opens nothing for the next, in plain HTTP as inside an intercepted tunnel, where
+// the second request names another host and must not get the tunnel host's secret.
+func TestPipelinedRequestsAreEachJudged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	read := func(t *testing.T, br *bufio.Reader) (*http.Response, string) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		must(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+
+	t.Run("plain HTTP", func(t *testing.T) {
+		c := h.dialProxy(t, addrNarrow) // narrowed to allowed.test
+		port := strconv.Itoa(h.plain.port)
+		fmt.Fprintf(c, "GET http://allowed.test:%s/one HTTP/1.1\r\nHost: allowed.test:%s\r\n\r\n", port, port)
+		fmt.Fprintf(c, "GET http://echo.test:%s/two HTTP/1.1\r\nHost: allowed.test:%s\r\n\r\n", port, port)
+		br := bufio.NewReader(c)
+		if resp, body := read(t, br); resp.StatusCode != http.StatusOK {
+			t.Fatalf("first: %d %s", resp.StatusCode, body)
+		}
+		before := h.plain.count()
+		resp, body := read(t, br)
+		expectDenied(t, resp, body, ReasonNarrowed)
+		if h.plain.count() != before {
+			t.Error("the second request reached a server")
+		}
+	})
+	t.Run("intercepted tunnel", func(t *testing.T) {
+		resp, c, br := h.connect(t, addrWide, "api.test:"+strconv.Itoa(h.tlsServer.port), "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT: %d", resp.StatusCode)
+		}
+		tc := tls.Client(&bufferedConn{Conn: c, r: br}, &tls.Config{ServerName: "api.test", RootCAs: h.roots})
+		fmt.Fprintf(tc, "GET /one HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s\r\n\r\n", placeholder)
+		fmt.Fprintf(tc, "GET https://echo.test:%d/two HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s\r\n\r\n", h.tlsServer.port, placeholder)
+		tr := bufio.NewReader(tc)
+		if resp, body := read(t, tr); resp.StatusCode != http.StatusOK || strings.Contains(body, secretValue) {
+			t.Fatalf("first: %d %s", resp.StatusCode, body)
+		}
+		before := h.tlsServer.count()
+		resp2, body := read(t, tr)
+		expectDenied(t, resp2, body, ReasonHostMismatch)
+		if h.tlsServer.count() != before {
+			t.Error("the second request reached a server")
+		}
+	})
+}
