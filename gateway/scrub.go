@@ -7,6 +7,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -18,7 +19,8 @@ type scrubPair struct {
 
 // scrubPairs lists what to replace in a bound host's response: each secret's value, and its
 // URL-encoded form when that differs. Transformations beyond that (base64, JSON escapes) are
-// not recognised; see README.
+// not recognised; see README. The longest values come first: where one value begins another,
+// the longer one is replaced whole, else its tail would be left.
 func scrubPairs(s secretSet) []scrubPair {
 	var pairs []scrubPair
 	for name, v := range s.values {
@@ -28,6 +30,7 @@ func scrubPairs(s secretSet) []scrubPair {
 			pairs = append(pairs, scrubPair{[]byte(e), ph})
 		}
 	}
+	slices.SortStableFunc(pairs, func(a, b scrubPair) int { return len(b.value) - len(a.value) })
 	return pairs
 }
 
@@ -94,7 +97,9 @@ func (r *scrubReader) judge() {
 				at, which = j, i
 			}
 		}
-		if at < 0 {
+		// A match too near the end of what was read may be the start of a longer value that
+		// the next read completes: it waits for more, unless the source has ended.
+		if at < 0 || (r.err == nil && len(r.pending)-at <= r.keep) {
 			break
 		}
 		r.out = append(r.out, r.pending[:at]...)

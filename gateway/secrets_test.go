@@ -121,3 +121,26 @@ func TestDirSecretsReadsAKubernetesMount(t *testing.T) {
 		t.Errorf("missing directory: %v", err)
 	}
 }
+
+// Two secrets of a host where one value begins the other: the longer is replaced whole, or
+// its tail would reach the sandbox. (scrubPairs reads a map: the order varies run to run.)
+func TestScrubReplacesTheLongerOfOverlappingValues(t *testing.T) {
+	t.Parallel()
+	set := secretSet{values: map[string]string{"short": "abcdefgh12", "long": "abcdefgh12-tail-34567"}}
+	in := "<abcdefgh12-tail-34567|abcdefgh12>"
+	want := "<gkexec-secret:long|gkexec-secret:short>"
+	for range 32 {
+		pairs := scrubPairs(set)
+		for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in))} {
+			got, err := io.ReadAll(newScrubReader(io.NopCloser(r), pairs))
+			if err != nil || string(got) != want {
+				t.Fatalf("body %q, %v; want %q", got, err, want)
+			}
+		}
+		h := http.Header{"X": {in}}
+		scrubHeader(h, pairs)
+		if h.Get("X") != want {
+			t.Fatalf("header %q; want %q", h.Get("X"), want)
+		}
+	}
+}
