@@ -34,9 +34,15 @@ func scrubPairs(s secretSet) []scrubPair {
 	return pairs
 }
 
-// scrubHeader replaces secret values in every header value.
+// scrubHeader replaces secret values in every header value, and drops a header whose name
+// holds one (in any case: names are canonicalised; a placeholder, with its ':', cannot be a name).
 func scrubHeader(h http.Header, pairs []scrubPair) {
-	for _, vals := range h {
+	for name, vals := range h {
+		for _, p := range pairs {
+			if strings.Contains(strings.ToLower(name), strings.ToLower(string(p.value))) {
+				delete(h, name)
+			}
+		}
 		for i, v := range vals {
 			for _, p := range pairs {
 				v = strings.ReplaceAll(v, string(p.value), string(p.placeholder))

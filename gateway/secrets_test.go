@@ -144,3 +144,28 @@ func TestScrubReplacesTheLongerOfOverlappingValues(t *testing.T) {
 		}
 	}
 }
+
+// A header's name can carry the value too (a host that reflects what it was sent as names):
+// such a header is dropped, as no placeholder can be a header name (':'), and the value must
+// be found whatever the case, since names are canonicalised.
+func TestScrubHeaderScrubsNames(t *testing.T) {
+	t.Parallel()
+	pairs := scrubPairs(secretSet{values: map[string]string{"k": "SecretValue1"}})
+	h := http.Header{}
+	h.Set("X-SecretValue1", "v SecretValue1")
+	h.Set("X-Other", "ok")
+	scrubHeader(h, pairs)
+	for name, vals := range h {
+		if strings.Contains(name, "SecretValue1") || strings.Contains(strings.ToLower(name), "secretvalue1") {
+			t.Errorf("header name %q holds the value", name)
+		}
+		for _, v := range vals {
+			if strings.Contains(v, "SecretValue1") {
+				t.Errorf("header %s: %q holds the value", name, v)
+			}
+		}
+	}
+	if h.Get("X-Other") != "ok" || len(h) != 1 {
+		t.Errorf("headers %v; want the header named with the value dropped, the other kept", h)
+	}
+}
