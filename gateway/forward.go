@@ -91,6 +91,12 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = info.scheme
 	pr.Out.URL.Host = authority(info.scheme, info.target)
 	pr.Out.Host = ""
+	if strings.Contains(strings.ToLower(pr.Out.Header.Get("Upgrade")), "h2c") {
+		// After an h2c upgrade, HTTP/2 streams name their own hosts (:authority), past the
+		// line above: a CDN would route them anywhere. The request goes on as HTTP/1.1.
+		pr.Out.Header.Del("Upgrade")
+		pr.Out.Header.Del("Connection")
+	}
 	if info.secrets != nil {
 		// The transport asks for gzip and decompresses it itself, so the response can be
 		// scrubbed; another encoding the client asked for could not be.

@@ -62,3 +62,24 @@ func TestPipelinedRequestsAreEachJudged(t *testing.T) {
 		}
 	})
 }
+
+// An h2c upgrade would turn a forwarded plain-HTTP connection into HTTP/2 whose streams name
+// their own hosts (:authority), past the gateway's Host rewriting: a CDN would route them
+// anywhere. The gateway sends the request on without the offer.
+func TestForwardDropsH2CUpgrade(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	c := h.dialProxy(t, addrWide)
+	port := strconv.Itoa(h.plain.port)
+	fmt.Fprintf(c, "GET http://allowed.test:%s/ HTTP/1.1\r\nHost: allowed.test:%s\r\nConnection: Upgrade, HTTP2-Settings\r\n"+
+		"Upgrade: H2C, foo\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", port, port)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d; want the request served as HTTP/1.1", resp.StatusCode)
+	}
+	if got := h.plain.last(t).Header; got.Get("Upgrade") != "" || got.Get("Http2-Settings") != "" {
+		t.Errorf("the destination got the h2c offer: %v", got)
+	}
+}
