@@ -134,6 +134,7 @@ type harness struct {
 type harnessOptions struct {
 	maxConns, maxPerSource int
 	tunnelIdle, shutdown   time.Duration
+	readHeader, helloWait  time.Duration
 	requireToken           bool
 	extraAllow             []Rule
 }
@@ -217,6 +218,7 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 		CA:           h.gatewayCA, UpstreamRootCAs: upstreamRoots,
 		MaxConns: ho.maxConns, MaxConnsPerSource: ho.maxPerSource,
 		TunnelIdleTimeout: ho.tunnelIdle, ShutdownTimeout: ho.shutdown,
+		ReadHeaderTimeout: ho.readHeader, ClientHelloTimeout: ho.helloWait,
 		Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	must(t, err)

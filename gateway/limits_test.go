@@ -73,3 +73,74 @@ func TestShutdownCutsOpenTunnels(t *testing.T) {
 		t.Error("the proxy still accepts connections")
 	}
 }
+
+// A sandbox that opens connections and sends little (slowloris) holds them only for
+// ReadHeaderTimeout, or, in a tunnel, ClientHelloTimeout; the per-source cap bounds how many.
+func TestSlowClientsAreCut(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{readHeader: 300 * time.Millisecond, helloWait: 300 * time.Millisecond})
+	cutWithin := func(t *testing.T, c net.Conn, r io.Reader) []byte {
+		t.Helper()
+		start := time.Now()
+		got, err := io.ReadAll(r) // dialProxy's 10 s deadline would be an error
+		if err != nil {
+			t.Fatalf("the gateway did not close the connection: %v after %s", err, time.Since(start))
+		}
+		return got
+	}
+
+	t.Run("a header that never ends", func(t *testing.T) {
+		c := h.dialProxy(t, addrWide)
+		_, _ = io.WriteString(c, "GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.te")
+		cutWithin(t, c, c)
+	})
+	t.Run("a tunnel without a ClientHello", func(t *testing.T) {
+		resp, c, br := h.connect(t, addrWide, "allowed.test:"+strconv.Itoa(h.tlsServer.port), "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT: %d", resp.StatusCode)
+		}
+		if got := cutWithin(t, c, br); string(got) != string(accessDeniedAlert) {
+			t.Errorf("got %q; want the access_denied alert", got)
+		}
+		if st, _ := h.gw.Stats("wide"); !hasDenied(st, "allowed.test", ReasonNotTLS) {
+			t.Errorf("stats: %+v; want a denial %s", st.Denied, ReasonNotTLS)
+		}
+	})
+	t.Run("an intercepted handshake that stops after the ClientHello", func(t *testing.T) {
+		resp, c, br := h.connect(t, addrWide, "api.test:"+strconv.Itoa(h.tlsServer.port), "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT: %d", resp.StatusCode)
+		}
+		// The ClientHello goes out; the client never answers the server's flight.
+		stall := &stallAfterHello{Conn: c, stop: make(chan struct{})}
+		done := make(chan struct{})
+		t.Cleanup(func() { close(stall.stop); <-done })
+		go func() {
+			defer close(done)
+			_ = tls.Client(stall, &tls.Config{ServerName: "api.test", RootCAs: h.roots}).Handshake()
+		}()
+		cutWithin(t, c, br)
+	})
+}
+
+// stallAfterHello sends its first write (the ClientHello); every later write, and every read,
+// waits until stop is closed, then fails.
+type stallAfterHello struct {
+	net.Conn
+	wrote bool
+	stop  chan struct{}
+}
+
+func (s *stallAfterHello) Write(p []byte) (int, error) {
+	if s.wrote {
+		<-s.stop
+		return 0, net.ErrClosed
+	}
+	s.wrote = true
+	return s.Conn.Write(p)
+}
+
+func (s *stallAfterHello) Read([]byte) (int, error) {
+	<-s.stop
+	return 0, net.ErrClosed
+}
