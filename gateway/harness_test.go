@@ -135,8 +135,10 @@ type harnessOptions struct {
 	maxConns, maxPerSource int
 	tunnelIdle, shutdown   time.Duration
 	readHeader, helloWait  time.Duration
-	requireToken           bool
-	extraAllow             []Rule
+	// wrapDir, if set, wraps the sandboxes' directory (to make sandboxes leave).
+	wrapDir      func(Directory) Directory
+	requireToken bool
+	extraAllow   []Rule
 }
 
 func newHarness(t testing.TB, ho harnessOptions) *harness {
@@ -211,8 +213,12 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 		{ID: "tok", TokenSHA256: TokenHash(sandboxToken), Allow: tokenList},
 	})
 	must(t, err)
+	var directory Directory = dir
+	if ho.wrapDir != nil {
+		directory = ho.wrapDir(dir)
+	}
 	h.gw, err = New(Options{
-		Allow: allow, Directory: dir, Resolver: resolver, RequireToken: ho.requireToken,
+		Allow: allow, Directory: directory, Resolver: resolver, RequireToken: ho.requireToken,
 		Secrets:      []SecretBinding{{Name: secretName, Hosts: []string{"api.test"}, Query: true}, {Name: "other", Hosts: []string{"other-api.test"}}},
 		SecretValues: StaticSecrets{secretName: secretValue, "other": "other-secret-value"},
 		CA:           h.gatewayCA, UpstreamRootCAs: upstreamRoots,

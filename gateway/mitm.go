@@ -55,10 +55,14 @@ func (g *Gateway) serveIntercepted(w http.ResponseWriter, r *http.Request, sb Sa
 		g.refuse(w, sb, r, t, kindMITM, deny(ReasonHostMismatch, "a request for %q inside the tunnel to %s", host, t))
 		return
 	}
-	// The sandbox's list may have changed since the tunnel opened.
-	if now, ok := g.dir.ByID(sb.ID); ok {
-		sb = now
+	// The sandbox's list may have changed since the tunnel opened, and its Pod may have gone
+	// or be terminating: the same refusal as a new connection from it would get.
+	now, ok := g.dir.ByID(sb.ID)
+	if !ok {
+		g.refuse(w, sb, r, t, kindMITM, deny(ReasonUnknownSandbox, "sandbox %s is gone (its Pod deleted, terminating or finished)", sb.ID))
+		return
 	}
+	sb = now
 	if dn := g.decide(sb, t); dn != nil {
 		g.refuse(w, sb, r, t, kindMITM, dn)
 		return

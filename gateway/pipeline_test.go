@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -81,5 +83,65 @@ func TestForwardDropsH2CUpgrade(t *testing.T) {
 	}
 	if got := h.plain.last(t).Header; got.Get("Upgrade") != "" || got.Get("Http2-Settings") != "" {
 		t.Errorf("the destination got the h2c offer: %v", got)
+	}
+}
+
+// leavingDirectory is a Directory whose sandboxes can leave (their Pod deleted or terminating).
+type leavingDirectory struct {
+	Directory
+	mu   sync.Mutex
+	gone map[string]bool
+}
+
+func (d *leavingDirectory) leave(id string) { d.mu.Lock(); d.gone[id] = true; d.mu.Unlock() }
+
+func (d *leavingDirectory) left(sb Sandbox, ok bool) (Sandbox, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !ok || d.gone[sb.ID] {
+		return Sandbox{}, false
+	}
+	return sb, true
+}
+
+func (d *leavingDirectory) ByAddr(a netip.Addr) (Sandbox, bool) { return d.left(d.Directory.ByAddr(a)) }
+func (d *leavingDirectory) ByID(id string) (Sandbox, bool)      { return d.left(d.Directory.ByID(id)) }
+func (d *leavingDirectory) ByTokenHash(h string) (Sandbox, bool) {
+	return d.left(d.Directory.ByTokenHash(h))
+}
+
+// A sandbox that leaves the directory (its Pod deleted or terminating) gets nothing more,
+// not even through an intercepted tunnel it opened before: the next request there is refused
+// and no secret goes out.
+func TestInterceptedTunnelEndsWithItsSandbox(t *testing.T) {
+	t.Parallel()
+	var dir *leavingDirectory
+	h := newHarness(t, harnessOptions{wrapDir: func(d Directory) Directory {
+		dir = &leavingDirectory{Directory: d, gone: map[string]bool{}}
+		return dir
+	}})
+	resp, c, br := h.connect(t, addrWide, "api.test:"+strconv.Itoa(h.tlsServer.port), "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	tc := tls.Client(&bufferedConn{Conn: c, r: br}, &tls.Config{ServerName: "api.test", RootCAs: h.roots})
+	tr := bufio.NewReader(tc)
+	send := func() (*http.Response, string) {
+		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s\r\n\r\n", placeholder)
+		r, err := http.ReadResponse(tr, nil)
+		must(t, err)
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		return r, string(b)
+	}
+	if r, body := send(); r.StatusCode != http.StatusOK {
+		t.Fatalf("first: %d %s", r.StatusCode, body)
+	}
+	dir.leave("wide")
+	before := h.tlsServer.count()
+	r, body := send()
+	expectDenied(t, r, body, ReasonUnknownSandbox)
+	if h.tlsServer.count() != before {
+		t.Error("the request of a sandbox that left reached the server")
 	}
 }
