@@ -131,7 +131,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
 		return nil
 	}
-	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	if ce := strings.Join(resp.Header.Values("Content-Encoding"), ","); !identityEncoding(ce) {
 		return &upstreamFailure{kind: UpstreamUnscrubable, status: http.StatusBadGateway,
 			err: fmt.Errorf("%s answered in Content-Encoding %q, which the gateway cannot scrub of secrets", info.target, ce)}
 	}
@@ -141,6 +141,17 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 	return nil
+}
+
+// identityEncoding reports whether a Content-Encoding (every line of it, joined) leaves the
+// body as it is: empty, or only "identity".
+func identityEncoding(ce string) bool {
+	for _, e := range strings.Split(ce, ",") {
+		if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "identity") {
+			return false
+		}
+	}
+	return true
 }
 
 // forwardError answers what kept a request from its destination, and keeps it for forward.

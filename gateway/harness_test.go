@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -78,6 +79,13 @@ func (u *upstream) handler(w http.ResponseWriter, r *http.Request) {
 		// The destination fails mid-request: what the gateway says of it must not carry the
 		// credential the request held.
 		panic(http.ErrAbortHandler)
+	case "/reflect-gzip":
+		// The credential compressed, under a Content-Encoding whose first line says identity.
+		w.Header()["Content-Encoding"] = []string{"identity", "gzip"}
+		zw := gzip.NewWriter(w)
+		_, _ = io.WriteString(zw, r.Header.Get("Authorization"))
+		_ = zw.Close()
+		return
 	case "/reflect-trailer":
 		// The credential in a trailer, after the body.
 		w.Header().Set("Trailer", "X-Reflected")

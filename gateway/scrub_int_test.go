@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -81,6 +82,24 @@ func TestUpstreamFailureHoldsNoSecret(t *testing.T) {
 	for what, text := range map[string]string{"answer": body + fmt.Sprint(resp.Header), "logs": h.logs.String(), "metrics": metricsOf(t, h)} {
 		if strings.Contains(text, secretValue) || strings.Contains(text, url.QueryEscape(secretValue)) {
 			t.Errorf("the %s hold the secret: %s", what, text)
+		}
+	}
+}
+
+// A body the gateway cannot read is refused, whatever line of Content-Encoding says so.
+func TestUnscrubbableEncodingIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	resp, body, err := get(t, h.client(addrWide, ""), h.url("https", "api.test")+"/reflect-gzip",
+		http.Header{"Authorization": {"Bearer " + placeholder}})
+	must(t, err)
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get(HeaderError) != UpstreamUnscrubable {
+		t.Errorf("%d %s=%q; want 502 %s", resp.StatusCode, HeaderError, resp.Header.Get(HeaderError), UpstreamUnscrubable)
+	}
+	if zr, err := gzip.NewReader(strings.NewReader(body)); err == nil {
+		plain, _ := io.ReadAll(zr)
+		if strings.Contains(string(plain), secretValue) {
+			t.Error("the sandbox got the secret, compressed")
 		}
 	}
 }
