@@ -18,8 +18,9 @@ import (
 type forwardInfo struct {
 	scheme  string
 	target  target
-	secrets *secretSet // the secrets this request may carry; nil: none bound, or plain HTTP
-	failure error      // set by forwardError: a denial at dial time or an upstream failure
+	secrets *secretSet  // the secrets this request may carry; nil: none bound, or plain HTTP
+	made    []scrubPair // encodings of values the gateway made for this request (scrubbed too)
+	failure error       // set by forwardError: a denial at dial time or an upstream failure
 }
 
 type forwardKey struct{}
@@ -101,7 +102,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		// The transport asks for gzip and decompresses it itself, so the response can be
 		// scrubbed; another encoding the client asked for could not be.
 		pr.Out.Header.Del("Accept-Encoding")
-		g.metrics.substitutions(info.secrets.apply(pr.Out))
+		names, made := info.secrets.apply(pr.Out)
+		info.made = made
+		g.metrics.substitutions(names)
 	}
 }
 
@@ -126,7 +129,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if info == nil || info.secrets == nil || len(info.secrets.values) == 0 {
 		return nil
 	}
-	pairs := scrubPairs(*info.secrets)
+	pairs := info.scrubPairs()
 	scrubHeader(resp.Header, pairs)
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
 		return nil

@@ -19,10 +19,11 @@ type scrubPair struct {
 
 // scrubPairs lists what to replace in a bound host's response: each secret's value, and its
 // URL-encoded form when that differs. Transformations beyond that (base64, JSON escapes) are
-// not recognised; see README. The longest values come first: where one value begins another,
+// not recognised; see README. made are encodings the gateway itself made of a value (a Basic
+// credential), each paired with what the sandbox sent. The longest values come first: where one value begins another,
 // the longer one is replaced whole, else its tail would be left.
-func scrubPairs(s secretSet) []scrubPair {
-	var pairs []scrubPair
+func scrubPairs(s secretSet, made ...scrubPair) []scrubPair {
+	pairs := slices.Clone(made)
 	for name, v := range s.values {
 		ph := []byte(Placeholder(name))
 		pairs = append(pairs, scrubPair{[]byte(v), ph})
@@ -33,6 +34,9 @@ func scrubPairs(s secretSet) []scrubPair {
 	slices.SortStableFunc(pairs, func(a, b scrubPair) int { return len(b.value) - len(a.value) })
 	return pairs
 }
+
+// scrubPairs is what a forwarded request's response is scrubbed of.
+func (info *forwardInfo) scrubPairs() []scrubPair { return scrubPairs(*info.secrets, info.made...) }
 
 // scrubHeader replaces secret values in every header value, and drops a header whose name
 // holds one (in any case: names are canonicalised; a placeholder, with its ':', cannot be a name).
@@ -142,7 +146,7 @@ type scrubInformational struct{ http.RoundTripper }
 
 func (t scrubInformational) RoundTrip(r *http.Request) (*http.Response, error) {
 	if info := infoOf(r.Context()); info != nil && info.secrets != nil && len(info.secrets.values) > 0 {
-		pairs := scrubPairs(*info.secrets)
+		pairs := info.scrubPairs()
 		r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
 			Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
 				scrubHeader(http.Header(h), pairs)

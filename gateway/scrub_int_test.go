@@ -3,6 +3,7 @@ package gateway
 import (
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,5 +102,26 @@ func TestUnscrubbableEncodingIsRefused(t *testing.T) {
 		if strings.Contains(string(plain), secretValue) {
 			t.Error("the sandbox got the secret, compressed")
 		}
+	}
+}
+
+// The gateway encodes the value itself in "Authorization: Basic": a host that echoes that
+// header hands back base64 the sandbox can decode, so the encoding it made is scrubbed too
+// (back to what the sandbox sent).
+func TestScrubbingCoversTheBasicCredentialItMade(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	sent := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+placeholder))
+	made := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+secretValue))
+	resp, body, err := get(t, h.client(addrWide, ""), h.url("https", "api.test")+"/reflect", http.Header{"Authorization": {sent}})
+	must(t, err)
+	if got := h.tlsServer.last(t).Header.Get("Authorization"); got != made {
+		t.Fatalf("the server got %q; want %q", got, made)
+	}
+	if got := resp.Header.Get("X-Reflected"); got != sent {
+		t.Errorf("X-Reflected %q; want %q (what the sandbox sent)", got, sent)
+	}
+	if strings.Contains(body, made[len("Basic "):]) || !strings.Contains(body, sent) {
+		t.Errorf("body %q: want the encoded credential scrubbed back to %q", body, sent)
 	}
 }

@@ -210,15 +210,19 @@ func (s secretSet) substitute(text, prefix string, escape func(string) string, o
 var queryPrefixes = []string{PlaceholderPrefix, "gkexec-secret%3A", "gkexec-secret%3a"}
 
 // apply substitutes the set's secrets in a request's headers (and query where bound so) and
-// returns the names used.
-func (s secretSet) apply(r *http.Request) []string {
+// returns the names used, and the encodings of values it made (a Basic credential) paired
+// with what the sandbox sent in their place, for the response's scrubbing.
+func (s secretSet) apply(r *http.Request) (names []string, made []scrubPair) {
 	used := map[string]bool{}
 	for key, vals := range r.Header {
 		for i, v := range vals {
 			if basic, ok := strings.CutPrefix(v, "Basic "); ok && key == "Authorization" {
-				if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(basic)); err == nil {
+				sent := strings.TrimSpace(basic)
+				if raw, err := base64.StdEncoding.DecodeString(sent); err == nil {
 					if sub := s.substitute(string(raw), PlaceholderPrefix, nil, nil, used); sub != string(raw) {
-						vals[i] = "Basic " + base64.StdEncoding.EncodeToString([]byte(sub))
+						encoded := base64.StdEncoding.EncodeToString([]byte(sub))
+						vals[i] = "Basic " + encoded
+						made = append(made, scrubPair{value: []byte(encoded), placeholder: []byte(sent)})
 						continue
 					}
 				}
@@ -231,5 +235,5 @@ func (s secretSet) apply(r *http.Request) []string {
 			r.URL.RawQuery = s.substitute(r.URL.RawQuery, prefix, url.QueryEscape, s.query, used)
 		}
 	}
-	return slices.Sorted(maps.Keys(used))
+	return slices.Sorted(maps.Keys(used)), made
 }

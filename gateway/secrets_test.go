@@ -19,7 +19,7 @@ func TestSecretSetApply(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer gkexec-secret:key")
 	r.Header.Set("X-Both", "gkexec-secret:key2,gkexec-secret:key;gkexec-secret:keyX gkexec-secret:")
 	r.Header.Set("X-Unknown", "gkexec-secret:missing")
-	used := s.apply(r)
+	used, _ := s.apply(r)
 	for h, want := range map[string]string{
 		"Authorization": "Bearer VALUE-123456",
 		// Names end at the first byte a name cannot hold; keyX is another (unknown) name.
