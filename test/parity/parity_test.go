@@ -29,7 +29,7 @@ type installation struct {
 	gatewayNamespace string
 	// egressGateway is the egress gateway's namespace when it installs one.
 	egressGateway string
-	autoscaled     bool // whether the pool is sized by demand at warmpool.AutoscalePolicy
+	autoscaled    bool // whether the pool is sized by demand at warmpool.AutoscalePolicy
 }
 
 // serviceAccountNamespace is where the installation puts the agent's ServiceAccount.
