@@ -171,8 +171,8 @@ func TestManifestsMatchModule(t *testing.T) {
 }
 
 // TestRoleGrantsExactlyRequiredRules: the Role both install is runner.RequiredRules(), the single
-// source of truth, plus runner.WarmPoolRules() with the warm pool, bound to the agent
-// ServiceAccount only, with nothing cluster-wide.
+// source of truth, plus runner.WarmPoolRules() with the warm pool and runner.PoolAutoscaleRules()
+// with the pool sized by demand, bound to the agent ServiceAccount only, with nothing cluster-wide.
 func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 	t.Parallel()
 	for _, inst := range installations {
