@@ -92,44 +92,15 @@ func standUp(t *testing.T) *cluster {
 	return c
 }
 
-// writeOverlay writes a kustomization that retargets manifests/overlays/warm-pool to namespace: the
-// base plus runner.WarmPoolRules (which sessions need), its pool at 0 replicas. Not the non-gke overlay:
-// the local cluster has the gvisor RuntimeClass already, and deleting the overlay must not remove it.
+// writeOverlay writes a kustomization that retargets manifests/overlays/warm-pool to namespace
+// (testenv.WriteOverlay): the base plus runner.WarmPoolRules (which sessions need), its pool at 0
+// replicas. The overlay's RBAC (sessions need pods/attach) without its idle Pods: this suite runs
+// beside the e2e suite, whose own pool and executions use most of a node that fits ten sandboxes;
+// idle Pods here starved them. Sessions here run cold, in Jobs of their own.
 func writeOverlay(t *testing.T, root, namespace string) string {
 	t.Helper()
-	dir := t.TempDir()
-	base, err := filepath.Rel(dir, filepath.Join(root, "manifests", "overlays", "warm-pool"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The overlay's RBAC (sessions need pods/attach) without its idle Pods: this suite runs beside
-	// the e2e suite, whose own pool and executions use most of a node that fits ten sandboxes;
-	// idle Pods here starved them. Sessions here run cold, in Jobs of their own.
-	// The admission policy and its binding are cluster-scoped: renamed after the namespace (the
-	// recipe of manifests/README.md), or this suite's parallel namespaces would share, and delete,
-	// one pair.
-	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: %s
-resources:
-  - %s
-replicas:
-  - name: %s
-    count: 0
-replacements:
-  - source: {kind: Namespace, fieldPath: metadata.name}
-    targets:
-      - select: {group: admissionregistration.k8s.io}
-        fieldPaths: [metadata.name]
-        options: {delimiter: "-", index: 3}
-      - select: {kind: ValidatingAdmissionPolicyBinding}
-        fieldPaths: [spec.policyName]
-        options: {delimiter: "-", index: 3}
-`, namespace, base, runner.WarmPoolName(runner.DefaultWarmPool))
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	replicas := fmt.Sprintf("replicas:\n  - name: %s\n    count: 0\n", runner.WarmPoolName(runner.DefaultWarmPool))
+	return testenv.WriteOverlay(t, root, t.TempDir(), namespace, "warm-pool", replicas)
 }
 
 // becomeAgent mints a TokenRequest token for the agent ServiceAccount and makes a rest.Config

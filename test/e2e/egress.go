@@ -63,6 +63,9 @@ func standUpEgress(t *testing.T, root, kubeconfig, bin string, admin kubernetes.
 	st := &egressStack{sandboxNS: uniqueName("gkexec-e2e-eg"), netNS: uniqueName("gkexec-e2e-inet"), secret: randomHex(t, 24)}
 	st.gatewayNS = st.sandboxNS + "-egress"
 	images := buildGkexecImage(t, root)
+	// Made before tearDown is registered, so removed after it ran (cleanups run last first): it
+	// holds the overlays tearDown deletes by.
+	dir := t.TempDir()
 	t.Cleanup(func() { st.tearDown(t, admin, adminKubectl) })
 
 	// The internet: a server Pod in a namespace of its own.
@@ -73,7 +76,6 @@ func standUpEgress(t *testing.T, root, kubeconfig, bin string, admin kubernetes.
 
 	// The sandbox namespace's side, with an empty pool (scaled up once the gateway published: a
 	// Pod takes the proxy settings when it starts).
-	dir := t.TempDir()
 	sandboxSide := writeOverlay(t, dir, "sandbox", root, st.sandboxNS, []string{"manifests/base"},
 		[]string{"manifests/components/egress-gateway", "manifests/components/warm-pool"}, true, []patch{
 			{"NetworkPolicy", "gkexec-sandbox-egress-gateway", []op{{"replace", "/spec/egress/0/to/0/namespaceSelector/matchLabels/kubernetes.io~1metadata.name", st.gatewayNS}}},

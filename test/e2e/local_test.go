@@ -225,40 +225,9 @@ func TestLocalCluster(t *testing.T) {
 }
 
 // writeManifestsOverlay writes a kustomization that retargets manifests/overlays/<overlay> (e.g.
-// warm-pool: the base with the warm pool) to namespace, the way manifests/README.md does (the
-// replacements name the cluster-scoped admission policy, its binding and the pool's PriorityClass
-// after the namespace, as the module does: deleting one run's must not delete another's), and
-// returns its directory. Not the non-gke overlay: the local cluster has the gvisor RuntimeClass
-// already, and deleting the overlay must not remove it.
+// warm-pool: the base with the warm pool) to namespace, the way manifests/README.md does
+// (testenv.WriteOverlay), and returns its directory.
 func writeManifestsOverlay(t *testing.T, root, dataDir, namespace, overlay string) string {
 	t.Helper()
-	dir := test_structure.FormatTestDataPath(dataDir, "manifests-overlay-"+namespace)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	base, err := filepath.Rel(dir, filepath.Join(root, "manifests", "overlays", overlay))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kustomization := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" +
-		"namespace: " + namespace + "\nresources:\n  - " + base + "\n" + `replacements:
-  - source: {kind: Namespace, fieldPath: metadata.name}
-    targets:
-      - select: {group: admissionregistration.k8s.io}
-        fieldPaths: [metadata.name]
-        options: {delimiter: "-", index: 3}
-      - select: {kind: ValidatingAdmissionPolicyBinding}
-        fieldPaths: [spec.policyName]
-        options: {delimiter: "-", index: 3}
-      - select: {kind: PriorityClass}
-        fieldPaths: [metadata.name]
-        options: {delimiter: "-", index: 3}
-      - select: {kind: Deployment, labelSelector: app.kubernetes.io/component=warm-pool}
-        fieldPaths: [spec.template.spec.priorityClassName]
-        options: {delimiter: "-", index: 3}
-`
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testenv.WriteOverlay(t, root, test_structure.FormatTestDataPath(dataDir, "manifests-overlay-"+namespace), namespace, overlay, "")
 }
