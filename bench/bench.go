@@ -2,7 +2,10 @@
 // bare Pod, created, watched and deleted directly. Every figure is reported as a ratio to it. A run
 // (RunSuite) measures one Scenario — sequential, staggered or burst arrivals, as the public sandbox
 // benchmarks do — in several Modes (cold, warm held ready, warm claimed on request, session), then
-// the floor; Markdown writes the result as docs/performance.md shows it.
+// the floor; Markdown writes the result as docs/performance.md shows it. For the warm modes it can
+// install a pool of its own (InstallPool: at PoolPriorityClass, the class the installations give
+// the pool, optionally sized by demand), time the steps of an attach to an idle pool Pod
+// (ProfileAttach) and a burst as large as the pool with its refill (RunPoolBurst).
 package bench
 
 import (

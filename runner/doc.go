@@ -12,10 +12,11 @@
 // The package is the public API and the one place a Result is finished (execute.go); the how
 // lives below it: internal/podspec builds the objects, internal/sandbox obtains sandboxes (the
 // cold and warm sources behind one seam), internal/track follows them through shared watches,
-// internal/diagnose says what went wrong, internal/session keeps a session's lease, and
-// internal/wire (at the module root) is the protocol spoken with the sandbox's entrypoint.
-// runner/doctor checks a namespace, runner/gc removes what crashed callers left, and
-// runner/adktool is the ADK-for-Go tool.
+// internal/diagnose says what went wrong, internal/session keeps a session's lease,
+// internal/gatewayclient reads what the namespace's egress gateway allowed and refused for a
+// sandbox (Result.Egress), and internal/wire (at the module root) is the protocol spoken with the
+// sandbox's entrypoint. runner/doctor checks a namespace, runner/gc removes what crashed callers
+// left, runner/autoscale sizes the warm pool by demand, and runner/adktool is the ADK-for-Go tool.
 //
 // # Logging
 //

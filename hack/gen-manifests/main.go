@@ -1,12 +1,13 @@
 // Command gen-manifests writes the files of the declarative installations that are built by Go
-// rather than by hand, from runner.WarmPoolDeployment: the warm pool's Deployment in
-// manifests/components/warm-pool/deployment.yaml, and the copy of internal/wire/entrypoint.py
-// in terraform/modules/sandbox-namespace/sandbox/. Run it from anywhere in the repository after
-// changing the runner:
+// rather than by hand (package warmpool): the warm pool's Deployment in
+// manifests/components/warm-pool/deployment.yaml (runner.WarmPoolDeployment), its PriorityClass
+// in priorityclass.yaml beside it (bench.PoolPriorityClass), and the copy of
+// internal/wire/entrypoint.py in terraform/modules/sandbox-namespace/sandbox/. Run it from
+// anywhere in the repository after changing the runner:
 //
 //	go run ./hack/gen-manifests     (or: go generate ./hack/gen-manifests)
 //
-// test/parity fails while the file is stale.
+// test/parity fails while any of them is stale.
 package main
 
 //go:generate go run .

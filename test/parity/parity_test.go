@@ -29,7 +29,7 @@ type installation struct {
 	gatewayNamespace string
 	// egressGateway is the egress gateway's namespace when it installs one.
 	egressGateway string
-	autoscaled     bool // whether the pool is sized by demand at warmpool.AutoscalePolicy
+	autoscaled    bool // whether the pool is sized by demand at warmpool.AutoscalePolicy
 }
 
 // serviceAccountNamespace is where the installation puts the agent's ServiceAccount.
@@ -171,8 +171,8 @@ func TestManifestsMatchModule(t *testing.T) {
 }
 
 // TestRoleGrantsExactlyRequiredRules: the Role both install is runner.RequiredRules(), the single
-// source of truth, plus runner.WarmPoolRules() with the warm pool, bound to the agent
-// ServiceAccount only, with nothing cluster-wide.
+// source of truth, plus runner.WarmPoolRules() with the warm pool and runner.PoolAutoscaleRules()
+// with the pool sized by demand, bound to the agent ServiceAccount only, with nothing cluster-wide.
 func TestRoleGrantsExactlyRequiredRules(t *testing.T) {
 	t.Parallel()
 	for _, inst := range installations {

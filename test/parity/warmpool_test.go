@@ -201,8 +201,8 @@ func TestPoolRunsBelowExecutions(t *testing.T) {
 }
 
 // TestGeneratedFilesAreFresh: what hack/gen-manifests writes is what the runner builds today, so
-// manifests/components/warm-pool/deployment.yaml and the module's copy of the entrypoint cannot
-// fall behind runner/.
+// manifests/components/warm-pool/deployment.yaml and priorityclass.yaml and the module's copy of
+// the entrypoint cannot fall behind runner/ and bench/.
 func TestGeneratedFilesAreFresh(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)

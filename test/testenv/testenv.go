@@ -1,5 +1,6 @@
 // Package testenv holds what every end-to-end suite under test/ needs from its environment: the
-// variables test/run.sh sets, the repository root and the local cluster's kubectl.
+// variables test/run.sh sets, the repository root, the local cluster's kubectl, and the overlay
+// that retargets manifests/ to a namespace of the suite's own (WriteOverlay).
 package testenv
 
 import (
