@@ -66,7 +66,7 @@ func clusterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagKubeconfig, Usage: "kubeconfig file (default: in-cluster config, then KUBECONFIG or ~/.kube/config)", EnvVars: env(flagKubeconfig), TakesFile: true},
 		&cli.StringFlag{Name: flagContext, Usage: "kubeconfig context", EnvVars: env(flagContext)},
-		&cli.StringFlag{Name: flagNamespace, Aliases: []string{"n"}, Value: runner.DefaultNamespace, Usage: "namespace for the ConfigMaps and Jobs", EnvVars: env(flagNamespace)},
+		&cli.StringFlag{Name: flagNamespace, Aliases: []string{"n"}, Value: runner.DefaultNamespace, Usage: "the sandbox namespace: where the sandboxes, their ConfigMaps and Jobs, and the warm pool are (the gateway watches and publishes into it)", EnvVars: env(flagNamespace)},
 		&cli.Float64Flag{Name: flagQPS, Value: runner.DefaultQPS, Usage: "client-side API rate limit, requests per second", EnvVars: env(flagQPS)},
 		&cli.IntFlag{Name: flagBurst, Value: runner.DefaultBurst, Usage: "client-side API burst", EnvVars: env(flagBurst)},
 		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"}, Usage: "log each phase to stderr", EnvVars: env(flagVerbose)},
