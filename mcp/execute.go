@@ -35,6 +35,7 @@ func (s *Server) runCode(ctx context.Context, call *sdk.CallToolRequest, in RunC
 		return s.answer(runner.Result{}, problem, started)
 	}
 	req.Output = progress(ctx, call)
+	req.AllowDomains = s.opts.AllowDomains
 	res, err := s.run.Execute(ctx, req)
 	return s.answer(res, err, started)
 }

@@ -97,7 +97,14 @@ func (c *cluster) warmPod(name string) *wiretest.Pod {
 // transport; opts may set the client's handlers.
 func (c *cluster) client(opts *sdk.ClientOptions) (*Server, *sdk.ClientSession) {
 	c.t.Helper()
-	s, err := New(Options{Runner: c.run, Version: "test"})
+	return c.clientOf(Options{}, opts)
+}
+
+// clientOf is client with the Server's options so (its Runner and Version set here).
+func (c *cluster) clientOf(so Options, opts *sdk.ClientOptions) (*Server, *sdk.ClientSession) {
+	c.t.Helper()
+	so.Runner, so.Version = c.run, "test"
+	s, err := New(so)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -38,6 +39,10 @@ type Options struct {
 	// Logger receives the SDK's and the server's messages; default discards. Over stdio it must
 	// not write to stdout, which is the protocol's.
 	Logger *slog.Logger
+	// AllowDomains narrows the namespace's egress allow-list for every sandbox the tools start
+	// (run_code's, open_session's): runner.Request.AllowDomains. It is the operator's, never the
+	// model's: no tool takes a list, since a model steered by what it read would choose its own.
+	AllowDomains []string
 }
 
 func (o *Options) setDefaults() {
@@ -66,6 +71,12 @@ func (o *Options) validate() error {
 	if o.MaxOutputBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxOutputBytes %d: must be positive", o.MaxOutputBytes))
 	}
+	if o.Runner != nil && len(o.AllowDomains) > 0 {
+		// The runner's own check, once, so that a bad entry fails at start and not on each call.
+		if err := o.Runner.CheckRequest(runner.Request{Code: "-", AllowDomains: o.AllowDomains}); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -89,6 +100,7 @@ func New(opts Options) (*Server, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	opts.AllowDomains = slices.Clone(opts.AllowDomains) // the caller's slice may change; ours may not
 	s := &Server{opts: opts, run: opts.Runner, log: opts.Logger}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.mcp = sdk.NewServer(&sdk.Implementation{Name: opts.Name, Title: "gkexec: code in gVisor sandboxes on Kubernetes", Version: opts.Version},

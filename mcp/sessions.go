@@ -25,7 +25,7 @@ func (s *Server) openSession(ctx context.Context, _ *sdk.CallToolRequest, in Ope
 		return failed[SessionInfo](invalid("idle_timeout_seconds and max_lifetime_seconds may not be negative"))
 	}
 	// The ID is always the runner's random one: it is the session's capability, never the model's choice.
-	sess, err := s.run.OpenSession(ctx, runner.SessionOptions{Language: lang.Name,
+	sess, err := s.run.OpenSession(ctx, runner.SessionOptions{Language: lang.Name, AllowDomains: s.opts.AllowDomains,
 		IdleTimeout: seconds(in.IdleTimeoutSeconds), MaxLifetime: seconds(in.MaxLifetimeSeconds)})
 	if err != nil {
 		return failed[SessionInfo](err)

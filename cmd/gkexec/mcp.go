@@ -37,7 +37,7 @@ McpToolset, desktop and coding assistants, agent frameworks):
    open_session       start one live interpreter whose variables and files persist
    run_in_session     run code in it; upload_file and download_file move files in and out
    close_session      end it and delete its sandbox
-   describe_sandbox   the languages (python today), limits and warm pool state
+   describe_sandbox   the languages (python, bash, javascript), limits and warm pool state
 
 By default it speaks over standard input and output, for a client that starts it as a
 subprocess; the process ends when the client closes its input. With --listen it serves the
@@ -53,6 +53,7 @@ Examples:
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: flagListen, EnvVars: []string{envMCPListen}, Usage: "serve the streamable HTTP transport on `ADDRESS` (at /mcp) instead of stdio (loopback unless a token is set)"},
 			&cli.StringFlag{Name: flagTokenFile, EnvVars: []string{envMCPTokenFile}, TakesFile: true, Usage: "with --listen, require the bearer token in `FILE` (or give the token itself in " + envMCPToken + ")"},
+			allowDomainFlag("every sandbox the tools start"),
 		}, clusterFlags()...), sandboxFlags()...),
 		Action: mcpAction,
 	}
@@ -80,7 +81,7 @@ func mcpAction(c *cli.Context) error {
 		return err
 	}
 	defer r.Close()
-	s, err := mcp.New(mcp.Options{Runner: r, Version: version, Logger: logger(c, stderr)})
+	s, err := mcp.New(mcp.Options{Runner: r, Version: version, Logger: logger(c, stderr), AllowDomains: c.StringSlice(flagAllowDomain)})
 	if err != nil {
 		return usageError("%v", err)
 	}

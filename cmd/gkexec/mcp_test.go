@@ -34,6 +34,7 @@ func TestMCPRejectsBadSetupsBeforeServing(t *testing.T) {
 		"empty token file":         {"mcp", "--listen", "127.0.0.1:0", "--token-file", empty},
 		"bad sandbox option":       {"mcp", "--kubeconfig", "/nonexistent", "--cpu-limit", "lots"},
 		"listen address malformed": {"mcp", "--listen", "nonsense"},
+		"allow-domain too wide":    {"mcp", "--kubeconfig", unreachableKubeconfig(t), "--allow-domain", "*"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
