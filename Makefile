@@ -40,9 +40,8 @@ bench-session: ## Benchmark sessions: print(1) in an open session, first streame
 load: ## Load run: 1000 cold executions at concurrency 20 through the runner's queue (docs/performance.md)
 	hack/load.sh
 
-test-figures: ## Build the optional data-science image and prove figures come back from the real sandbox (e2e stage 15)
-	$(LOCALCLUSTER) up && $(LOCALCLUSTER) image datascience
-	GKEXEC_E2E_DATASCIENCE_IMAGE=localhost/gkexec-datascience:local E2E_RUN='TestLocalCluster/15_figures' test/run.sh e2e
+test-figures: ## Only e2e stage 15: figures come back from the real sandbox (test/run.sh builds the data-science image)
+	E2E_RUN='TestLocalCluster/15_figures' test/run.sh e2e
 
 chaos: ## Fault tier: restart kube-apiserver, kubelet, containerd under executions in flight; nothing may be left
 	hack/chaos.sh

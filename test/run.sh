@@ -3,7 +3,8 @@
 #
 #   1. go vet and the unit tests (fake clientset, real python3 for the sandbox entrypoint)
 #   2. Terraform offline: fmt, validate, terraform test of every module and example, manifests parity
-#   3. the local gVisor cluster, brought up (built on first use, cached in ~/.cache/gkexec)
+#   3. the local gVisor cluster, brought up (built on first use, cached in ~/.cache/gkexec), and the optional
+#      data-science image for the figures stage (built once, cached)
 #   4. the end-to-end suites against it (go test -tags integration ./test/...)
 #   5. the fault tier (test/chaos, `make chaos`): kube-apiserver, kubelet and containerd restarted under
 #      cold, warm and session executions in flight and calls started during the outage; every result
@@ -11,7 +12,8 @@
 #   6. the cluster brought down again, even on failure, unless it was already up before (or KEEP_CLUSTER=1)
 #
 # `test/run.sh e2e` runs only steps 3 and 4 (the cluster is left as it is found).
-# Environment: GKEXEC_CACHE (default ~/.cache/gkexec), KEEP_CLUSTER=1, E2E_RUN (a go test -run pattern).
+# Environment: GKEXEC_CACHE (default ~/.cache/gkexec), KEEP_CLUSTER=1, E2E_RUN (a go test -run pattern),
+# GKEXEC_E2E_DATASCIENCE_IMAGE (set: use that image for stage 15; set and empty: skip the stage).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export STAGE_LOGS=${GKEXEC_CACHE:-$HOME/.cache/gkexec}/logs/test
@@ -40,6 +42,12 @@ if [ "${1:-all}" != e2e ]; then
 fi
 stage cluster-up "$cluster" up
 stage build go build -o bin/gkexec ./cmd/gkexec
+# Figures from the real sandbox (e2e stage 15) need the optional data-science image: built once (about
+# 2 minutes, cached in $GKEXEC_CACHE/image) and imported; GKEXEC_E2E_DATASCIENCE_IMAGE= (empty) skips the stage.
+if [ -z "${GKEXEC_E2E_DATASCIENCE_IMAGE+set}" ]; then
+	stage datascience-image "$cluster" image datascience
+	export GKEXEC_E2E_DATASCIENCE_IMAGE=localhost/gkexec-datascience:local
+fi
 export GKEXEC_E2E_KUBECONFIG GKEXEC_BIN
 GKEXEC_E2E_KUBECONFIG=$("$cluster" kubeconfig)
 GKEXEC_BIN=$PWD/bin/gkexec

@@ -91,9 +91,9 @@ func testLanguages(t *testing.T, tg *target) {
 	})
 }
 
-// envDatascienceImage names the optional image with matplotlib (`make test-figures` builds and
-// imports it); without it the figures stage is skipped, and the entrypoint's own tests (which run
-// Debian's matplotlib on the host) are what prove figures on `make test`.
+// envDatascienceImage names the optional image with matplotlib, which test/run.sh builds, imports
+// and names here (so `make test` runs the figures stage); without it the stage is skipped, and the
+// entrypoint's own tests (which run Debian's matplotlib on the host) are all that prove figures.
 const envDatascienceImage = "GKEXEC_E2E_DATASCIENCE_IMAGE"
 
 // testFigures: on an image with matplotlib, the figures Python code leaves open come back as PNG
@@ -101,7 +101,7 @@ const envDatascienceImage = "GKEXEC_E2E_DATASCIENCE_IMAGE"
 func testFigures(t *testing.T, tg *target) {
 	image := os.Getenv(envDatascienceImage)
 	if image == "" {
-		t.Skipf("%s is not set: `make test-figures` builds the image and runs this stage", envDatascienceImage)
+		t.Skipf("%s is empty or not set: test/run.sh (make test, make e2e, make test-figures) builds the image and sets it", envDatascienceImage)
 	}
 	opts := tg.options()
 	opts.WarmPoolReady = -1
