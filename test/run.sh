@@ -26,6 +26,8 @@ was_up=false
 if "$cluster" status >/dev/null 2>&1; then was_up=true; fi
 cleanup() {
 	local rc=$?
+	# What the node looked like when a suite failed (taints, pressure), before it is brought down.
+	[ "$rc" -eq 0 ] || "$cluster" status 2>&1 | sed 's/^/  cluster: /' || true
 	if [ "$was_up" = false ] && [ "${KEEP_CLUSTER:-}" != 1 ]; then
 		stage cluster-down "$cluster" down || rc=1
 	fi

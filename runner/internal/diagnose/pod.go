@@ -137,6 +137,16 @@ func selectorMismatch(msg string) bool {
 	return false
 }
 
+// TaintHint adds, to an "untolerated taint" refusal, the taints no configuration fixes: the
+// kubelet's own. A node under disk, memory or PID pressure, or not ready, is tainted until it
+// recovers, and the scheduler's message does not say which taint it was.
+func TaintHint(summary string) string {
+	if !strings.Contains(summary, "untolerated taint") {
+		return ""
+	}
+	return "; if such a node exists, it carries another taint: a node under disk, memory or PID pressure or not ready is tainted until it recovers (kubectl describe node shows its taints and conditions)"
+}
+
 func describePod(pod *corev1.Pod) string {
 	parts := []string{fmt.Sprintf("pod %s/%s %s", pod.Namespace, pod.Name, pod.Status.Phase)}
 	for _, c := range pod.Status.Conditions {

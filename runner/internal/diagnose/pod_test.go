@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,5 +64,17 @@ func TestNoRoomAndNoMatchingNode(t *testing.T) {
 				t.Errorf("NoRoom %v, UnschedulableSelector %v; want %v, %v", d.NoRoom, d.UnschedulableSelector, tc.noRoom, tc.selectorIsWrong)
 			}
 		})
+	}
+}
+
+// The scheduler says "untolerated taint" without naming it; the hint must point at the kubelet's
+// own taints too, and only then.
+func TestTaintHint(t *testing.T) {
+	taint := "0/1 nodes are available: 1 node(s) had untolerated taint(s). preemption: 0/1 nodes are available"
+	if h := TaintHint(taint); !strings.Contains(h, "disk, memory or PID pressure") || !strings.Contains(h, "kubectl describe node") {
+		t.Errorf("TaintHint(untolerated taint) = %q; want it to name the kubelet's pressure taints", h)
+	}
+	if h := TaintHint("0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector"); h != "" {
+		t.Errorf("TaintHint(selector mismatch) = %q; want none", h)
 	}
 }

@@ -226,8 +226,8 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *Execution) error {
 		select {
 		case <-t.Wake():
 		case <-graceTimer:
-			return fmt.Errorf("%w: %s (for %s); the sandbox needs a node labelled and tainted %s=%s (a GKE Sandbox node pool) that also matches --node-selector",
-				diagnose.ErrUnschedulable, d.Summary, e.UnschedulableGrace, podspec.GKESandboxLabel, podspec.GKESandboxValue)
+			return fmt.Errorf("%w: %s (for %s); the sandbox needs a node labelled and tainted %s=%s (a GKE Sandbox node pool) that also matches --node-selector%s",
+				diagnose.ErrUnschedulable, d.Summary, e.UnschedulableGrace, podspec.GKESandboxLabel, podspec.GKESandboxValue, diagnose.TaintHint(d.Summary))
 		case <-startDeadline.C:
 			return fmt.Errorf("%w: the sandbox did not start within %s: %s", diagnose.ErrTimeout, e.StartTimeout, d.Summary)
 		case <-ctx.Done():

@@ -30,6 +30,10 @@ cmd_status() {
 	if cluster_healthy; then
 		printf '%-24s %s\n' "kubeconfig" "$ADMIN_KUBECONFIG" "kubectl" "$BIN/kubectl"
 		kubectl get node -o wide --show-labels=false
+		# Taints and the conditions that are not as they should be: a node under disk, memory or PID pressure
+		# (or not ready) carries a taint that keeps every sandbox Pending, which reads as "unschedulable".
+		kubectl get node -o jsonpath='{range .items[*]}{range .spec.taints[*]}taint {.key}={.value}:{.effect}{"\n"}{end}{range .status.conditions[*]}{.type} {.status} {.message}{"\n"}{end}{end}' |
+			awk '/^taint / || ($1 != "Ready" && $2 == "True") || ($1 == "Ready" && $2 != "True")'
 		echo "pods running: $(kubectl get pods -A --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l)"
 		echo "cluster: up"
 		return 0

@@ -43,6 +43,16 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 rotateCertificates: false
+# Eviction by absolute free space, not the defaults' percentages (nodefs 10%, imagefs 15%). On a development
+# VM the percentage says little: here the filesystem holds back most of a 252 GB disk, so 39 GB free reads
+# as 15.2% and a 1 GB image import tipped the node into DiskPressure mid-suite; the kubelet then tainted it
+# node.kubernetes.io/disk-pressure and no sandbox could be scheduled. A test node needs a few GiB, no more.
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1Gi
+  imagefs.available: 1Gi
+  nodefs.inodesFree: 5%
+  imagefs.inodesFree: 5%
 # Like a GKE Sandbox node: only pods tolerating the sandbox taint (the gvisor RuntimeClass adds it) land here.
 registerWithTaints:
 - {key: $SANDBOX_LABEL_KEY, value: $SANDBOX_LABEL_VALUE, effect: NoSchedule}

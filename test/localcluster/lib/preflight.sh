@@ -26,6 +26,14 @@ preflight() {
 		die "hostname '$NODE_NAME' is not mapped to 127.0.0.1 in /etc/hosts (the node is named after the host and \
 the apiserver dials the kubelet by that name); add: 127.0.0.1 $NODE_NAME"
 	command -v ss >/dev/null || die "ss (iproute2) not found; install iproute2"
+	# The kubelet taints the node disk-pressure (and no sandbox schedules) below 1 GiB free (kubelet.sh); the
+	# images, builds and pod logs need a few more.
+	local free_kib need_gib=4
+	mkdir -p "$CACHE"
+	free_kib=$(df -Pk "$CACHE" | awk 'NR == 2 { print $4 }')
+	[ "${free_kib:-0}" -ge $((need_gib * 1024 * 1024)) ] ||
+		die "only $((${free_kib:-0} / 1024 / 1024)) GiB free under $CACHE; the local cluster needs at least $need_gib GiB \
+(its node stops scheduling below 1 GiB); free some space (go clean -cache empties Go's build cache)"
 	local c port pid
 	for c in "${!COMPONENT_PORTS[@]}"; do
 		daemon_pid "$c" >/dev/null && continue # ours, already running
