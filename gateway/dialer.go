@@ -69,7 +69,7 @@ func (d *dialer) dial(ctx context.Context, addrs []netip.AddrPort) (net.Conn, er
 		nd := net.Dialer{Timeout: d.timeout, KeepAlive: 30 * time.Second}
 		c, err := nd.DialContext(ctx, "tcp", a.String())
 		if err == nil {
-			return c, nil
+			return withQuickAck(c), nil
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {

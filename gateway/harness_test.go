@@ -55,6 +55,9 @@ type seen struct {
 	Payload string      `json:"payload"`
 }
 
+// serverConnKey holds, in a test server's request context, the connection it came on.
+type serverConnKey struct{}
+
 // upstream is a loopback test server that records what it receives and answers it as JSON.
 type upstream struct {
 	name string
@@ -66,6 +69,21 @@ type upstream struct {
 
 func (u *upstream) handler(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/bench" {
+		_, _ = io.WriteString(w, "ok")
+		return
+	}
+	if r.URL.Path == "/bench-nagle" {
+		// Nagle's algorithm on, and the answer in two writes: the headers, then the body.
+		if c, ok := r.Context().Value(serverConnKey{}).(net.Conn); ok {
+			if tc, ok := c.(*tls.Conn); ok {
+				c = tc.NetConn()
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetNoDelay(false)
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
 		_, _ = io.WriteString(w, "ok")
 		return
 	}
@@ -173,6 +191,9 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 	h.plain.port = portOf(t, h.plain.srv.Listener.Addr())
 	h.tlsServer = &upstream{name: "tls"}
 	h.tlsServer.srv = httptest.NewUnstartedServer(http.HandlerFunc(h.tlsServer.handler))
+	h.tlsServer.srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, serverConnKey{}, c)
+	}
 	h.tlsServer.srv.TLS = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return h.upstreamCA.leaf(hello.ServerName, time.Now())
 	}}

@@ -45,7 +45,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.m.connsOpen.Add(1)
 		l.m.connsTotal.Add(1)
-		return &limitedConn{Conn: c, release: func() { l.release(src) }}, nil
+		return &limitedConn{Conn: withQuickAck(c), release: func() { l.release(src) }}, nil
 	}
 }
 

@@ -42,6 +42,7 @@ import (
 // it is a placeholder (never a credential: the server must not hand one back).
 const internetServer = `import hashlib, http.server, json, ssl, threading
 class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as most servers; the answer still goes in two writes
     def do_GET(self):
         token = self.headers.get("Authorization", "").removeprefix("Bearer ")
         doc = {"server": "internet", "host": self.headers.get("Host", ""), "path": self.path,
