@@ -218,6 +218,13 @@ func PodFinished(pod *corev1.Pod) bool {
 	return pod != nil && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed)
 }
 
+// RoomBeingMade: the scheduler has nominated a node for the unscheduled Pod, having preempted
+// lower-priority Pods there (an idle warm pool's, which runs below executions): it lacks room only
+// until they are gone.
+func RoomBeingMade(pod *corev1.Pod) bool {
+	return pod != nil && pod.Spec.NodeName == "" && pod.Status.NominatedNodeName != ""
+}
+
 func Scheduled(pod *corev1.Pod) bool {
 	return pod != nil && pod.Spec.NodeName != ""
 }

@@ -36,8 +36,11 @@ import (
 //     probes upward by one after a bound's worth of sandboxes ran without waiting for room while
 //     others waited in line: one Pod at a time may find there is no more room, and it then waits
 //     as the head of the queue would.
-//   - A Pod for which the autoscaler is adding a node waits as it would without the bound, and
-//     undoes the lowering it caused: room is coming.
+//   - A Pod for which the autoscaler is adding a node, or for which the scheduler preempts
+//     lower-priority Pods (an idle warm pool's: it runs below executions), waits as it would
+//     without the bound, and undoes the lowering it caused: room is coming. Counting a
+//     preemption as no room kept the bound at what the pool left over (4–7 on a node of 10
+//     with a pool of 4 in make bench's staggered run).
 //
 // That is "bound = the room proven, with a slow probe upward" rather than additive increase and
 // multiplicative decrease: the scheduled count measures the room itself, so halving would only
@@ -216,9 +219,9 @@ func (s *Slot) ended() {
 }
 
 // observe tells a learning admission what the scheduler says of the slot's Pod: it is bound to a
-// node; it lacks room (Insufficient cpu or memory, Too many pods); the autoscaler is adding a node
-// for it.
-func (s *Slot) observe(scheduled, noRoom, scaleUp bool) {
+// node; it lacks room (Insufficient cpu or memory, Too many pods); room is being made for it (the
+// autoscaler is adding a node, or the scheduler preempted lower-priority Pods for it).
+func (s *Slot) observe(scheduled, noRoom, roomComing bool) {
 	if s == nil || !s.a.learn {
 		return
 	}
@@ -239,19 +242,19 @@ func (s *Slot) observe(scheduled, noRoom, scaleUp bool) {
 			a.starved--
 		}
 		a.dispatch()
-	case noRoom && !scaleUp:
+	case noRoom && !roomComing:
 		if !s.starved {
 			s.starved, s.waited, s.before = true, true, a.bound
 			a.starved++
 			a.setBound(max(a.scheduled, 1), "a sandbox pod is unschedulable for lack of room: the bound is what is scheduled")
 		}
-	case noRoom && scaleUp:
+	case noRoom && roomComing:
 		s.waited = true
 		if s.starved {
 			s.starved = false
 			a.starved--
 			if a.bound > 0 && (s.before == 0 || s.before > a.bound) { // 0: no bound, the highest
-				a.setBound(s.before, "the cluster autoscaler is adding a node for a sandbox pod that lacked room")
+				a.setBound(s.before, "room is being made for a sandbox pod that lacked room (a node added, or lower-priority pods preempted)")
 			}
 			a.dispatch()
 		}

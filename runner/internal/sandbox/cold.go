@@ -194,7 +194,7 @@ func (sb *coldSandbox) awaitStart(ctx context.Context, x *Execution) error {
 	for {
 		pod, gone, events, scaleUp := t.Snapshot()
 		d := diagnose.Diagnose(e.Namespace, e.Shape.RuntimeClassName, sb.name, pod, events)
-		sb.slot.observe(diagnose.Scheduled(pod), d.NoRoom, scaleUp)
+		sb.slot.observe(diagnose.Scheduled(pod), d.NoRoom, scaleUp || diagnose.RoomBeingMade(pod))
 		if diagnose.Scheduled(pod) && x.Marks.Scheduled.IsZero() {
 			x.Marks.Scheduled = time.Now()
 			x.NoteSandbox(Cold, pod)
