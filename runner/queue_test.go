@@ -297,6 +297,28 @@ func (fc *fakeCluster) jobs() []string {
 	return ids
 }
 
+// startQueueRun starts a runner on a fake cluster where the test plays the scheduler and the
+// kubelet (fc.setPod) and ends each execution's log (logs.finish); x runs executions on it.
+func startQueueRun(t *testing.T, opts Options, objects ...runtime.Object) (fc *fakeCluster, r *Runner, logs *logGate, x *executions) {
+	t.Helper()
+	fc = newFakeCluster(t, scenario{}, objects...)
+	r = fc.runner(opts)
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return fc, r, newLogGate(r), &executions{t: t, r: r}
+}
+
+// schedule binds execution id's Pod to node and runs it, then waits for that sandbox to start
+// (its log opened) and fails if another's started instead.
+func schedule(t *testing.T, fc *fakeCluster, logs *logGate, id, node string) {
+	t.Helper()
+	fc.setPod(id, scheduledOn(node), running)
+	if got := await(t, logs.opened, id+" to start"); got != podName(id) {
+		t.Fatalf("%s started, want %s", got, podName(id))
+	}
+}
+
 // executions runs Execute for each ID in the background; results gets their errors by ID.
 type executions struct {
 	t       *testing.T
@@ -345,30 +367,17 @@ func awaitInFlight(t *testing.T, a *sandbox.Admission, n int) {
 
 func TestNoRoomHoldsColdStartsInTheQueueUntilThereIsRoom(t *testing.T) {
 	t.Parallel()
-	fc := newFakeCluster(t, scenario{}) // the test plays the scheduler
-	r := fc.runner(Options{})           // no quota, no MaxInFlight
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	fc, r, logs, x := startQueueRun(t, Options{}) // no quota, no MaxInFlight
 	adm := r.cold.Admission()
 	queued, bounds := queuedSignal(adm), boundSignal(adm)
-	logs := newLogGate(r)
-	x := &executions{t: t, r: r}
 	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g"} {
 		defer logs.finish(id) // on every path: Close waits for the executions
-	}
-	started := func(id string) {
-		t.Helper()
-		fc.setPod(id, scheduledOn("n"), running)
-		if got := await(t, logs.opened, "a sandbox to start"); got != podName(id) {
-			t.Fatalf("%s started, want %s", got, podName(id))
-		}
 	}
 
 	// The node fits 2: a and b run, c lacks room.
 	x.start("a", "b", "c")
-	started("a")
-	started("b")
+	schedule(t, fc, logs, "a", "n")
+	schedule(t, fc, logs, "b", "n")
 	fc.setPod("c", unschedulable(insufficientCPU))
 	if got := await(t, bounds, "the bound to be learned"); got != 2 {
 		t.Fatalf("bound %d after c lacked room with a and b scheduled, want 2", got)
@@ -387,17 +396,17 @@ func TestNoRoomHoldsColdStartsInTheQueueUntilThereIsRoom(t *testing.T) {
 	if got := fc.jobs(); len(got) != 3 {
 		t.Fatalf("jobs created %v while c waited for room, want only a, b and c's", got)
 	}
-	started("c")
+	schedule(t, fc, logs, "c", "n")
 	// b ends: d, the first in line, goes; then c ends: e goes.
 	logs.finish("b")
 	x.ended("b")
-	started("d")
+	schedule(t, fc, logs, "d", "n")
 	if got := fc.jobs(); !slices.Equal(got[3:], []string{"d"}) {
 		t.Fatalf("jobs created after a, b and c: %v, want d's (first in line)", got[3:])
 	}
 	logs.finish("c")
 	x.ended("c")
-	started("e")
+	schedule(t, fc, logs, "e", "n")
 	// d ends: b and d ran without waiting for room while others waited in line — a bound's
 	// worth: one more may go, and f and g do.
 	logs.finish("d")
@@ -422,15 +431,9 @@ func TestNoRoomHoldsColdStartsInTheQueueUntilThereIsRoom(t *testing.T) {
 
 func TestScaleUpDoesNotShrinkTheBoundToNothing(t *testing.T) {
 	t.Parallel()
-	fc := newFakeCluster(t, scenario{})
-	r := fc.runner(Options{})
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	fc, r, logs, x := startQueueRun(t, Options{})
 	adm := r.cold.Admission()
 	queued, bounds := queuedSignal(adm), boundSignal(adm)
-	logs := newLogGate(r)
-	x := &executions{t: t, r: r}
 	defer logs.finish("a")
 	defer logs.finish("b")
 	x.start("a")
@@ -454,12 +457,8 @@ func TestScaleUpDoesNotShrinkTheBoundToNothing(t *testing.T) {
 	if got := await(t, bounds, "the bound to be undone"); got != 0 {
 		t.Fatalf("bound %d while a node is being added, want none", got)
 	}
-	fc.setPod("b", scheduledOn("n"), running)
-	if got := await(t, logs.opened, "b to start"); got != podName("b") {
-		t.Fatalf("%s started, want b's", got)
-	}
-	fc.setPod("a", scheduledOn("n2"), running) // the new node
-	await(t, logs.opened, "a to start")
+	schedule(t, fc, logs, "b", "n")
+	schedule(t, fc, logs, "a", "n2") // the new node
 	logs.finish("a")
 	logs.finish("b")
 	x.ended("a")
@@ -473,23 +472,14 @@ func TestScaleUpDoesNotShrinkTheBoundToNothing(t *testing.T) {
 // against the floor's 1.82/s).
 func TestPreemptionDoesNotShrinkTheLearnedBound(t *testing.T) {
 	t.Parallel()
-	fc := newFakeCluster(t, scenario{})
-	r := fc.runner(Options{})
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	adm := r.cold.Admission()
-	bounds := boundSignal(adm)
-	logs := newLogGate(r)
-	x := &executions{t: t, r: r}
+	fc, r, logs, x := startQueueRun(t, Options{})
+	bounds := boundSignal(r.cold.Admission())
 	for _, id := range []string{"a", "b", "c", "d"} {
 		defer logs.finish(id)
 	}
 	x.start("a", "b")
-	for _, id := range []string{"a", "b"} {
-		fc.setPod(id, scheduledOn("n"), running)
-		await(t, logs.opened, id+" to start")
-	}
+	schedule(t, fc, logs, "a", "n")
+	schedule(t, fc, logs, "b", "n")
 	x.start("c")
 	fc.setPod("c", unschedulable(insufficientCPU)) // the first attempt, before the preemption
 	if got := await(t, bounds, "the bound to be learned"); got != 2 {
@@ -501,12 +491,8 @@ func TestPreemptionDoesNotShrinkTheLearnedBound(t *testing.T) {
 		t.Fatalf("bound %d while room is made for a sandbox by preemption, want none", got)
 	}
 	x.start("d") // not held in the runner's queue: it goes to the scheduler at once
-	fc.setPod("d", scheduledOn("n"), running)
-	if got := await(t, logs.opened, "d to start"); got != podName("d") {
-		t.Fatalf("%s started, want d's", got)
-	}
-	fc.setPod("c", scheduledOn("n"), running)
-	await(t, logs.opened, "c to start")
+	schedule(t, fc, logs, "d", "n")
+	schedule(t, fc, logs, "c", "n")
 	for _, id := range []string{"a", "b", "c", "d"} {
 		logs.finish(id)
 		x.ended(id)
@@ -531,38 +517,25 @@ func TestASetOrQuotaBoundIsNotLearned(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fc := newFakeCluster(t, scenario{}, tc.objects...)
-			r := fc.runner(tc.opts)
-			if err := r.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			adm := r.cold.Admission()
-			queued := queuedSignal(adm)
-			logs := newLogGate(r)
-			x := &executions{t: t, r: r}
+			fc, r, logs, x := startQueueRun(t, tc.opts, tc.objects...)
+			queued := queuedSignal(r.cold.Admission())
 			for _, id := range []string{"a", "b", "c", "d"} {
 				defer logs.finish(id)
 			}
 			x.start("a", "b", "c")
-			for _, id := range []string{"a", "b"} {
-				fc.setPod(id, scheduledOn("n"), running)
-				await(t, logs.opened, id+" to start")
-			}
+			schedule(t, fc, logs, "a", "n")
+			schedule(t, fc, logs, "b", "n")
 			fc.setPod("c", unschedulable(insufficientCPU))
 			x.start("d")
 			await(t, queued, "d in the queue")
 			// a ends: d takes its slot, though c lacks room, as the bound set says.
 			logs.finish("a")
 			x.ended("a")
-			fc.setPod("d", scheduledOn("n"), running)
-			if got := await(t, logs.opened, "d to start"); got != podName("d") {
-				t.Fatalf("%s started, want d's", got)
-			}
+			schedule(t, fc, logs, "d", "n")
 			if got := r.MaxInFlight(); got != 3 {
 				t.Errorf("Runner.MaxInFlight() = %d, want 3", got)
 			}
-			fc.setPod("c", scheduledOn("n"), running)
-			await(t, logs.opened, "c to start")
+			schedule(t, fc, logs, "c", "n")
 		})
 	}
 }
@@ -590,18 +563,11 @@ func TestWhenASlotIsFree(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fc := newFakeCluster(t, scenario{})
 			tc.opts.KeepObjects = true // the Pod stays after Execute: the test deletes it
-			r := fc.runner(tc.opts)
-			if err := r.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			fc, r, logs, x := startQueueRun(t, tc.opts)
 			adm := r.cold.Admission()
-			logs := newLogGate(r)
-			x := &executions{t: t, r: r}
 			x.start("a")
-			fc.setPod("a", scheduledOn("n"), running)
-			await(t, logs.opened, "a to start")
+			schedule(t, fc, logs, "a", "n")
 			logs.finish("a")
 			x.ended("a")
 			fc.setPod("a", succeeded)

@@ -222,7 +222,7 @@ func PodFinished(pod *corev1.Pod) bool {
 // lower-priority Pods there (an idle warm pool's, which runs below executions): it lacks room only
 // until they are gone.
 func RoomBeingMade(pod *corev1.Pod) bool {
-	return pod != nil && pod.Spec.NodeName == "" && pod.Status.NominatedNodeName != ""
+	return pod != nil && !Scheduled(pod) && pod.Status.NominatedNodeName != ""
 }
 
 func Scheduled(pod *corev1.Pod) bool {
