@@ -19,9 +19,8 @@ import (
 // It embeds net.Conn, not *net.TCPConn: the latter's ReadFrom and WriteTo would let io.Copy
 // read around Read.
 type quickAckConn struct {
-	net.Conn
-	tcp *net.TCPConn
-	raw syscall.RawConn
+	net.Conn // a *net.TCPConn
+	raw      syscall.RawConn
 }
 
 // withQuickAck wraps a TCP connection; anything else is returned as it is.
@@ -34,7 +33,7 @@ func withQuickAck(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &quickAckConn{Conn: tc, tcp: tc, raw: raw}
+	return &quickAckConn{Conn: tc, raw: raw}
 }
 
 func (c *quickAckConn) Read(p []byte) (int, error) {
@@ -46,4 +45,4 @@ func (c *quickAckConn) Read(p []byte) (int, error) {
 }
 
 // CloseWrite half-closes, as the tunnel does when one direction ends.
-func (c *quickAckConn) CloseWrite() error { return c.tcp.CloseWrite() }
+func (c *quickAckConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }

@@ -65,7 +65,7 @@ func TestGatewaySocketsAcknowledgeAtOnce(t *testing.T) {
 		must(t, err)
 		_, err = q.Read(make([]byte, 8))
 		must(t, err)
-		if v := quickAckOption(t, q.tcp); v != 1 {
+		if v := quickAckOption(t, q.Conn.(*net.TCPConn)); v != 1 {
 			t.Errorf("%s connection: TCP_QUICKACK reads %d after a read, want 1 (the ACK sent at once)", side.name, v)
 		}
 	}
