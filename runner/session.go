@@ -122,7 +122,10 @@ func (r *Runner) Session(ctx context.Context, id string) (*Session, error) {
 	if r.env.Attach == nil {
 		return nil, fmt.Errorf("%w: sessions need pods/attach, which needs a REST config", ErrInvalidOptions)
 	}
-	pod := h.SessionPod(id)
+	pod, err := h.SessionPodNow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if why := r.sessions.endedWhy(id, pod); why != "" {
 		return nil, fmt.Errorf("%w: session %s: %s; its sandbox is being deleted", ErrSessionEnded, id, why)
 	}
@@ -250,19 +253,22 @@ func (s *Session) delete() (left []string) {
 	return sandbox.DeleteAll(r.log, r.opts.CleanupTimeout, r.env.PodDeletion(pod))
 }
 
-// refresh brings the session's Pod up to date from the shared watch, and says whether the watch
-// still has that Pod.
-func (s *Session) refresh() (pod *corev1.Pod, present bool) {
+// refresh brings the session's Pod up to date from the shared watch, and says whether that Pod is
+// still the session's live sandbox — asking the API server before saying it is not (the watch
+// may not show the session's claim yet). err is the API server's, when it could not say.
+func (s *Session) refresh(ctx context.Context) (pod *corev1.Pod, present bool, err error) {
 	s.mu.Lock()
 	pod = s.pod
 	s.mu.Unlock()
-	seen := s.r.hub.SessionPod(s.id)
-	if seen == nil || seen.UID != pod.UID {
-		return pod, false
-	}
-	if session.Newer(seen, pod) {
+	seen, err := s.r.hub.SessionPodNow(ctx, s.id)
+	switch {
+	case err != nil:
+		return pod, false, err
+	case seen == nil || seen.UID != pod.UID:
+		return pod, false, nil
+	case session.Newer(seen, pod):
 		s.setPod(seen)
-		return seen, true
+		return seen, true, nil
 	}
-	return pod, true
+	return pod, true, nil
 }

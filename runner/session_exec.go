@@ -106,7 +106,10 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 	if over != "" {
 		return nil, nil, fmt.Errorf("%w: session %s: %s", ErrSessionEnded, s.id, over)
 	}
-	pod, present := s.refresh()
+	pod, present, err := s.refresh(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	if !present {
 		s.end("its sandbox is gone")
 		r.countLeft(s.delete())
@@ -203,8 +206,8 @@ func (sb *sessionSandbox) Reopen(ctx context.Context, follow bool) io.ReadCloser
 	if !follow || sb.id == "" {
 		return nil
 	}
-	pod, present := s.refresh()
-	if !present {
+	pod, present, err := s.refresh(ctx)
+	if err != nil || !present {
 		return nil
 	}
 	conn := sandbox.NewConn(s.r.env.Connect(pod))

@@ -199,3 +199,41 @@ func TestClosedSessionStaysEndedWhileItsPodGoes(t *testing.T) {
 		t.Errorf("closing it again: %v, want ErrSessionEnded", err)
 	}
 }
+
+// TestASessionDoesNotTakeALaggingWatchForItsPodsEnd: the watch shows a claim some time after
+// the claim's patch returned (on a loaded node, longer than a session's opening takes). A session
+// used meanwhile must find its Pod — the API server has it — and not end itself and delete its
+// sandbox because the watch has not caught up. CI saw exactly that: "its sandbox pod ... is gone".
+func TestASessionDoesNotTakeALaggingWatchForItsPodsEnd(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	r := warmRunner(t, fc, o, pod.Attach)
+	other := warmRunner(t, fc, o, pod.Attach) // a second process, which will resume the session
+	ctx := context.Background()
+	for _, r := range []*Runner{r, other} {
+		if _, err := r.watching(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := fc.HoldPodEvents()
+	defer release()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatalf("OpenSession: %v", err)
+	}
+	if res, err := s.Execute(ctx, Request{Code: "x = 41\nprint(x + 1)\n"}); err != nil || string(res.Stdout) != "42\n" {
+		t.Fatalf("first execution while the watch lags: %v stdout %q", err, res.Stdout)
+	}
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{}); err != nil {
+		t.Errorf("the session's pod: %v, want it kept", err)
+	}
+	if _, err := other.Session(ctx, "s1"); err != nil {
+		t.Errorf("resumed by a process whose watch lags: %v, want it found", err)
+	}
+	release()
+	if res, err := s.Execute(ctx, Request{Code: "print(x)\n"}); err != nil || string(res.Stdout) != "41\n" {
+		t.Fatalf("once the watch caught up: %v stdout %q", err, res.Stdout)
+	}
+}

@@ -53,6 +53,7 @@ type Cluster struct {
 
 	podsWatching chan struct{}
 	watchOnce    sync.Once
+	podGate      *gate
 	wg           sync.WaitGroup
 	stop         chan struct{}
 	stopOnce     sync.Once
@@ -62,13 +63,16 @@ type Cluster struct {
 func New(t testing.TB, sc Scenario, objects ...runtime.Object) *Cluster {
 	t.Helper()
 	c := &Cluster{Client: fake.NewSimpleClientset(objects...), t: t, scenario: sc,
-		podsWatching: make(chan struct{}), stop: make(chan struct{})}
+		podsWatching: make(chan struct{}), stop: make(chan struct{}), podGate: newGate()}
 	// The fake tracker has no resourceVersions: a Pod created before the runner's watch starts
 	// would be missed, so Pods are created only once it is registered.
 	c.Client.PrependWatchReactor("pods", func(action k8stesting.Action) (bool, watch.Interface, error) {
 		w, err := c.Client.Tracker().Watch(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, action.GetNamespace())
 		c.watchOnce.Do(func() { close(c.podsWatching) })
-		return true, w, err
+		if err != nil {
+			return true, nil, err
+		}
+		return true, newGatedWatch(w, c.podGate), nil
 	})
 	c.Client.PrependReactor("get", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		if action.GetSubresource() != "log" {

@@ -169,7 +169,9 @@ func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Du
 	defer cancel()
 	for {
 		changed := l.Hub.PodsChanged() // before looking: a change after the look wakes the wait
-		if pod := l.Hub.SessionPod(l.Session); pod == nil {
+		if pod, err := l.Hub.SessionPodNow(ctx, l.Session); err != nil {
+			return nil, err
+		} else if pod == nil {
 			l.OnGone("its sandbox is gone")
 			return nil, fmt.Errorf("%w: session %s: its sandbox pod is gone", diagnose.ErrSessionEnded, l.Session)
 		} else if pod.ResourceVersion != was.ResourceVersion || pod.Annotations[podspec.AnnotationSessionLease] != was.Annotations[podspec.AnnotationSessionLease] {

@@ -33,6 +33,9 @@ type Hub struct {
 	poolChanged chan struct{}
 	// changed is closed, and replaced, when any sandbox Pod changes (under mu).
 	changed chan struct{}
+	// client and namespace answer what only the API server can: SessionPodNow.
+	client    kubernetes.Interface
+	namespace string
 }
 
 // PodKey is the tracker key of a warm sandbox, which is followed by its Pod's name: it was
@@ -108,6 +111,7 @@ func (h *Hub) Start(ctx context.Context, client kubernetes.Interface, namespace 
 		func(o *metav1.ListOptions) { o.FieldSelector = scaleUps })
 	informers := []cache.SharedIndexInformer{pods, events, scale}
 	h.pods = pods.GetStore()
+	h.client, h.namespace = client, namespace
 	for _, inf := range informers {
 		_ = inf.SetTransform(stripManagedFields)
 	}
@@ -298,7 +302,33 @@ func (h *Hub) PoolChanged() <-chan struct{} { return h.poolChanged }
 
 // SessionPod is the live sandbox Pod of session id, as the watch last saw it; nil if none.
 func (h *Hub) SessionPod(id string) *corev1.Pod {
-	for _, pod := range h.Pods() {
+	return liveSessionPod(h.Pods(), id)
+}
+
+// SessionPodNow is SessionPod, asking the API server when the watch shows none. The watch lags
+// behind the API server — a claim's patch returns before the watch shows the claimed Pod, by
+// more than a session's opening takes on a loaded node — so the watch's "none" is only a hint,
+// never the verdict that ends a session and deletes its sandbox. The answer is nil with a nil
+// error only when the API server has no live Pod for the session either.
+func (h *Hub) SessionPodNow(ctx context.Context, id string) (*corev1.Pod, error) {
+	if pod := h.SessionPod(id); pod != nil {
+		return pod, nil
+	}
+	selector := labels.Set{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSandbox,
+		podspec.LabelSession: id}.String()
+	list, err := h.client.CoreV1().Pods(h.namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, diagnose.APIError(err, "list", "pods", h.namespace, "")
+	}
+	pods := make([]*corev1.Pod, len(list.Items))
+	for i := range list.Items {
+		pods[i] = &list.Items[i]
+	}
+	return liveSessionPod(pods, id), nil
+}
+
+func liveSessionPod(pods []*corev1.Pod, id string) *corev1.Pod {
+	for _, pod := range pods {
 		if pod.Labels[podspec.LabelSession] == id && pod.DeletionTimestamp == nil &&
 			pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
 			return pod
