@@ -87,9 +87,9 @@ func (w *WarmSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 	a, err := w.ClaimAndAttach(ctx, Claim{}, &x.Marks)
 	if why := MissReason(err); why == MissEmpty || why == MissRaced {
 		// An empty pool whose Pods are starting: take the first ready rather than start one more
-		// sandbox beside them (refill.go), for at most what a cold start takes.
+		// sandbox beside them (refill.go), for at most what two cold starts take.
 		if leave, ok := w.joinRefillWait(); ok {
-			deadline := time.Now().Add(w.e.ColdStarts.Get())
+			deadline := time.Now().Add(refillWaitStarts * w.e.ColdStarts.Get())
 			for why := why; (why == MissEmpty || why == MissRaced) && w.awaitRefill(ctx, deadline); why = MissReason(err) {
 				a, err = w.ClaimAndAttach(ctx, Claim{}, &x.Marks)
 			}

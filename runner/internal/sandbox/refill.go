@@ -16,9 +16,17 @@ import (
 // node does the same work either way (every claim is replaced), and a cold start added to the
 // refills shares the CPU with all of them, so that it, and they, take longer — measured on the
 // 2-core local node, a cold fallback among four refills took several times its own start. The wait
-// is bounded by what a cold start takes here (StartEstimate); past it the execution runs cold.
-// Pods still waiting for a node are not waited for: a full node may keep the pool, which runs below
-// executions, Pending for long.
+// is bounded by what two cold starts take here (StartEstimate, refillWaitStarts); past it the
+// execution runs cold. Pods still waiting for a node are not waited for: a full node may keep the
+// pool, which runs below executions, Pending for long.
+
+// refillWaitStarts bounds the wait for a refill, in cold starts. Giving up at any moment commits
+// the execution to a cold start that takes about one estimate more from then, beside the refill it
+// gave up on, so that it ends no sooner than the refill would have: a refill is given up only once
+// it is a whole cold start late. With a bound of one estimate, back to back at concurrency 4 on the
+// 2-core local node, 13 of 60 executions gave their refill up just before it came and paid a cold
+// start after the wait: the p95 (6.7 s) was the wait plus that start (docs/performance.md).
+const refillWaitStarts = 2
 
 // StartEstimate is a running estimate of how long a cold sandbox takes to start (admitted to
 // container started), shared by the cold source, which measures, and the warm one, which waits at
