@@ -8,8 +8,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gkexec/gkexec/internal/wire"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 	"github.com/gkexec/gkexec/runner/internal/track"
 )
@@ -139,8 +142,15 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 		case ctx.Err() != nil:
 			return nil, nil, ctx.Err()
 		case broken:
-			// The attach itself failed (the API server, the kubelet or the runtime is away): the
-			// Pod runs and the session is intact; nothing was sent.
+			// The attach itself failed. Either the Pod is gone (another process closed the
+			// session, and this process's watch has not shown it yet) — the session's end — or
+			// the API server, the kubelet or the runtime is away: the Pod runs and the session is
+			// intact; nothing was sent.
+			if why := s.goneNow(ctx, pod); why != "" {
+				s.end(why)
+				r.countLeft(s.delete())
+				return nil, nil, fmt.Errorf("%w: session %s in namespace %s: %s", ErrSessionEnded, s.id, r.opts.Namespace, why)
+			}
 			return nil, nil, fmt.Errorf("%w: session %s: could not attach to its pod %s/%s (the session is intact; try again): %w",
 				ErrCluster, s.id, r.opts.Namespace, pod.Name, err)
 		}
@@ -164,6 +174,23 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 	s.conn = conn
 	s.mu.Unlock()
 	return conn, pod, nil
+}
+
+// goneNow asks the API server whether the session's Pod is gone: deleted, being deleted, ended, or
+// replaced by another of the same name. "" when it runs, or when the API server could not say.
+func (s *Session) goneNow(ctx context.Context, pod *corev1.Pod) string {
+	got, err := s.r.client.CoreV1().Pods(s.r.opts.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err), err == nil && got.UID != pod.UID:
+		return fmt.Sprintf("its sandbox pod %s is gone (closed, expired or evicted)", pod.Name)
+	case err != nil:
+		return ""
+	case got.DeletionTimestamp != nil:
+		return fmt.Sprintf("its sandbox pod %s is being deleted (closed, expired or evicted)", pod.Name)
+	case diagnose.PodFinished(got):
+		return fmt.Sprintf("its sandbox pod %s ended: %s", pod.Name, got.Status.Phase)
+	}
+	return ""
 }
 
 // sessionSandbox is the session's sandbox as exchange sees it for one execution: the request goes

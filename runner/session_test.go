@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -235,5 +236,44 @@ func TestASessionDoesNotTakeALaggingWatchForItsPodsEnd(t *testing.T) {
 	release()
 	if res, err := s.Execute(ctx, Request{Code: "print(x)\n"}); err != nil || string(res.Stdout) != "41\n" {
 		t.Fatalf("once the watch caught up: %v stdout %q", err, res.Stdout)
+	}
+}
+
+// TestAnAttachToADeletedSessionPodEndsTheSession: another process closed the session (its Pod is
+// deleted) and this process's watch has not shown it yet; the attach fails as the API server
+// answers for a Pod it no longer has. That is the session's end, not a cluster hiccup to retry.
+func TestAnAttachToADeletedSessionPodEndsTheSession(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	// The API server refuses to attach to a Pod it does not have.
+	attach := func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
+		if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return err
+		}
+		return pod.Attach(ctx, name, stdin, stdout)
+	}
+	ctx := context.Background()
+	first := warmRunner(t, fc, o, attach)
+	s, err := first.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "x = 1\n"}); err != nil {
+		t.Fatal(err)
+	}
+	other := warmRunner(t, fc, o, attach)
+	again, err := other.Session(ctx, "s1")
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	release := fc.HoldPodEvents()
+	defer release()
+	if err := fc.client.CoreV1().Pods(fakecluster.Namespace).Delete(ctx, "pool-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Execute(ctx, Request{Code: "print(x)\n"}); !errors.Is(err, ErrSessionEnded) {
+		t.Errorf("attach to the deleted pod: %v, want ErrSessionEnded", err)
 	}
 }
