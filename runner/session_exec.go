@@ -146,7 +146,7 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 			// session, and this process's watch has not shown it yet) — the session's end — or
 			// the API server, the kubelet or the runtime is away: the Pod runs and the session is
 			// intact; nothing was sent.
-			if why := s.goneNow(ctx, pod); why != "" {
+			if why := r.goneNow(ctx, pod); why != "" {
 				s.end(why)
 				r.countLeft(s.delete())
 				return nil, nil, fmt.Errorf("%w: session %s in namespace %s: %s", ErrSessionEnded, s.id, r.opts.Namespace, why)
@@ -176,10 +176,11 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 	return conn, pod, nil
 }
 
-// goneNow asks the API server whether the session's Pod is gone: deleted, being deleted, ended, or
-// replaced by another of the same name. "" when it runs, or when the API server could not say.
-func (s *Session) goneNow(ctx context.Context, pod *corev1.Pod) string {
-	got, err := s.r.client.CoreV1().Pods(s.r.opts.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+// goneNow asks the API server whether a session's Pod, as the watch or an answer showed it, is
+// gone: deleted, being deleted, ended, or replaced by another of the same name. "" when it runs,
+// or when the API server could not say.
+func (r *Runner) goneNow(ctx context.Context, pod *corev1.Pod) string {
+	got, err := r.client.CoreV1().Pods(r.opts.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err), err == nil && got.UID != pod.UID:
 		return fmt.Sprintf("its sandbox pod %s is gone (closed, expired or evicted)", pod.Name)

@@ -42,7 +42,8 @@ func (r *Runner) OpenSession(ctx context.Context, so SessionOptions) (*Session, 
 	if r.env.Attach == nil {
 		return nil, fmt.Errorf("%w: sessions talk to their sandbox over pods/attach, which needs a REST config (Options.RESTConfig or a kubeconfig), not only Options.Client", ErrInvalidOptions)
 	}
-	if pod := h.SessionPod(so.ID); pod != nil {
+	// The watch may still show the Pod of a session of this ID just closed: the API server decides.
+	if pod := h.SessionPod(so.ID); pod != nil && r.goneNow(ctx, pod) == "" {
 		return nil, fmt.Errorf("%w: session %s already exists in namespace %s (pod %s); resume it with its ID or choose another", ErrInvalidRequest, so.ID, r.opts.Namespace, pod.Name)
 	}
 	if err := r.takeSessionID(ctx, so.ID); err != nil {

@@ -277,3 +277,34 @@ func TestAnAttachToADeletedSessionPodEndsTheSession(t *testing.T) {
 		t.Errorf("attach to the deleted pod: %v, want ErrSessionEnded", err)
 	}
 }
+
+// TestASessionIDClosedIsOpenedAgainWhileTheWatchLags: a session closed, then opened again under
+// the same ID at once, while the watch still shows the closed session's Pod: that Pod is gone
+// (the API server says so), and the ID is free again.
+func TestASessionIDClosedIsOpenedAgainWhileTheWatchLags(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute), poolPod(t, o, "pool-b", time.Minute))
+	pods := map[string]*wiretest.Pod{"pool-a": wiretest.NewPod(t), "pool-b": wiretest.NewPod(t)}
+	r := warmRunner(t, fc, o, func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
+		return pods[name].Attach(ctx, name, stdin, stdout)
+	})
+	ctx := context.Background()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the watch to show the claim", func() bool { return r.hub.SessionPod("s1") != nil })
+	release := fc.HoldPodEvents()
+	defer release()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatalf("open s1 again after closing it: %v", err)
+	}
+	if again.PodName() == s.PodName() {
+		t.Errorf("the new session runs in %s, the closed one's pod", again.PodName())
+	}
+}
