@@ -8,11 +8,15 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gkexec/gkexec/gateway"
+	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 	"github.com/gkexec/gkexec/runner/internal/session"
+	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 // A session is one live interpreter in one sandbox across many executions: variables, imports
@@ -253,20 +257,29 @@ func (s *Session) delete() (left []string) {
 	return sandbox.DeleteAll(r.log, r.opts.CleanupTimeout, r.env.PodDeletion(pod))
 }
 
-// refresh brings the session's Pod up to date from the shared watch, and says whether that Pod is
-// still the session's live sandbox — asking the API server before saying it is not (the watch
-// may not show the session's claim yet). err is the API server's, when it could not say.
+// refresh brings the session's Pod up to date and says whether it is still the session's live
+// sandbox. The watch's copy of that very Pod (its name and UID) serves while it shows it live;
+// otherwise — the watch shows it gone or ended, or not yet claimed for the session — the API
+// server decides: the watch lags behind it. Another Pod labelled for the session (a claimed Pod
+// whose attach failed, deleted before the session went cold) is never taken for it. err is the
+// API server's, when it could not say.
 func (s *Session) refresh(ctx context.Context) (pod *corev1.Pod, present bool, err error) {
 	s.mu.Lock()
 	pod = s.pod
 	s.mu.Unlock()
-	seen, err := s.r.hub.SessionPodNow(ctx, s.id)
-	switch {
-	case err != nil:
-		return pod, false, err
-	case seen == nil || seen.UID != pod.UID:
-		return pod, false, nil
-	case session.Newer(seen, pod):
+	seen := s.r.hub.Pod(pod.Name)
+	if seen == nil || seen.UID != pod.UID || !track.LiveSessionPod(seen, s.id) {
+		seen, err = s.r.client.CoreV1().Pods(s.r.opts.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return pod, false, nil
+		case err != nil:
+			return pod, false, diagnose.APIError(err, "get", "pods", s.r.opts.Namespace, pod.Name)
+		case seen.UID != pod.UID || !track.LiveSessionPod(seen, s.id):
+			return pod, false, nil
+		}
+	}
+	if session.Newer(seen, pod) {
 		s.setPod(seen)
 		return seen, true, nil
 	}

@@ -308,3 +308,36 @@ func TestASessionIDClosedIsOpenedAgainWhileTheWatchLags(t *testing.T) {
 		t.Errorf("the new session runs in %s, the closed one's pod", again.PodName())
 	}
 }
+
+// TestASessionKeepsItsOwnPodWhenTheWatchShowsAnother: the watch may still show a Pod labelled for
+// the session that is not its sandbox — a claimed Pod whose attach failed, deleted before the
+// session went cold — after the API server deleted it. The session's sandbox is its own Pod; the
+// other one must not make it end and delete its sandbox.
+func TestASessionKeepsItsOwnPodWhenTheWatchShowsAnother(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-b", time.Minute))
+	pod := wiretest.NewPod(t)
+	r := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := sessionPod(t, o, "pool-a", "s1", "")
+	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Create(ctx, stale, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the watch to show both pods", func() bool { return len(r.hub.Pods()) == 2 })
+	release := fc.HoldPodEvents()
+	defer release()
+	if err := fc.client.CoreV1().Pods(fakecluster.Namespace).Delete(ctx, "pool-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The watch lists its Pods in no fixed order: enough executions that one would meet the other Pod.
+	for i := 0; i < 12; i++ {
+		if res, err := s.Execute(ctx, Request{Code: "print(1)\n"}); err != nil || string(res.Stdout) != "1\n" {
+			t.Fatalf("execution %d in the session's own pod %s: %v stdout %q", i+1, s.PodName(), err, res.Stdout)
+		}
+	}
+}

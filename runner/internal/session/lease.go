@@ -162,19 +162,29 @@ func (l *Lease) holderGone(ctx context.Context) (gone bool, askAgain time.Durati
 	return false, l.TakeoverIdle - idle + 50*time.Millisecond
 }
 
-// awaitChange waits for the shared watch to show the session's Pod changed from was: another
-// resourceVersion, or another lease.
+// awaitChange waits for the session's Pod to change from was: another resourceVersion, or another
+// lease. It watches the shared watch's copy of that very Pod (its name and UID); when the watch does
+// not show it live, the API server decides whether it is gone (the watch lags behind it).
 func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Duration) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	for {
 		changed := l.Hub.PodsChanged() // before looking: a change after the look wakes the wait
-		if pod, err := l.Hub.SessionPodNow(ctx, l.Session); err != nil {
-			return nil, err
-		} else if pod == nil {
-			l.OnGone("its sandbox is gone")
-			return nil, fmt.Errorf("%w: session %s: its sandbox pod is gone", diagnose.ErrSessionEnded, l.Session)
-		} else if pod.ResourceVersion != was.ResourceVersion || pod.Annotations[podspec.AnnotationSessionLease] != was.Annotations[podspec.AnnotationSessionLease] {
+		pod := l.Hub.Pod(was.Name)
+		if pod == nil || pod.UID != was.UID || !track.LiveSessionPod(pod, l.Session) {
+			got, err := l.Client.CoreV1().Pods(l.Namespace).Get(ctx, was.Name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err) || err == nil && (got.UID != was.UID || !track.LiveSessionPod(got, l.Session)):
+				l.OnGone("its sandbox is gone")
+				return nil, fmt.Errorf("%w: session %s: its sandbox pod %s/%s is gone", diagnose.ErrSessionEnded, l.Session, l.Namespace, was.Name)
+			case ctx.Err() != nil:
+				return nil, fmt.Errorf("%w: session %s: its pod did not change within %s: %w", diagnose.ErrCluster, l.Session, within, ctx.Err())
+			case err != nil:
+				return nil, diagnose.APIError(err, "get", "pods", l.Namespace, was.Name)
+			}
+			pod = got
+		}
+		if pod.ResourceVersion != was.ResourceVersion || pod.Annotations[podspec.AnnotationSessionLease] != was.Annotations[podspec.AnnotationSessionLease] {
 			return pod, nil
 		}
 		select {

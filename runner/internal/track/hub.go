@@ -277,6 +277,17 @@ func (h *Hub) onEvent(obj any) {
 	t.signal()
 }
 
+// Pod is the sandbox Pod named name as the watch last saw it, nil if it shows none; it must not be
+// modified.
+func (h *Hub) Pod(name string) *corev1.Pod {
+	obj, ok, _ := h.pods.GetByKey(h.namespace + "/" + name)
+	if !ok {
+		return nil
+	}
+	pod, _ := obj.(*corev1.Pod)
+	return pod
+}
+
 // Pods is every sandbox Pod as the watch last saw it; the Pods must not be modified.
 func (h *Hub) Pods() []*corev1.Pod {
 	objs := h.pods.List()
@@ -329,10 +340,16 @@ func (h *Hub) SessionPodNow(ctx context.Context, id string) (*corev1.Pod, error)
 
 func liveSessionPod(pods []*corev1.Pod, id string) *corev1.Pod {
 	for _, pod := range pods {
-		if pod.Labels[podspec.LabelSession] == id && pod.DeletionTimestamp == nil &&
-			pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+		if LiveSessionPod(pod, id) {
 			return pod
 		}
 	}
 	return nil
+}
+
+// LiveSessionPod says whether pod is a live sandbox of session id: labelled for it, not being
+// deleted, not ended.
+func LiveSessionPod(pod *corev1.Pod, id string) bool {
+	return pod.Labels[podspec.LabelSession] == id && pod.DeletionTimestamp == nil &&
+		pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
 }
