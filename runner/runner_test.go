@@ -455,3 +455,48 @@ func TestQuotaConflictWhileTheJobCreatesItsPodIsNotFatal(t *testing.T) {
 		t.Fatalf("Execute: %v, stdout %q; want the Job controller's retry awaited", err, res.Stdout)
 	}
 }
+
+// TestAnExecutionIDUsedAgainFollowsItsOwnPod: an execution ID may be used again at once (a client
+// retrying with the same ID); the previous execution's Pod, deleted with its Job, still carries the
+// ID, and the watch may report it late. Its events must not be taken for the new execution's Pod:
+// its deletion is not the new Pod's, its output not the new execution's.
+func TestAnExecutionIDUsedAgainFollowsItsOwnPod(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running},
+		log: new(framed).out("ran\n").end(endRecord{})})
+	r := fc.runner(Options{})
+	var (
+		mu      sync.Mutex
+		release func()
+		jobs    int
+	)
+	// The second Job's creation lets the watch deliver what it held: the first Pod's deletion
+	// reaches the runner while the second execution waits for its Pod.
+	fc.client.PrependReactor("create", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if jobs++; jobs == 2 && release != nil {
+			release()
+		}
+		return false, nil, nil
+	})
+	ctx := context.Background()
+	first, err := r.Execute(ctx, Request{Code: "print(1)", ExecutionID: "again", Output: func(Stream, []byte) {
+		// The first Pod runs, as the runner saw: hold what the watch reports of it from now on.
+		mu.Lock()
+		defer mu.Unlock()
+		if release == nil {
+			release = fc.HoldPodEvents()
+		}
+	}})
+	if err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	second, err := r.Execute(ctx, Request{Code: "print(1)", ExecutionID: "again"})
+	if err != nil {
+		t.Fatalf("the ID used again: %v", err)
+	}
+	if second.PodName == first.PodName || string(second.Stdout) != "ran\n" {
+		t.Errorf("the second execution ran in %s (the first in %s), stdout %q: want its own Pod", second.PodName, first.PodName, second.Stdout)
+	}
+}

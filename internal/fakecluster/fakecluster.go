@@ -54,6 +54,12 @@ type Cluster struct {
 	podsWatching chan struct{}
 	watchOnce    sync.Once
 	podGate      *gate
+
+	// jobs counts the Jobs made under each name (an execution ID may be used again); pods is each
+	// Job's Pod, by the Job's UID, for the garbage collector.
+	mu   sync.Mutex
+	jobs map[string]int
+	pods map[types.UID]string
 	wg           sync.WaitGroup
 	stop         chan struct{}
 	stopOnce     sync.Once
@@ -63,7 +69,18 @@ type Cluster struct {
 func New(t testing.TB, sc Scenario, objects ...runtime.Object) *Cluster {
 	t.Helper()
 	c := &Cluster{Client: fake.NewSimpleClientset(objects...), t: t, scenario: sc,
-		podsWatching: make(chan struct{}), stop: make(chan struct{}), podGate: newGate()}
+		podsWatching: make(chan struct{}), stop: make(chan struct{}), podGate: newGate(),
+		jobs: map[string]int{}, pods: map[types.UID]string{}}
+	// The API server gives every object a UID; the fake does not. A Job's Pod is found by it.
+	c.Client.PrependReactor("create", "jobs", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if job, ok := action.(k8stesting.CreateAction).GetObject().(*batchv1.Job); ok && job.UID == "" {
+			c.mu.Lock()
+			job.UID = types.UID(fmt.Sprintf("uid-job-%s-%d", job.Name, c.jobs[job.Name]))
+			c.jobs[job.Name]++
+			c.mu.Unlock()
+		}
+		return false, nil, nil
+	})
 	// The fake tracker has no resourceVersions: a Pod created before the runner's watch starts
 	// would be missed, so Pods are created only once it is registered.
 	c.Client.PrependWatchReactor("pods", func(action k8stesting.Action) (bool, watch.Interface, error) {
@@ -105,7 +122,12 @@ func New(t testing.TB, sc Scenario, objects ...runtime.Object) *Cluster {
 					// The garbage collector: a deleted Job's Pod goes too (background propagation).
 					// Straight through the tracker: a call through the clientset would run the reactor
 					// chain, which tests may be prepending to meanwhile (client-go's fake does not lock it).
-					_ = c.Client.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, Namespace, job.Name+"-abcde")
+					c.mu.Lock()
+					pod, ok := c.pods[job.UID]
+					c.mu.Unlock()
+					if ok {
+						_ = c.Client.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, Namespace, pod)
+					}
 				}
 			}
 		}
@@ -127,7 +149,15 @@ func (c *Cluster) runJob(job *batchv1.Job) {
 	case <-c.stop:
 		return
 	}
+	// The Job controller names a Job's Pod after it with a random suffix: the first Job of a name
+	// gets -abcde here, one made under that name again another.
 	podName := job.Name + "-abcde"
+	c.mu.Lock()
+	if n := c.jobs[job.Name]; n > 1 {
+		podName = fmt.Sprintf("%s-r%04d", job.Name, n-1)
+	}
+	c.pods[job.UID] = podName
+	c.mu.Unlock()
 	for i, ev := range c.scenario.Events {
 		ev.Namespace = Namespace
 		ev.Name = fmt.Sprintf("%s.%d", job.Name, i)
@@ -144,7 +174,8 @@ func (c *Cluster) runJob(job *batchv1.Job) {
 		return
 	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: Namespace, Labels: job.Spec.Template.Labels},
+		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: Namespace, Labels: job.Spec.Template.Labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
 		Spec:       *job.Spec.Template.Spec.DeepCopy(),
 		Status:     corev1.PodStatus{Phase: corev1.PodPending},
 	}

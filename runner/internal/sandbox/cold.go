@@ -63,7 +63,7 @@ func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 	}
 	x.Marks.Admitted = time.Now()
 	id := x.Request.ExecutionID
-	t := e.Hub.Track(id)
+	t := e.Hub.TrackJob(id)
 	sb := &coldSandbox{e: e, t: t, name: podspec.ObjectName(id), slot: slot}
 	x.leave = func() {
 		if !s.admission.Bounded() {
@@ -144,6 +144,7 @@ func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *ba
 		return err // the namespace exists: the ConfigMap is in it
 	}
 	sb.made.job = true
+	sb.t.Own(created.UID)
 	if cm == nil {
 		return nil
 	}
@@ -282,7 +283,7 @@ func (sb *coldSandbox) Reopen(ctx context.Context, follow bool) io.ReadCloser {
 // deletes it (JobDeletion) then, also when starting fails, and never a Job it did not make.
 func (e *Env) StartSessionJob(ctx context.Context, job *batchv1.Job) (pod *corev1.Pod, made bool, err error) {
 	id := job.Labels[podspec.LabelExecutionID]
-	t := e.Hub.Track(id)
+	t := e.Hub.TrackJob(id)
 	defer e.Hub.Untrack(id, t)
 	sb := &coldSandbox{e: e, t: t, name: job.Name}
 	if err := sb.create(ctx, nil, job); err != nil {

@@ -3,6 +3,7 @@ package track
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ import (
 type Hub struct {
 	mu       sync.Mutex
 	trackers map[string]*Tracker // by execution ID (cold) or PodKey (warm)
+	// previous holds, by execution ID, trackers of earlier Jobs of an ID used again, still
+	// following their Pods.
+	previous map[string][]*Tracker
 	stop     chan struct{}
 	done     sync.WaitGroup
 	// pods is the shared informer's view of every sandbox Pod, warm pool Pods included.
@@ -42,51 +46,9 @@ type Hub struct {
 // started before its execution existed.
 func PodKey(name string) string { return "pod/" + name }
 
-// Tracker is one execution's view: the latest Pod and the warnings seen, plus a wake-up channel.
-type Tracker struct {
-	id      string
-	wake    chan struct{}
-	mu      sync.Mutex
-	pod     *corev1.Pod
-	podGone bool
-	// events by UID, so that a repeated event (count++) replaces its earlier copy.
-	events  map[string]*corev1.Event
-	scaleUp bool
-}
-
-func (t *Tracker) signal() {
-	select {
-	case t.wake <- struct{}{}:
-	default:
-	}
-}
-
-// Snapshot returns the latest state; the Pod must not be modified.
-func (t *Tracker) Snapshot() (pod *corev1.Pod, gone bool, events []*corev1.Event, scaleUp bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, e := range t.events {
-		events = append(events, e)
-	}
-	return t.pod, t.podGone, events, t.scaleUp
-}
-
-// Wake is signalled whenever the tracked Pod or its events change.
-func (t *Tracker) Wake() <-chan struct{} { return t.wake }
-
-// Seed sets the Pod a tracker starts from, unless the watch already showed it: a claimed Pod is
-// known from the claim's answer before the watch reports it.
-func (t *Tracker) Seed(pod *corev1.Pod) {
-	t.mu.Lock()
-	if t.pod == nil {
-		t.pod = pod
-	}
-	t.mu.Unlock()
-}
-
 // NewHub returns a hub; Start starts its watches.
 func NewHub() *Hub {
-	return &Hub{trackers: map[string]*Tracker{}, changed: make(chan struct{}), stop: make(chan struct{}), poolChanged: make(chan struct{}, 1)}
+	return &Hub{trackers: map[string]*Tracker{}, previous: map[string][]*Tracker{}, changed: make(chan struct{}), stop: make(chan struct{}), poolChanged: make(chan struct{}, 1)}
 }
 
 // Start checks that the runner may list what it watches (so RBAC problems surface as a clear error
@@ -155,12 +117,26 @@ func (h *Hub) Close() {
 	h.done.Wait()
 }
 
-// Track registers a sandbox to follow: by execution ID for a Job's Pod, by podKey for a warm
-// sandbox. The runner admits each execution ID once at a time, so keys never collide.
+// Track registers a sandbox to follow by key: PodKey for a warm sandbox, whose Pod is known.
 func (h *Hub) Track(key string) *Tracker {
+	return h.track(key, false)
+}
+
+// TrackJob registers the Pod of a Job about to be made for execution id; Tracker.Own names the
+// Job once it is made. An ID may be used again while the previous Job's Pod, which carries it too,
+// is still going: each tracker follows its own Job's Pod, and the previous one keeps following its
+// own until it is untracked.
+func (h *Hub) TrackJob(id string) *Tracker {
+	return h.track(id, true)
+}
+
+func (h *Hub) track(key string, job bool) *Tracker {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := &Tracker{id: key, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
+	t := &Tracker{id: key, job: job, wake: make(chan struct{}, 1), events: map[string]*corev1.Event{}}
+	if old := h.trackers[key]; old != nil {
+		h.previous[key] = append(h.previous[key], old)
+	}
 	h.trackers[key] = t
 	return t
 }
@@ -169,41 +145,18 @@ func (h *Hub) Track(key string) *Tracker {
 // is left alone.
 func (h *Hub) Untrack(id string, t *Tracker) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.trackers[id] == t {
 		delete(h.trackers, id)
+		if prev := h.previous[id]; len(prev) > 0 {
+			// The newest of the earlier ones takes the key back; the rest stay earlier.
+			h.trackers[id], h.previous[id] = prev[len(prev)-1], prev[:len(prev)-1]
+		}
+	} else {
+		h.previous[id] = slices.DeleteFunc(h.previous[id], func(p *Tracker) bool { return p == t })
 	}
-	h.mu.Unlock()
-}
-
-// AwaitGone waits until the tracked Pod has been deleted (or was never seen), at most timeout or
-// until stop is closed.
-func (t *Tracker) AwaitGone(timeout time.Duration, stop <-chan struct{}) {
-	t.await(timeout, stop, func(*corev1.Pod) bool { return false })
-}
-
-// AwaitEnded waits until the tracked Pod holds no room on a node as the scheduler counts it: it
-// finished (Succeeded or Failed; the scheduler ignores such Pods), was deleted, or was never seen;
-// at most timeout or until stop is closed.
-func (t *Tracker) AwaitEnded(timeout time.Duration, stop <-chan struct{}) {
-	t.await(timeout, stop, diagnose.PodFinished)
-}
-
-// await waits until the tracked Pod is gone, was never seen, or is done.
-func (t *Tracker) await(timeout time.Duration, stop <-chan struct{}, done func(*corev1.Pod) bool) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		pod, gone, _, _ := t.Snapshot()
-		if pod == nil || gone || done(pod) {
-			return
-		}
-		select {
-		case <-t.wake:
-		case <-deadline.C:
-			return
-		case <-stop:
-			return
-		}
+	if len(h.previous[id]) == 0 {
+		delete(h.previous, id)
 	}
 }
 
@@ -234,24 +187,33 @@ func (h *Hub) onPod(obj any, deleted bool) {
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
-	t := h.lookup(PodKey(pod.Name))
-	if t == nil && pod.Labels[podspec.LabelPool] == "" {
-		// A cold sandbox's Pod, followed by its execution's ID. Never a pool Pod that carried the
-		// same ID: one whose request was lost, deleted as the execution runs cold.
-		if id := pod.Labels[podspec.LabelExecutionID]; id != "" {
-			t = h.lookup(id)
-		}
-	}
-	if t == nil {
+	if t := h.lookup(PodKey(pod.Name)); t != nil {
+		t.offer(pod, deleted)
 		return
 	}
-	if existing, _, _, _ := t.Snapshot(); existing != nil && t.id == PodKey(pod.Name) && existing.UID != pod.UID {
-		return // another Pod of the same name
+	if pod.Labels[podspec.LabelPool] != "" {
+		return // never a pool Pod that carried an ID: one whose request was lost, deleted as the execution runs cold
 	}
-	t.mu.Lock()
-	t.pod, t.podGone = pod, deleted
-	t.mu.Unlock()
-	t.signal()
+	// A cold sandbox's Pod, followed by its execution's ID: by the tracker of its own Job.
+	if id := pod.Labels[podspec.LabelExecutionID]; id != "" {
+		for _, t := range h.followers(id) {
+			t.offer(pod, deleted)
+		}
+	}
+}
+
+// followers are the trackers under id, newest first.
+func (h *Hub) followers(id string) []*Tracker {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ts []*Tracker
+	if t := h.trackers[id]; t != nil {
+		ts = append(ts, t)
+	}
+	for i := len(h.previous[id]) - 1; i >= 0; i-- {
+		ts = append(ts, h.previous[id][i])
+	}
+	return ts
 }
 
 func (h *Hub) onEvent(obj any) {

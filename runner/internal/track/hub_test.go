@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
@@ -69,5 +70,58 @@ func TestHubRoutesEachChangeToItsSandbox(t *testing.T) {
 	}
 	if got := len(h.Pods()); got != 2 {
 		t.Errorf("the hub holds %d pods, want 2", got)
+	}
+}
+
+// jobPod is sandboxPod made by the Job of UID job.
+func jobPod(name, execution string, job types.UID) *corev1.Pod {
+	p := sandboxPod(name, execution)
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "gkexec-" + execution, UID: job, Controller: ptr.To(true)}}
+	return p
+}
+
+// TestAnIDTrackedAgainFollowsEachJobsOwnPod: an execution ID used again while the previous Job's
+// Pod is still going. The new tracker takes only its own Job's Pod — also one reported before its
+// Job was known — and the previous tracker goes on following its own Pod to its end.
+func TestAnIDTrackedAgainFollowsEachJobsOwnPod(t *testing.T) {
+	t.Parallel()
+	client := fake.NewSimpleClientset()
+	h := NewHub()
+	ctx := context.Background()
+	if err := h.Start(ctx, client, "sb"); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	first := h.TrackJob("e1")
+	first.Own("job-1")
+	pods := client.CoreV1().Pods("sb")
+	if _, err := pods.Create(ctx, jobPod("gkexec-e1-a", "e1", "job-1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, first, "its Job's Pod", func(p *corev1.Pod, _ []*corev1.Event) bool { return p != nil })
+
+	second := h.TrackJob("e1") // the ID used again; its Job is not made yet
+	if _, err := pods.Create(ctx, jobPod("gkexec-e1-b", "e1", "job-2"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods.Delete(ctx, "gkexec-e1-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, first, "its own Pod's deletion", func(*corev1.Pod, []*corev1.Event) bool { _, gone, _, _ := first.Snapshot(); return gone })
+	if pod, gone, _, _ := second.Snapshot(); pod != nil || gone {
+		t.Fatalf("before its Job was known, the new tracker took pod %v (gone %v)", pod, gone)
+	}
+	second.Own("job-2")
+	if pod, gone, _, _ := second.Snapshot(); pod == nil || pod.Name != "gkexec-e1-b" || gone {
+		t.Errorf("once its Job is known, the new tracker has pod %v (gone %v), want gkexec-e1-b, reported before", pod, gone)
+	}
+	h.Untrack("e1", first)
+	if _, err := pods.Create(ctx, jobPod("gkexec-e1-c", "e1", "job-3"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = pods.Delete(ctx, "gkexec-e1-b", metav1.DeleteOptions{})
+	await(t, second, "its own Pod's deletion", func(*corev1.Pod, []*corev1.Event) bool { _, gone, _, _ := second.Snapshot(); return gone })
+	if pod, _, _, _ := second.Snapshot(); pod.Name != "gkexec-e1-b" {
+		t.Errorf("the tracker followed %s, another Job's", pod.Name)
 	}
 }
