@@ -93,7 +93,7 @@ type Session struct {
 func (r *Runner) newSession(id, kind string) *Session {
 	s := &Session{r: r, id: id, kind: kind, turn: make(chan struct{}, 1)}
 	s.lease = &session.Lease{Client: r.client, Namespace: r.opts.Namespace, Session: id, Holder: r.holder, Hub: r.hub, Log: r.log,
-		BusyWait: r.busyWait, ChangeWait: sandbox.AttachTimeout, CleanupTimeout: r.opts.CleanupTimeout,
+		BusyWait: r.busyWait, CleanupTimeout: r.opts.CleanupTimeout,
 		TakeoverIdle: sessionTakeoverIdle, OnPod: s.setPod, OnGone: s.end, Probe: s.probe}
 	return s
 }

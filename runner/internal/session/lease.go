@@ -33,9 +33,8 @@ type Lease struct {
 	Holder string
 	Hub    *track.Hub
 	Log    *slog.Logger
-	// BusyWait bounds the wait for another process's lease; ChangeWait for the watch to show a
-	// Pod changed under a conflicting patch.
-	BusyWait, ChangeWait time.Duration
+	// BusyWait bounds the wait for another process's lease.
+	BusyWait time.Duration
 	// CleanupTimeout bounds giving the lease back.
 	CleanupTimeout time.Duration
 	// TakeoverIdle is how long the sandbox must have run nothing before a lease another process
@@ -123,11 +122,11 @@ func (l *Lease) Take(ctx context.Context, pod *corev1.Pod, id string, runFor tim
 			return leased, nil
 		case apierrors.IsConflict(err) && conflicts < 3:
 			conflicts++
-			// Someone changed the Pod since this runner saw it: wait for the watch to show the
-			// change, and look again.
-			fresh, werr := l.awaitChange(ctx, pod, l.ChangeWait)
-			if werr != nil {
-				return nil, werr
+			// Someone changed the Pod since this runner saw it (another process, or this one's
+			// own give-back the watch has not shown yet): look again, at the API server's copy.
+			fresh, gerr := l.current(ctx, pod)
+			if gerr != nil {
+				return nil, gerr
 			}
 			pod = fresh
 		case apierrors.IsNotFound(err):
@@ -172,15 +171,12 @@ func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Du
 		changed := l.Hub.PodsChanged() // before looking: a change after the look wakes the wait
 		pod := l.Hub.Pod(was.Name)
 		if pod == nil || pod.UID != was.UID || !track.LiveSessionPod(pod, l.Session) {
-			got, err := l.Client.CoreV1().Pods(l.Namespace).Get(ctx, was.Name, metav1.GetOptions{})
+			got, err := l.current(ctx, was)
 			switch {
-			case apierrors.IsNotFound(err) || err == nil && (got.UID != was.UID || !track.LiveSessionPod(got, l.Session)):
-				l.OnGone("its sandbox is gone")
-				return nil, fmt.Errorf("%w: session %s: its sandbox pod %s/%s is gone", diagnose.ErrSessionEnded, l.Session, l.Namespace, was.Name)
-			case ctx.Err() != nil:
+			case err != nil && ctx.Err() != nil && !errors.Is(err, diagnose.ErrSessionEnded):
 				return nil, fmt.Errorf("%w: session %s: its pod did not change within %s: %w", diagnose.ErrCluster, l.Session, within, ctx.Err())
 			case err != nil:
-				return nil, diagnose.APIError(err, "get", "pods", l.Namespace, was.Name)
+				return nil, err
 			}
 			pod = got
 		}
@@ -193,6 +189,20 @@ func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Du
 		case <-changed:
 		}
 	}
+}
+
+// current is the session's Pod as the API server has it now; ErrSessionEnded (and OnGone) when it
+// has no live Pod of was's name and UID.
+func (l *Lease) current(ctx context.Context, was *corev1.Pod) (*corev1.Pod, error) {
+	got, err := l.Client.CoreV1().Pods(l.Namespace).Get(ctx, was.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || err == nil && (got.UID != was.UID || !track.LiveSessionPod(got, l.Session)):
+		l.OnGone("its sandbox is gone")
+		return nil, fmt.Errorf("%w: session %s: its sandbox pod %s/%s is gone", diagnose.ErrSessionEnded, l.Session, l.Namespace, was.Name)
+	case err != nil:
+		return nil, diagnose.APIError(err, "get", "pods", l.Namespace, was.Name)
+	}
+	return got, nil
 }
 
 // Linger calls giveBack after d, unless Take, GiveBack or Drop comes first: a process keeps the
@@ -240,8 +250,8 @@ func (l *Lease) GiveBack() {
 		}
 		if apierrors.IsConflict(err) && attempt < 3 {
 			// Something else wrote to the Pod (its status, a controller): if the lease is still
-			// this one, give it back from the newer version.
-			if fresh, werr := l.awaitChange(ctx, leased, l.ChangeWait); werr == nil && fresh.Annotations[podspec.AnnotationSessionLease] == ours {
+			// this one, give it back from the API server's newer version.
+			if fresh, gerr := l.current(ctx, leased); gerr == nil && fresh.Annotations[podspec.AnnotationSessionLease] == ours {
 				leased = fresh
 				continue
 			}
