@@ -8,11 +8,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gkexec/gkexec/gateway"
-	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 	"github.com/gkexec/gkexec/runner/internal/session"
@@ -269,13 +266,11 @@ func (s *Session) refresh(ctx context.Context) (pod *corev1.Pod, present bool, e
 	s.mu.Unlock()
 	seen := s.r.hub.Pod(pod.Name)
 	if seen == nil || seen.UID != pod.UID || !track.LiveSessionPod(seen, s.id) {
-		seen, err = s.r.client.CoreV1().Pods(s.r.opts.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		seen, err = s.r.hub.PodNow(ctx, pod.Name)
 		switch {
-		case apierrors.IsNotFound(err):
-			return pod, false, nil
 		case err != nil:
-			return pod, false, diagnose.APIError(err, "get", "pods", s.r.opts.Namespace, pod.Name)
-		case seen.UID != pod.UID || !track.LiveSessionPod(seen, s.id):
+			return pod, false, err
+		case seen == nil || seen.UID != pod.UID || !track.LiveSessionPod(seen, s.id):
 			return pod, false, nil
 		}
 	}

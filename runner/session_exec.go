@@ -8,8 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
@@ -180,12 +178,12 @@ func (s *Session) ready(ctx context.Context, x *execution) (*sandbox.Conn, *core
 // gone: deleted, being deleted, ended, or replaced by another of the same name. "" when it runs,
 // or when the API server could not say.
 func (r *Runner) goneNow(ctx context.Context, pod *corev1.Pod) string {
-	got, err := r.client.CoreV1().Pods(r.opts.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	got, err := r.hub.PodNow(ctx, pod.Name)
 	switch {
-	case apierrors.IsNotFound(err), err == nil && got.UID != pod.UID:
-		return fmt.Sprintf("its sandbox pod %s is gone (closed, expired or evicted)", pod.Name)
 	case err != nil:
 		return ""
+	case got == nil || got.UID != pod.UID:
+		return fmt.Sprintf("its sandbox pod %s is gone (closed, expired or evicted)", pod.Name)
 	case got.DeletionTimestamp != nil:
 		return fmt.Sprintf("its sandbox pod %s is being deleted (closed, expired or evicted)", pod.Name)
 	case diagnose.PodFinished(got):

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
@@ -339,5 +340,41 @@ func TestASessionKeepsItsOwnPodWhenTheWatchShowsAnother(t *testing.T) {
 		if res, err := s.Execute(ctx, Request{Code: "print(1)\n"}); err != nil || string(res.Stdout) != "1\n" {
 			t.Fatalf("execution %d in the session's own pod %s: %v stdout %q", i+1, s.PodName(), err, res.Stdout)
 		}
+	}
+}
+
+// TestSessionsAskTheAPIServerWithWhatTheRoleGrants: the runner's Role grants list and watch on
+// Pods, not get (manifests/base/role.yaml). What a session asks the API server when the watch
+// lags must go through what the Role grants: here a get is refused as the API server would.
+func TestSessionsAskTheAPIServerWithWhatTheRoleGrants(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	fc.client.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "" {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), a.(k8stesting.GetAction).GetName(), errors.New("the Role grants list and watch"))
+	})
+	pod := wiretest.NewPod(t)
+	r := warmRunner(t, fc, o, pod.Attach)
+	ctx := context.Background()
+	if _, err := r.watching(ctx); err != nil {
+		t.Fatal(err)
+	}
+	release := fc.HoldPodEvents()
+	defer release()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatalf("OpenSession: %v", err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "print(1)\n"}); err != nil {
+		t.Fatalf("while the watch lags: %v", err)
+	}
+	if err := fc.client.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), fakecluster.Namespace, "pool-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Execute(ctx, Request{Code: "print(1)\n"}); !errors.Is(err, ErrSessionEnded) {
+		t.Errorf("its pod deleted, the watch not showing it: %v, want ErrSessionEnded", err)
 	}
 }

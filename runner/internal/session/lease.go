@@ -194,13 +194,13 @@ func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Du
 // current is the session's Pod as the API server has it now; ErrSessionEnded (and OnGone) when it
 // has no live Pod of was's name and UID.
 func (l *Lease) current(ctx context.Context, was *corev1.Pod) (*corev1.Pod, error) {
-	got, err := l.Client.CoreV1().Pods(l.Namespace).Get(ctx, was.Name, metav1.GetOptions{})
+	got, err := l.Hub.PodNow(ctx, was.Name)
 	switch {
-	case apierrors.IsNotFound(err) || err == nil && (got.UID != was.UID || !track.LiveSessionPod(got, l.Session)):
+	case err != nil:
+		return nil, err
+	case got == nil || got.UID != was.UID || !track.LiveSessionPod(got, l.Session):
 		l.OnGone("its sandbox is gone")
 		return nil, fmt.Errorf("%w: session %s: its sandbox pod %s/%s is gone", diagnose.ErrSessionEnded, l.Session, l.Namespace, was.Name)
-	case err != nil:
-		return nil, diagnose.APIError(err, "get", "pods", l.Namespace, was.Name)
 	}
 	return got, nil
 }

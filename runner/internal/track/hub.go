@@ -300,6 +300,21 @@ func (h *Hub) SessionPodNow(ctx context.Context, id string) (*corev1.Pod, error)
 	return liveSessionPod(pods, id), nil
 }
 
+// PodNow is the Pod named name as the API server has it now, nil if it has none. It lists by
+// name rather than getting: the runner's Role grants list and watch on Pods, not get.
+func (h *Hub) PodNow(ctx context.Context, name string) (*corev1.Pod, error) {
+	list, err := h.client.CoreV1().Pods(h.namespace).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
+	if err != nil {
+		return nil, diagnose.APIError(err, "list", "pods", h.namespace, "")
+	}
+	for i := range list.Items {
+		if list.Items[i].Name == name {
+			return &list.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
 func liveSessionPod(pods []*corev1.Pod, id string) *corev1.Pod {
 	for _, pod := range pods {
 		if LiveSessionPod(pod, id) {
