@@ -3,13 +3,16 @@ package runner
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
 	"github.com/gkexec/gkexec/internal/wire"
@@ -35,7 +38,25 @@ type fakeCluster struct {
 func newFakeCluster(t *testing.T, sc scenario, objects ...runtime.Object) *fakeCluster {
 	t.Helper()
 	c := fakecluster.New(t, fakecluster.Scenario{Steps: sc.steps, Log: sc.log, NoPod: sc.noPod, Events: sc.events}, objects...)
+	// The runner's Role grants list and watch on Pods, not get (manifests/base/role.yaml): the
+	// fake refuses a get as the API server would. Tests read Pods with fc.pod.
+	c.Client.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "" {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), a.(k8stesting.GetAction).GetName(), errors.New("the gkexec Role grants list and watch on pods, not get"))
+	})
 	return &fakeCluster{Cluster: c, client: c.Client, t: t, scenario: sc}
+}
+
+// pod reads Pod name as the fake API server holds it, past the reactors (the runner may not get
+// Pods; a test may look).
+func (fc *fakeCluster) pod(name string) (*corev1.Pod, error) {
+	obj, err := fc.client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), fakecluster.Namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*corev1.Pod), nil
 }
 
 // runner returns a Runner on the fake cluster with short graces. Its log requests go through the

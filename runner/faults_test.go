@@ -153,7 +153,7 @@ func TestCloseRightAfterStartLeavesNothingClaimed(t *testing.T) {
 	if w := r.warm; w != nil && !w.Closed() {
 		t.Error("the warm source's refill outlives Close")
 	}
-	got, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
+	got, err := fc.pod("pool-a")
 	if err != nil || got.Labels[LabelPoolState] != PoolStateIdle {
 		t.Errorf("pool-a after Close: %v %v, want it idle", err, got.Labels)
 	}
@@ -261,7 +261,7 @@ func TestAWarmRequestLostWithItsAttachRunsCold(t *testing.T) {
 	if err != nil || string(res.Stdout) != "cold\n" || res.Sandbox != SandboxCold {
 		t.Fatalf("Execute: %v stdout %q sandbox %s; want the execution run cold", err, res.Stdout, res.Sandbox)
 	}
-	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := fc.pod("pool-a"); !apierrors.IsNotFound(err) {
 		t.Errorf("the warm sandbox that lost the request: %v; want it deleted", err)
 	}
 }
@@ -439,7 +439,7 @@ func TestADeadHoldersLeaseIsTakenOverRightAfterItsLastExecution(t *testing.T) {
 	// The first process gives its lease back after its linger; then it "dies" holding a new one
 	// (nothing of it changes the Pod any more), well within the takeover bound of its execution.
 	eventually(t, "the first process's give-back", func() bool {
-		p, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{})
+		p, _ := fc.pod("pool-a")
 		return p.Annotations[AnnotationSessionLease] == ""
 	})
 	until := time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)
@@ -517,7 +517,7 @@ func TestALiveHoldersLeaseIsNotTakenOver(t *testing.T) {
 		running <- err
 	}()
 	eventually(t, "the first execution's lease", func() bool {
-		p, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{})
+		p, _ := fc.pod("pool-a")
 		return p.Annotations[AnnotationSessionLease] != ""
 	})
 	second := warmRunner(t, fc, o, pod.Attach)
@@ -639,7 +639,7 @@ func TestTheJanitorDeletesSandboxesThatEndedByThemselves(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := func(name string) bool {
-		_, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), name, metav1.GetOptions{})
+		_, err := fc.pod(name)
 		return err != nil
 	}
 	eventually(t, "the restarted claimed pod deleted", func() bool { return gone("pool-left") })
@@ -682,7 +682,7 @@ func TestResumingASessionBeingOpenedLeavesItsSandbox(t *testing.T) {
 	if err := <-opened; err != nil {
 		t.Fatalf("the opener: %v", err)
 	}
-	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{}); err != nil {
+	if _, err := fc.pod("pool-a"); err != nil {
 		t.Errorf("the session's pod: %v, want it kept", err)
 	}
 }

@@ -268,8 +268,9 @@ func (fc *fakeCluster) setPod(id string, steps ...func(*corev1.Pod)) {
 	pods := fc.client.CoreV1().Pods(fakecluster.Namespace)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		pod, err := pods.Get(context.Background(), podName(id), metav1.GetOptions{})
+		pod, err := fc.pod(podName(id))
 		if err == nil {
+			pod = pod.DeepCopy()
 			for _, step := range steps {
 				step(pod)
 			}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
@@ -57,7 +56,7 @@ func TestSessionLeaseOfAnotherProcessIsWaitedForThenRefused(t *testing.T) {
 	if !errors.Is(err, ErrSessionBusy) {
 		t.Fatalf("lease held by another process: %v, want ErrSessionBusy", err)
 	}
-	got, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
+	got, _ := fc.pod("pool-a")
 	if h, _, _ := session.ParseLease(got.Annotations[AnnotationSessionLease]); h != "other-host/7" {
 		t.Errorf("the lease is now %q: a refused caller must not take it", got.Annotations[AnnotationSessionLease])
 	}
@@ -74,7 +73,7 @@ func TestSessionLeaseGivenBackMeanwhileIsTaken(t *testing.T) {
 	go func() {
 		// The other process's execution ends and it gives the lease back.
 		time.Sleep(100 * time.Millisecond)
-		p, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
+		p, err := fc.pod("pool-a")
 		if err != nil {
 			return
 		}
@@ -84,7 +83,7 @@ func TestSessionLeaseGivenBackMeanwhileIsTaken(t *testing.T) {
 	if err := leaseFor(t, r, pod); err != nil {
 		t.Fatalf("lease given back while waiting: %v, want it taken", err)
 	}
-	got, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(context.Background(), "pool-a", metav1.GetOptions{})
+	got, _ := fc.pod("pool-a")
 	if h, e, _ := session.ParseLease(got.Annotations[AnnotationSessionLease]); h != r.holder || e != "e2" {
 		t.Errorf("lease %q, want this runner's for e2", got.Annotations[AnnotationSessionLease])
 	}
@@ -145,7 +144,7 @@ func TestSessionKeepsStateAcrossExecutionsAndRunners(t *testing.T) {
 	if res, err := s.Execute(ctx, Request{Code: "x += 1\nprint(x)\n"}); err != nil || string(res.Stdout) != "42\n" {
 		t.Fatalf("second: %v stdout %q stderr %q", err, res.Stdout, res.Stderr)
 	}
-	got, _ := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{})
+	got, _ := fc.pod("pool-a")
 	if got.Labels[LabelSession] != "s1" || got.Labels[LabelPoolState] != PoolStateClaimed {
 		t.Errorf("pod labels %v, want claimed for session s1", got.Labels)
 	}
@@ -163,7 +162,7 @@ func TestSessionKeepsStateAcrossExecutionsAndRunners(t *testing.T) {
 	if err := second.CloseSession(ctx, "s1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{}); err == nil {
+	if _, err := fc.pod("pool-a"); err == nil {
 		t.Error("the closed session's pod was not deleted")
 	}
 	if _, err := again.Execute(ctx, Request{Code: "print(x)\n"}); !errors.Is(err, ErrSessionEnded) {
@@ -228,7 +227,7 @@ func TestASessionDoesNotTakeALaggingWatchForItsPodsEnd(t *testing.T) {
 	if res, err := s.Execute(ctx, Request{Code: "x = 41\nprint(x + 1)\n"}); err != nil || string(res.Stdout) != "42\n" {
 		t.Fatalf("first execution while the watch lags: %v stdout %q", err, res.Stdout)
 	}
-	if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, "pool-a", metav1.GetOptions{}); err != nil {
+	if _, err := fc.pod("pool-a"); err != nil {
 		t.Errorf("the session's pod: %v, want it kept", err)
 	}
 	if _, err := other.Session(ctx, "s1"); err != nil {
@@ -250,7 +249,7 @@ func TestAnAttachToADeletedSessionPodEndsTheSession(t *testing.T) {
 	pod := wiretest.NewPod(t)
 	// The API server refuses to attach to a Pod it does not have.
 	attach := func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
-		if _, err := fc.client.CoreV1().Pods(fakecluster.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		if _, err := fc.pod(name); err != nil {
 			return err
 		}
 		return pod.Attach(ctx, name, stdin, stdout)
@@ -345,17 +344,12 @@ func TestASessionKeepsItsOwnPodWhenTheWatchShowsAnother(t *testing.T) {
 
 // TestSessionsAskTheAPIServerWithWhatTheRoleGrants: the runner's Role grants list and watch on
 // Pods, not get (manifests/base/role.yaml). What a session asks the API server when the watch
-// lags must go through what the Role grants: here a get is refused as the API server would.
+// lags must go through what the Role grants: the fake cluster refuses a get as the API server
+// would (newFakeCluster).
 func TestSessionsAskTheAPIServerWithWhatTheRoleGrants(t *testing.T) {
 	t.Parallel()
 	o := Options{Namespace: "sandbox"}
 	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
-	fc.client.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "" {
-			return false, nil, nil
-		}
-		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), a.(k8stesting.GetAction).GetName(), errors.New("the Role grants list and watch"))
-	})
 	pod := wiretest.NewPod(t)
 	r := warmRunner(t, fc, o, pod.Attach)
 	ctx := context.Background()

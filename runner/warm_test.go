@@ -108,7 +108,7 @@ func TestWarmExecutionClaimsOnePodAndDeletesIt(t *testing.T) {
 			t.Errorf("claim patch %s lacks %s", claim, want)
 		}
 	}
-	if _, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-a", metav1.GetOptions{}); err == nil {
+	if _, err := fc.pod("pool-a"); err == nil {
 		t.Error("the used pool pod was not deleted")
 	}
 	// Used, it is gone at once: a graceful delete would hold its requests on the node (and the
@@ -137,7 +137,7 @@ func TestIdlePoolPodsPastTheirAgeAreRecycledNotUsed(t *testing.T) {
 		t.Fatalf("Execute: %v, sandbox %q; want cold (the only pool pod is too old)", err, res.Sandbox)
 	}
 	_ = r.Close()
-	if _, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-old", metav1.GetOptions{}); err == nil {
+	if _, err := fc.pod("pool-old"); err == nil {
 		t.Error("the idle pod past WarmPoolMaxIdleAge was not recycled")
 	}
 }
@@ -156,7 +156,7 @@ func TestWarmFallsBackToColdWhenTheAttachFails(t *testing.T) {
 	}
 	_ = r.Close()
 	// The claimed Pod is out of the pool: it must not linger.
-	if _, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-a", metav1.GetOptions{}); err == nil {
+	if _, err := fc.pod("pool-a"); err == nil {
 		t.Error("the claimed pod whose attach failed was not deleted")
 	}
 }
@@ -527,7 +527,7 @@ func TestAWaitingExecutionGetsTheRefillBeforeTheHeldSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the runner holds pool-held", func() bool {
-		p, err := fc.client.CoreV1().Pods("sandbox").Get(context.Background(), "pool-held", metav1.GetOptions{})
+		p, err := fc.pod("pool-held")
 		return err == nil && p.Labels[LabelPoolState] == PoolStateClaimed
 	})
 	first, err := r.Execute(context.Background(), Request{Code: "x"})
