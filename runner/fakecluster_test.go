@@ -26,6 +26,8 @@ type scenario struct {
 	log    []byte // nil: the log stream never ends until its context does
 	noPod  bool
 	events []corev1.Event
+	// keepPods: a deleted Job's Pod stays (a slow garbage collector).
+	keepPods bool
 }
 
 type fakeCluster struct {
@@ -37,7 +39,7 @@ type fakeCluster struct {
 
 func newFakeCluster(t *testing.T, sc scenario, objects ...runtime.Object) *fakeCluster {
 	t.Helper()
-	c := fakecluster.New(t, fakecluster.Scenario{Steps: sc.steps, Log: sc.log, NoPod: sc.noPod, Events: sc.events}, objects...)
+	c := fakecluster.New(t, fakecluster.Scenario{Steps: sc.steps, Log: sc.log, NoPod: sc.noPod, Events: sc.events, KeepPods: sc.keepPods}, objects...)
 	// The runner's Role grants list and watch on Pods, not get (manifests/base/role.yaml): the
 	// fake refuses a get as the API server would. Tests read Pods with fc.pod.
 	c.Client.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {

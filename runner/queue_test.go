@@ -587,3 +587,44 @@ func TestWhenASlotIsFree(t *testing.T) {
 		})
 	}
 }
+
+// TestACancelledExecutionsSlotWaitsForAPodTheWatchHasNotShown: an execution cancelled right after
+// its Job was made, before the watch showed the Job's Pod. The Pod exists, and holds its room on
+// the node until it is gone: the slot must not be freed on the watch's silence.
+func TestACancelledExecutionsSlotWaitsForAPodTheWatchHasNotShown(t *testing.T) {
+	t.Parallel()
+	fc := newFakeCluster(t, scenario{keepPods: true})
+	r := fc.runner(Options{MaxInFlight: 1})
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	adm := r.cold.Admission()
+	release := fc.HoldPodEvents()
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	made := make(chan struct{})
+	fc.client.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		close(made) // the Job controller makes the Pod: the caller gives up now
+		return false, nil, nil
+	})
+	done := make(chan error)
+	go func() {
+		_, err := r.Execute(ctx, Request{Code: "x", ExecutionID: "gaveup"})
+		done <- err
+	}()
+	await(t, made, "the job's pod to be made")
+	cancel()
+	if err := <-done; !errors.Is(err, ErrCanceled) {
+		t.Fatalf("Execute: %v, want ErrCanceled", err)
+	}
+	eventually(t, "the job's pod to be made", func() bool { _, err := fc.pod(podName("gaveup")); return err == nil })
+	time.Sleep(200 * time.Millisecond) // the runner decides in far less
+	if n, _ := adm.InFlight(); n != 1 {
+		t.Fatalf("%d in flight while the cancelled execution's pod exists, want its slot held", n)
+	}
+	if err := fc.client.CoreV1().Pods(fakecluster.Namespace).Delete(context.Background(), podName("gaveup"), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	awaitInFlight(t, adm, 0)
+}

@@ -43,6 +43,8 @@ type Scenario struct {
 	NoPod bool
 	// Events are posted for each Job; InvolvedObject.Kind "Job" names the Job, anything else its Pod.
 	Events []corev1.Event
+	// KeepPods: the garbage collector is slow — a deleted Job's Pod stays until the test deletes it.
+	KeepPods bool
 }
 
 // Cluster is a fake clientset with a Job controller and a kubelet.
@@ -118,7 +120,7 @@ func New(t testing.TB, sc Scenario, objects ...runtime.Object) *Cluster {
 				case isJob && ev.Type == watch.Added:
 					c.wg.Add(1)
 					go func() { defer c.wg.Done(); c.runJob(job) }()
-				case isJob && ev.Type == watch.Deleted:
+				case isJob && ev.Type == watch.Deleted && !c.scenario.KeepPods:
 					// The garbage collector: a deleted Job's Pod goes too (background propagation).
 					// Straight through the tracker: a call through the clientset would run the reactor
 					// chain, which tests may be prepending to meanwhile (client-go's fake does not lock it).

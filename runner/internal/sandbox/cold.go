@@ -39,6 +39,7 @@ type coldSandbox struct {
 	t        *track.Tracker
 	name     string // of the Job and the ConfigMap
 	made     made
+	jobUID   types.UID // the Job's, once made
 	released bool
 	// slot is its place in the admission queue, told how its Pod's scheduling goes; nil for a
 	// session's Job, which takes none.
@@ -77,6 +78,7 @@ func (s *ColdSource) Acquire(ctx context.Context, x *Execution) (Sandbox, error)
 		// soon as the Pod finished: the scheduler no longer counts a Succeeded or Failed Pod.
 		e.Background(func() {
 			deadline := time.Now().Add(podGoneTimeout)
+			sb.seeUnseenPod(id)
 			t.AwaitEnded(podGoneTimeout, e.Stopping)
 			slot.ended()
 			t.AwaitGone(time.Until(deadline), e.Stopping)
@@ -144,6 +146,7 @@ func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *ba
 		return err // the namespace exists: the ConfigMap is in it
 	}
 	sb.made.job = true
+	sb.jobUID = created.UID
 	sb.t.Own(created.UID)
 	if cm == nil {
 		return nil
@@ -162,6 +165,23 @@ func (e *Env) adoptConfigMap(name string, job *batchv1.Job) {
 	_, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		e.Log.Warn("could not make the job own its configmap; the runner still deletes both", "configmap", name, "error", err)
+	}
+}
+
+// seeUnseenPod: the Job was made, but the watch has not shown its Pod (the caller gave up right
+// after). The API server says whether the Pod exists; if it does, the tracker starts from it, so
+// that the slot is held until it is gone — it holds its room on the node until then.
+func (sb *coldSandbox) seeUnseenPod(id string) {
+	if sb.jobUID == "" {
+		return
+	}
+	if pod, _, _, _ := sb.t.Snapshot(); pod != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sb.e.CleanupTimeout)
+	defer cancel()
+	if pod, err := sb.e.Hub.JobPodNow(ctx, id, sb.jobUID); err == nil && pod != nil {
+		sb.t.Seed(pod)
 	}
 }
 

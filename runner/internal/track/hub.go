@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -309,6 +310,21 @@ func (h *Hub) PodNow(ctx context.Context, name string) (*corev1.Pod, error) {
 	}
 	for i := range list.Items {
 		if list.Items[i].Name == name {
+			return &list.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// JobPodNow is the Pod that Job job made for execution id, as the API server has it now; nil if
+// it has none.
+func (h *Hub) JobPodNow(ctx context.Context, id string, job types.UID) (*corev1.Pod, error) {
+	list, err := h.client.CoreV1().Pods(h.namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.Set{podspec.LabelExecutionID: id}.String()})
+	if err != nil {
+		return nil, diagnose.APIError(err, "list", "pods", h.namespace, "")
+	}
+	for i := range list.Items {
+		if ref := metav1.GetControllerOf(&list.Items[i]); ref != nil && ref.UID == job {
 			return &list.Items[i], nil
 		}
 	}
