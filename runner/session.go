@@ -13,7 +13,6 @@ import (
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 	"github.com/gkexec/gkexec/runner/internal/sandbox"
 	"github.com/gkexec/gkexec/runner/internal/session"
-	"github.com/gkexec/gkexec/runner/internal/track"
 )
 
 // A session is one live interpreter in one sandbox across many executions: variables, imports
@@ -255,26 +254,17 @@ func (s *Session) delete() (left []string) {
 }
 
 // refresh brings the session's Pod up to date and says whether it is still the session's live
-// sandbox. The watch's copy of that very Pod (its name and UID) serves while it shows it live;
-// otherwise — the watch shows it gone or ended, or not yet claimed for the session — the API
-// server decides: the watch lags behind it. Another Pod labelled for the session (a claimed Pod
-// whose attach failed, deleted before the session went cold) is never taken for it. err is the
-// API server's, when it could not say.
+// sandbox (track.Hub.SessionPodOf: the watch's copy, or the API server's when the watch does not
+// show it live). err is the API server's, when it could not say.
 func (s *Session) refresh(ctx context.Context) (pod *corev1.Pod, present bool, err error) {
 	s.mu.Lock()
 	pod = s.pod
 	s.mu.Unlock()
-	seen := s.r.hub.Pod(pod.Name)
-	if seen == nil || seen.UID != pod.UID || !track.LiveSessionPod(seen, s.id) {
-		seen, err = s.r.hub.PodNow(ctx, pod.Name)
-		switch {
-		case err != nil:
-			return pod, false, err
-		case seen == nil || seen.UID != pod.UID || !track.LiveSessionPod(seen, s.id):
-			return pod, false, nil
-		}
-	}
-	if session.Newer(seen, pod) {
+	seen, err := s.r.hub.SessionPodOf(ctx, s.id, pod)
+	switch {
+	case err != nil || seen == nil:
+		return pod, false, err
+	case session.Newer(seen, pod):
 		s.setPod(seen)
 		return seen, true, nil
 	}

@@ -62,9 +62,10 @@ type Cluster struct {
 	mu   sync.Mutex
 	jobs map[string]int
 	pods map[types.UID]string
-	wg           sync.WaitGroup
-	stop         chan struct{}
-	stopOnce     sync.Once
+
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // New starts a fake cluster holding objects; it stops when the test ends.
@@ -178,8 +179,8 @@ func (c *Cluster) runJob(job *batchv1.Job) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: Namespace, Labels: job.Spec.Template.Labels,
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))}},
-		Spec:       *job.Spec.Template.Spec.DeepCopy(),
-		Status:     corev1.PodStatus{Phase: corev1.PodPending},
+		Spec:   *job.Spec.Template.Spec.DeepCopy(),
+		Status: corev1.PodStatus{Phase: corev1.PodPending},
 	}
 	pod, err := c.Client.CoreV1().Pods(Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {

@@ -163,22 +163,20 @@ func (l *Lease) holderGone(ctx context.Context) (gone bool, askAgain time.Durati
 
 // awaitChange waits for the session's Pod to change from was: another resourceVersion, or another
 // lease. It watches the shared watch's copy of that very Pod (its name and UID); when the watch does
-// not show it live, the API server decides whether it is gone (the watch lags behind it).
+// not show it live, the API server decides whether it is gone (track.Hub.SessionPodOf).
 func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Duration) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	for {
 		changed := l.Hub.PodsChanged() // before looking: a change after the look wakes the wait
-		pod := l.Hub.Pod(was.Name)
-		if pod == nil || pod.UID != was.UID || !track.LiveSessionPod(pod, l.Session) {
-			got, err := l.current(ctx, was)
-			switch {
-			case err != nil && ctx.Err() != nil && !errors.Is(err, diagnose.ErrSessionEnded):
-				return nil, fmt.Errorf("%w: session %s: its pod did not change within %s: %w", diagnose.ErrCluster, l.Session, within, ctx.Err())
-			case err != nil:
-				return nil, err
-			}
-			pod = got
+		pod, err := l.Hub.SessionPodOf(ctx, l.Session, was)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("%w: session %s: its pod did not change within %s: %w", diagnose.ErrCluster, l.Session, within, ctx.Err())
+		case err != nil:
+			return nil, err
+		case pod == nil:
+			return nil, l.gone(was)
 		}
 		if pod.ResourceVersion != was.ResourceVersion || pod.Annotations[podspec.AnnotationSessionLease] != was.Annotations[podspec.AnnotationSessionLease] {
 			return pod, nil
@@ -194,15 +192,20 @@ func (l *Lease) awaitChange(ctx context.Context, was *corev1.Pod, within time.Du
 // current is the session's Pod as the API server has it now; ErrSessionEnded (and OnGone) when it
 // has no live Pod of was's name and UID.
 func (l *Lease) current(ctx context.Context, was *corev1.Pod) (*corev1.Pod, error) {
-	got, err := l.Hub.PodNow(ctx, was.Name)
+	got, err := l.Hub.SessionPodOfNow(ctx, l.Session, was)
 	switch {
 	case err != nil:
 		return nil, err
-	case got == nil || got.UID != was.UID || !track.LiveSessionPod(got, l.Session):
-		l.OnGone("its sandbox is gone")
-		return nil, fmt.Errorf("%w: session %s: its sandbox pod %s/%s is gone", diagnose.ErrSessionEnded, l.Session, l.Namespace, was.Name)
+	case got == nil:
+		return nil, l.gone(was)
 	}
 	return got, nil
+}
+
+// gone tells the session its Pod is gone, and says so.
+func (l *Lease) gone(was *corev1.Pod) error {
+	l.OnGone("its sandbox is gone")
+	return fmt.Errorf("%w: session %s: its sandbox pod %s/%s is gone", diagnose.ErrSessionEnded, l.Session, l.Namespace, was.Name)
 }
 
 // Linger calls giveBack after d, unless Take, GiveBack or Drop comes first: a process keeps the

@@ -316,6 +316,26 @@ func (h *Hub) PodNow(ctx context.Context, name string) (*corev1.Pod, error) {
 	return nil, nil
 }
 
+// SessionPodOf is pod — a Pod of session id, by name and UID — while it is the session's live
+// sandbox: the watch's copy when the watch shows it live, else the API server's (the watch lags
+// behind it); nil when the API server has it no longer live (deleted, being deleted, ended, or
+// replaced by another of the name). Another Pod labelled for the session is never taken for it.
+func (h *Hub) SessionPodOf(ctx context.Context, id string, pod *corev1.Pod) (*corev1.Pod, error) {
+	if seen := h.Pod(pod.Name); seen != nil && seen.UID == pod.UID && LiveSessionPod(seen, id) {
+		return seen, nil
+	}
+	return h.SessionPodOfNow(ctx, id, pod)
+}
+
+// SessionPodOfNow is SessionPodOf as the API server has it now, whatever the watch shows.
+func (h *Hub) SessionPodOfNow(ctx context.Context, id string, pod *corev1.Pod) (*corev1.Pod, error) {
+	got, err := h.PodNow(ctx, pod.Name)
+	if err != nil || got == nil || got.UID != pod.UID || !LiveSessionPod(got, id) {
+		return nil, err
+	}
+	return got, nil
+}
+
 // JobPodNow is the Pod that Job job made for execution id, as the API server has it now; nil if
 // it has none.
 func (h *Hub) JobPodNow(ctx context.Context, id string, job types.UID) (*corev1.Pod, error) {
