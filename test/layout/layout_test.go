@@ -3,6 +3,7 @@ package layout
 
 import (
 	"bytes"
+	"go/format"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,9 +15,11 @@ import (
 // them; docs/architecture.md says where each goes).
 const maxLines = 400
 
-// TestNoGoFileOverMaxLines walks the module from its root, skipping what is not ours (.git,
-// bin/, vendored or generated scratch under underscores).
-func TestNoGoFileOverMaxLines(t *testing.T) {
+// goFiles calls f with every Go file of the module (tests included when tests is set), walking
+// from its root and skipping what is not ours (.git, bin/, node_modules, testdata, scratch under
+// underscores); it fails the test if the walk finds too few to be the tree.
+func goFiles(t *testing.T, tests bool, f func(rel string, src []byte)) {
+	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +39,7 @@ func TestNoGoFileOverMaxLines(t *testing.T) {
 			}
 			return nil
 		}
-		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+		if !strings.HasSuffix(name, ".go") || !tests && strings.HasSuffix(name, "_test.go") {
 			return nil
 		}
 		b, err := os.ReadFile(path)
@@ -44,10 +47,8 @@ func TestNoGoFileOverMaxLines(t *testing.T) {
 			return err
 		}
 		checked++
-		if n := bytes.Count(b, []byte("\n")); n > maxLines {
-			rel, _ := filepath.Rel(root, path)
-			t.Errorf("%s has %d lines, more than %d: split it by idea", rel, n, maxLines)
-		}
+		rel, _ := filepath.Rel(root, path)
+		f(rel, b)
 		return nil
 	})
 	if err != nil {
@@ -56,4 +57,26 @@ func TestNoGoFileOverMaxLines(t *testing.T) {
 	if checked < 50 {
 		t.Fatalf("checked only %d Go files under %s: the walk is missing the tree", checked, root)
 	}
+}
+
+// TestNoGoFileOverMaxLines: no non-test Go file is longer than maxLines.
+func TestNoGoFileOverMaxLines(t *testing.T) {
+	goFiles(t, false, func(rel string, src []byte) {
+		if n := bytes.Count(src, []byte("\n")); n > maxLines {
+			t.Errorf("%s has %d lines, more than %d: split it by idea", rel, n, maxLines)
+		}
+	})
+}
+
+// TestEveryGoFileIsGofmted: every Go file, tests included, is as gofmt writes it.
+func TestEveryGoFileIsGofmted(t *testing.T) {
+	goFiles(t, true, func(rel string, src []byte) {
+		formatted, err := format.Source(src)
+		switch {
+		case err != nil:
+			t.Errorf("%s does not parse: %v", rel, err)
+		case !bytes.Equal(formatted, src):
+			t.Errorf("%s is not gofmted: run gofmt -w %s", rel, rel)
+		}
+	})
 }
