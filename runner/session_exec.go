@@ -241,6 +241,16 @@ func (sb *sessionSandbox) Reopen(ctx context.Context, follow bool) io.ReadCloser
 		conn.Detach()
 		return nil
 	}
+	// The sandbox answers a ping at once, after the records it replays. An attach that says
+	// nothing — one opened through an API server still coming up, seen to hang in the fault tier —
+	// is given up and tried again, instead of holding the execution to its deadline.
+	first, cancel := context.WithTimeout(ctx, sandbox.AttachTimeout)
+	line, err := conn.Next(first)
+	cancel()
+	if err != nil {
+		conn.Detach()
+		return nil
+	}
 	s.mu.Lock()
 	old := s.conn
 	s.conn, sb.conn = conn, conn
@@ -248,7 +258,14 @@ func (sb *sessionSandbox) Reopen(ctx context.Context, follow bool) io.ReadCloser
 	if old != nil {
 		go old.Detach() // its stream broke; its goroutines end with it
 	}
-	return wire.NewRecords(sb.id, func() ([]byte, error) { return conn.Next(ctx) })
+	return wire.NewRecords(sb.id, func() ([]byte, error) {
+		if line != nil {
+			l := line
+			line = nil
+			return l, nil
+		}
+		return conn.Next(ctx)
+	})
 }
 
 // Release: the session's sandbox outlives its executions.
