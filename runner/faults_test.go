@@ -710,3 +710,60 @@ func holdHello(stdin io.Reader, release <-chan struct{}) io.Reader {
 	}()
 	return r
 }
+
+// TestASessionReattachThatAnswersNothingIsTriedAgain: the attach broke mid-execution and the
+// first re-attach opens but carries nothing (seen in the fault tier, through an API server coming
+// back): the sandbox answers a ping at once, so such an attach is given up and the next one
+// recovers the execution, instead of the execution waiting for its deadline.
+func TestASessionReattachThatAnswersNothingIsTriedAgain(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	pod := wiretest.NewPod(t)
+	var mu sync.Mutex
+	cut := make(chan struct{})
+	attaches := 0
+	r := warmRunner(t, fc, o, func(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
+		mu.Lock()
+		attaches++
+		n := attaches
+		mu.Unlock()
+		switch n {
+		case 1: // the session's attach, until the cut
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				select {
+				case <-cut:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			_ = pod.Attach(ctx, name, stdin, stdout)
+			return errors.New("connection reset by peer")
+		case 2: // open, takes what is written, says nothing
+			go func() { _, _ = io.Copy(io.Discard, stdin) }()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return pod.Attach(ctx, name, stdin, stdout)
+	})
+	ctx := context.Background()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "silent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		close(cut)
+	}()
+	res, err := s.Execute(ctx, Request{Timeout: time.Minute, Code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint('after')"})
+	if err != nil || res.TimedOut || string(res.Stdout) != "before\nafter\n" {
+		t.Fatalf("across a silent re-attach: %v timed out %v stdout %q, want the result", err, res.TimedOut, res.Stdout)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if attaches < 3 {
+		t.Errorf("%d attaches, want the silent one given up and another opened", attaches)
+	}
+}
