@@ -42,13 +42,8 @@ func await(t *testing.T, tr *Tracker, what string, want func(*corev1.Pod, []*cor
 // nothing reaches another's tracker.
 func TestHubRoutesEachChangeToItsSandbox(t *testing.T) {
 	t.Parallel()
-	client := fake.NewSimpleClientset()
-	h := NewHub()
+	client, h := startHub(t)
 	ctx := context.Background()
-	if err := h.Start(ctx, client, "sb"); err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
 	cold, warm, other := h.Track("e1"), h.Track(PodKey("pool-a")), h.Track("e2")
 
 	if _, err := client.CoreV1().Pods("sb").Create(ctx, sandboxPod("gkexec-e1-x", "e1"), metav1.CreateOptions{}); err != nil {
@@ -73,6 +68,18 @@ func TestHubRoutesEachChangeToItsSandbox(t *testing.T) {
 	}
 }
 
+// startHub starts a hub on a fake clientset in namespace sb; it closes when the test ends.
+func startHub(t *testing.T) (*fake.Clientset, *Hub) {
+	t.Helper()
+	client := fake.NewSimpleClientset()
+	h := NewHub()
+	if err := h.Start(context.Background(), client, "sb"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return client, h
+}
+
 // jobPod is sandboxPod made by the Job of UID job.
 func jobPod(name, execution string, job types.UID) *corev1.Pod {
 	p := sandboxPod(name, execution)
@@ -85,13 +92,8 @@ func jobPod(name, execution string, job types.UID) *corev1.Pod {
 // Job was known — and the previous tracker goes on following its own Pod to its end.
 func TestAnIDTrackedAgainFollowsEachJobsOwnPod(t *testing.T) {
 	t.Parallel()
-	client := fake.NewSimpleClientset()
-	h := NewHub()
+	client, h := startHub(t)
 	ctx := context.Background()
-	if err := h.Start(ctx, client, "sb"); err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
 	first := h.TrackJob("e1")
 	first.Own("job-1")
 	pods := client.CoreV1().Pods("sb")
