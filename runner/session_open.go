@@ -191,7 +191,10 @@ func (s *Session) start(ctx context.Context, so SessionOptions, expires time.Tim
 // or creates anything.
 func (r *Runner) takeSessionID(ctx context.Context, id string) error {
 	marker := podspec.SessionMarker(&r.env.Shape, id)
-	_, err := r.client.CoreV1().ConfigMaps(r.opts.Namespace).Create(ctx, marker, metav1.CreateOptions{})
+	err := diagnose.RetryQuotaConflict(func() error {
+		_, err := r.client.CoreV1().ConfigMaps(r.opts.Namespace).Create(ctx, marker, metav1.CreateOptions{})
+		return err
+	})
 	switch {
 	case err == nil:
 		return nil

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
@@ -370,5 +373,40 @@ func TestSessionsAskTheAPIServerWithWhatTheRoleGrants(t *testing.T) {
 	}
 	if _, err := s.Execute(ctx, Request{Code: "print(1)\n"}); !errors.Is(err, ErrSessionEnded) {
 		t.Errorf("its pod deleted, the watch not showing it: %v, want ErrSessionEnded", err)
+	}
+}
+
+// TestQuotaConflictOnASessionMarkerIsRetried: concurrent creates in a namespace with a
+// ResourceQuota race on its usage counters, and the API server refuses the loser with a Conflict
+// that asks for a retry (CI saw OpenSession fail on it). Nothing was created; opening goes on.
+func TestQuotaConflictOnASessionMarkerIsRetried(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	fc := newFakeCluster(t, scenario{}, poolPod(t, o, "pool-a", time.Minute))
+	var mu sync.Mutex
+	conflicts := 2
+	fc.client.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if conflicts == 0 {
+			return false, nil, nil
+		}
+		conflicts--
+		return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "resourcequotas"}, "gkexec-quota", errors.New("the object has been modified"))
+	})
+	r := warmRunner(t, fc, o, wiretest.NewPod(t).Attach)
+	ctx := context.Background()
+	s, err := r.OpenSession(ctx, SessionOptions{ID: "s1"})
+	if err != nil {
+		t.Fatalf("OpenSession: %v; want the quota's conflicts retried", err)
+	}
+	if res, err := s.Execute(ctx, Request{Code: "print('ok')\n"}); err != nil || string(res.Stdout) != "ok\n" {
+		t.Fatalf("Execute: %v stdout %q", err, res.Stdout)
+	}
+	if err := r.CloseSession(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if conflicts != 0 {
+		t.Errorf("%d conflicts left unanswered: the marker was not created through the reactor", conflicts)
 	}
 }

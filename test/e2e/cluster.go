@@ -18,11 +18,13 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner"
@@ -272,4 +274,11 @@ func errorsIs(t *testing.T, err, want error) {
 	if !errors.Is(err, want) {
 		t.Fatalf("error = %v, want one wrapping %q", err, want)
 	}
+}
+
+// createInQuota makes a create in a namespace with a ResourceQuota, trying again while the API
+// server answers Conflict: concurrent creates race on the quota's usage counters, the loser is
+// refused, nothing was created, and the server asks for a retry (the runner does the same).
+func createInQuota(create func() error) error {
+	return retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, create)
 }

@@ -194,7 +194,10 @@ func startInternet(t *testing.T, admin kubernetes.Interface, ns string, p pki) s
 	defer cancel()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "internet"},
 		Data: map[string]string{"server.py": internetServer, "server.crt": string(p.certPEM), "server.key": string(p.keyPEM)}}
-	if _, err := admin.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+	if err := createInQuota(func() error {
+		_, err := admin.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	pod := &corev1.Pod{
@@ -215,7 +218,10 @@ func startInternet(t *testing.T, admin kubernetes.Interface, ns string, p pki) s
 				LocalObjectReference: corev1.LocalObjectReference{Name: "internet"}, DefaultMode: ptr.To[int32](0o444)}}}},
 		},
 	}
-	if _, err := admin.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	if err := createInQuota(func() error {
+		_, err := admin.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	var ip string

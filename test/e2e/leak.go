@@ -177,7 +177,10 @@ func (tg *target) createMarkers(name string, lbls map[string]string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), markerDeadline)
 	defer cancel()
 	meta := metav1.ObjectMeta{Name: name, Namespace: tg.namespace, Labels: lbls}
-	if _, err := tg.admin.CoreV1().ConfigMaps(tg.namespace).Create(ctx, &corev1.ConfigMap{ObjectMeta: meta}, metav1.CreateOptions{}); err != nil {
+	if err := createInQuota(func() error {
+		_, err := tg.admin.CoreV1().ConfigMaps(tg.namespace).Create(ctx, &corev1.ConfigMap{ObjectMeta: meta}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return err
 	}
 	spec := corev1.PodSpec{
@@ -190,12 +193,17 @@ func (tg *target) createMarkers(name string, lbls map[string]string) error {
 				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
 	}
 	job := &batchv1.Job{ObjectMeta: meta, Spec: batchv1.JobSpec{Suspend: ptr.To(true), Template: corev1.PodTemplateSpec{Spec: spec}}}
-	if _, err := tg.admin.BatchV1().Jobs(tg.namespace).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+	if err := createInQuota(func() error {
+		_, err := tg.admin.BatchV1().Jobs(tg.namespace).Create(ctx, job, metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return err
 	}
 	spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "gkexec.dev/e2e-marker"}}
-	_, err := tg.admin.CoreV1().Pods(tg.namespace).Create(ctx, &corev1.Pod{ObjectMeta: meta, Spec: spec}, metav1.CreateOptions{})
-	return err
+	return createInQuota(func() error {
+		_, err := tg.admin.CoreV1().Pods(tg.namespace).Create(ctx, &corev1.Pod{ObjectMeta: meta, Spec: spec}, metav1.CreateOptions{})
+		return err
+	})
 }
 
 // deleteMarkers deletes what createMarkers made; what it cannot delete the leftover checks report.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/retry"
 )
 
 // APIError turns an API error into one of the sentinels, naming the call so that the user knows
@@ -65,4 +66,12 @@ func isNamespaceNotFound(err error, namespace string) bool {
 func IsAnswer(err error) bool {
 	_, ok := err.(apierrors.APIStatus)
 	return ok && !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) && !apierrors.IsInternalError(err)
+}
+
+// RetryQuotaConflict makes a create again while the API server refuses it with a Conflict. A
+// create of a new object conflicts with nothing of its own: the Conflict is a ResourceQuota's
+// admission losing a race on its usage counters to a concurrent create in the namespace. Nothing
+// was created then, and trying again is what the server asks for.
+func RetryQuotaConflict(create func() error) error {
+	return retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, create)
 }

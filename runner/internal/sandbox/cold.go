@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/internal/wire"
@@ -117,9 +116,7 @@ func (sb *coldSandbox) Tracker() *track.Tracker { return sb.t }
 func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *batchv1.Job) error {
 	e, ns := sb.e, sb.e.Namespace
 	if cm != nil {
-		// A ResourceQuota's admission answers Conflict when concurrent creates race on its usage
-		// counters; nothing was created then, and trying again is what the API server asks for.
-		err := retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
+		err := diagnose.RetryQuotaConflict(func() error {
 			_, err := e.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
 			return err
 		})
@@ -132,7 +129,7 @@ func (sb *coldSandbox) create(ctx context.Context, cm *corev1.ConfigMap, job *ba
 		sb.made.configMap = true
 	}
 	var created *batchv1.Job
-	err := retry.OnError(retry.DefaultBackoff, apierrors.IsConflict, func() error {
+	err := diagnose.RetryQuotaConflict(func() error {
 		var err error
 		created, err = e.Client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
 		return err
