@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,10 +20,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/internal/fakecluster"
 	"github.com/gkexec/gkexec/internal/wire"
 	"github.com/gkexec/gkexec/internal/wire/wiretest"
+	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
 
 // Regression tests for the faults the 2026-12 review reproduced (P1-P10): each failed before its
@@ -765,5 +768,39 @@ func TestASessionReattachThatAnswersNothingIsTriedAgain(t *testing.T) {
 	defer mu.Unlock()
 	if attaches < 3 {
 		t.Errorf("%d attaches, want the silent one given up and another opened", attaches)
+	}
+}
+
+// A cold session's Pod that ended is seen by the janitor; before its grace is over the session is
+// closed and opened again under its ID (a watch that lags shows the old Pod still). The Job that
+// now carries the name is the new session's: the janitor deletes the ended Pod's own Job only.
+func TestTheJanitorDeletesOnlyTheEndedSessionsOwnJob(t *testing.T) {
+	t.Parallel()
+	o := Options{Namespace: "sandbox"}
+	name := podspec.ObjectName(podspec.SessionSandboxID("s1"))
+	old := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, UID: "uid-old"}}
+	ended := sessionPod(t, o, name+"-old", "s1", "")
+	delete(ended.Labels, LabelPool)
+	delete(ended.Labels, LabelPoolState)
+	ended.Status.Phase = corev1.PodSucceeded
+	ended.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(old, batchv1.SchemeGroupVersion.WithKind("Job"))}
+	reopened := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, UID: "uid-new"},
+		Spec: batchv1.JobSpec{Suspend: ptr.To(true)}}
+	fc := newFakeCluster(t, scenario{}, ended, reopened)
+	r := fc.runner(o)
+	r.janitorGrace = 200 * time.Millisecond
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the janitor's delete of the ended session's Job", func() bool {
+		for _, a := range fc.client.Actions() {
+			if a.Matches("delete", "jobs") {
+				return true
+			}
+		}
+		return false
+	})
+	if job, err := fc.client.BatchV1().Jobs(o.Namespace).Get(context.Background(), name, metav1.GetOptions{}); err != nil || job.UID != "uid-new" {
+		t.Errorf("the reopened session's Job: %v (uid %v); the janitor must delete only the ended Pod's own Job", err, job.GetUID())
 	}
 }

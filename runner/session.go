@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gkexec/gkexec/gateway"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
@@ -242,7 +243,11 @@ func (s *Session) delete() (left []string) {
 		if conn != nil {
 			conn.Detach()
 		}
-		return sandbox.DeleteAll(r.log, r.opts.CleanupTimeout, r.env.JobDeletion(job))
+		var uid types.UID // a Job whose Pod was never seen is this process's, made moments ago
+		if pod != nil {
+			uid = sandbox.JobOf(pod)
+		}
+		return sandbox.DeleteAll(r.log, r.opts.CleanupTimeout, r.env.JobDeletion(job, uid))
 	}
 	if conn != nil {
 		return conn.Delete(r.log)

@@ -84,6 +84,7 @@ func New(t testing.TB, sc Scenario, objects ...runtime.Object) *Cluster {
 		}
 		return false, nil, nil
 	})
+	HonourDeletePreconditions(c.Client)
 	// The fake tracker has no resourceVersions: a Pod created before the runner's watch starts
 	// would be missed, so Pods are created only once it is registered.
 	c.Client.PrependWatchReactor("pods", func(action k8stesting.Action) (bool, watch.Interface, error) {

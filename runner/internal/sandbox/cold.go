@@ -192,7 +192,7 @@ func (sb *coldSandbox) Release(log *slog.Logger) []string {
 	ns, name := sb.e.Namespace, sb.name
 	var dels []Deletion
 	if sb.made.job {
-		dels = append(dels, sb.e.JobDeletion(name))
+		dels = append(dels, sb.e.JobDeletion(name, sb.jobUID))
 	}
 	if sb.made.configMap {
 		dels = append(dels, Deletion{"configmap/" + name, func(ctx context.Context) error {
@@ -313,13 +313,29 @@ func (e *Env) StartSessionJob(ctx context.Context, job *batchv1.Job) (pod *corev
 	return pod, true, nil
 }
 
-// JobDeletion deletes a Job and, with background propagation, its Pod at once.
-func (e *Env) JobDeletion(name string) Deletion {
+// JobDeletion deletes a Job and, with background propagation, its Pod at once. With uid it
+// deletes exactly that Job, not a later one made under its name (an execution or session ID used
+// again); uid "" (a create whose answer was lost) deletes whatever carries the name.
+func (e *Env) JobDeletion(name string, uid types.UID) Deletion {
+	opts := metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)}
+	if uid != "" {
+		opts.Preconditions = &metav1.Preconditions{UID: &uid}
+	}
 	return Deletion{"job/" + name, func(ctx context.Context) error {
-		return e.Client.BatchV1().Jobs(e.Namespace).Delete(ctx, name, metav1.DeleteOptions{
-			PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
-		})
+		err := e.Client.BatchV1().Jobs(e.Namespace).Delete(ctx, name, opts)
+		if uid != "" && apierrors.IsConflict(err) {
+			return nil // a different Job by that name: ours is gone
+		}
+		return err
 	}}
+}
+
+// JobOf is the UID of the Job that controls pod ("" for none).
+func JobOf(pod *corev1.Pod) types.UID {
+	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "Job" {
+		return ref.UID
+	}
+	return ""
 }
 
 // Admission is the queue cold executions wait in.

@@ -118,7 +118,8 @@ func (j *Janitor) Sweep() {
 func (j *Janitor) delete(pod *corev1.Pod, why string) {
 	d := j.e.PodDeletion(pod)
 	if session := pod.Labels[podspec.LabelSession]; session != "" && pod.Labels[podspec.LabelPool] == "" {
-		d = j.e.JobDeletion(podspec.ObjectName(podspec.SessionSandboxID(session))) // a cold session's: its Job
+		// A cold session's: its own Job, not one a session opened again under the ID has made.
+		d = j.e.JobDeletion(podspec.ObjectName(podspec.SessionSandboxID(session)), JobOf(pod))
 	} else if j.forbidden {
 		return
 	}
