@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -25,10 +26,13 @@ type Leftover struct {
 	Age         time.Duration
 	// Deleted: this call deleted it (the API server accepted the deletion; a Job's Pod follows).
 	Deleted bool
-	// Gone: it was deleted by someone else between the list and the delete.
+	// Gone: it was deleted by someone else between the list and the delete (an object made
+	// under its name since, a session opened again, is not it, and stays).
 	Gone bool
 	// Err says why it could not be deleted; it is still there.
 	Err error
+
+	uid types.UID // the object listed: a later one made under its name is not deleted
 }
 
 // Collect deletes the Jobs (with their Pods) and ConfigMaps that gkexec made in namespace and
@@ -45,7 +49,7 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	var errs []error
 	old := func(kind string, m metav1.ObjectMeta) {
 		if age := now.Sub(m.CreationTimestamp.Time); age >= olderThan && m.DeletionTimestamp == nil {
-			found = append(found, Leftover{Kind: kind, Name: m.Name, ExecutionID: m.Labels[podspec.LabelExecutionID], Age: age})
+			found = append(found, Leftover{Kind: kind, Name: m.Name, ExecutionID: m.Labels[podspec.LabelExecutionID], Age: age, uid: m.UID})
 		}
 	}
 	if jobs, err := client.BatchV1().Jobs(namespace).List(ctx, sel); err != nil {
@@ -56,7 +60,7 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 				// A cold session's Job is garbage once its sandbox ended the session (idle timeout,
 				// lifetime) or its deadline did: the Job finished, whatever its age.
 				if j.Status.Succeeded+j.Status.Failed > 0 && j.DeletionTimestamp == nil {
-					found = append(found, Leftover{Kind: "Job", Name: j.Name, ExecutionID: j.Labels[podspec.LabelExecutionID], Age: now.Sub(j.CreationTimestamp.Time)})
+					found = append(found, Leftover{Kind: "Job", Name: j.Name, ExecutionID: j.Labels[podspec.LabelExecutionID], Age: now.Sub(j.CreationTimestamp.Time), uid: j.UID})
 				}
 				continue
 			}
@@ -104,22 +108,25 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 		l := &found[i]
 		var err error
 		var resource string
+		// Exactly the object listed: between the list and the delete its ID may have been used
+		// again (a session opened anew under it), and that object is not garbage.
+		opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &l.uid}}
 		switch l.Kind {
 		case "Job":
 			resource = "jobs"
-			err = client.BatchV1().Jobs(namespace).Delete(ctx, l.Name, metav1.DeleteOptions{
-				PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
+			opts.PropagationPolicy = ptr.To(metav1.DeletePropagationBackground)
+			err = client.BatchV1().Jobs(namespace).Delete(ctx, l.Name, opts)
 		case "ConfigMap":
 			resource = "configmaps"
-			err = client.CoreV1().ConfigMaps(namespace).Delete(ctx, l.Name, metav1.DeleteOptions{})
+			err = client.CoreV1().ConfigMaps(namespace).Delete(ctx, l.Name, opts)
 		case "Pod":
 			resource = "pods"
-			err = client.CoreV1().Pods(namespace).Delete(ctx, l.Name, metav1.DeleteOptions{})
+			err = client.CoreV1().Pods(namespace).Delete(ctx, l.Name, opts)
 		}
 		switch {
 		case err == nil:
 			l.Deleted = true
-		case apierrors.IsNotFound(err):
+		case apierrors.IsNotFound(err) || apierrors.IsConflict(err): // a Conflict: another object has its name now
 			l.Gone = true
 		default:
 			l.Err = diagnose.APIError(err, "delete", resource, namespace, l.Name)

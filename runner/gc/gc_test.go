@@ -13,9 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/gkexec/gkexec/internal/fakecluster"
 	"github.com/gkexec/gkexec/runner"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
@@ -149,4 +151,41 @@ func join(s []string) string {
 		out += x
 	}
 	return out
+}
+
+// Between gc's list and its delete, a session closed and was opened again under its ID: the
+// marker now under that name is the new session's, and gc must not take it (the ID would be free
+// for a second process to open while the session lives).
+func TestCollectGarbageDeletesOnlyTheObjectsItListed(t *testing.T) {
+	t.Parallel()
+	marker := func(uid types.UID) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "gkexec-session-s1", Namespace: "sb", UID: uid,
+			CreationTimestamp: metav1.NewTime(time.Now().Add(-time.Hour)),
+			Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelComponent: podspec.ComponentSession,
+				podspec.LabelSession: "s1"}}}
+	}
+	client := fake.NewSimpleClientset(marker("uid-old"))
+	fakecluster.HonourDeletePreconditions(client)
+	reopened := false
+	client.PrependReactor("delete", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if !reopened {
+			reopened = true
+			cms := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+			if err := client.Tracker().Delete(cms, "sb", "gkexec-session-s1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := client.Tracker().Create(cms, marker("uid-new"), "sb"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return false, nil, nil
+	})
+	found, err := Collect(context.Background(), client, "sb", 10*time.Minute, false)
+	if err != nil || len(found) != 1 || !found[0].Gone || found[0].Deleted {
+		t.Fatalf("Collect: %+v, %v; want the listed marker reported gone, nothing deleted", found, err)
+	}
+	cm, err := client.CoreV1().ConfigMaps("sb").Get(context.Background(), "gkexec-session-s1", metav1.GetOptions{})
+	if err != nil || cm.UID != "uid-new" {
+		t.Errorf("the reopened session's marker: %v (uid %v); gc deleted an object it never listed", err, cm.GetUID())
+	}
 }

@@ -40,7 +40,7 @@ func staleWarmSandboxes(ctx context.Context, client kubernetes.Interface, namesp
 		// time renewed, when an execution takes the Pod, so a Pod held ready waits uncounted.
 		oneShot := p.Labels[podspec.LabelExecutionID] != "" && p.Labels[podspec.LabelSession] == ""
 		if sandbox.Ended(&p) != "" || (oneShot && age >= olderThan) {
-			found = append(found, Leftover{Kind: "Pod", Name: p.Name, ExecutionID: p.Labels[podspec.LabelExecutionID], Age: age})
+			found = append(found, Leftover{Kind: "Pod", Name: p.Name, ExecutionID: p.Labels[podspec.LabelExecutionID], Age: age, uid: p.UID})
 		}
 	}
 	return found, nil
