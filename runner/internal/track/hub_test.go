@@ -2,6 +2,7 @@ package track
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -125,5 +126,58 @@ func TestAnIDTrackedAgainFollowsEachJobsOwnPod(t *testing.T) {
 	await(t, second, "its own Pod's deletion", func(*corev1.Pod, []*corev1.Event) bool { _, gone, _, _ := second.Snapshot(); return gone })
 	if pod, _, _, _ := second.Snapshot(); pod.Name != "gkexec-e1-b" {
 		t.Errorf("the tracker followed %s, another Job's", pod.Name)
+	}
+}
+
+// TestAnIDTrackedAgainTakesOnlyItsOwnObjectsEvents: the events of an execution ID's previous Job
+// and Pod (a client retrying with the same ID) name the same execution; read as the new one's, a
+// warning of the old Pod (FailedScheduling, an image pull) would fail the new execution with the
+// old one's cause. The tracker takes the events of its own Job and Pod only.
+func TestAnIDTrackedAgainTakesOnlyItsOwnObjectsEvents(t *testing.T) {
+	t.Parallel()
+	client, h := startHub(t)
+	ctx := context.Background()
+	first := h.TrackJob("e1")
+	first.Own("job-1")
+	pods := client.CoreV1().Pods("sb")
+	if _, err := pods.Create(ctx, jobPod("gkexec-e1-a", "e1", "job-1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, first, "its Job's Pod", func(p *corev1.Pod, _ []*corev1.Event) bool { return p != nil })
+	h.Untrack("e1", first)
+	second := h.TrackJob("e1")
+	second.Own("job-2")
+	if _, err := pods.Create(ctx, jobPod("gkexec-e1-b", "e1", "job-2"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, second, "its Job's Pod", func(p *corev1.Pod, _ []*corev1.Event) bool { return p != nil && p.Name == "gkexec-e1-b" })
+	warn := func(uid, kind, name string, obj types.UID) {
+		t.Helper()
+		ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: uid, Namespace: "sb", UID: types.UID(uid)}, Type: corev1.EventTypeWarning,
+			Reason: "Failed" + kind, InvolvedObject: corev1.ObjectReference{Kind: kind, Name: name, UID: obj}}
+		if _, err := client.CoreV1().Events("sb").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warn("old-pod", "Pod", "gkexec-e1-a", "uid-gkexec-e1-a")
+	warn("old-job", "Job", "gkexec-e1", "job-1")
+	warn("own-job", "Job", "gkexec-e1", "job-2")
+	warn("own-pod", "Pod", "gkexec-e1-b", "uid-gkexec-e1-b") // the last: once it is in, all are
+	await(t, second, "its own Pod's event", func(_ *corev1.Pod, events []*corev1.Event) bool {
+		for _, e := range events {
+			if e.UID == "own-pod" {
+				return true
+			}
+		}
+		return false
+	})
+	_, _, events, _ := second.Snapshot()
+	var got []string
+	for _, e := range events {
+		got = append(got, string(e.UID))
+	}
+	slices.Sort(got)
+	if want := []string{"own-job", "own-pod"}; !slices.Equal(got, want) {
+		t.Errorf("the tracker of the ID's second Job holds events %v, want only %v", got, want)
 	}
 }

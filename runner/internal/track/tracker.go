@@ -41,9 +41,28 @@ func (t *Tracker) Snapshot() (pod *corev1.Pod, gone bool, events []*corev1.Event
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, e := range t.events {
-		events = append(events, e)
+		if t.concerns(e) {
+			events = append(events, e)
+		}
 	}
 	return t.pod, t.podGone, events, t.scaleUp
+}
+
+// concerns says whether e is about this tracker's own Job or Pod. Events are routed by the
+// execution ID their object's name carries, and an ID used again names the previous run's Job
+// and Pod too: by UID, their warnings are told apart. An event of a Pod not seen yet waits until
+// it is (it may be the previous Pod's); one without a UID cannot be told apart and counts.
+func (t *Tracker) concerns(e *corev1.Event) bool {
+	uid := e.InvolvedObject.UID
+	switch {
+	case uid == "":
+		return true
+	case e.InvolvedObject.Kind == "Job":
+		return !t.job || uid == t.owner
+	case e.InvolvedObject.Kind == "Pod":
+		return t.pod != nil && uid == t.pod.UID
+	}
+	return true
 }
 
 // Wake is signalled whenever the tracked Pod or its events change.
