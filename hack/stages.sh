@@ -28,7 +28,8 @@ stage() {
 }
 
 # stage_tee NAME CMD...: like stage, but also shows the output as it comes (test runners, whose
-# summary lines belong in the console).
+# summary lines belong in the console). On failure its log is kept in STAGES_FAILED_LOG for
+# stages_failure_digest.
 stage_tee() {
 	local name=$1 log t0 rc=0
 	shift
@@ -43,10 +44,33 @@ stage_tee() {
 	} | tee "$log"
 	rc=$(cat "$log.rc")
 	if [ "$rc" -ne 0 ]; then
+		STAGES_FAILED_LOG=$log
 		note "$name FAILED after $(stages_elapsed "$t0") (exit $rc); full log: $log"
 		return "$rc"
 	fi
 	note "$name done in $(stages_elapsed "$t0")"
+}
+
+# stages_failure_digest: what the failed stage_tee's go test log says failed — the lines around each
+# "--- FAIL" (before it, what a -v run printed as the test failed; after it, what a run without -v prints
+# under it) and any panic. The scripts print it last, just before their final line, because the end of a
+# long run's console is often all a CI page keeps, and a suite's cleanup can print hundreds of lines after
+# the failure itself.
+stages_failure_digest() {
+	[ -n "${STAGES_FAILED_LOG:-}" ] && [ -f "$STAGES_FAILED_LOG" ] || return 0
+	local digest
+	digest=$(awk '
+		{ line[NR] = $0 }
+		/--- FAIL|^panic: |^FAIL\t|\[build failed\]/ { for (i = NR - 3; i <= NR + 4; i++) if (i > 0) want[i] = 1 }
+		END {
+			for (i = 1; i <= NR; i++) {
+				if (!(i in want)) continue
+				if (last && i > last + 1) print "  ..."
+				print "  | " substr(line[i], 1, 300); last = i
+			}
+		}' "$STAGES_FAILED_LOG" | tail -n 30)
+	[ -n "$digest" ] || return 0
+	printf 'what failed (the end of it; all in %s):\n%s\n' "$STAGES_FAILED_LOG" "$digest" >&2
 }
 
 # use_cluster WHAT: brings the local cluster up for a run (its environment exported: KUBECONFIG,
@@ -75,6 +99,7 @@ stages_leave_cluster() {
 	local rc=$?
 	if [ -n "${STAGES_NAMESPACE:-}" ]; then "$KUBECTL" delete namespace "$STAGES_NAMESPACE" --wait=false >/dev/null 2>&1 || true; fi
 	if [ "$STAGES_CLUSTER_WAS_UP" -eq 0 ]; then stage cluster-down test/localcluster/cluster.sh down || rc=1; fi
+	[ "$rc" -eq 0 ] || stages_failure_digest
 	if [ "$rc" -eq 0 ]; then note "$STAGES_RUN passed"; else note "$STAGES_RUN FAILED (exit $rc); logs: $STAGE_LOGS"; fi
 	exit "$rc"
 }

@@ -1,0 +1,67 @@
+// Package scripts tests the shell library the project's long scripts share (hack/stages.sh).
+package scripts
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A failed suite's console must end with what failed: a CI page often keeps only the last few dozen lines,
+// and a suite's cleanup (terraform destroy, cluster status) can print hundreds after the failure.
+func TestAFailedSuitesConsoleEndsWithWhatFailed(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := t.TempDir()
+	// A go test run without -v: the failure block, then a long cleanup after it.
+	script := `
+source hack/stages.sh
+fake_suite() {
+	echo "ok  	example.com/a	0.1s"
+	echo "--- FAIL: TestLocalCluster (100.00s)"
+	echo "    --- FAIL: TestLocalCluster/10_sessions (20.00s)"
+	echo "        stage10_test.go:50: session ended: its sandbox pod is gone"
+	for i in $(seq 200); do echo "TestLocalCluster logger.go:79: destroying $i"; done
+	echo FAIL
+	return 1
+}
+trap 'rc=$?; for i in $(seq 40); do echo "cluster: status line $i" >&2; done; stages_failure_digest; note "tests FAILED"; exit $rc' EXIT
+stage_tee e2e fake_suite
+`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "STAGE_LOGS="+logs)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the failing stage passed:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	tail := strings.Join(lines[max(0, len(lines)-30):], "\n")
+	for _, want := range []string{"--- FAIL: TestLocalCluster/10_sessions", "stage10_test.go:50: session ended", filepath.Join(logs, "e2e.log"), "tests FAILED"} {
+		if !strings.Contains(tail, want) {
+			t.Errorf("the last 30 lines do not name %q:\n%s", want, tail)
+		}
+	}
+	if strings.Contains(tail, "destroying 150") {
+		t.Errorf("the digest repeats the cleanup's lines, not only what failed:\n%s", tail)
+	}
+}
+
+// A suite that passed prints no digest.
+func TestAPassedSuitePrintsNoDigest(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	cmd := exec.Command("bash", "-c", `source hack/stages.sh; stage_tee unit echo "--- FAIL: not really, a passing suite's output"; stages_failure_digest`)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "STAGE_LOGS="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "what failed") {
+		t.Errorf("a passing stage printed a failure digest:\n%s", out)
+	}
+}
