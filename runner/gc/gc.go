@@ -55,11 +55,20 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	if jobs, err := client.BatchV1().Jobs(namespace).List(ctx, sel); err != nil {
 		errs = append(errs, diagnose.APIError(err, "list", "jobs", namespace, ""))
 	} else {
+		var podEnded map[types.UID]bool
 		for _, j := range jobs.Items {
 			if j.Labels[podspec.LabelSession] != "" {
 				// A cold session's Job is garbage once its sandbox ended the session (idle timeout,
-				// lifetime) or its deadline did: the Job finished, whatever its age.
-				if j.Status.Succeeded+j.Status.Failed > 0 && j.DeletionTimestamp == nil {
+				// lifetime) or its deadline did, whatever its age: its Pod ended (the kubelet's word,
+				// as the janitor judges; the Job controller counts it in the Job's status seconds
+				// later on a loaded node), or the Job finished.
+				if podEnded == nil {
+					if podEnded, err = endedJobPods(ctx, client, namespace); err != nil {
+						errs = append(errs, err)
+						podEnded = map[types.UID]bool{}
+					}
+				}
+				if (j.Status.Succeeded+j.Status.Failed > 0 || podEnded[j.UID]) && j.DeletionTimestamp == nil {
 					found = append(found, Leftover{Kind: "Job", Name: j.Name, ExecutionID: j.Labels[podspec.LabelExecutionID], Age: now.Sub(j.CreationTimestamp.Time), uid: j.UID})
 				}
 				continue
@@ -134,6 +143,22 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 		}
 	}
 	return found, errors.Join(errs...)
+}
+
+// endedJobPods are the Jobs (by UID) of the session Pods that ended: a session Job never
+// replaces its Pod (backoffLimit 0), so its Pod's end is the Job's.
+func endedJobPods(ctx context.Context, client kubernetes.Interface, namespace string) (map[types.UID]bool, error) {
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: podspec.LabelSession})
+	if err != nil {
+		return nil, diagnose.APIError(err, "list", "pods", namespace, "")
+	}
+	ended := map[types.UID]bool{}
+	for _, p := range pods.Items {
+		if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "Job" && diagnose.PodFinished(&p) {
+			ended[owner.UID] = true
+		}
+	}
+	return ended, nil
 }
 
 // liveSessions are the sessions that have a sandbox Pod not finished nor going.

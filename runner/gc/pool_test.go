@@ -8,7 +8,9 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 
 	"github.com/gkexec/gkexec/runner/internal/podspec"
 )
@@ -130,5 +132,40 @@ func TestGCKeepsTheMarkerOfALiveSession(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "ConfigMap/gkexec-session-orphan" {
 		t.Errorf("collected %v, want only the orphan's marker", names)
+	}
+}
+
+// TestGCTakesAColdSessionsEndFromItsPod: a cold session ends when its sandbox's Pod does; the Job
+// controller counts that in the Job's status some time later (seconds, on a loaded node). gc judges
+// by the Pod as the janitor does, so that a gc run right after the sandbox ended the session removes
+// it (e2e stage 12 ran gc 80 ms after the Pod ended and found nothing). A Job whose Pod still runs,
+// or that has no Pod yet, stays.
+func TestGCTakesAColdSessionsEndFromItsPod(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	job := func(session string, uid types.UID) *batchv1.Job {
+		return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "gkexec-s-" + session, Namespace: "sb", UID: uid, CreationTimestamp: metav1.NewTime(now.Add(-time.Minute)),
+			Labels: map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelSession: session}}}
+	}
+	pod := func(j *batchv1.Job, owner types.UID, phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-x", Namespace: "sb",
+			Labels:          map[string]string{podspec.LabelManagedBy: podspec.ManagedByValue, podspec.LabelSession: j.Labels[podspec.LabelSession]},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: owner, Controller: ptr.To(true)}}},
+			Status: corev1.PodStatus{Phase: phase}}
+	}
+	ended, running, starting, other := job("ended", "u1"), job("running", "u2"), job("starting", "u3"), job("reopened", "u4")
+	client := fake.NewSimpleClientset(ended, running, starting, other,
+		pod(ended, "u1", corev1.PodFailed), pod(running, "u2", corev1.PodRunning),
+		pod(other, "an-earlier-job", corev1.PodSucceeded)) // an earlier Job's Pod under the same session ID
+	found, err := Collect(context.Background(), client, "sb", 15*time.Minute, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := map[string]bool{}
+	for _, l := range found {
+		deleted[l.Kind+" "+l.Name] = l.Deleted
+	}
+	if !deleted["Job gkexec-s-ended"] || len(deleted) != 1 {
+		t.Errorf("deleted %v, want the Job whose Pod ended only (not one whose Pod runs, has none yet, or is another Job's)", deleted)
 	}
 }
