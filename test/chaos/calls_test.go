@@ -15,12 +15,14 @@ import (
 )
 
 // The code of the calls: each prints "started" as soon as it runs, so that the test knows it is
-// in flight, and runs long enough to be running when the daemon stops. The session's also uses
+// in flight, and runs long enough to be running when the daemon stops: a warm call starts at once,
+// and it must still run once the cold ones have started too (up to 10 s later on a loaded node; at
+// 8 s a warm one-shot ended before the fault in a bare-clone run). The session's also uses
 // the state set before the fault (x) and sets some (y) that is read after it.
 const (
-	oneShotCode   = "import time\nprint('started', flush=True)\ntime.sleep(8)\nprint('ok')\n"
+	oneShotCode   = "import time\nprint('started', flush=True)\ntime.sleep(25)\nprint('ok')\n"
 	oneShotOut    = "started\nok\n"
-	inSessionCode = "import time\nprint('started', flush=True)\ntime.sleep(8)\ny = x + 1\nprint(y)\n"
+	inSessionCode = "import time\nprint('started', flush=True)\ntime.sleep(25)\ny = x + 1\nprint(y)\n"
 	inSessionOut  = "started\n8\n"
 	lateCode      = "print('late')\n"
 	lateOut       = "late\n"
