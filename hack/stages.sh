@@ -37,10 +37,11 @@ stage_tee() {
 	log=$STAGE_LOGS/$name.log
 	t0=$(date +%s.%N)
 	note "$name ..."
-	# The command's own status, not tee's, whatever the caller's pipefail and errexit settings.
+	# The command's own status, not tee's, whatever the caller's pipefail and errexit settings: in
+	# an && || list a failure does not end the shell (under set -e a bare "$@" did, before the
+	# status was written or the failure reported).
 	{
-		"$@" 2>&1
-		echo $? >"$log.rc"
+		"$@" 2>&1 && echo 0 >"$log.rc" || echo $? >"$log.rc"
 	} | tee "$log"
 	rc=$(cat "$log.rc")
 	if [ "$rc" -ne 0 ]; then

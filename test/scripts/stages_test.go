@@ -19,6 +19,7 @@ func TestAFailedSuitesConsoleEndsWithWhatFailed(t *testing.T) {
 	logs := t.TempDir()
 	// A go test run without -v: the failure block, then a long cleanup after it.
 	script := `
+set -euo pipefail # as test/run.sh
 source hack/stages.sh
 fake_suite() {
 	echo "ok  	example.com/a	0.1s"
