@@ -6,7 +6,6 @@ import (
 	"sort"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gkexec/gkexec/runner/internal/diagnose"
 	"github.com/gkexec/gkexec/runner/internal/podspec"
+	"github.com/gkexec/gkexec/runner/internal/sandbox"
 )
 
 // Leftover is an object a runner made and did not delete (its caller crashed or was killed).
@@ -52,23 +52,31 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 			found = append(found, Leftover{Kind: kind, Name: m.Name, ExecutionID: m.Labels[podspec.LabelExecutionID], Age: age, uid: m.UID})
 		}
 	}
+	// The session Pods, listed once when a session's Job or marker is first judged: both read them.
+	var sessions *sessionSandboxes
+	var sessionsErr error
+	sessionsListed := func() (*sessionSandboxes, error) {
+		if sessions == nil && sessionsErr == nil {
+			if sessions, sessionsErr = listSessionSandboxes(ctx, client, namespace); sessionsErr != nil {
+				errs = append(errs, sessionsErr)
+			}
+		}
+		return sessions, sessionsErr
+	}
 	if jobs, err := client.BatchV1().Jobs(namespace).List(ctx, sel); err != nil {
 		errs = append(errs, diagnose.APIError(err, "list", "jobs", namespace, ""))
 	} else {
-		var podEnded map[types.UID]bool
 		for _, j := range jobs.Items {
 			if j.Labels[podspec.LabelSession] != "" {
 				// A cold session's Job is garbage once its sandbox ended the session (idle timeout,
 				// lifetime) or its deadline did, whatever its age: its Pod ended (the kubelet's word,
 				// as the janitor judges; the Job controller counts it in the Job's status seconds
 				// later on a loaded node), or the Job finished.
-				if podEnded == nil {
-					if podEnded, err = endedJobPods(ctx, client, namespace); err != nil {
-						errs = append(errs, err)
-						podEnded = map[types.UID]bool{}
-					}
+				podEnded := false
+				if s, err := sessionsListed(); err == nil {
+					podEnded = s.endedJobs[j.UID]
 				}
-				if (j.Status.Succeeded+j.Status.Failed > 0 || podEnded[j.UID]) && j.DeletionTimestamp == nil {
+				if (j.Status.Succeeded+j.Status.Failed > 0 || podEnded) && j.DeletionTimestamp == nil {
 					found = append(found, Leftover{Kind: "Job", Name: j.Name, ExecutionID: j.Labels[podspec.LabelExecutionID], Age: now.Sub(j.CreationTimestamp.Time), uid: j.UID})
 				}
 				continue
@@ -79,7 +87,6 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	if cms, err := client.CoreV1().ConfigMaps(namespace).List(ctx, sel); err != nil {
 		errs = append(errs, diagnose.APIError(err, "list", "configmaps", namespace, ""))
 	} else {
-		var live map[string]bool
 		for _, c := range cms.Items {
 			if c.Labels[podspec.LabelComponent] != podspec.ComponentSession {
 				old("ConfigMap", c.ObjectMeta)
@@ -87,13 +94,11 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 			}
 			// A session's marker holds its ID while the session has a sandbox; its sandbox owns
 			// it, and takes it along. One left without is an opening that died half-way.
-			if live == nil {
-				if live, err = liveSessions(ctx, client, namespace); err != nil {
-					errs = append(errs, err)
-					break
-				}
+			s, err := sessionsListed()
+			if err != nil {
+				break
 			}
-			if !live[c.Labels[podspec.LabelSession]] {
+			if !s.live[c.Labels[podspec.LabelSession]] {
 				old("ConfigMap", c.ObjectMeta)
 			}
 		}
@@ -145,33 +150,28 @@ func Collect(ctx context.Context, client kubernetes.Interface, namespace string,
 	return found, errors.Join(errs...)
 }
 
-// endedJobPods are the Jobs (by UID) of the session Pods that ended: a session Job never
-// replaces its Pod (backoffLimit 0), so its Pod's end is the Job's.
-func endedJobPods(ctx context.Context, client kubernetes.Interface, namespace string) (map[types.UID]bool, error) {
-	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: podspec.LabelSession})
-	if err != nil {
-		return nil, diagnose.APIError(err, "list", "pods", namespace, "")
-	}
-	ended := map[types.UID]bool{}
-	for _, p := range pods.Items {
-		if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "Job" && diagnose.PodFinished(&p) {
-			ended[owner.UID] = true
-		}
-	}
-	return ended, nil
+// sessionSandboxes is what the namespace's session Pods say: the sessions that have a sandbox
+// Pod not finished nor going (live), and the cold session Jobs, by UID, whose Pod ended
+// (sandbox.Ended, as the janitor judges): a session Job never replaces its Pod (backoffLimit 0),
+// so its Pod's end is the Job's.
+type sessionSandboxes struct {
+	live      map[string]bool
+	endedJobs map[types.UID]bool
 }
 
-// liveSessions are the sessions that have a sandbox Pod not finished nor going.
-func liveSessions(ctx context.Context, client kubernetes.Interface, namespace string) (map[string]bool, error) {
+func listSessionSandboxes(ctx context.Context, client kubernetes.Interface, namespace string) (*sessionSandboxes, error) {
 	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: podspec.LabelSession})
 	if err != nil {
 		return nil, diagnose.APIError(err, "list", "pods", namespace, "")
 	}
-	live := map[string]bool{}
+	s := &sessionSandboxes{live: map[string]bool{}, endedJobs: map[types.UID]bool{}}
 	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
-			live[p.Labels[podspec.LabelSession]] = true
+		if p.DeletionTimestamp == nil && !diagnose.PodFinished(&p) {
+			s.live[p.Labels[podspec.LabelSession]] = true
+		}
+		if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "Job" && sandbox.Ended(&p) != "" {
+			s.endedJobs[owner.UID] = true
 		}
 	}
-	return live, nil
+	return s, nil
 }
