@@ -100,7 +100,11 @@ stages_leave_cluster() {
 	local rc=$?
 	if [ -n "${STAGES_NAMESPACE:-}" ]; then "$KUBECTL" delete namespace "$STAGES_NAMESPACE" --wait=false >/dev/null 2>&1 || true; fi
 	if [ "$STAGES_CLUSTER_WAS_UP" -eq 0 ]; then stage cluster-down test/localcluster/cluster.sh down || rc=1; fi
-	[ "$rc" -eq 0 ] || stages_failure_digest
-	if [ "$rc" -eq 0 ]; then note "$STAGES_RUN passed"; else note "$STAGES_RUN FAILED (exit $rc); logs: $STAGE_LOGS"; fi
+	if [ "$rc" -eq 0 ]; then
+		note "$STAGES_RUN passed"
+	else
+		stages_failure_digest
+		note "$STAGES_RUN FAILED (exit $rc); logs: $STAGE_LOGS"
+	fi
 	exit "$rc"
 }

@@ -31,8 +31,12 @@ cleanup() {
 	if [ "$was_up" = false ] && [ "${KEEP_CLUSTER:-}" != 1 ]; then
 		stage cluster-down "$cluster" down || rc=1
 	fi
-	[ "$rc" -eq 0 ] || stages_failure_digest
-	if [ "$rc" -eq 0 ]; then note "all tests passed"; else note "tests FAILED (exit $rc); logs: $STAGE_LOGS"; fi
+	if [ "$rc" -eq 0 ]; then
+		note "all tests passed"
+	else
+		stages_failure_digest
+		note "tests FAILED (exit $rc); logs: $STAGE_LOGS"
+	fi
 	exit "$rc"
 }
 trap cleanup EXIT

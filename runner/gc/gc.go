@@ -37,9 +37,9 @@ type Leftover struct {
 
 // Collect deletes the Jobs (with their Pods) and ConfigMaps that gkexec made in namespace and
 // that are older than olderThan (their runner died), and, whatever their age, the sandboxes that
-// ended by themselves: claimed warm pool Pods that left or reached their deadline, finished cold
-// session Jobs or whose Pod ended, markers of sessions that have no sandbox. Idle pool Pods are their Deployment's
-// and stay. With dryRun it only lists them. It tries every object, even
+// ended by themselves: claimed warm pool Pods that left or reached their deadline, cold session
+// Jobs that finished or whose Pod ended, markers of sessions that have no sandbox. Idle pool Pods
+// are their Deployment's and stay. With dryRun it only lists them. It tries every object, even
 // after a failure, and returns each with what became of it (Deleted, Gone or Err); the error joins
 // every failure, a list's included, so a non-nil error means something is left.
 func Collect(ctx context.Context, client kubernetes.Interface, namespace string, olderThan time.Duration, dryRun bool) ([]Leftover, error) {

@@ -12,10 +12,6 @@ import (
 // A failed suite's console must end with what failed: a CI page often keeps only the last few dozen lines,
 // and a suite's cleanup (terraform destroy, cluster status) can print hundreds after the failure.
 func TestAFailedSuitesConsoleEndsWithWhatFailed(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := t.TempDir()
 	// A go test run without -v: the failure block, then a long cleanup after it.
 	script := `
@@ -33,10 +29,7 @@ fake_suite() {
 trap 'rc=$?; for i in $(seq 40); do echo "cluster: status line $i" >&2; done; stages_failure_digest; note "tests FAILED"; exit $rc' EXIT
 stage_tee e2e fake_suite
 `
-	cmd := exec.Command("bash", "-c", script)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "STAGE_LOGS="+logs)
-	out, err := cmd.CombinedOutput()
+	out, err := runBash(t, script, logs)
 	if err == nil {
 		t.Fatalf("the failing stage passed:\n%s", out)
 	}
@@ -54,15 +47,24 @@ stage_tee e2e fake_suite
 
 // A suite that passed prints no digest.
 func TestAPassedSuitePrintsNoDigest(t *testing.T) {
-	root, _ := filepath.Abs("../..")
-	cmd := exec.Command("bash", "-c", `source hack/stages.sh; stage_tee unit echo "--- FAIL: not really, a passing suite's output"; stages_failure_digest`)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "STAGE_LOGS="+t.TempDir())
-	out, err := cmd.CombinedOutput()
+	out, err := runBash(t, `source hack/stages.sh; stage_tee unit echo "--- FAIL: not really, a passing suite's output"; stages_failure_digest`, t.TempDir())
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if strings.Contains(string(out), "what failed") {
 		t.Errorf("a passing stage printed a failure digest:\n%s", out)
 	}
+}
+
+// runBash runs script with bash at the repository's root, its stage logs in logs; stdout and stderr together.
+func runBash(t *testing.T, script, logs string) ([]byte, error) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "STAGE_LOGS="+logs)
+	return cmd.CombinedOutput()
 }
