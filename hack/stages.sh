@@ -53,16 +53,20 @@ stage_tee() {
 }
 
 # stages_failure_digest: what the failed stage_tee's go test log says failed — the lines around each
-# "--- FAIL" (before it, what a -v run printed as the test failed; after it, what a run without -v prints
-# under it) and any panic. The scripts print it last, just before their final line, because the end of a
-# long run's console is often all a CI page keeps, and a suite's cleanup can print hundreds of lines after
-# the failure itself.
+# "--- FAIL" (before it, what a -v run printed as the test failed; after it, the messages a run without
+# -v prints under it, leaving out the slog lines at Info or Debug a test relays from the code it runs,
+# which can bury the one message that says what failed) and any panic. The scripts print it last, just
+# before their final line, because the end of a long run's console is often all a CI page keeps, and a
+# suite's cleanup can print hundreds of lines after the failure itself.
 stages_failure_digest() {
 	[ -n "${STAGES_FAILED_LOG:-}" ] && [ -f "$STAGES_FAILED_LOG" ] || return 0
 	local digest
 	digest=$(awk '
 		{ line[NR] = $0 }
-		/--- FAIL|^panic: |^FAIL\t|\[build failed\]/ { for (i = NR - 3; i <= NR + 4; i++) if (i > 0) want[i] = 1 }
+		/^panic: |^FAIL\t|\[build failed\]/ { for (i = NR - 3; i <= NR + 4; i++) if (i > 0) want[i] = 1 }
+		/--- FAIL/ { for (i = NR - 3; i <= NR; i++) if (i > 0) want[i] = 1; block = 12; next }
+		block > 0 && /^[ \t]/ && !/ level=(INFO|DEBUG) / { want[NR] = 1; block-- }
+		!/^[ \t]/ { block = 0 }
 		END {
 			for (i = 1; i <= NR; i++) {
 				if (!(i in want)) continue

@@ -45,6 +45,33 @@ stage_tee e2e fake_suite
 	}
 }
 
+// A failed test's message shows in the digest even when the test logged much before it: CI's digest of
+// TestPoolAutoscale showed only the first lines of its failure block, the autoscalers' log lines, and
+// not the message that said what failed.
+func TestTheDigestShowsAFailuresMessageUnderItsLogLines(t *testing.T) {
+	script := `
+source hack/stages.sh
+fake_suite() {
+	echo "--- FAIL: TestPoolAutoscale (202.15s)"
+	for i in $(seq 8); do echo "    autoscale_test.go:198: time=2026-12-05T12:16:4$i.461Z level=INFO msg=\"resized the warm pool\" to=$i"; done
+	echo "    warm_test.go:319: warm pool: 1 ready idle pods after 3m0s, want 4"
+	for i in $(seq 5); do echo "    autoscale_test.go:198: time=2026-12-05T12:19:5$i.461Z level=INFO msg=\"resized the warm pool\" to=1"; done
+	for i in $(seq 100); do echo "TestPoolAutoscale logger.go:79: deleted $i"; done
+	echo FAIL
+	return 1
+}
+stage_tee e2e fake_suite || stages_failure_digest
+`
+	out, _ := runBash(t, script, t.TempDir())
+	digest := string(out[strings.LastIndex(string(out), "what failed"):])
+	if !strings.Contains(digest, "warm_test.go:319: warm pool: 1 ready idle pods after 3m0s, want 4") {
+		t.Errorf("the digest does not show the failure's message:\n%s", digest)
+	}
+	if !strings.Contains(digest, "--- FAIL: TestPoolAutoscale") {
+		t.Errorf("the digest does not name the failed test:\n%s", digest)
+	}
+}
+
 // A suite that passed prints no digest.
 func TestAPassedSuitePrintsNoDigest(t *testing.T) {
 	out, err := runBash(t, `source hack/stages.sh; stage_tee unit echo "--- FAIL: not really, a passing suite's output"; stages_failure_digest`, t.TempDir())
