@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,9 +45,13 @@ func testPythonExecutor(t *testing.T, c *cluster) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	err = cmd.Run()
+	if err != nil {
+		// unittest's report of what failed comes first, where a CI digest of the log shows it.
+		t.Errorf("the Python tests failed: %v\n%s", err, unittestFailures(out.String()))
+	}
 	t.Logf("python3 -m unittest (%s):\n%s", time.Since(start).Round(time.Second), out.String())
 	if err != nil {
-		t.Fatalf("the Python tests failed: %v", err)
+		t.FailNow()
 	}
 	ran := regexp.MustCompile(`Ran (\d+) tests?`).FindStringSubmatch(out.String())
 	if ran == nil || ran[1] == "0" {
@@ -55,4 +60,13 @@ func testPythonExecutor(t *testing.T, c *cluster) {
 	if regexp.MustCompile(`skipped=\d+|\.\.\. skipped`).MatchString(out.String()) {
 		t.Errorf("Python tests were skipped: every one must run against the server")
 	}
+}
+
+// unittestFailures is the part of unittest's output that says what failed: its tracebacks, from
+// the first ==== rule to the end; all of it when there is no rule (a crash before any test ran).
+func unittestFailures(out string) string {
+	if i := strings.Index(out, "\n"+strings.Repeat("=", 70)+"\n"); i >= 0 {
+		return out[i+1:]
+	}
+	return out
 }

@@ -259,8 +259,11 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(first["r"].stdout, "first\n")
 
     def test_stream_delivers_output_while_the_code_runs(self):
+        # A cold sandbox's log can be followed only once the kubelet reports its container started
+        # (it looks once a second, later on a busy node), so the first line may come a second after
+        # it was printed: the code sleeps 3 s, and the line must come 1.5 s before the end.
         code = ("import sys, time\nprint('first', flush=True)\nprint('note', file=sys.stderr, flush=True)\n"
-                "time.sleep(2)\nsys.stdout.buffer.write(b'\\xe2\\x9c\\x93 \\xff\\n')")
+                "time.sleep(3)\nsys.stdout.buffer.write(b'\\xe2\\x9c\\x93 \\xff\\n')")
         chunks, arrived = [], []
         with self.client.execute_stream(code) as run:
             for chunk in run:
