@@ -96,15 +96,20 @@ func (d *PodDirectory) Start(ctx context.Context) error {
 		}
 		return obj, nil
 	})
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	handler, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { d.onPod(obj, false) },
 		UpdateFunc: func(_, obj any) { d.onPod(obj, false) },
 		DeleteFunc: func(obj any) { d.onPod(obj, true) },
 	})
+	if err != nil {
+		return fmt.Errorf("watching pods in namespace %s: %w", d.namespace, err)
+	}
 	go inf.Run(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
+	// The handler's sync, not the informer's: the informer counts as synced once it has queued the
+	// first list for its handlers, and a sandbox whose Pod is still in that queue would be refused.
+	if !cache.WaitForCacheSync(syncCtx.Done(), handler.HasSynced) {
 		return fmt.Errorf("watching pods in namespace %s did not start: %w", d.namespace, syncCtx.Err())
 	}
 	return nil

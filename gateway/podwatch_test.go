@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -187,4 +189,29 @@ func TestReusedAddressBelongsToTheNewerPod(t *testing.T) {
 	check("two Pods of the same second", "(nobody)")
 	d.onPod(at("stale", 15, "9"), true)
 	check("one twin gone", "twin")
+}
+
+// Start returns once the directory knows every Pod the watch's first list held: a request from
+// one of them right after Start is not refused as from an unknown address. (The informer counts
+// as synced once it has queued the list for its handlers, before they have run.)
+func TestPodDirectoryKnowsEveryListedPodWhenStartReturns(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	var pods []runtime.Object
+	for i := range n {
+		pods = append(pods, sandboxPod(fmt.Sprintf("pod-%d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := NewPodDirectory(fake.NewClientset(pods...), "sbx", "", nil)
+	must(t, d.Start(ctx))
+	missing := 0
+	for i := range n {
+		if _, ok := d.ByAddr(netip.MustParseAddr(fmt.Sprintf("10.1.%d.%d", i/250, i%250+1))); !ok {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of the %d listed Pods unknown when Start returned", missing, n)
+	}
 }

@@ -152,7 +152,7 @@ func (a *Autoscaler) watch(ctx context.Context) (stop func(), err error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(a.cfg.Client, 0, informers.WithNamespace(a.cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }))
 	inf := factory.Core().V1().Pods().Informer()
-	_, err = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+	handler, err := inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
 			if pod, ok := obj.(*corev1.Pod); ok {
 				a.t.observe(pod, time.Now(), !initial)
@@ -178,7 +178,8 @@ func (a *Autoscaler) watch(ctx context.Context) (stop func(), err error) {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	factory.Start(wctx.Done())
-	if !cache.WaitForCacheSync(wctx.Done(), inf.HasSynced) {
+	// The handler's sync: the demand is judged from what it observed, the whole first list.
+	if !cache.WaitForCacheSync(wctx.Done(), handler.HasSynced) {
 		cancel()
 		factory.Shutdown()
 		if ctx.Err() != nil {

@@ -78,16 +78,26 @@ func (h *Hub) Start(ctx context.Context, client kubernetes.Interface, namespace 
 	for _, inf := range informers {
 		_ = inf.SetTransform(stripManagedFields)
 	}
-	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	// Synced means each handler has been handed the first list, not only that the informers hold it.
+	var synced []cache.InformerSynced
+	reg, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { h.onPod(obj, false) },
 		UpdateFunc: func(_, obj any) { h.onPod(obj, false) },
 		DeleteFunc: func(obj any) { h.onPod(obj, true) },
 	})
+	if err != nil {
+		return fmt.Errorf("%w: watching pods in namespace %s: %w", diagnose.ErrCluster, namespace, err)
+	}
+	synced = append(synced, reg.HasSynced)
 	for _, inf := range informers[1:] {
-		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    h.onEvent,
 			UpdateFunc: func(_, obj any) { h.onEvent(obj) },
 		})
+		if err != nil {
+			return fmt.Errorf("%w: watching events in namespace %s: %w", diagnose.ErrCluster, namespace, err)
+		}
+		synced = append(synced, reg.HasSynced)
 	}
 	for _, inf := range informers {
 		h.done.Add(1)
@@ -98,7 +108,7 @@ func (h *Hub) Start(ctx context.Context, client kubernetes.Interface, namespace 
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), pods.HasSynced, events.HasSynced, scale.HasSynced) {
+	if !cache.WaitForCacheSync(syncCtx.Done(), synced...) {
 		return fmt.Errorf("%w: watching pods and events in namespace %s did not start: %v", diagnose.ErrCluster, namespace, syncCtx.Err())
 	}
 	return nil
