@@ -106,7 +106,7 @@ func TestARequestWaitsForItsNewPodToBeSeen(t *testing.T) {
 	client := fake.NewClientset()
 	d := NewPodDirectory(client, "sbx", "", nil)
 	must(t, d.Start(ctx))
-	gw, err := New(Options{Directory: d, Allow: []Rule{{Host: "pypi.org"}}, IdentifyWait: 3 * time.Second,
+	gw, err := New(Options{Directory: d, Allow: []Rule{{Host: "pypi.org"}}, IdentifyWait: 10 * time.Second,
 		Resolver: HostsResolver{}})
 	must(t, err)
 	ask := func(from string) *httptest.ResponseRecorder {
@@ -136,7 +136,7 @@ func TestARequestWaitsForItsNewPodToBeSeen(t *testing.T) {
 	rec := httptest.NewRecorder()
 	start = time.Now()
 	gw2.ServeHTTP(rec, req)
-	if rec.Header().Get(HeaderDenied) != string(ReasonUnknownSandbox) || time.Since(start) > 2*time.Second {
+	if rec.Header().Get(HeaderDenied) != string(ReasonUnknownSandbox) || time.Since(start) > 10*time.Second {
 		t.Errorf("no Pod at the address: %s after %s, want unknown-sandbox after the wait", rec.Header().Get(HeaderDenied), time.Since(start))
 	}
 }

@@ -515,14 +515,22 @@ func TestALiveHoldersLeaseIsNotTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	running := make(chan error, 1)
+	started := make(chan struct{})
+	var once sync.Once
 	go func() {
-		_, err := s.Execute(ctx, Request{Code: "import time\ntime.sleep(4)"})
+		_, err := s.Execute(ctx, Request{Code: "import time\nprint('running', flush=True)\ntime.sleep(6)",
+			Output: func(Stream, []byte) { once.Do(func() { close(started) }) }})
 		running <- err
 	}()
-	eventually(t, "the first execution's lease", func() bool {
-		p, _ := fc.pod("pool-a")
-		return p.Annotations[AnnotationSessionLease] != ""
-	})
+	// The code runs (its output is out), not only its lease written: a sandbox with nothing
+	// running would rightly be taken over.
+	select {
+	case <-started:
+	case err := <-running:
+		t.Fatalf("the first execution ended before its output: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first execution's code did not start within 30s")
+	}
 	second := warmRunner(t, fc, o, pod.Attach)
 	second.busyWait = time.Second
 	again, err := second.Session(ctx, "busy")
@@ -604,12 +612,13 @@ func TestASessionExecutionSurvivesABrokenAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	var streamed chunks
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		close(cut) // an API server restart, mid-execution
-	}()
+	var cutOnce sync.Once
+	output := func(st Stream, p []byte) {
+		streamed.add(st, p)
+		cutOnce.Do(func() { close(cut) }) // an API server restart, mid-execution: the code is running
+	}
 	start := time.Now()
-	res, err := s.Execute(ctx, Request{Code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint(x + 1)", Output: streamed.add})
+	res, err := s.Execute(ctx, Request{Code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint(x + 1)", Output: output})
 	if err != nil || string(res.Stdout) != "before\n8\n" {
 		t.Fatalf("across the broken attach: %v stdout %q", err, res.Stdout)
 	}
@@ -756,11 +765,10 @@ func TestASessionReattachThatAnswersNothingIsTriedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		close(cut)
-	}()
-	res, err := s.Execute(ctx, Request{Timeout: time.Minute, Code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint('after')"})
+	var cutOnce sync.Once // cut once the code is running: its first output is out
+	cutWhenRunning := func(Stream, []byte) { cutOnce.Do(func() { close(cut) }) }
+	res, err := s.Execute(ctx, Request{Timeout: time.Minute, Output: cutWhenRunning,
+		Code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint('after')"})
 	if err != nil || res.TimedOut || string(res.Stdout) != "before\nafter\n" {
 		t.Fatalf("across a silent re-attach: %v timed out %v stdout %q, want the result", err, res.TimedOut, res.Stdout)
 	}

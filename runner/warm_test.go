@@ -479,11 +479,13 @@ func TestARefillLaterThanAColdStartIsStillTaken(t *testing.T) {
 	fc := newFakeCluster(t, scenario{steps: []func(*corev1.Pod){scheduledOn("n"), running}, log: new(framed).out("cold\n").end(endRecord{})},
 		startingPoolPod(t, o, "pool-late", true))
 	r := warmRunner(t, fc, o, fakeAttach(new(framed).out("warm\n").end(endRecord{})))
-	r.env.ColdStarts.Observe(time.Second)
+	// A cold start takes 2 s here, so the refill is waited for until 4 s; it comes at 3 s, with a
+	// second to spare for the fake cluster's watch chain on a loaded machine.
+	r.env.ColdStarts.Observe(2 * time.Second)
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	becomeReady(t, fc, o, "pool-late", 1500*time.Millisecond)
+	becomeReady(t, fc, o, "pool-late", 3*time.Second)
 	res, err := r.Execute(context.Background(), Request{Code: "x"})
 	if err != nil || res.Sandbox != SandboxWarm || res.PodName != "pool-late" {
 		t.Fatalf("Execute: %v, sandbox %q pod %q; want the refill that came 1.5 cold starts late, warm", err, res.Sandbox, res.PodName)

@@ -34,6 +34,8 @@ func TestConcurrencyBoundAnswers429(t *testing.T) {
 	<-first
 	<-second
 	waitFor(t, "cleanup", func() bool { return len(ts.fc.leftovers()) == 0 })
+	// A client's cancel returns at once; the server gives a slot back after it has cleaned up.
+	waitFor(t, "the slots given back", func() bool { return len(ts.sem) == 0 })
 	// The slots are free again: the next execution is admitted (its Job appears).
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()

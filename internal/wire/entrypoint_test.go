@@ -122,9 +122,9 @@ func TestWarmEntrypointTracebackIsTheCodesOwn(t *testing.T) {
 func TestWarmEntrypointAppliesTheRequestsTimeoutAndCaps(t *testing.T) {
 	t.Parallel()
 	e := startWarmEntrypoint(t)
-	res := e.run(t, wire.Request{Code: "import time\nprint('x' * 100, flush=True)\ntime.sleep(60)\n", Timeout: time.Second, MaxOutput: 10})
+	res := e.run(t, wire.Request{Code: "import time\nprint('x' * 100, flush=True)\ntime.sleep(60)\n", Timeout: 3 * time.Second, MaxOutput: 10})
 	if !res.End.TimedOut || string(res.Stdout) != strings.Repeat("x", 10) || !res.StdoutTruncated {
-		t.Errorf("timed out %v stdout %q truncated %v; want killed at 1 s with stdout capped at 10 bytes", res.End.TimedOut, res.Stdout, res.StdoutTruncated)
+		t.Errorf("timed out %v stdout %q truncated %v; want killed at 3 s with stdout capped at 10 bytes", res.End.TimedOut, res.Stdout, res.StdoutTruncated)
 	}
 }
 
@@ -655,7 +655,7 @@ func TestOneShotEndsEveryProcessTheCodeStarted(t *testing.T) {
 		name, code string
 		timeout    time.Duration
 	}{
-		{"timeout", spawn + "import time\nwhile True: time.sleep(0.1)\n", time.Second},
+		{"timeout", spawn + "import time\nwhile True: time.sleep(0.1)\n", 3 * time.Second}, // room for a loaded machine to start it
 		{"exit", spawn, 0},
 	} {
 		t.Run("warm_"+tc.name, func(t *testing.T) {
