@@ -72,38 +72,36 @@ func (h *Hub) Start(ctx context.Context, client kubernetes.Interface, namespace 
 		func(o *metav1.ListOptions) { o.FieldSelector = warnings })
 	scale := coreinformers.NewFilteredEventInformer(client, namespace, 0, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.FieldSelector = scaleUps })
-	informers := []cache.SharedIndexInformer{pods, events, scale}
+	onEvent := cache.ResourceEventHandlerFuncs{AddFunc: h.onEvent, UpdateFunc: func(_, obj any) { h.onEvent(obj) }}
+	watches := []struct {
+		informer cache.SharedIndexInformer
+		handler  cache.ResourceEventHandler
+	}{
+		{pods, cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { h.onPod(obj, false) },
+			UpdateFunc: func(_, obj any) { h.onPod(obj, false) },
+			DeleteFunc: func(obj any) { h.onPod(obj, true) },
+		}},
+		{events, onEvent},
+		{scale, onEvent},
+	}
 	h.pods = pods.GetStore()
 	h.client, h.namespace = client, namespace
-	for _, inf := range informers {
-		_ = inf.SetTransform(stripManagedFields)
-	}
 	// Synced means each handler has been handed the first list, not only that the informers hold it.
 	var synced []cache.InformerSynced
-	reg, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { h.onPod(obj, false) },
-		UpdateFunc: func(_, obj any) { h.onPod(obj, false) },
-		DeleteFunc: func(obj any) { h.onPod(obj, true) },
-	})
-	if err != nil {
-		return fmt.Errorf("%w: watching pods in namespace %s: %w", diagnose.ErrCluster, namespace, err)
-	}
-	synced = append(synced, reg.HasSynced)
-	for _, inf := range informers[1:] {
-		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    h.onEvent,
-			UpdateFunc: func(_, obj any) { h.onEvent(obj) },
-		})
+	for _, w := range watches {
+		_ = w.informer.SetTransform(stripManagedFields)
+		reg, err := w.informer.AddEventHandler(w.handler)
 		if err != nil {
-			return fmt.Errorf("%w: watching events in namespace %s: %w", diagnose.ErrCluster, namespace, err)
+			return fmt.Errorf("%w: watching pods and events in namespace %s: %w", diagnose.ErrCluster, namespace, err)
 		}
 		synced = append(synced, reg.HasSynced)
 	}
-	for _, inf := range informers {
+	for _, w := range watches {
 		h.done.Add(1)
 		go func() {
 			defer h.done.Done()
-			inf.Run(h.stop)
+			w.informer.Run(h.stop)
 		}()
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
