@@ -197,9 +197,10 @@ func TestReusedAddressBelongsToTheNewerPod(t *testing.T) {
 func TestPodDirectoryKnowsEveryListedPodWhenStartReturns(t *testing.T) {
 	t.Parallel()
 	const n = 2000
+	addr := func(i int) string { return fmt.Sprintf("10.1.%d.%d", i/250, i%250+1) }
 	var pods []runtime.Object
 	for i := range n {
-		pods = append(pods, sandboxPod(fmt.Sprintf("pod-%d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), nil))
+		pods = append(pods, sandboxPod(fmt.Sprintf("pod-%d", i), addr(i), nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -207,7 +208,7 @@ func TestPodDirectoryKnowsEveryListedPodWhenStartReturns(t *testing.T) {
 	must(t, d.Start(ctx))
 	missing := 0
 	for i := range n {
-		if _, ok := d.ByAddr(netip.MustParseAddr(fmt.Sprintf("10.1.%d.%d", i/250, i%250+1))); !ok {
+		if _, ok := d.ByAddr(netip.MustParseAddr(addr(i))); !ok {
 			missing++
 		}
 	}

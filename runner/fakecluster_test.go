@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,6 +112,13 @@ func (f *framed) out(s string) *framed                     { f.Out(s); return f 
 func (f *framed) err(s string) *framed                     { f.Err(s); return f }
 func (f *framed) file(path string, data []byte) *framed    { f.File(path, data); return f }
 func (f *framed) end(e endRecord) []byte                   { return f.End(e) }
+
+// closeOnFirstOutput is a Request.Output that closes ch when the first chunk comes: the code
+// is running.
+func closeOnFirstOutput(ch chan struct{}) func(Stream, []byte) {
+	var once sync.Once
+	return func(Stream, []byte) { once.Do(func() { close(ch) }) }
+}
 
 // chunks records what an execution hands to Request.Output.
 type chunks struct {

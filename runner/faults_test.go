@@ -516,10 +516,9 @@ func TestALiveHoldersLeaseIsNotTakenOver(t *testing.T) {
 	}
 	running := make(chan error, 1)
 	started := make(chan struct{})
-	var once sync.Once
 	go func() {
 		_, err := s.Execute(ctx, Request{Code: "import time\nprint('running', flush=True)\ntime.sleep(6)",
-			Output: func(Stream, []byte) { once.Do(func() { close(started) }) }})
+			Output: closeOnFirstOutput(started)})
 		running <- err
 	}()
 	// The code runs (its output is out), not only its lease written: a sandbox with nothing
@@ -612,10 +611,10 @@ func TestASessionExecutionSurvivesABrokenAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	var streamed chunks
-	var cutOnce sync.Once
+	cutWhenRunning := closeOnFirstOutput(cut) // an API server restart, mid-execution
 	output := func(st Stream, p []byte) {
 		streamed.add(st, p)
-		cutOnce.Do(func() { close(cut) }) // an API server restart, mid-execution: the code is running
+		cutWhenRunning(st, p)
 	}
 	start := time.Now()
 	res, err := s.Execute(ctx, Request{Code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint(x + 1)", Output: output})
@@ -765,9 +764,7 @@ func TestASessionReattachThatAnswersNothingIsTriedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cutOnce sync.Once // cut once the code is running: its first output is out
-	cutWhenRunning := func(Stream, []byte) { cutOnce.Do(func() { close(cut) }) }
-	res, err := s.Execute(ctx, Request{Timeout: time.Minute, Output: cutWhenRunning,
+	res, err := s.Execute(ctx, Request{Timeout: time.Minute, Output: closeOnFirstOutput(cut),
 		Code: "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint('after')"})
 	if err != nil || res.TimedOut || string(res.Stdout) != "before\nafter\n" {
 		t.Fatalf("across a silent re-attach: %v timed out %v stdout %q, want the result", err, res.TimedOut, res.Stdout)
